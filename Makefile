@@ -1,0 +1,50 @@
+# kvsupervisor — build, run, test, install.
+#   make run      install what is missing, build release binaries, start the supervisor (default cluster)
+#   make test     every test tier that can run here (unit, integration, external clients)
+#   make bench    detection / fault timing / control-call figures
+#   make install  PREFIX=/usr DESTDIR=...
+SHELL := /bin/bash
+export PATH := /opt/swift/usr/bin:$(PATH)
+PREFIX ?= /usr
+DESTDIR ?=
+BIN := .build/release
+SWIFT_RELEASE := swift build -c release --static-swift-stdlib
+PYTHON := .venv/bin/python
+
+.PHONY: all setup build debug run test unit integration bench install clean idl
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(SWIFT_RELEASE)
+
+run: build
+	@echo "kvsupervisor: control socket under ./run (or \$$XDG_RUNTIME_DIR/kvsupervisor); in another terminal: $(BIN)/kvctl status"
+	$(BIN)/kvsupervisor $(if $(CONFIG),--config $(CONFIG),)
+
+unit: setup
+	swift test
+
+pyenv: setup
+	@bash scripts/pyenv.sh
+
+integration: build pyenv
+	KV_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -ra tests/integration; rc=$$?; [[ $$rc -eq 5 ]] && { echo "integration: no tests collected"; exit 0; }; exit $$rc
+
+test: unit integration
+
+bench: build pyenv
+	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/bench.py
+
+idl:
+	python3 scripts/embed_idl.py
+
+install:
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 -s $(BIN)/kvsupervisor $(BIN)/kvctl $(BIN)/kvnode $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf .build run

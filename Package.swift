@@ -1,0 +1,82 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers (lower never imports higher):
+//   executables: kvsupervisor, kvctl, kvnode         — argument parsing and wiring only
+//   services:    Daemon, ControlCLI, NodeRuntime
+//   mechanisms:  Supervision, Faults, Events, Varlink, Systemd, ConfigFile
+//   pure logic:  Detection
+//   vocabulary:  Core
+let package = Package(
+    name: "kvsupervisor",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kvsupervisor", targets: ["kvsupervisor"]),
+        .executable(name: "kvctl", targets: ["kvctl"]),
+        .executable(name: "kvnode", targets: ["kvnode"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Vocabulary: ids, times, events, faults, config model. No I/O.
+        .target(name: "Core"),
+        // Linux syscalls that Swift cannot call directly (variadic syscall(), prctl).
+        .target(name: "CLinux"),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "Systemd", dependencies: ["CSystemd", "Core"]),
+        .target(name: "Detection", dependencies: ["Core"]),
+        .target(name: "ConfigFile", dependencies: ["Core", .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "Supervision", dependencies: [
+            "Core", "CLinux",
+        ]),
+        .target(name: "Events", dependencies: [
+            "Core", "Systemd", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Faults", dependencies: [
+            "Core", "CLinux", "Supervision",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "Varlink", dependencies: [
+            "CLinux",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Daemon", dependencies: [
+            "Core", "ConfigFile", "Supervision", "Faults", "Events", "Varlink", "Systemd",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], exclude: ["io.kvsupervisor.varlink"]),
+        .target(name: "NodeRuntime", dependencies: [
+            "Core", "Detection", "Systemd", "CLinux",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "ControlCLI", dependencies: [
+            "Core", "Varlink",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "kvsupervisor", dependencies: [
+            "Daemon", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "kvctl", dependencies: ["ControlCLI"]),
+        .executableTarget(name: "kvnode", dependencies: [
+            "NodeRuntime", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "CoreTests", dependencies: ["Core"]),
+        .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core"]),
+        .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),
+        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "Core"]),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "Core"]),
+        .testTarget(name: "VarlinkTests", dependencies: ["Varlink", "Daemon"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

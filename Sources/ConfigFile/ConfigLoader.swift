@@ -1,0 +1,181 @@
+import Core
+import TOMLKit
+
+/// Reads a kvsupervisor TOML file into a validated `ClusterConfig`. Every refusal names file, line and key.
+public enum ConfigLoader {
+    public static let supervisorKeys = ["socket", "event_log", "state_dir", "runtime_dir", "socket_group",
+                                        "run_id", "node_binary", "stop_grace_ms", "ready_timeout_ms",
+                                        "fault_effect_deadline_ms"]
+    public static let clusterKeys = ["mode", "hb_interval_ms", "hb_timeout_ms", "restart", "restart_sec_ms",
+                                     "restart_max_delay_ms", "start_limit_burst", "start_limit_interval_ms"]
+    public static let nodeKeys = ["id", "port", "host"]
+    public static let maxFileBytes = 1 << 20
+
+    public static func load(path: String) throws(ConfigError) -> ClusterConfig {
+        guard let text = readWholeFile(path, limit: maxFileBytes) else {
+            throw ConfigError(file: path, problem: "cannot read the file (missing, unreadable or over \(maxFileBytes) bytes)")
+        }
+        return try parse(text: text, file: path)
+    }
+
+    public static func parse(text: String, file: String) throws(ConfigError) -> ClusterConfig {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            throw ConfigError(file: file, line: e.source.begin.line, problem: "TOML syntax: \(e.description)")
+        } catch {
+            throw ConfigError(file: file, problem: "TOML syntax: \(error)")
+        }
+        var reader = Reader(file: file, locator: KeyLocator(text: text))
+        return try reader.read(root)
+    }
+}
+
+private struct Reader {
+    let file: String
+    let locator: KeyLocator
+
+    func fail(_ table: String?, _ index: Int? = nil, _ key: String?, _ problem: String) -> ConfigError {
+        let dotted = [table, key].compactMap { $0 }.joined(separator: ".")
+        return ConfigError(file: file, line: locator.line(table: table, index: index, key: key),
+                           key: dotted.isEmpty ? nil : dotted, problem: problem)
+    }
+
+    func checkKeys(_ t: TOMLTable, allowed: [String], table: String?, index: Int? = nil) throws(ConfigError) {
+        for key in t.keys where !allowed.contains(key) {
+            var problem = "unknown key"
+            if let guess = closest(key, in: allowed) { problem += " (did you mean '\(guess)'?)" }
+            else { problem += " (known: \(allowed.joined(separator: ", ")))" }
+            throw fail(table, index, key, problem)
+        }
+    }
+
+    mutating func read(_ root: TOMLTable) throws(ConfigError) -> ClusterConfig {
+        try checkKeys(root, allowed: ["supervisor", "cluster", "node"], table: nil)
+        var config = ClusterConfig(nodes: [])
+
+        if let value = root["supervisor"] {
+            guard let s = value.table else { throw fail(nil, nil, "supervisor", "must be a table: [supervisor]") }
+            try checkKeys(s, allowed: ConfigLoader.supervisorKeys, table: "supervisor")
+            config.socketPath = try path(s, "socket", "supervisor")
+            config.eventLogPath = try path(s, "event_log", "supervisor")
+            config.stateDir = try path(s, "state_dir", "supervisor")
+            config.runtimeDir = try path(s, "runtime_dir", "supervisor")
+            config.nodeBinary = try path(s, "node_binary", "supervisor")
+            config.socketGroup = try string(s, "socket_group", "supervisor")
+            if let run = try string(s, "run_id", "supervisor") {
+                guard NodeID(validating: run) != nil else {
+                    throw fail("supervisor", nil, "run_id", "use 1-32 letters, digits, '-' or '_'")
+                }
+                config.runID = run
+            }
+            config.stopGraceMs = try int(s, "stop_grace_ms", "supervisor", 0...600_000) ?? config.stopGraceMs
+            config.readyTimeoutMs = try int(s, "ready_timeout_ms", "supervisor", 100...600_000) ?? config.readyTimeoutMs
+            config.faultEffectDeadlineMs = try int(s, "fault_effect_deadline_ms", "supervisor", 1...60_000)
+                ?? config.faultEffectDeadlineMs
+        }
+
+        if let value = root["cluster"] {
+            guard let c = value.table else { throw fail(nil, nil, "cluster", "must be a table: [cluster]") }
+            try checkKeys(c, allowed: ConfigLoader.clusterKeys, table: "cluster")
+            if let m = try string(c, "mode", "cluster") {
+                guard let mode = NodeMode(rawValue: m) else {
+                    throw fail("cluster", nil, "mode", "'\(m)' is not a mode; use one of "
+                        + NodeMode.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                config.mode = mode
+            }
+            config.hbIntervalMs = try int(c, "hb_interval_ms", "cluster", 1...60_000) ?? config.hbIntervalMs
+            config.hbTimeoutMs = try int(c, "hb_timeout_ms", "cluster", 1...600_000) ?? config.hbTimeoutMs
+            if config.hbTimeoutMs <= config.hbIntervalMs {
+                throw fail("cluster", nil, "hb_timeout_ms",
+                           "must be greater than hb_interval_ms (\(config.hbIntervalMs)), or every peer is declared dead between beats")
+            }
+            if let r = try string(c, "restart", "cluster") {
+                guard let mode = RestartMode(rawValue: r) else {
+                    throw fail("cluster", nil, "restart", "'\(r)' is not a restart policy; use no, on-failure or always")
+                }
+                config.restart = mode
+            }
+            config.restartSecMs = try int(c, "restart_sec_ms", "cluster", 0...600_000) ?? config.restartSecMs
+            config.restartMaxDelayMs = try int(c, "restart_max_delay_ms", "cluster", 0...3_600_000) ?? config.restartMaxDelayMs
+            config.startLimitBurst = try int(c, "start_limit_burst", "cluster", 1...1000) ?? config.startLimitBurst
+            config.startLimitIntervalMs = try int(c, "start_limit_interval_ms", "cluster", 1...3_600_000)
+                ?? config.startLimitIntervalMs
+        }
+
+        if let value = root["node"] {
+            guard let array = value.array else { throw fail(nil, nil, "node", "must be an array of tables: [[node]]") }
+            var seenIDs = Set<NodeID>(), seenPorts = Set<Int>()
+            for i in 0..<array.count {
+                guard let n = array[i].table else { throw fail(nil, nil, "node", "each node must be a [[node]] table") }
+                try checkKeys(n, allowed: ConfigLoader.nodeKeys, table: "node", index: i)
+                guard let raw = try string(n, "id", "node", index: i) else {
+                    throw fail("node", i, nil, "node #\(i + 1) has no id")
+                }
+                guard let id = NodeID(validating: raw) else {
+                    throw fail("node", i, "id", "'\(raw)' is not a valid id: use 1-32 letters, digits, '-' or '_'")
+                }
+                guard let port = try int(n, "port", "node", 1...65535, index: i) else {
+                    throw fail("node", i, nil, "node '\(raw)' has no port")
+                }
+                let host = try string(n, "host", "node", index: i) ?? "127.0.0.1"
+                guard seenIDs.insert(id).inserted else { throw fail("node", i, "id", "duplicate node id '\(raw)'") }
+                guard seenPorts.insert(port).inserted else { throw fail("node", i, "port", "port \(port) is used by another node") }
+                config.nodes.append(NodeConfig(id: id, port: port, host: host))
+            }
+            if config.nodes.isEmpty { throw fail(nil, nil, "node", "at least one [[node]] is needed") }
+        } else {
+            config.nodes = ClusterConfig.default.nodes
+        }
+        return config
+    }
+
+    func string(_ t: TOMLTable, _ key: String, _ table: String, index: Int? = nil) throws(ConfigError) -> String? {
+        guard let v = t[key] else { return nil }
+        guard let s = v.string else { throw fail(table, index, key, "must be a string, not \(v.type)") }
+        if s.isEmpty { throw fail(table, index, key, "must not be empty") }
+        return s
+    }
+
+    func path(_ t: TOMLTable, _ key: String, _ table: String) throws(ConfigError) -> String? {
+        guard let s = try string(t, key, table) else { return nil }
+        if s.utf8.count > 107 && key == "socket" {
+            throw fail(table, nil, key, "a Unix socket path is at most 107 bytes")
+        }
+        if s.contains("\0") { throw fail(table, nil, key, "must not contain NUL") }
+        return s
+    }
+
+    func int(_ t: TOMLTable, _ key: String, _ table: String, _ range: ClosedRange<Int>,
+             index: Int? = nil) throws(ConfigError) -> Int? {
+        guard let v = t[key] else { return nil }
+        guard let n = v.int else { throw fail(table, index, key, "must be an integer, not \(v.type)") }
+        guard range.contains(n) else {
+            throw fail(table, index, key, "\(n) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return n
+    }
+}
+
+/// The allowed key nearest to a typo, if it is close enough to be a typo.
+func closest(_ key: String, in candidates: [String]) -> String? {
+    let scored = candidates.map { ($0, editDistance(key, $0)) }.min { $0.1 < $1.1 }
+    guard let best = scored, best.1 <= max(2, key.count / 3) else { return nil }
+    return best.0
+}
+
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    var prev = Array(0...b.count)
+    for i in 1...a.count {
+        var cur = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...max(1, b.count) where !b.isEmpty {
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        prev = cur
+    }
+    return prev[b.count]
+}

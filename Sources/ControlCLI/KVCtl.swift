@@ -1,0 +1,41 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// kvctl: talk to kvsupervisor over its Varlink socket. Exit 0 ok, 1 failed, 2 usage error.
+public struct KVCtl: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "kvctl",
+        abstract: "Control a kvsupervisor: status, nodes, fault injection, events.",
+        subcommands: [Status.self, Nodes.self, Inject.self, Heal.self, NodeAction.self, StopNode.self,
+                      RestartNode.self, Events.self, Leader.self])
+
+    public init() {}
+
+    /// Parses and runs, mapping errors to the documented exit codes.
+    public static func runMain(_ arguments: [String]) -> Int32 {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            return 0
+        } catch let failure as Failure {
+            writeError("kvctl: \(failure.description)")
+            return 1
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { print(fullMessage(for: error)); return 0 }
+            writeError(fullMessage(for: error))
+            if error is CleanExit { return 0 }
+            // ArgumentParser's usage errors (EX_USAGE) are exit 2 here, as for most Unix tools.
+            return code.rawValue == 64 ? 2 : (code.rawValue == 0 ? 0 : (isUsage(error) ? 2 : 1))
+        }
+    }
+
+    static func isUsage(_ error: any Error) -> Bool { error is ValidationError || exitCode(for: error).rawValue == 64 }
+
+    static func writeError(_ s: String) {
+        let bytes = Array((s + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}

@@ -1,0 +1,63 @@
+/// What the store inside each node does. `heartbeat` is failure detection only.
+public enum NodeMode: String, Sendable, Codable, CaseIterable {
+    case heartbeat
+    case raft
+    case primaryBackup = "primary-backup"
+}
+
+/// systemd's Restart= values, with the same meaning.
+public enum RestartMode: String, Sendable, Codable, CaseIterable {
+    case no
+    case onFailure = "on-failure"
+    case always
+}
+
+public struct NodeConfig: Sendable, Codable, Equatable {
+    public var id: NodeID
+    public var port: Int
+    public var host: String
+
+    public init(id: NodeID, port: Int, host: String = "127.0.0.1") {
+        self.id = id; self.port = port; self.host = host
+    }
+}
+
+/// The whole configuration, validated. `ConfigFile` builds it from TOML; `default` needs no file.
+public struct ClusterConfig: Sendable, Equatable {
+    // [supervisor]
+    public var socketPath: String?
+    public var eventLogPath: String?
+    public var stateDir: String?
+    public var runtimeDir: String?
+    /// Group (name) whose members may use the control socket besides root.
+    public var socketGroup: String?
+    public var runID: String?
+    /// Path of the kvnode binary; default: beside the running kvsupervisor.
+    public var nodeBinary: String?
+    public var stopGraceMs: Int = 3000
+    public var readyTimeoutMs: Int = 10_000
+    public var faultEffectDeadlineMs: Int = 1000
+
+    // [cluster]
+    public var mode: NodeMode = .heartbeat
+    public var hbIntervalMs: Int = 100
+    public var hbTimeoutMs: Int = 200
+    public var restart: RestartMode = .no
+    public var restartSecMs: Int = 100
+    public var restartMaxDelayMs: Int = 5000
+    public var startLimitBurst: Int = 5
+    public var startLimitIntervalMs: Int = 10_000
+
+    // [[node]]
+    public var nodes: [NodeConfig]
+
+    public init(nodes: [NodeConfig]) { self.nodes = nodes }
+
+    /// Three heartbeat nodes A, B, C on loopback: what `kvsupervisor` runs with no config file.
+    public static let `default` = ClusterConfig(nodes: [
+        NodeConfig(id: "A", port: 7101), NodeConfig(id: "B", port: 7102), NodeConfig(id: "C", port: 7103),
+    ])
+
+    public var nodeIDs: [NodeID] { nodes.map(\.id) }
+    public func node(_ id: NodeID) -> NodeConfig? { nodes.first { $0.id == id } }
+}

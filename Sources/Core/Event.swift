@@ -1,0 +1,117 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Every kind of event the lab records. Raw values are the JSONL `event` field and journal `KV_EVENT`.
+public enum EventKind: String, Sendable, Codable, CaseIterable {
+    case supervisorStarted = "supervisor_started"
+    case supervisorStopping = "supervisor_stopping"
+    case configReloaded = "config_reloaded"
+    case configRejected = "config_rejected"
+    case nodeStarted = "node_started"
+    case nodeReady = "node_ready"
+    case nodeExited = "node_exited"
+    case nodeRestartScheduled = "node_restart_scheduled"
+    case faultRequested = "fault_requested"
+    case faultApplied = "fault_applied"
+    case faultFailed = "fault_failed"
+    case faultCleared = "fault_cleared"
+    case suspect
+    case declaredDead = "declared_dead"
+    case declaredAlive = "declared_alive"
+    case leaderElected = "leader_elected"
+    case leaderLost = "leader_lost"
+    case writeAcked = "write_acked"
+    case experimentStarted = "experiment_started"
+    case experimentProgress = "experiment_progress"
+    case experimentFinished = "experiment_finished"
+}
+
+/// Ground truth for a detection: was the peer really down (by a fault) when it was declared dead?
+public enum DetectionLabel: String, Sendable, Codable {
+    case trueDetection = "true_detection"
+    case falseSuspicion = "false_suspicion"
+}
+
+/// One event, schema version 1. Fields that do not apply to a kind are absent, not null.
+public struct Event: Sendable, Codable, Equatable {
+    public var v: Int = 1
+    public var runID: String
+    public var kind: EventKind
+    public var node: NodeID?
+    public var peer: NodeID?
+    public var tWallMs: WallMillis
+    public var tMonoNs: MonotonicNanos
+
+    // Detection (from the node; the supervisor adds the correlation fields).
+    public var silenceMs: Double?
+    public var lastHeardMonoNs: MonotonicNanos?
+    public var timeoutMs: Int?
+    public var tFailMonoNs: MonotonicNanos?
+    public var detectionLatencyMs: Double?
+    public var detectorOvershootMs: Double?
+    public var label: DetectionLabel?
+
+    // Faults.
+    public var faultID: String?
+    public var fault: FaultKind?
+    public var requested: Stamp?
+    public var applied: Stamp?
+    public var effect: Stamp?
+    public var delayMs: Int?
+    public var jitterMs: Int?
+    public var forMs: Int?
+    public var peers: [NodeID]?
+
+    // Processes.
+    public var pid: Int32?
+    public var exitCode: Int32?
+    public var signal: String?
+    public var restartInMs: Int?
+
+    /// Free text for kinds that need a reason (fault_failed, config_rejected).
+    public var reason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case v, runID = "run_id", kind = "event", node, peer, tWallMs = "t_wall_ms", tMonoNs = "t_mono_ns"
+        case silenceMs = "silence_ms", lastHeardMonoNs = "last_heard_mono_ns", timeoutMs = "timeout_ms"
+        case tFailMonoNs = "t_fail_mono_ns", detectionLatencyMs = "detection_latency_ms"
+        case detectorOvershootMs = "detector_overshoot_ms", label
+        case faultID = "fault_id", fault, requested, applied, effect
+        case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", peers
+        case pid, exitCode = "exit_code", signal, restartInMs = "restart_in_ms", reason
+    }
+
+    public init(kind: EventKind, runID: String, node: NodeID? = nil, peer: NodeID? = nil, at stamp: Stamp = .now()) {
+        self.kind = kind
+        self.runID = runID
+        self.node = node
+        self.peer = peer
+        self.tWallMs = stamp.wallMs
+        self.tMonoNs = stamp.monoNs
+    }
+
+    public var stamp: Stamp { Stamp(wallMs: tWallMs, monoNs: tMonoNs) }
+
+    /// One JSONL line, without the newline.
+    public func jsonLine() -> String {
+        let data = (try? Event.encoder.encode(self)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    public static func decode(jsonLine: some StringProtocol) throws -> Event {
+        try JSONDecoder().decode(Event.self, from: Data(jsonLine.utf8))
+    }
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        return e
+    }()
+}
+
+extension Stamp {
+    enum CodingKeys: String, CodingKey { case wallMs = "wall_ms", monoNs = "mono_ns" }
+}

@@ -1,0 +1,175 @@
+import CLinux
+import ConfigFile
+import Core
+import Events
+import Faults
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import Supervision
+import Systemd
+import Synchronization
+import Varlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Composes the daemon: config -> paths -> event hub -> link proxies -> node table -> fault engine
+/// -> control socket, run as one ServiceGroup that turns SIGTERM/SIGINT into a graceful stop.
+public enum Daemon {
+    public struct Options: Sendable {
+        public var configFile: String?
+        public var socket: String?
+        public var nodeBinary: String?
+        public init(configFile: String?, socket: String?, nodeBinary: String?) {
+            self.configFile = configFile; self.socket = socket; self.nodeBinary = nodeBinary
+        }
+    }
+
+    public enum StartError: Error, CustomStringConvertible {
+        case config(ConfigError)
+        case setup(String)
+        public var description: String {
+            switch self {
+            case .config(let e): return "refusing to start: \(e)"
+            case .setup(let s): return "cannot start: \(s)"
+            }
+        }
+    }
+
+    public static func loadConfig(_ file: String?) throws(StartError) -> ClusterConfig {
+        guard let file else { return .default }
+        do { return try ConfigLoader.load(path: file) } catch { throw .config(error) }
+    }
+
+    public static func run(_ options: Options) async throws {
+        let config = try loadConfig(options.configFile)
+        let paths = DaemonPaths.resolve(config: config, socketOverride: options.socket).absolute()
+        for dir in [paths.runtimeDir, paths.stateDir] where !DaemonPaths.makeDirectories(dir) {
+            throw StartError.setup("cannot create directory \(dir): \(String(cString: strerror(errno)))")
+        }
+        let runID = config.runID ?? "run-\(Stamp.now().wallMs)"
+        let journal = Journal.isAvailable && (getenv("INVOCATION_ID") != nil || getenv("JOURNAL_STREAM") != nil)
+            && getenv("KV_LOG_STDERR") == nil
+        let hub: EventHub
+        do { hub = try EventHub(logPath: paths.eventLog, useJournal: journal) }
+        catch { throw StartError.setup("\(error)") }
+
+        let nodeBinary = options.nodeBinary ?? config.nodeBinary ?? siblingExecutable("kvnode")
+        guard access(nodeBinary, X_OK) == 0 else {
+            throw StartError.setup("kvnode binary not found or not executable at \(nodeBinary) (set [supervisor] node_binary)")
+        }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let links: LinkTable
+        do { links = try await LinkTable.start(nodes: config.nodes, group: group) }
+        catch { throw StartError.setup("cannot open link proxies on 127.0.0.1: \(error)") }
+
+        let configBox = ConfigBox(config)
+        let environment = childEnvironment()
+        let makeSpec: NodeSupervisor.SpecBuilder = { node in
+            let c = configBox.value
+            let peers = c.nodes.filter { $0.id != node.id }.map { peer in
+                "\(peer.id)=127.0.0.1:\(links.port(from: node.id, to: peer.id) ?? peer.port)"
+            }.joined(separator: ",")
+            return ChildSpec(id: node.id, executable: nodeBinary, arguments: [
+                "--id", node.id.rawValue, "--host", node.host, "--port", String(node.port),
+                "--peers", peers, "--hb_interval_ms", String(c.hbIntervalMs), "--hb_timeout_ms", String(c.hbTimeoutMs),
+                "--run_id", runID, "--events", "notify",
+            ], environment: environment)
+        }
+        let supervisor: NodeSupervisor
+        do {
+            supervisor = try NodeSupervisor(config: config, runtimeDir: paths.runtimeDir, runID: runID, makeSpec: makeSpec,
+                emit: { hub.publish($0) }, log: { node, line in hub.log(line, node: node) })
+        } catch { throw StartError.setup("\(error)") }
+
+        let engine = FaultEngine(supervisor: supervisor, links: links, runID: runID,
+            effectDeadlineMs: config.faultEffectDeadlineMs, stopGraceMs: config.stopGraceMs,
+            hooks: .init(emit: { hub.publish($0) },
+                         applied: { r in hub.faultApplied(id: r.id, kind: r.spec.kind, node: r.spec.node,
+                                                          affected: r.affected, appliedMonoNs: r.applied.monoNs) },
+                         cleared: { r in hub.faultCleared(id: r.id, kind: r.spec.kind, node: r.spec.node) }))
+        let context = DaemonContext(config: config, configFile: options.configFile, supervisor: supervisor,
+                                    engine: engine, hub: hub, paths: paths, runID: runID)
+        configBox.follow(context)
+
+        var serverConfig = VarlinkServerConfig(socketPath: paths.socket)
+        serverConfig.listenFD = ListenFDs.take().first
+        serverConfig.version = kvsupervisorVersion
+        serverConfig.url = "https://github.com/kvsupervisor/kvsupervisor"
+        serverConfig.interfaces = [InterfaceDescription.name: InterfaceDescription.text]
+        serverConfig.permissionDeniedError = "io.kvsupervisor.PermissionDenied"
+        let allowedGroup: gid_t? = config.socketGroup.flatMap { name in getgrnam(name).map { $0.pointee.gr_gid } }
+        if config.socketGroup != nil && allowedGroup == nil {
+            hub.log("socket_group '\(config.socketGroup!)' does not exist: only root and uid \(geteuid()) may connect", priority: 4)
+        }
+        serverConfig.socketGroupID = allowedGroup
+        let ownUID = geteuid()
+        serverConfig.isAllowed = { peer in
+            if peer.uid == 0 || peer.uid == ownUID { return true }
+            guard let gid = allowedGroup else { return false }
+            return peer.gid == gid || kv_user_in_group(peer.uid, gid) == 1
+        }
+
+        var started = Event(kind: .supervisorStarted, runID: runID)
+        started.pid = getpid()
+        hub.publish(started)
+
+        var logger = Logger(label: "kvsupervisor")
+        logger.logLevel = .warning
+        let services = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: ReportPumpService(supervisor: supervisor)),
+                .init(service: ControlService(server: VarlinkServer(config: serverConfig), group: group,
+                                              handler: ControlHandler(context: context))),
+                .init(service: WatchdogService(context: context)),
+                .init(service: ClusterService(context: context), successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await services.run()
+        } catch {
+            await supervisor.stopAll(graceMs: 1000)
+            hub.close()
+            throw StartError.setup("\(error)")
+        }
+        await links.closeAll()
+        try? await group.shutdownGracefully()
+        if config.socketPath != nil || serverConfig.listenFD == nil { unlink(paths.socket) }
+    }
+
+    /// The parent's environment minus what belongs to the daemon alone (systemd's notify, watchdog
+    /// and listen variables), so each child gets a clean NOTIFY_SOCKET of its own.
+    static func childEnvironment() -> [String] {
+        var result: [String] = []
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            let dropped = ["NOTIFY_SOCKET=", "WATCHDOG_", "LISTEN_", "KVSUPERVISOR_PID="]
+            if !dropped.contains(where: { s.hasPrefix($0) }) { result.append(s) }
+            p += 1
+        }
+        return result
+    }
+
+    /// A binary installed next to this one (kvsupervisor and kvnode ship together).
+    static func siblingExecutable(_ name: String) -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return name }
+        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = path.lastIndex(of: "/") else { return name }
+        return String(path[...slash]) + name
+    }
+}
+
+/// The config as the spec builder reads it: the boot config until the context exists, then the live one.
+final class ConfigBox: Sendable {
+    private let boot: ClusterConfig
+    private let context = Mutex<DaemonContext?>(nil)
+    init(_ c: ClusterConfig) { boot = c }
+    func follow(_ c: DaemonContext) { context.withLock { $0 = c } }
+    var value: ClusterConfig { context.withLock { $0?.config } ?? boot }
+}

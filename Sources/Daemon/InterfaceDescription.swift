@@ -1,0 +1,123 @@
+/// The io.kvsupervisor Varlink interface. Must equal Sources/Daemon/io.kvsupervisor.varlink
+/// byte for byte (a unit test checks): `make idl` regenerates this file from it.
+enum InterfaceDescription {
+    static let name = "io.kvsupervisor"
+    static let text = #"""
+# kvsupervisor: a fault-injection lab for replicated key-value stores.
+# Control the supervised cluster, inject faults and follow events.
+interface io.kvsupervisor
+
+# A process's end: an exit status or the signal that killed it.
+type ExitStatus (
+  code: ?int,
+  signal: ?string
+)
+
+type Node (
+  id: string,
+  pid: ?int,
+  state: (starting, ready, stopped, paused, exited),
+  port: int,
+  restarts: int,
+  last_exit: ?ExitStatus
+)
+
+# One clock reading: wall milliseconds since the epoch and CLOCK_MONOTONIC nanoseconds.
+type Stamp (
+  wall_ms: int,
+  mono_ns: int
+)
+
+type Fault (
+  fault_id: string,
+  fault: string,
+  node: string,
+  affected: []string,
+  applied: Stamp,
+  for_ms: ?int,
+  delay_ms: ?int,
+  jitter_ms: ?int
+)
+
+# One event, as written to the JSONL log (schema version v = 1).
+type Event (
+  v: int,
+  run_id: string,
+  event: string,
+  node: ?string,
+  peer: ?string,
+  t_wall_ms: int,
+  t_mono_ns: int,
+  silence_ms: ?float,
+  last_heard_mono_ns: ?int,
+  timeout_ms: ?int,
+  t_fail_mono_ns: ?int,
+  detection_latency_ms: ?float,
+  detector_overshoot_ms: ?float,
+  label: ?string,
+  fault_id: ?string,
+  fault: ?string,
+  requested: ?Stamp,
+  applied: ?Stamp,
+  effect: ?Stamp,
+  delay_ms: ?int,
+  jitter_ms: ?int,
+  for_ms: ?int,
+  peers: ?[]string,
+  pid: ?int,
+  exit_code: ?int,
+  signal: ?string,
+  restart_in_ms: ?int,
+  reason: ?string
+)
+
+# The supervisor's state and counts.
+method GetStatus() -> (
+  state: string,
+  version: string,
+  uptime_ms: int,
+  nodes_ready: int,
+  nodes_total: int,
+  active_faults: int,
+  scheduled_faults: int,
+  run_id: string,
+  mode: string,
+  event_log: string
+)
+
+method ListNodes() -> (nodes: []Node)
+
+method ListFaults() -> (faults: []Fault)
+
+# Inject a fault: kill, stop, cont, term, delay, partition or restart.
+# after_ms schedules it; a scheduled fault returns at once and its application is an event.
+method Inject(
+  node: string,
+  fault: string,
+  after_ms: ?int,
+  for_ms: ?int,
+  delay_ms: ?int,
+  jitter_ms: ?int,
+  peers: ?[]string
+) -> (fault_id: string, applied_wall_ms: ?int, applied_mono_ns: ?int)
+
+# End network faults (delay, partition) on one node, or everywhere.
+method Heal(node: ?string) -> (healed: []string)
+
+method StartNode(node: string) -> ()
+method StopNode(node: string) -> ()
+method RestartNode(node: string) -> ()
+
+# The most recent events, oldest first.
+method ListEvents(limit: ?int, kinds: ?[]string) -> (events: []Event)
+
+# Streams every event as it happens (call with "more": true). replay sends that many past events first.
+method Subscribe(kinds: ?[]string, replay: ?int) -> (event: Event)
+
+error NoSuchNode (node: string)
+error InvalidFault (reason: string)
+error NodeNotRunning (node: string, state: string)
+error OperationFailed (reason: string)
+error PermissionDenied (reason: string)
+"""#
+}

@@ -1,0 +1,68 @@
+import Core
+
+/// Turns "fault applied to B" + "A declared B dead" into detection latency, the detector's
+/// overshoot past its own deadline, and a ground-truth label. Pure: fed faults and events in order.
+public struct Correlator: Sendable {
+    public struct ActiveFault: Sendable, Equatable {
+        public var id: String
+        public var kind: FaultKind
+        public var appliedMonoNs: MonotonicNanos
+    }
+
+    /// Nodes down because of a fault (killed, terminated, stopped), until they start or continue again.
+    private var down: [NodeID: ActiveFault] = [:]
+    /// Network faults in force, by every node they touch.
+    private var network: [NodeID: [ActiveFault]] = [:]
+
+    public init() {}
+
+    public mutating func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID], appliedMonoNs: MonotonicNanos) {
+        let fault = ActiveFault(id: id, kind: kind, appliedMonoNs: appliedMonoNs)
+        if kind.takesNodeDown {
+            // A stop after a kill changes nothing: the first fault that took the node down is t_fail.
+            if down[node] == nil { down[node] = fault }
+        } else if kind == .cont {
+            down[node] = nil
+        } else if kind.isNetwork {
+            for n in affected { network[n, default: []].append(fault) }
+        }
+    }
+
+    public mutating func faultCleared(id: String, kind: FaultKind, node: NodeID) {
+        if kind == .stop, down[node]?.id == id { down[node] = nil }
+        for (n, faults) in network { network[n] = faults.filter { $0.id != id } }
+    }
+
+    /// Adds correlation fields to detection events and updates state from lifecycle events.
+    public mutating func process(_ event: inout Event) {
+        switch event.kind {
+        case .nodeStarted:
+            if let node = event.node { down[node] = nil }
+        case .declaredDead:
+            guard let peer = event.peer else { return }
+            if let last = event.lastHeardMonoNs, let timeout = event.timeoutMs {
+                event.detectorOvershootMs = millisBetween(last + Int64(timeout) * 1_000_000, event.tMonoNs)
+            }
+            if let fault = down[peer] {
+                event.label = .trueDetection
+                annotate(&event, with: fault)
+            } else {
+                event.label = .falseSuspicion
+                // The peer was up: name the network fault that explains the silence, if any.
+                let candidates = (network[peer] ?? []) + (event.node.flatMap { network[$0] } ?? [])
+                if let fault = candidates.max(by: { $0.appliedMonoNs < $1.appliedMonoNs }) {
+                    annotate(&event, with: fault)
+                }
+            }
+        default:
+            break
+        }
+    }
+
+    private func annotate(_ event: inout Event, with fault: ActiveFault) {
+        event.faultID = fault.id
+        event.fault = fault.kind
+        event.tFailMonoNs = fault.appliedMonoNs
+        event.detectionLatencyMs = millisBetween(fault.appliedMonoNs, event.tMonoNs)
+    }
+}

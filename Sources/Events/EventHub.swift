@@ -1,0 +1,124 @@
+import Core
+import Synchronization
+import Systemd
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The single ordered stream of events: correlates, then writes each to the JSONL log, the journal
+/// (or stderr without one) and every subscriber. One lock keeps the order identical in all sinks.
+public final class EventHub: Sendable {
+    public typealias Subscriber = AsyncStream<Event>
+    /// Events a slow subscriber may fall behind by; past that the oldest queued are dropped.
+    public static let subscriberBuffer = 4096
+    public static let historySize = 2000
+
+    private struct State {
+        var correlator = Correlator()
+        var history: [Event] = []
+        var subscribers: [Int: (kinds: Set<EventKind>?, sink: AsyncStream<Event>.Continuation)] = [:]
+        var nextSubscriber = 0
+        var logFD: Int32 = -1
+    }
+    private let state: Mutex<State>
+    private let useJournal: Bool
+    public let logPath: String
+
+    public init(logPath: String, useJournal: Bool) throws {
+        let fd = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            throw EventLogError(path: logPath, reason: String(cString: strerror(errno)))
+        }
+        var s = State()
+        s.logFD = fd
+        state = Mutex(s)
+        self.useJournal = useJournal
+        self.logPath = logPath
+    }
+
+    public func publish(_ incoming: Event) {
+        state.withLock { s in
+            var event = incoming
+            s.correlator.process(&event)
+            let line = event.jsonLine() + "\n"
+            let bytes = Array(line.utf8)
+            _ = bytes.withUnsafeBytes { write(s.logFD, $0.baseAddress, $0.count) }
+            toJournal(event)
+            s.history.append(event)
+            if s.history.count > Self.historySize { s.history.removeFirst(s.history.count - Self.historySize) }
+            for (_, sub) in s.subscribers where sub.kinds == nil || sub.kinds!.contains(event.kind) {
+                sub.sink.yield(event)
+            }
+        }
+    }
+
+    public func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID], appliedMonoNs: MonotonicNanos) {
+        state.withLock { $0.correlator.faultApplied(id: id, kind: kind, node: node, affected: affected, appliedMonoNs: appliedMonoNs) }
+    }
+
+    public func faultCleared(id: String, kind: FaultKind, node: NodeID) {
+        state.withLock { $0.correlator.faultCleared(id: id, kind: kind, node: node) }
+    }
+
+    /// A live stream of events (optionally only some kinds), after the `replay` most recent ones.
+    public func subscribe(kinds: Set<EventKind>?, replay: Int = 0) -> Subscriber {
+        let (stream, sink) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(Self.subscriberBuffer))
+        let id = state.withLock { s -> Int in
+            for e in s.history.suffix(replay) where kinds == nil || kinds!.contains(e.kind) { sink.yield(e) }
+            s.nextSubscriber += 1
+            s.subscribers[s.nextSubscriber] = (kinds, sink)
+            return s.nextSubscriber
+        }
+        sink.onTermination = { [weak self] _ in self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) } }
+        return stream
+    }
+
+    public func recent(_ n: Int, kinds: Set<EventKind>?) -> [Event] {
+        state.withLock { s in Array(s.history.filter { kinds == nil || kinds!.contains($0.kind) }.suffix(n)) }
+    }
+
+    /// Ends every subscription and syncs the log to disk.
+    public func close() {
+        state.withLock { s in
+            for (_, sub) in s.subscribers { sub.sink.finish() }
+            s.subscribers.removeAll()
+            fsync(s.logFD)
+        }
+    }
+
+    /// Supervisor diagnostics (not events): journal when present, stderr otherwise.
+    public func log(_ message: String, priority: Int = 6, node: NodeID? = nil) {
+        if useJournal {
+            var fields: [(String, String)] = [("SYSLOG_IDENTIFIER", "kvsupervisor")]
+            if let node { fields.append(("KV_NODE", node.rawValue)) }
+            Journal.send(message: message, priority: priority, fields: fields)
+        } else {
+            writeStderr("kvsupervisor: " + (node.map { "[\($0)] " } ?? "") + message)
+        }
+    }
+
+    private func toJournal(_ e: Event) {
+        let message = EventText.message(e)
+        guard useJournal else {
+            writeStderr("kvsupervisor: \(message)")
+            return
+        }
+        var fields: [(String, String)] = [
+            ("MESSAGE_ID", MessageIDs.id(for: e.kind)), ("SYSLOG_IDENTIFIER", "kvsupervisor"),
+            ("KV_EVENT", e.kind.rawValue), ("KV_RUN_ID", e.runID), ("KV_JSON", e.jsonLine()),
+        ]
+        if let n = e.node { fields.append(("KV_NODE", n.rawValue)) }
+        if let p = e.peer { fields.append(("KV_PEER", p.rawValue)) }
+        if let l = e.detectionLatencyMs { fields.append(("KV_LATENCY_MS", String(l))) }
+        if let f = e.faultID { fields.append(("KV_FAULT_ID", f)) }
+        if let f = e.fault { fields.append(("KV_FAULT", f.rawValue)) }
+        if let l = e.label { fields.append(("KV_LABEL", l.rawValue)) }
+        Journal.send(message: message, priority: EventText.priority(e), fields: fields)
+    }
+}
+
+public struct EventLogError: Error, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "cannot open event log \(path): \(reason)" }
+}

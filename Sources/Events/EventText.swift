@@ -1,0 +1,58 @@
+import Core
+
+/// The sentence a person reads in the journal for an event, and its priority.
+public enum EventText {
+    public static func message(_ e: Event) -> String {
+        let node = e.node?.rawValue ?? "?"
+        let peer = e.peer?.rawValue ?? "?"
+        switch e.kind {
+        case .declaredDead:
+            var s = "node \(node) declared \(peer) dead"
+            if let l = e.detectionLatencyMs { s += " after \(format(l)) ms" }
+            else if let silence = e.silenceMs { s += " after \(format(silence)) ms of silence" }
+            if let label = e.label { s += " (\(label.rawValue.replacingUnderscores()))" }
+            return s
+        case .declaredAlive: return "node \(node) declared \(peer) alive again"
+        case .suspect: return "node \(node) suspects \(peer)"
+        case .nodeStarted: return "node \(node) started as pid \(e.pid.map(String.init) ?? "?")"
+        case .nodeReady: return "node \(node) is ready"
+        case .nodeExited:
+            var s = "node \(node) (pid \(e.pid.map(String.init) ?? "?")) "
+            if let sig = e.signal { s += "was killed by \(sig)" } else { s += "exited with status \(e.exitCode ?? -1)" }
+            if let r = e.reason { s += "; \(r)" }
+            return s
+        case .nodeRestartScheduled: return "node \(node) will be restarted in \(e.restartInMs ?? 0) ms"
+        case .faultRequested: return "fault \(e.fault?.rawValue ?? "?") on \(node) requested (\(e.faultID ?? ""))"
+        case .faultApplied:
+            var s = "fault \(e.fault?.rawValue ?? "?") applied to \(node)"
+            if let a = e.applied, let f = e.effect { s += ", effect seen \(format(millisBetween(a.monoNs, f.monoNs))) ms later" }
+            return s
+        case .faultFailed: return "fault \(e.fault?.rawValue ?? "?") on \(node) failed: \(e.reason ?? "unknown")"
+        case .faultCleared: return "fault \(e.fault?.rawValue ?? "?") on \(node) cleared (\(e.reason ?? ""))"
+        case .supervisorStarted: return "kvsupervisor started"
+        case .supervisorStopping: return "kvsupervisor stopping"
+        case .configReloaded: return "configuration reloaded"
+        case .configRejected: return "configuration reload refused, old configuration kept: \(e.reason ?? "")"
+        default: return "\(e.kind.rawValue) \(node)"
+        }
+    }
+
+    /// syslog priorities: 3 err, 4 warning, 5 notice, 6 info.
+    public static func priority(_ e: Event) -> Int {
+        switch e.kind {
+        case .faultFailed, .configRejected: return 3
+        case .declaredDead, .nodeExited, .leaderLost: return 4
+        case .faultApplied, .faultCleared, .declaredAlive, .leaderElected, .configReloaded: return 5
+        default: return 6
+        }
+    }
+
+    static func format(_ ms: Double) -> String {
+        let tenths = (ms * 10).rounded() / 10
+        return tenths == tenths.rounded() ? String(Int(tenths)) : String(tenths)
+    }
+}
+
+extension String {
+    func replacingUnderscores() -> String { String(map { $0 == "_" ? " " : $0 }) }
+}

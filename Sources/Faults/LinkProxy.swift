@@ -1,0 +1,122 @@
+import Core
+import NIOCore
+import NIOPosix
+
+/// A TCP proxy for one directed link between nodes (`from` dials `to` through it), Toxiproxy-style:
+/// it adds delay (FIFO, optional jitter) or drops bytes in both directions, without privileges.
+public final class LinkProxy: Sendable {
+    public let from: NodeID
+    public let to: NodeID
+    public let port: Int
+    private let serverChannel: any Channel
+
+    /// Binds 127.0.0.1 on an ephemeral port that forwards to `target`.
+    public static func start(from: NodeID, to: NodeID, target: NodeConfig, group: any EventLoopGroup) async throws -> LinkProxy {
+        let control = LinkControl()
+        let targetHost = target.host, targetPort = target.port
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { inbound in
+                inbound.eventLoop.makeCompletedFuture {
+                    try inbound.pipeline.syncOperations.addHandler(ConnectUpstream(
+                        host: targetHost, port: targetPort, control: control))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return LinkProxy(from: from, to: to, port: channel.localAddress?.port ?? 0, control: control, channel: channel)
+    }
+
+    private init(from: NodeID, to: NodeID, port: Int, control: LinkControl, channel: any Channel) {
+        self.from = from; self.to = to; self.port = port; self.serverChannel = channel
+        // `control` is created before the bootstrap so handlers can share it.
+        self.controlRef = control
+    }
+    private let controlRef: LinkControl
+
+    public func setFault(_ fault: LinkFault, onFirstEffect: (@Sendable (Stamp) -> Void)? = nil) {
+        controlRef.set(fault, onFirstEffect: onFirstEffect)
+    }
+
+    public var fault: LinkFault { controlRef.current }
+
+    public func close() async {
+        try? await serverChannel.close()
+    }
+}
+
+/// On accept: dial the real target, then glue the two channels with fault-aware forwarders.
+private final class ConnectUpstream: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    let host: String, port: Int, control: LinkControl
+
+    init(host: String, port: Int, control: LinkControl) { self.host = host; self.port = port; self.control = control }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let inbound = context.channel
+        let control = self.control
+        ClientBootstrap(group: context.eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(1))
+            .connect(host: host, port: port)
+            .whenComplete { result in
+                switch result {
+                case .failure:
+                    inbound.close(promise: nil)
+                case .success(let upstream):
+                    do {
+                        try inbound.pipeline.syncOperations.addHandler(Forwarder(peer: upstream, control: control))
+                        try upstream.pipeline.syncOperations.addHandler(Forwarder(peer: inbound, control: control))
+                        inbound.setOption(.autoRead, value: true).whenComplete { _ in inbound.read() }
+                    } catch {
+                        inbound.close(promise: nil)
+                        upstream.close(promise: nil)
+                    }
+                }
+            }
+        context.fireChannelActive()
+    }
+}
+
+/// Forwards bytes to `peer`, delayed or dropped as the link's fault says. Delayed chunks keep
+/// their order: each is released no earlier than the one before it.
+private final class Forwarder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let peer: any Channel
+    let control: LinkControl
+    private var lastReleaseNs: Int64 = 0
+
+    init(peer: any Channel, control: LinkControl) { self.peer = peer; self.control = control }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let chunk = unwrapInboundIn(data)
+        let fault = control.faultForChunk()
+        if fault.dropping { return }
+        let now = monotonicNow()
+        var release = now
+        if fault.delayNs > 0 {
+            let jitter = fault.jitterNs > 0 ? Int64.random(in: -fault.jitterNs...fault.jitterNs) : 0
+            release = now + max(0, fault.delayNs + jitter)
+        }
+        release = max(release, lastReleaseNs)
+        lastReleaseNs = release
+        let peer = self.peer
+        if release <= now {
+            peer.writeAndFlush(chunk, promise: nil)
+        } else {
+            context.eventLoop.scheduleTask(in: .nanoseconds(release - now)) {
+                peer.writeAndFlush(chunk, promise: nil)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        peer.close(promise: nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,38 @@
+import Core
+import NIOCore
+
+/// Every directed link proxy of the cluster: node X reaches peer Y at `port(from: X, to: Y)`.
+public final class LinkTable: Sendable {
+    private let links: [LinkProxy]
+
+    public static func start(nodes: [NodeConfig], group: any EventLoopGroup) async throws -> LinkTable {
+        var links: [LinkProxy] = []
+        for from in nodes {
+            for to in nodes where to.id != from.id {
+                links.append(try await LinkProxy.start(from: from.id, to: to.id, target: to, group: group))
+            }
+        }
+        return LinkTable(links: links)
+    }
+
+    init(links: [LinkProxy]) { self.links = links }
+
+    public func port(from: NodeID, to: NodeID) -> Int? {
+        links.first { $0.from == from && $0.to == to }?.port
+    }
+
+    /// Links carrying traffic into or out of `node`, limited to `peers` when given.
+    public func touching(_ node: NodeID, peers: [NodeID]?) -> [LinkProxy] {
+        links.filter { link in
+            let other: NodeID
+            if link.from == node { other = link.to } else if link.to == node { other = link.from } else { return false }
+            return peers.map { $0.contains(other) } ?? true
+        }
+    }
+
+    public var all: [LinkProxy] { links }
+
+    public func closeAll() async {
+        for link in links { await link.close() }
+    }
+}

@@ -1,0 +1,52 @@
+import Core
+import Systemd
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a node's events go: appended to `--log_path` as JSONL, sent to the supervisor as
+/// `KV_EVENT=<json>` on NOTIFY_SOCKET, and a readable line on stderr.
+/// Called only from the node's single event-loop thread.
+final class EventOutput {
+    private let logFD: Int32?
+    private let viaNotify: Bool
+
+    init(logPath: String?, viaNotify: Bool) throws {
+        if let logPath {
+            let fd = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw NodeError.cannotOpenLog(path: logPath, errno: errno) }
+            logFD = fd
+        } else {
+            logFD = nil
+        }
+        self.viaNotify = viaNotify
+    }
+
+    func emit(_ event: Event) {
+        let line = event.jsonLine()
+        if let logFD {
+            // One write(2) per line with O_APPEND: lines never interleave, even with other writers.
+            let bytes = Array((line + "\n").utf8)
+            _ = bytes.withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
+        }
+        if viaNotify { Notifier.send(["KV_EVENT=\(line)"]) }
+        var human = "\(event.kind.rawValue)"
+        if let peer = event.peer { human += " peer=\(peer)" }
+        if let s = event.silenceMs { human += " silence_ms=\(s)" }
+        writeStderr("kvnode \(event.node.map(\.rawValue) ?? "?"): \(human)")
+    }
+}
+
+public enum NodeError: Error, CustomStringConvertible {
+    case cannotOpenLog(path: String, errno: Int32)
+    case cannotListen(host: String, port: Int, reason: String)
+    case parentGone
+
+    public var description: String {
+        switch self {
+        case .cannotOpenLog(let p, let e): return "cannot open log file \(p): \(String(cString: strerror(e)))"
+        case .cannotListen(let h, let p, let r): return "cannot listen on \(h):\(p): \(r) (is the port in use?)"
+        case .parentGone: return "the supervisor that started this node is gone"
+        }
+    }
+}

@@ -1,0 +1,194 @@
+import CLinux
+import NIOCore
+import NIOPosix
+import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who is on the other end of a Unix socket (SO_PEERCRED).
+public struct PeerCredentials: Sendable, Equatable {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+}
+
+/// What a method handler answers: one reply, an error, or a stream of replies (for `"more": true`).
+public enum VarlinkResponse: Sendable {
+    case reply(JSONValue)
+    case error(String, JSONValue)
+    /// Each element is sent as is; the last one must have `continues` unset.
+    case stream(AsyncStream<VarlinkReply>)
+}
+
+public struct VarlinkServerConfig: Sendable {
+    public var socketPath: String
+    /// An already-bound listening socket from systemd (LISTEN_FDS); `socketPath` is then informational.
+    public var listenFD: Int32?
+    public var socketMode: mode_t = 0o660
+    public var socketGroupID: gid_t?
+    public var maxMessageBytes = 1 << 20
+    public var maxConnections = 64
+    public var vendor = "kvsupervisor"
+    public var product = "kvsupervisor"
+    public var version = "0"
+    public var url = ""
+    /// Interface name -> its Varlink IDL text, returned by GetInterfaceDescription.
+    public var interfaces: [String: String] = [:]
+    public var isAllowed: @Sendable (PeerCredentials) -> Bool = { _ in true }
+    public var permissionDeniedError = "org.varlink.service.PermissionDenied"
+
+    public init(socketPath: String) { self.socketPath = socketPath }
+}
+
+/// A Varlink server on a Unix stream socket: NUL-framed JSON, org.varlink.service built in,
+/// peer-credential check per connection, bounded message size and connection count. Each
+/// connection runs in its own task, so a slow or silent client holds only its own connection.
+public final class VarlinkServer: Sendable {
+    public typealias Handler = @Sendable (VarlinkCall, PeerCredentials) async -> VarlinkResponse
+
+    private typealias Connection = NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    private struct Accepted: Sendable { var channel: Connection; var peer: PeerCredentials? }
+
+    public let config: VarlinkServerConfig
+    private let activeConnections = Atomic<Int>(0)
+
+    public init(config: VarlinkServerConfig) { self.config = config }
+
+    /// Serves until the task is cancelled.
+    public func run(group: any EventLoopGroup, handler: @escaping Handler) async throws {
+        let maxBytes = config.maxMessageBytes
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<Accepted> = { channel in
+            let credentials: EventLoopFuture<PeerCredentials?>
+            if let provider = channel as? any SocketOptionProvider {
+                credentials = provider.unsafeGetSocketOption(level: .socket, name: .init(rawValue: SO_PEERCRED))
+                    .map { (cred: UCred) in PeerCredentials(pid: cred.pid, uid: cred.uid, gid: cred.gid) }
+                    .recover { _ in nil }
+            } else {
+                credentials = channel.eventLoop.makeSucceededFuture(nil)
+            }
+            return credentials.flatMapThrowing { peer in
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder(maxLength: maxBytes)))
+                return Accepted(channel: try Connection(wrappingChannelSynchronously: channel), peer: peer)
+            }
+        }
+        let bootstrap = ServerBootstrap(group: group).serverChannelOption(.backlog, value: 128)
+        let server: NIOAsyncChannel<Accepted, Never>
+        if let fd = config.listenFD {
+            server = try await bootstrap.bind(fd, childChannelInitializer: initializer)
+        } else {
+            server = try await bootstrap.bind(unixDomainSocketPath: config.socketPath, cleanupExistingSocketFile: true,
+                                              childChannelInitializer: initializer)
+            chmod(config.socketPath, config.socketMode)
+            if let gid = config.socketGroupID { _ = chown(config.socketPath, uid_t.max, gid) }
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            try await server.executeThenClose { inbound in
+                for try await accepted in inbound {
+                    group.addTask { await self.serve(accepted, handler: handler) }
+                }
+            }
+        }
+    }
+
+    private func serve(_ accepted: Accepted, handler: Handler) async {
+        let count = activeConnections.add(1, ordering: .relaxed).newValue
+        defer { activeConnections.subtract(1, ordering: .relaxed) }
+        try? await accepted.channel.executeThenClose { inbound, outbound in
+            func send(_ reply: VarlinkReply) async throws {
+                try await outbound.write(ByteBuffer(bytes: reply.encoded()))
+            }
+            guard count <= config.maxConnections else {
+                try await send(.failure(VarlinkError.invalidParameter,
+                    ["parameter": "connection", "reason": .string("too many connections (limit \(config.maxConnections))")]))
+                return
+            }
+            guard let peer = accepted.peer, config.isAllowed(peer) else {
+                try await send(.failure(config.permissionDeniedError,
+                    ["reason": .string("uid \(accepted.peer.map { String($0.uid) } ?? "?") may not use this socket: "
+                        + "only root and members of the socket's group may")]))
+                return
+            }
+            do {
+                for try await frame in inbound {
+                    guard let call = try? JSONDecoder().decode(VarlinkCall.self, from: Data(frame.readableBytesView)) else {
+                        // Not a Varlink call: say so, then close: the stream cannot be trusted to be framed.
+                        try await send(.failure(VarlinkError.invalidParameter,
+                            ["parameter": "message", "reason": "not a JSON object with a string 'method'"]))
+                        return
+                    }
+                    let response = await dispatch(call, peer: peer, handler: handler)
+                    if call.oneway == true { continue }
+                    switch response {
+                    case .reply(let params): try await send(VarlinkReply(parameters: params))
+                    case .error(let name, let params): try await send(.failure(name, params))
+                    case .stream(let replies):
+                        for await reply in replies { try await send(reply) }
+                    }
+                }
+            } catch is NULFrameDecoder.TooLong {
+                try? await send(.failure(VarlinkError.invalidParameter,
+                    ["parameter": "message", "reason": .string("message larger than \(config.maxMessageBytes) bytes")]))
+            }
+        }
+    }
+
+    private func dispatch(_ call: VarlinkCall, peer: PeerCredentials, handler: Handler) async -> VarlinkResponse {
+        if call.parameters != nil, call.parameters?.objectValue == nil {
+            return .error(VarlinkError.invalidParameter, ["parameter": "parameters"])
+        }
+        switch call.method {
+        case "org.varlink.service.GetInfo":
+            return .reply([
+                "vendor": .string(config.vendor), "product": .string(config.product),
+                "version": .string(config.version), "url": .string(config.url),
+                "interfaces": .array((["org.varlink.service"] + config.interfaces.keys.sorted()).map { .string($0) }),
+            ])
+        case "org.varlink.service.GetInterfaceDescription":
+            guard let name = call.parameters?["interface"]?.stringValue else {
+                return .error(VarlinkError.invalidParameter, ["parameter": "interface"])
+            }
+            if name == "org.varlink.service" { return .reply(["description": .string(Self.serviceIDL)]) }
+            guard let text = config.interfaces[name] else {
+                return .error(VarlinkError.interfaceNotFound, ["interface": .string(name)])
+            }
+            return .reply(["description": .string(text)])
+        default:
+            guard config.interfaces[call.interface] != nil else {
+                return .error(VarlinkError.interfaceNotFound, ["interface": .string(call.interface)])
+            }
+            return await handler(call, peer)
+        }
+    }
+
+    static let serviceIDL = """
+        # The Varlink Service Interface is provided by every varlink service.
+        interface org.varlink.service
+
+        # Get a list of all the interfaces a service provides and information about the implementation.
+        method GetInfo() -> (vendor: string, product: string, version: string, url: string, interfaces: []string)
+
+        # Get the description of an interface that is implemented by this service.
+        method GetInterfaceDescription(interface: string) -> (description: string)
+
+        error InterfaceNotFound (interface: string)
+        error MethodNotFound (method: string)
+        error MethodNotImplemented (method: string)
+        error InvalidParameter (parameter: string)
+        error PermissionDenied ()
+        error ExpectedMore ()
+
+        """
+}
+
+/// Linux's `struct ucred`, which Glibc does not export without _GNU_SOURCE.
+struct UCred {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}

@@ -1,0 +1,80 @@
+import Core
+import Testing
+@testable import ConfigFile
+
+private func parse(_ text: String) throws(ConfigError) -> ClusterConfig {
+    try ConfigLoader.parse(text: text, file: "test.toml")
+}
+
+@Test func emptyFileGivesTheDefaultCluster() throws {
+    let c = try parse("")
+    #expect(c.nodes.map(\.id) == ["A", "B", "C"])
+    #expect(c.hbIntervalMs == 100 && c.hbTimeoutMs == 200 && c.mode == .heartbeat)
+}
+
+@Test func fullFileIsRead() throws {
+    let c = try parse("""
+        [supervisor]
+        socket = "/tmp/x/control"
+        event_log = "/tmp/x/events.jsonl"
+        [cluster]
+        mode = "heartbeat"
+        hb_interval_ms = 50
+        hb_timeout_ms = 150
+        restart = "on-failure"
+        [[node]]
+        id = "n1"
+        port = 9001
+        [[node]]
+        id = "n2"
+        port = 9002
+        """)
+    #expect(c.socketPath == "/tmp/x/control")
+    #expect(c.hbIntervalMs == 50 && c.restart == .onFailure)
+    #expect(c.nodes.map(\.port) == [9001, 9002])
+}
+
+@Test func unknownKeyIsNamedWithLineAndSuggestion() {
+    do {
+        _ = try parse("[cluster]\nhb_interval_ms = 100\nhb_intervall_ms = 100\n")
+        Issue.record("accepted an unknown key")
+    } catch {
+        #expect(error.line == 3)
+        #expect(error.key == "cluster.hb_intervall_ms")
+        #expect(error.description.contains("did you mean 'hb_interval_ms'"))
+        #expect(error.description.hasPrefix("test.toml line 3"))
+    }
+}
+
+@Test(arguments: [
+    ("[cluster]\nhb_interval_ms = \"fast\"\n", "cluster.hb_interval_ms", 2),
+    ("[cluster]\nmode = \"paxos\"\n", "cluster.mode", 2),
+    ("[cluster]\nhb_interval_ms = 300\nhb_timeout_ms = 200\n", "cluster.hb_timeout_ms", 3),
+    ("[[node]]\nid = \"A\"\nport = 1\n[[node]]\nid = \"B\"\nport = 1\n", "node.port", 6),
+    ("[[node]]\nid = \"a/b\"\nport = 1\n", "node.id", 2),
+    ("[cluster]\nrestart = \"sometimes\"\n", "cluster.restart", 2),
+    ("[[node]]\nid = \"A\"\nport = 70000\n", "node.port", 3),
+])
+func badValuesAreRefusedWithKeyAndLine(text: String, key: String, line: Int) {
+    do {
+        _ = try parse(text)
+        Issue.record("accepted \(text)")
+    } catch {
+        #expect(error.key == key, "\(error)")
+        #expect(error.line == line, "\(error)")
+    }
+}
+
+@Test func syntaxErrorsCarryTheLine() {
+    do {
+        _ = try parse("[cluster]\nhb_interval_ms = = 3\n")
+        Issue.record("accepted bad syntax")
+    } catch {
+        #expect(error.line == 2)
+        #expect(error.description.contains("TOML syntax"))
+    }
+}
+
+@Test func missingFileIsNamed() {
+    #expect(throws: ConfigError.self) { try ConfigLoader.load(path: "/nonexistent/kv.toml") }
+}

@@ -1,0 +1,40 @@
+import Testing
+@testable import Core
+
+@Test(arguments: [("150ms", 150.0), ("2s", 2000.0), ("1.5s", 1500.0), ("500us", 0.5), ("75", 75.0), ("1m", 60000.0)])
+func durationsParse(text: String, ms: Double) {
+    #expect(DurationText.milliseconds(text) == ms)
+}
+
+@Test(arguments: ["", "-5ms", "abc", "5 parsecs", "ms", "nan"])
+func badDurationsAreRefused(text: String) {
+    #expect(DurationText.milliseconds(text) == nil)
+}
+
+@Test func nodeIDsAreValidated() {
+    #expect(NodeID(validating: "node-1_A") != nil)
+    #expect(NodeID(validating: "") == nil)
+    #expect(NodeID(validating: "a/b") == nil)
+    #expect(NodeID(validating: String(repeating: "x", count: 33)) == nil)
+}
+
+@Test func eventRoundTripsThroughJSONL() throws {
+    var e = Event(kind: .declaredDead, runID: "r1", node: "A", peer: "B", at: Stamp(wallMs: 5, monoNs: 7))
+    e.detectionLatencyMs = 203.4
+    e.label = .trueDetection
+    let line = e.jsonLine()
+    #expect(line.contains("\"v\":1"))
+    #expect(line.contains("\"event\":\"declared_dead\""))
+    #expect(!line.contains("null"), "absent fields are omitted, not null")
+    #expect(try Event.decode(jsonLine: line) == e)
+}
+
+@Test func faultSpecProblemsAreNamed() {
+    let nodes: Set<NodeID> = ["A", "B", "C"]
+    #expect(FaultSpec(kind: .kill, node: "B").problem(knownNodes: nodes) == nil)
+    #expect(FaultSpec(kind: .kill, node: "Z").problem(knownNodes: nodes)?.contains("no node") == true)
+    #expect(FaultSpec(kind: .delay, node: "B").problem(knownNodes: nodes)?.contains("delay_ms") == true)
+    #expect(FaultSpec(kind: .kill, node: "B", forMs: 10).problem(knownNodes: nodes) != nil)
+    #expect(FaultSpec(kind: .partition, node: "B", peers: ["B"]).problem(knownNodes: nodes) != nil)
+    #expect(FaultSpec(kind: .delay, node: "B", delayMs: 10, jitterMs: 20).problem(knownNodes: nodes) != nil)
+}

@@ -1,0 +1,73 @@
+import Core
+import Testing
+@testable import Events
+
+private let ms: Int64 = 1_000_000
+
+private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64) -> Event {
+    var e = Event(kind: .declaredDead, runID: "r", node: node, peer: peer, at: Stamp(wallMs: 0, monoNs: t))
+    e.lastHeardMonoNs = lastHeard
+    e.timeoutMs = 200
+    return e
+}
+
+@Test func killThenDetectionIsATrueDetectionWithLatency() {
+    var c = Correlator()
+    c.faultApplied(id: "f1", kind: .kill, node: "B", affected: ["B"], appliedMonoNs: 1000 * ms)
+    var e = dead("A", "B", at: 1150 * ms, lastHeard: 950 * ms)
+    c.process(&e)
+    #expect(e.label == .trueDetection)
+    #expect(e.detectionLatencyMs == 150)
+    #expect(e.detectorOvershootMs == 0)
+    #expect(e.faultID == "f1" && e.tFailMonoNs == 1000 * ms)
+}
+
+@Test func detectionWithoutAFaultIsAFalseSuspicion() {
+    var c = Correlator()
+    var e = dead("A", "B", at: 500 * ms, lastHeard: 299 * ms)
+    c.process(&e)
+    #expect(e.label == .falseSuspicion)
+    #expect(e.detectionLatencyMs == nil)
+    #expect(e.detectorOvershootMs == 1)
+}
+
+@Test func delayedPeerIsAFalseSuspicionNamingTheDelay() {
+    var c = Correlator()
+    c.faultApplied(id: "d1", kind: .delay, node: "B", affected: ["A", "B", "C"], appliedMonoNs: 100 * ms)
+    var e = dead("A", "B", at: 400 * ms, lastHeard: 200 * ms)
+    c.process(&e)
+    #expect(e.label == .falseSuspicion)
+    #expect(e.faultID == "d1" && e.detectionLatencyMs == 300)
+}
+
+@Test func restartedNodeIsUpAgain() {
+    var c = Correlator()
+    c.faultApplied(id: "f1", kind: .kill, node: "B", affected: ["B"], appliedMonoNs: 0)
+    var started = Event(kind: .nodeStarted, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 10 * ms))
+    c.process(&started)
+    var e = dead("A", "B", at: 900 * ms, lastHeard: 700 * ms)
+    c.process(&e)
+    #expect(e.label == .falseSuspicion)
+}
+
+@Test func continuedNodeIsUpAgain() {
+    var c = Correlator()
+    c.faultApplied(id: "s1", kind: .stop, node: "B", affected: ["B"], appliedMonoNs: 0)
+    c.faultCleared(id: "s1", kind: .stop, node: "B")
+    var e = dead("A", "B", at: 900 * ms, lastHeard: 700 * ms)
+    c.process(&e)
+    #expect(e.label == .falseSuspicion)
+}
+
+@Test func messageIDsAreDistinct128BitHex() {
+    let ids = EventKind.allCases.map(MessageIDs.id(for:))
+    #expect(Set(ids).count == ids.count)
+    for id in ids { #expect(id.count == 32 && id.allSatisfy(\.isHexDigit)) }
+}
+
+@Test func journalMessageReadsAsASentence() {
+    var e = dead("A", "B", at: 0, lastHeard: 0)
+    e.detectionLatencyMs = 203.4
+    e.label = .trueDetection
+    #expect(EventText.message(e) == "node A declared B dead after 203.4 ms (true detection)")
+}
