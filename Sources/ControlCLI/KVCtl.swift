@@ -16,7 +16,7 @@ public struct KVCtl: ParsableCommand {
     /// Parses and runs, mapping errors to the documented exit codes.
     public static func runMain(_ arguments: [String]) -> Int32 {
         do {
-            var command = try parseAsRoot(arguments)
+            var command = try parseAsRoot(hoistGlobalOptions(arguments))
             try command.run()
             return 0
         } catch let failure as Failure {
@@ -30,6 +30,22 @@ public struct KVCtl: ParsableCommand {
             // ArgumentParser's usage errors (EX_USAGE) are exit 2 here, as for most Unix tools.
             return code.rawValue == 64 ? 2 : (code.rawValue == 0 ? 0 : (isUsage(error) ? 2 : 1))
         }
+    }
+
+    /// `kvctl --socket PATH status` as well as `kvctl status --socket PATH`: options given before the
+    /// subcommand are moved after it, where each subcommand declares them.
+    static func hoistGlobalOptions(_ args: [String]) -> [String] {
+        var globals: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if a == "--json" { globals.append(a); i += 1 }
+            else if a == "--socket", i + 1 < args.count { globals += [a, args[i + 1]]; i += 2 }
+            else if a.hasPrefix("--socket=") { globals.append(a); i += 1 }
+            else { break }
+        }
+        guard !globals.isEmpty, i < args.count else { return args }
+        return [args[i]] + globals + Array(args[(i + 1)...])
     }
 
     static func isUsage(_ error: any Error) -> Bool { error is ValidationError || exitCode(for: error).rawValue == 64 }

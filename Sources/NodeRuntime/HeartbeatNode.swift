@@ -11,6 +11,8 @@ final class HeartbeatNode {
     private var timers: [NodeID: Scheduled<Void>] = [:]
     private let output: EventOutput
     private var sequence: UInt64 = 0
+    private var unheard: Set<NodeID>
+    private var armedCallbacks: [() -> Void] = []
 
     init(options: NodeOptions, loop: any EventLoop, output: EventOutput) {
         self.options = options
@@ -18,6 +20,20 @@ final class HeartbeatNode {
         self.output = output
         let watched: [NodeID] = options.role == .monitored ? [] : options.peers.compactMap(\.id)
         self.detector = HeartbeatDetector(peers: watched, timeoutNs: Int64(options.hbTimeoutMs) * 1_000_000)
+        self.unheard = Set(watched)
+    }
+
+    /// Calls `body` once every configured peer has been heard at least once, i.e. once the detector
+    /// watches all of them; at once if there is nobody to hear.
+    func whenArmed(_ body: @escaping () -> Void) {
+        if unheard.isEmpty { body() } else { armedCallbacks.append(body) }
+    }
+
+    /// Runs the armed callbacks once, whether all peers were heard or the wait gave up.
+    func fireArmed() {
+        let callbacks = armedCallbacks
+        armedCallbacks = []
+        for c in callbacks { c() }
     }
 
     /// The next heartbeat line this node sends.
@@ -35,6 +51,7 @@ final class HeartbeatNode {
         if options.role == .monitored { return }
         // The seed detector learns its peer's id from the first heartbeat on the connection.
         if options.role == .detector { detector.watch(peer) }
+        if unheard.remove(peer) != nil, unheard.isEmpty { fireArmed() }
         if let recovered = detector.heartbeat(from: peer, at: now) {
             report(recovered)
         }

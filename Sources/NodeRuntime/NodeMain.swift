@@ -24,7 +24,20 @@ public enum NodeMain {
             }
             let node = HeartbeatNode(options: options, loop: loop, output: output)
             // The network keeps itself alive through its channels and scheduled tasks.
-            return HeartbeatNetwork(node: node).start()
+            return HeartbeatNetwork(node: node).start().flatMap { channel in
+                // Ready means "detector armed": every peer heard once, or, if one is down at start,
+                // after one timeout plus one interval.
+                let armed = loop.makePromise(of: Channel.self)
+                let boundNode = NIOLoopBound(node, eventLoop: loop)
+                let giveUp = loop.scheduleTask(in: .milliseconds(Int64(options.hbTimeoutMs + options.hbIntervalMs))) {
+                    boundNode.value.fireArmed()
+                }
+                node.whenArmed {
+                    giveUp.cancel()
+                    armed.succeed(channel)
+                }
+                return armed.futureResult
+            }
         }
         do {
             _ = try startup.wait()

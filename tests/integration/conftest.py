@@ -1,0 +1,154 @@
+"""Harness for integration tests: real kvsupervisor/kvnode processes on loopback in temp dirs,
+a real NOTIFY_SOCKET listener, kvctl run as a user types it. Every process is stopped by pid."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+BIN = pathlib.Path(os.environ.get("KV_BIN", pathlib.Path(__file__).resolve().parents[2] / ".build" / "release"))
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def process_alive(pid):
+    """True if pid runs (a zombie is dead: PID 1 here may reap orphans late)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("State:"):
+                    return "Z" not in line.split()[1]
+    except FileNotFoundError:
+        return False
+    return False
+
+
+class NotifyListener:
+    """A NOTIFY_SOCKET as systemd provides one: datagrams of KEY=VALUE lines."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages = []
+
+    def wait_for(self, assignment, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            for m in self.messages:
+                if assignment in m.split("\n"):
+                    return m
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {assignment} on NOTIFY_SOCKET within {timeout}s; got {self.messages}")
+            self.sock.settimeout(remaining)
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except socket.timeout:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+class Supervisor:
+    def __init__(self, tmp, hb_interval=100, hb_timeout=200, extra=""):
+        self.dir = pathlib.Path(tmp)
+        self.ports = free_ports(3)
+        self.socket = str(self.dir / "control")
+        self.event_log = self.dir / "events.jsonl"
+        self.config = self.dir / "kvsupervisor.toml"
+        self.hb_interval, self.hb_timeout = hb_interval, hb_timeout
+        self.write_config(extra)
+        self.notify = NotifyListener(self.dir / "notify.sock")
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify.path, KV_LOG_STDERR="1")
+        env.pop("XDG_RUNTIME_DIR", None)
+        self.stderr = open(self.dir / "supervisor.stderr", "w")
+        self.proc = subprocess.Popen([str(BIN / "kvsupervisor"), "--config", str(self.config)],
+                                     env=env, stdout=self.stderr, stderr=subprocess.STDOUT, cwd=self.dir)
+        self.node_pids = []
+
+    def write_config(self, extra=""):
+        nodes = "".join(f'[[node]]\nid = "{n}"\nport = {p}\n' for n, p in zip("ABC", self.ports))
+        self.config.write_text(
+            f'[supervisor]\nruntime_dir = "{self.dir}/rt"\nsocket = "{self.socket}"\n'
+            f'event_log = "{self.event_log}"\nrun_id = "itest"\nstop_grace_ms = 2000\n{extra}'
+            f"[cluster]\nhb_interval_ms = {self.hb_interval}\nhb_timeout_ms = {self.hb_timeout}\n{nodes}")
+
+    def wait_ready(self, timeout=15):
+        self.notify.wait_for("READY=1", timeout)
+        self.node_pids = [n["pid"] for n in self.json("nodes")["nodes"]]
+
+    def kvctl(self, *args, check=True, timeout=20):
+        r = subprocess.run([str(BIN / "kvctl"), "--socket", self.socket, *args] if args and args[0] != "--json"
+                           else [str(BIN / "kvctl"), *args[1:2], "--json", "--socket", self.socket, *args[2:]],
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kvctl {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def json(self, *args):
+        return json.loads(self.kvctl("--json", *args).stdout)
+
+    def events(self):
+        if not self.event_log.exists():
+            return []
+        return [json.loads(l) for l in self.event_log.read_text().splitlines() if l.strip()]
+
+    def wait_events(self, predicate, count=1, timeout=5.0, what="events"):
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events() if predicate(e)]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                tail = "\n".join(json.dumps(e) for e in self.events()[-15:])
+                raise AssertionError(f"waited {timeout}s for {count} {what}, saw {len(found)}; last events:\n{tail}")
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in self.node_pids:  # belt and braces: nothing of ours may outlive the test
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.notify.close()
+        self.stderr.close()
+
+
+@pytest.fixture
+def tmpdir_clean():
+    d = tempfile.mkdtemp(prefix="kvit-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def sup(tmpdir_clean):
+    s = Supervisor(tmpdir_clean)
+    try:
+        s.wait_ready()
+        yield s
+    finally:
+        s.stop()

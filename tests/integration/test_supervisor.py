@@ -1,0 +1,142 @@
+"""The core loop with real processes: readiness, faults, detection, shutdown."""
+import os
+import signal
+import subprocess
+import time
+
+from conftest import BIN, Supervisor, process_alive
+
+
+def test_ready_status_and_nodes(sup):
+    status = sup.json("status")["status"]
+    assert status["nodes_ready"] == 3 and status["state"] == "running"
+    nodes = sup.json("nodes")["nodes"]
+    assert [n["state"] for n in nodes] == ["ready"] * 3
+    assert all(process_alive(n["pid"]) for n in nodes)
+    human = sup.kvctl("status").stdout
+    assert "3/3 nodes ready" in human and "NODE" in human
+
+
+def test_kill_is_detected_by_both_peers_within_bounds(sup):
+    out = sup.kvctl("inject", "kill", "B").stdout
+    assert "applied" in out
+    dead = sup.wait_events(lambda e: e["event"] == "declared_dead" and e.get("peer") == "B", count=2, timeout=3)
+    assert {e["node"] for e in dead} == {"A", "C"}
+    for e in dead:
+        assert e["label"] == "true_detection"
+        assert sup.hb_timeout - sup.hb_interval <= e["detection_latency_ms"] <= sup.hb_timeout + 5, e
+        assert e["t_fail_mono_ns"] < e["t_mono_ns"]
+        assert abs(e["detector_overshoot_ms"]) < 5
+    applied = sup.wait_events(lambda e: e["event"] == "fault_applied" and e["fault"] == "kill")[0]
+    for moment in ("requested", "applied", "effect"):
+        assert applied[moment]["wall_ms"] > 0 and applied[moment]["mono_ns"] > 0
+    assert applied["requested"]["mono_ns"] <= applied["applied"]["mono_ns"] <= applied["effect"]["mono_ns"]
+    exited = sup.wait_events(lambda e: e["event"] == "node_exited" and e["node"] == "B")[0]
+    assert exited["signal"] == "SIGKILL"
+    # Killing a node that is not running is refused, with what to do.
+    again = sup.kvctl("inject", "kill", "B", check=False)
+    assert again.returncode == 1
+    assert "not running" in again.stderr and "kvctl start B" in again.stderr
+    # And it comes back on request.
+    sup.kvctl("start", "B")
+    sup.wait_events(lambda e: e["event"] == "declared_alive" and e.get("peer") == "B", count=2, timeout=3)
+
+
+def test_stop_for_duration_then_alive(sup):
+    sup.kvctl("inject", "stop", "B", "--for", "1s")
+    dead = sup.wait_events(lambda e: e["event"] == "declared_dead" and e.get("peer") == "B", count=2, timeout=3)
+    assert all(e["label"] == "true_detection" for e in dead)
+    applied = sup.wait_events(lambda e: e["event"] == "fault_applied" and e["fault"] == "stop")[0]
+    assert applied["effect"]["mono_ns"] >= applied["applied"]["mono_ns"]
+    sup.wait_events(lambda e: e["event"] == "fault_cleared" and e["fault"] == "stop", timeout=3)
+    sup.wait_events(lambda e: e["event"] == "declared_alive" and e.get("peer") == "B", count=2, timeout=3)
+    assert [n["state"] for n in sup.json("nodes")["nodes"]][1] == "ready"
+
+
+def test_delay_beyond_timeout_is_a_false_suspicion(sup):
+    sup.kvctl("inject", "delay", "B", "300ms", "--for", "2s")
+    dead = sup.wait_events(lambda e: e["event"] == "declared_dead" and e.get("peer") == "B", timeout=3)
+    assert dead[0]["label"] == "false_suspicion"
+    applied = sup.wait_events(lambda e: e["event"] == "fault_applied" and e["fault"] == "delay")[0]
+    assert applied["effect"]["mono_ns"] >= applied["applied"]["mono_ns"]
+    sup.wait_events(lambda e: e["event"] == "declared_alive" and e.get("peer") == "B", timeout=4)
+    sup.wait_events(lambda e: e["event"] == "fault_cleared" and e["fault"] == "delay", timeout=3)
+
+
+def test_partition_cuts_both_ways_and_heals(sup):
+    sup.kvctl("inject", "partition", "B", "--peers", "A")
+    sup.wait_events(lambda e: e["event"] == "declared_dead" and e["node"] == "A" and e.get("peer") == "B", timeout=3)
+    sup.wait_events(lambda e: e["event"] == "declared_dead" and e["node"] == "B" and e.get("peer") == "A", timeout=3)
+    time.sleep(0.3)  # C is outside the partition: it must not have suspected anyone meanwhile
+    assert not [e for e in sup.events() if e["event"] == "declared_dead" and e["node"] == "C"]
+    assert "healed 1" in sup.kvctl("heal").stdout
+    sup.wait_events(lambda e: e["event"] == "declared_alive" and e["node"] == "A" and e.get("peer") == "B", timeout=3)
+
+
+def test_scheduled_fault_lands_on_time(sup):
+    r = sup.json("inject", "kill", "C", "--after", "50ms")
+    assert "applied_mono_ns" not in r
+    applied = sup.wait_events(lambda e: e["event"] == "fault_applied" and e["fault"] == "kill", timeout=3)[0]
+    error_ms = (applied["applied"]["mono_ns"] - applied["requested"]["mono_ns"]) / 1e6 - 50
+    assert -0.001 <= error_ms < 20, error_ms  # the benchmark reports the precise figure
+
+
+def test_sigterm_stops_everything_and_exits_zero(tmpdir_clean):
+    s = Supervisor(tmpdir_clean)
+    try:
+        s.wait_ready()
+        pids = list(s.node_pids)
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=10) == 0
+        s.notify.wait_for("STOPPING=1", 1)
+        assert not [p for p in pids if process_alive(p)]
+        assert s.events()[-1]["event"] == "node_exited"
+    finally:
+        s.stop()
+
+
+def test_sigkill_of_supervisor_takes_nodes_down(tmpdir_clean):
+    s = Supervisor(tmpdir_clean)
+    try:
+        s.wait_ready()
+        pids = list(s.node_pids)
+        s.proc.send_signal(signal.SIGKILL)
+        s.proc.wait(timeout=5)
+        deadline = time.monotonic() + 3
+        while [p for p in pids if process_alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not [p for p in pids if process_alive(p)], "a node outlived its supervisor"
+    finally:
+        s.stop()
+
+
+def test_seed_two_node_command_lines(tmpdir_clean):
+    a_log, b_log = f"{tmpdir_clean}/a.jsonl", f"{tmpdir_clean}/b.jsonl"
+    pa, pb = __import__("conftest").free_ports(2)
+    common = ["--hb_interval_ms", "100", "--hb_timeout_ms", "200", "--run_id", "manual"]
+    b = subprocess.Popen([str(BIN / "kvnode"), "--id", "B", "--port", str(pb), "--role", "monitored", "--log_path", b_log, *common],
+                         stderr=subprocess.DEVNULL)
+    a = subprocess.Popen([str(BIN / "kvnode"), "--id", "A", "--port", str(pa), "--role", "detector",
+                          "--peer_addr", f"127.0.0.1:{pb}", "--log_path", a_log, *common], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.6)  # let heartbeats flow: the detector watches B only after hearing it
+        b.kill()
+        b.wait()
+        killed = time.monotonic_ns()
+        deadline = time.monotonic() + 2
+        import json
+        events = []
+        while time.monotonic() < deadline:
+            events = [json.loads(l) for l in open(a_log).read().splitlines() if l.strip()]
+            if any(e["event"] == "declared_dead" for e in events):
+                break
+            time.sleep(0.01)
+        dead = [e for e in events if e["event"] == "declared_dead"]
+        assert dead and dead[0]["peer"] == "B" and dead[0]["run_id"] == "manual"
+        latency_ms = (dead[0]["t_mono_ns"] - killed) / 1e6
+        assert 90 <= latency_ms <= 210, latency_ms
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
