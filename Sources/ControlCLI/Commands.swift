@@ -174,35 +174,31 @@ struct Heal: ParsableCommand {
     }
 }
 
+/// start, stop and restart share everything but the method they call.
+private func nodeAction(_ connection: Connection, _ node: String, _ method: String, _ verb: String) throws {
+    let reply = try connection.call(method, ["node": .string(node)])
+    print(connection.json ? Render.json(reply) : "\(node): \(verb)")
+}
+
 struct NodeAction: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a node.")
     @OptionGroup var connection: Connection
     @Argument var node: String
-    func run() throws { try act("StartNode", "started") }
-    func act(_ method: String, _ verb: String) throws {
-        let reply = try connection.call(method, ["node": .string(node)])
-        print(connection.json ? Render.json(reply) : "\(node): \(verb)")
-    }
+    func run() throws { try nodeAction(connection, node, "StartNode", "started") }
 }
 
 struct StopNode: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop a node (SIGTERM, then SIGKILL after the grace period).")
     @OptionGroup var connection: Connection
     @Argument var node: String
-    func run() throws {
-        let reply = try connection.call("StopNode", ["node": .string(node)])
-        print(connection.json ? Render.json(reply) : "\(node): stopped")
-    }
+    func run() throws { try nodeAction(connection, node, "StopNode", "stopped") }
 }
 
 struct RestartNode: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "restart", abstract: "Restart a node.")
     @OptionGroup var connection: Connection
     @Argument var node: String
-    func run() throws {
-        let reply = try connection.call("RestartNode", ["node": .string(node)])
-        print(connection.json ? Render.json(reply) : "\(node): restarted")
-    }
+    func run() throws { try nodeAction(connection, node, "RestartNode", "restarted") }
 }
 
 struct Events: ParsableCommand {

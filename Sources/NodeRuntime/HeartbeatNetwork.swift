@@ -64,14 +64,9 @@ final class HeartbeatNetwork {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(LineFrameDecoder(maxLength: HeartbeatNetwork.maxLineBytes)))
-                    try channel.pipeline.syncOperations.addHandler(LineHandler(
-                        node: nodeBox,
-                        onActive: sendsOnInbound ? { net.value.addSendChannel($0) } : nil,
-                        onInactive: sendsOnInbound ? { net.value.removeSendChannel($0) } : nil))
-                }
+                HeartbeatNetwork.addLineHandlers(channel, node: nodeBox,
+                    onActive: sendsOnInbound ? { net.value.addSendChannel($0) } : nil,
+                    onInactive: sendsOnInbound ? { net.value.removeSendChannel($0) } : nil)
             }
             .bind(host: options.host, port: options.port)
 
@@ -80,6 +75,15 @@ final class HeartbeatNetwork {
             for peer in options.peers where options.role != .monitored { net.dial(peer) }
             if options.role != .detector { net.startSending() }
             return channel
+        }
+    }
+
+    /// Line framing plus the node's handler, on either side of a connection.
+    private static func addLineHandlers(_ channel: Channel, node: NIOLoopBound<HeartbeatNode>,
+                                        onActive: ((Channel) -> Void)?, onInactive: ((Channel) -> Void)?) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: maxLineBytes)))
+            try channel.pipeline.syncOperations.addHandler(LineHandler(node: node, onActive: onActive, onInactive: onInactive))
         }
     }
 
@@ -113,17 +117,12 @@ final class HeartbeatNetwork {
             .connectTimeout(max(interval, .milliseconds(50)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(LineFrameDecoder(maxLength: HeartbeatNetwork.maxLineBytes)))
-                    try channel.pipeline.syncOperations.addHandler(LineHandler(
-                        node: nodeBox,
-                        onActive: sends ? { net.value.addSendChannel($0) } : nil,
-                        onInactive: { channel in
-                            net.value.removeSendChannel(channel)
-                            net.value.redial(peer, after: interval)
-                        }))
-                }
+                HeartbeatNetwork.addLineHandlers(channel, node: nodeBox,
+                    onActive: sends ? { net.value.addSendChannel($0) } : nil,
+                    onInactive: { channel in
+                        net.value.removeSendChannel(channel)
+                        net.value.redial(peer, after: interval)
+                    })
             }
             .connect(host: peer.host, port: peer.port)
             .whenFailure { _ in net.value.redial(peer, after: interval) }

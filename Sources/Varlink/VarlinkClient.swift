@@ -84,7 +84,13 @@ public final class VarlinkClient {
 
     /// One call, one reply.
     public func call(_ method: String, _ parameters: JSONValue = .object([:])) throws -> VarlinkReply {
-        try send(VarlinkCall(method: method, parameters: parameters))
+        do {
+            try send(VarlinkCall(method: method, parameters: parameters))
+        } catch {
+            // The service may have answered (e.g. PermissionDenied) and closed before reading: show that.
+            if let reply = try? nextReply() { return reply }
+            throw error
+        }
         return try nextReply()
     }
 }

@@ -109,9 +109,13 @@ public final class VarlinkServer: Sendable {
                 return
             }
             guard let peer = accepted.peer, config.isAllowed(peer) else {
-                try await send(.failure(config.permissionDeniedError,
-                    ["reason": .string("uid \(accepted.peer.map { String($0.uid) } ?? "?") may not use this socket: "
-                        + "only root and members of the socket's group may")]))
+                // Answer the first call (Varlink is request/response), then close; nothing else is served.
+                for try await _ in inbound {
+                    try await send(.failure(config.permissionDeniedError,
+                        ["reason": .string("uid \(accepted.peer.map { String($0.uid) } ?? "?") may not use this socket: "
+                            + "only root and members of the socket's group may")]))
+                    break
+                }
                 return
             }
             do {
