@@ -223,12 +223,12 @@ struct Events: ParsableCommand {
         }
         p["replay"] = .number(Double(last))
         let client = try connection.client()
-        try client.send(VarlinkCall(method: "io.kvsupervisor.Subscribe", parameters: .object(p), more: true))
+        var reply = try client.call(VarlinkCall(method: "io.kvsupervisor.Subscribe", parameters: .object(p), more: true))
         while true {
-            let reply = try client.nextReply()
             if let error = reply.error { throw Failure(Explain.error(error, reply.parameters)) }
             if let e = reply.parameters?["event"] { print1(e) }
             if reply.continues != true { return }
+            reply = try client.nextReply()
         }
     }
 }

@@ -22,14 +22,6 @@ public struct DaemonPaths: Sendable, Equatable {
                            stateDir: state, eventLog: config.eventLogPath ?? state + "/events.jsonl")
     }
 
-    /// The default socket path for clients (kvctl) when they are not told one.
-    public static func defaultSocket(environment: (String) -> String? = { getenv($0).map { String(cString: $0) } }) -> String {
-        if getuid() == 0, access("/run/kvsupervisor/control", F_OK) == 0 { return "/run/kvsupervisor/control" }
-        if let xdg = environment("XDG_RUNTIME_DIR") { return xdg + "/kvsupervisor/control" }
-        if access("/run/kvsupervisor/control", F_OK) == 0 { return "/run/kvsupervisor/control" }
-        return "./run/control"
-    }
-
     /// The same paths made absolute: NOTIFY_SOCKET must be absolute, and children run elsewhere.
     public func absolute() -> DaemonPaths {
         func abs(_ p: String) -> String {

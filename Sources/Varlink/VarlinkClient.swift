@@ -53,8 +53,7 @@ public final class VarlinkClient {
 
     deinit { close(fd) }
 
-    /// Sends a call; read its replies with `nextReply()`.
-    public func send(_ call: VarlinkCall) throws {
+    private func send(_ call: VarlinkCall) throws {
         var bytes = Array(try JSONEncoder().encode(call))
         bytes.append(0)
         var offset = 0
@@ -82,15 +81,21 @@ public final class VarlinkClient {
         }
     }
 
-    /// One call, one reply.
-    public func call(_ method: String, _ parameters: JSONValue = .object([:])) throws -> VarlinkReply {
+    /// Sends a call and returns its first reply; read further replies of a `more` call with `nextReply()`.
+    public func call(_ call: VarlinkCall) throws -> VarlinkReply {
         do {
-            try send(VarlinkCall(method: method, parameters: parameters))
+            try send(call)
         } catch {
-            // The service may have answered (e.g. PermissionDenied) and closed before reading: show that.
+            // The service may have answered (too many connections, permission) and closed before
+            // reading the call: that answer is the one to show.
             if let reply = try? nextReply() { return reply }
             throw error
         }
         return try nextReply()
+    }
+
+    /// One call, one reply.
+    public func call(_ method: String, _ parameters: JSONValue = .object([:])) throws -> VarlinkReply {
+        try call(VarlinkCall(method: method, parameters: parameters))
     }
 }

@@ -83,6 +83,7 @@ class Supervisor:
         self.proc = subprocess.Popen([str(BIN / "kvsupervisor"), "--config", str(self.config)],
                                      env=env, stdout=self.stderr, stderr=subprocess.STDOUT, cwd=self.dir)
         self.node_pids = []
+        self._events, self._offset = [], 0
 
     def write_config(self, extra=""):
         nodes = "".join(f'[[node]]\nid = "{n}"\nport = {p}\n' for n, p in zip("ABC", self.ports))
@@ -96,8 +97,7 @@ class Supervisor:
         self.node_pids = [n["pid"] for n in self.json("nodes")["nodes"]]
 
     def kvctl(self, *args, check=True, timeout=20):
-        r = subprocess.run([str(BIN / "kvctl"), "--socket", self.socket, *args] if args and args[0] != "--json"
-                           else [str(BIN / "kvctl"), *args[1:2], "--json", "--socket", self.socket, *args[2:]],
+        r = subprocess.run([str(BIN / "kvctl"), "--socket", self.socket, *args],
                            capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"kvctl {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
@@ -107,9 +107,16 @@ class Supervisor:
         return json.loads(self.kvctl("--json", *args).stdout)
 
     def events(self):
+        """Every event so far. Reads only the bytes appended since the last call."""
         if not self.event_log.exists():
-            return []
-        return [json.loads(l) for l in self.event_log.read_text().splitlines() if l.strip()]
+            return self._events
+        with open(self.event_log, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written is read next time
+        self._offset += len(complete)
+        self._events.extend(json.loads(l) for l in complete.splitlines() if l.strip())
+        return self._events
 
     def wait_events(self, predicate, count=1, timeout=5.0, what="events"):
         deadline = time.monotonic() + timeout

@@ -4,7 +4,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BIN, Supervisor, process_alive
+from conftest import BIN, free_ports, process_alive
 
 
 def test_ready_status_and_nodes(sup):
@@ -67,10 +67,10 @@ def test_partition_cuts_both_ways_and_heals(sup):
     sup.kvctl("inject", "partition", "B", "--peers", "A")
     sup.wait_events(lambda e: e["event"] == "declared_dead" and e["node"] == "A" and e.get("peer") == "B", timeout=3)
     sup.wait_events(lambda e: e["event"] == "declared_dead" and e["node"] == "B" and e.get("peer") == "A", timeout=3)
-    time.sleep(0.3)  # C is outside the partition: it must not have suspected anyone meanwhile
-    assert not [e for e in sup.events() if e["event"] == "declared_dead" and e["node"] == "C"]
     assert "healed 1" in sup.kvctl("heal").stdout
     sup.wait_events(lambda e: e["event"] == "declared_alive" and e["node"] == "A" and e.get("peer") == "B", timeout=3)
+    # C is outside the partition: over the whole cut, longer than a timeout, it suspected nobody.
+    assert not [e for e in sup.events() if e["event"] == "declared_dead" and e["node"] == "C"]
 
 
 def test_scheduled_fault_lands_on_time(sup):
@@ -81,38 +81,28 @@ def test_scheduled_fault_lands_on_time(sup):
     assert -0.001 <= error_ms < 20, error_ms  # the benchmark reports the precise figure
 
 
-def test_sigterm_stops_everything_and_exits_zero(tmpdir_clean):
-    s = Supervisor(tmpdir_clean)
-    try:
-        s.wait_ready()
-        pids = list(s.node_pids)
-        s.proc.send_signal(signal.SIGTERM)
-        assert s.proc.wait(timeout=10) == 0
-        s.notify.wait_for("STOPPING=1", 1)
-        assert not [p for p in pids if process_alive(p)]
-        assert s.events()[-1]["event"] == "node_exited"
-    finally:
-        s.stop()
+def test_sigterm_stops_everything_and_exits_zero(sup):
+    pids = list(sup.node_pids)
+    sup.proc.send_signal(signal.SIGTERM)
+    assert sup.proc.wait(timeout=10) == 0
+    sup.notify.wait_for("STOPPING=1", 1)
+    assert not [p for p in pids if process_alive(p)]
+    assert sup.events()[-1]["event"] == "node_exited"
 
 
-def test_sigkill_of_supervisor_takes_nodes_down(tmpdir_clean):
-    s = Supervisor(tmpdir_clean)
-    try:
-        s.wait_ready()
-        pids = list(s.node_pids)
-        s.proc.send_signal(signal.SIGKILL)
-        s.proc.wait(timeout=5)
-        deadline = time.monotonic() + 3
-        while [p for p in pids if process_alive(p)] and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not [p for p in pids if process_alive(p)], "a node outlived its supervisor"
-    finally:
-        s.stop()
+def test_sigkill_of_supervisor_takes_nodes_down(sup):
+    pids = list(sup.node_pids)
+    sup.proc.send_signal(signal.SIGKILL)
+    sup.proc.wait(timeout=5)
+    deadline = time.monotonic() + 3
+    while [p for p in pids if process_alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not [p for p in pids if process_alive(p)], "a node outlived its supervisor"
 
 
 def test_seed_two_node_command_lines(tmpdir_clean):
     a_log, b_log = f"{tmpdir_clean}/a.jsonl", f"{tmpdir_clean}/b.jsonl"
-    pa, pb = __import__("conftest").free_ports(2)
+    pa, pb = free_ports(2)
     common = ["--hb_interval_ms", "100", "--hb_timeout_ms", "200", "--run_id", "manual"]
     b = subprocess.Popen([str(BIN / "kvnode"), "--id", "B", "--port", str(pb), "--role", "monitored", "--log_path", b_log, *common],
                          stderr=subprocess.DEVNULL)

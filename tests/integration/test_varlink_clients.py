@@ -42,20 +42,22 @@ def test_python_varlink_client(sup):
             assert status["nodes_ready"] == 3
             nodes = con.ListNodes()["nodes"]
             assert [n["id"] for n in nodes] == ["A", "B", "C"]
-            seen = []
+            seen, live = [], threading.Event()
 
             def follow():
                 with varlink.Client.new_with_address("unix:" + sup.socket) as c2, c2.open("io.kvsupervisor") as con2:
-                    for reply in con2.Subscribe(kinds=["declared_dead"], _more=True):
-                        seen.append(reply["event"])
-                        if len(seen) >= 2:
-                            return
+                    # replay=1: the first reply is a past event, proof that the subscription is live.
+                    for reply in con2.Subscribe(replay=1, _more=True):
+                        live.set()
+                        event = reply["event"]
+                        if event["event"] == "declared_dead":
+                            seen.append(event)
+                            if len(seen) >= 2:
+                                return
 
             t = threading.Thread(target=follow, daemon=True)
             t.start()
-            sup.wait_events(lambda e: True)  # subscription set up below before the fault lands
-            import time
-            time.sleep(0.2)
+            assert live.wait(timeout=5), "Subscribe sent nothing"
             result = con.Inject(node="B", fault="kill")
             assert result["fault_id"] and result["applied_mono_ns"] > 0
             t.join(timeout=5)
