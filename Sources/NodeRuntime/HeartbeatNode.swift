@@ -12,6 +12,10 @@ final class HeartbeatNode {
     private let output: EventOutput
     private var sequence: UInt64 = 0
     private var unheard: Set<NodeID>
+    /// Seed detectors know `--peer_addr` peers only by address: count them until their ids are heard.
+    private var unheardAnonymous: Int
+    private var heard: Set<NodeID> = []
+    var isArmed: Bool { unheard.isEmpty && unheardAnonymous == 0 }
     private var armedCallbacks: [() -> Void] = []
 
     init(options: NodeOptions, loop: any EventLoop, output: EventOutput) {
@@ -21,12 +25,13 @@ final class HeartbeatNode {
         let watched: [NodeID] = options.role == .monitored ? [] : options.peers.compactMap(\.id)
         self.detector = HeartbeatDetector(peers: watched, timeoutNs: Int64(options.hbTimeoutMs) * 1_000_000)
         self.unheard = Set(watched)
+        self.unheardAnonymous = options.role == .detector ? options.peers.filter { $0.id == nil }.count : 0
     }
 
     /// Calls `body` once every configured peer has been heard at least once, i.e. once the detector
     /// watches all of them; at once if there is nobody to hear.
     func whenArmed(_ body: @escaping () -> Void) {
-        if unheard.isEmpty { body() } else { armedCallbacks.append(body) }
+        if isArmed { body() } else { armedCallbacks.append(body) }
     }
 
     /// Runs the armed callbacks once, whether all peers were heard or the wait gave up.
@@ -51,7 +56,10 @@ final class HeartbeatNode {
         if options.role == .monitored { return }
         // The seed detector learns its peer's id from the first heartbeat on the connection.
         if options.role == .detector { detector.watch(peer) }
-        if unheard.remove(peer) != nil, unheard.isEmpty { fireArmed() }
+        if heard.insert(peer).inserted {
+            if unheard.remove(peer) == nil, unheardAnonymous > 0 { unheardAnonymous -= 1 }
+            if isArmed { fireArmed() }
+        }
         if let recovered = detector.heartbeat(from: peer, at: now) {
             report(recovered)
         }

@@ -15,7 +15,7 @@ public enum NodeMain {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let startup: EventLoopFuture<Channel> = loop.flatSubmit {
+        let startup: EventLoopFuture<Bool> = loop.flatSubmit {
             let output: EventOutput
             do {
                 output = try EventOutput(logPath: options.logPath, viaNotify: options.eventsViaNotify)
@@ -24,23 +24,24 @@ public enum NodeMain {
             }
             let node = HeartbeatNode(options: options, loop: loop, output: output)
             // The network keeps itself alive through its channels and scheduled tasks.
-            return HeartbeatNetwork(node: node).start().flatMap { channel in
+            return HeartbeatNetwork(node: node).start().flatMap { _ in
                 // Ready means "detector armed": every peer heard once, or, if one is down at start,
                 // after one timeout plus one interval.
-                let armed = loop.makePromise(of: Channel.self)
+                let armed = loop.makePromise(of: Bool.self)  // true: every peer heard
                 let boundNode = NIOLoopBound(node, eventLoop: loop)
                 let giveUp = loop.scheduleTask(in: .milliseconds(Int64(options.hbTimeoutMs + options.hbIntervalMs))) {
                     boundNode.value.fireArmed()
                 }
                 node.whenArmed {
                     giveUp.cancel()
-                    armed.succeed(channel)
+                    armed.succeed(boundNode.value.isArmed)
                 }
                 return armed.futureResult
             }
         }
+        let allPeersHeard: Bool
         do {
-            _ = try startup.wait()
+            allPeersHeard = try startup.wait()
         } catch let error as NodeError {
             writeStderr("kvnode \(options.id): \(error)")
             exit(1)
@@ -48,7 +49,8 @@ public enum NodeMain {
             writeStderr("kvnode \(options.id): \(NodeError.cannotListen(host: options.host, port: options.port, reason: "\(error)"))")
             exit(1)
         }
-        Notifier.ready(status: "listening on \(options.host):\(options.port), \(options.peers.count) peer(s)")
+        Notifier.ready(status: "listening on \(options.host):\(options.port), "
+            + (allPeersHeard ? "all \(options.peers.count) peer(s) heard" : "not every peer heard yet"))
         // The event loop thread does the work; this thread only waits for a termination signal.
         while true { pause() }
     }

@@ -4,7 +4,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BIN, free_ports, process_alive
+from conftest import BIN, NotifyListener, free_ports, process_alive
 
 
 def test_ready_status_and_nodes(sup):
@@ -104,12 +104,15 @@ def test_seed_two_node_command_lines(tmpdir_clean):
     a_log, b_log = f"{tmpdir_clean}/a.jsonl", f"{tmpdir_clean}/b.jsonl"
     pa, pb = free_ports(2)
     common = ["--hb_interval_ms", "100", "--hb_timeout_ms", "200", "--run_id", "manual"]
+    notify = NotifyListener(f"{tmpdir_clean}/a-notify.sock")
     b = subprocess.Popen([str(BIN / "kvnode"), "--id", "B", "--port", str(pb), "--role", "monitored", "--log_path", b_log, *common],
                          stderr=subprocess.DEVNULL)
     a = subprocess.Popen([str(BIN / "kvnode"), "--id", "A", "--port", str(pa), "--role", "detector",
-                          "--peer_addr", f"127.0.0.1:{pb}", "--log_path", a_log, *common], stderr=subprocess.DEVNULL)
+                          "--peer_addr", f"127.0.0.1:{pb}", "--log_path", a_log, *common], stderr=subprocess.DEVNULL,
+                         env=dict(os.environ, NOTIFY_SOCKET=notify.path))
     try:
-        time.sleep(0.6)  # let heartbeats flow: the detector watches B only after hearing it
+        ready = notify.wait_for("READY=1", 5)
+        assert "all 1 peer(s) heard" in ready, ready  # the detector watches B from now on
         b.kill()
         b.wait()
         killed = time.monotonic_ns()
@@ -130,3 +133,4 @@ def test_seed_two_node_command_lines(tmpdir_clean):
             if p.poll() is None:
                 p.kill()
             p.wait()
+        notify.close()
