@@ -31,14 +31,16 @@ let package = Package(
         .target(name: "Systemd", dependencies: ["CSystemd", "Core"]),
         .target(name: "Detection", dependencies: ["Core"]),
         .target(name: "ConfigFile", dependencies: ["Core", .product(name: "TOMLKit", package: "TOMLKit")]),
+        // Exact wake-ups (sleep, then spin the last stretch) and detached OS threads.
+        .target(name: "Timing", dependencies: ["Core", "CLinux"]),
         .target(name: "Supervision", dependencies: [
-            "Core", "CLinux",
+            "Core", "CLinux", "Timing",
         ]),
         .target(name: "Events", dependencies: [
             "Core", "Systemd", .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Faults", dependencies: [
-            "Core", "CLinux", "Supervision",
+            "Core", "CLinux", "Supervision", "Timing",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -56,7 +58,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["io.kvsupervisor.varlink"]),
         .target(name: "NodeRuntime", dependencies: [
-            "Core", "Detection", "Systemd", "CLinux",
+            "Core", "Detection", "Systemd", "CLinux", "Timing",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

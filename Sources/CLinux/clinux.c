@@ -1,6 +1,14 @@
 #define _GNU_SOURCE
 #include "clinux.h"
+#include <errno.h>
 #include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <time.h>
+#include <sys/eventfd.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -60,3 +68,103 @@ int kv_user_in_group(uid_t uid, gid_t gid) {
 #include <fcntl.h>
 int kv_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int kv_cld_exited(void) { return CLD_EXITED; }
+
+/* ---- Timing thread ---- */
+
+int kv_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int kv_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    return write(fd, &one, sizeof one) == sizeof one ? 0 : -1;
+}
+
+int kv_wait_readable_ns(int fd, int64_t timeout_ns) {
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    if (timeout_ns < 0) timeout_ns = 0;
+    struct timespec ts = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    int rc = ppoll(&p, 1, &ts, NULL);
+    if (rc < 0) return errno == EINTR ? 1 : -1;
+    if (rc == 0) return 0;
+    uint64_t drained;
+    while (read(fd, &drained, sizeof drained) == sizeof drained) {}
+    return 1;
+}
+
+/* ---- Non-blocking TCP for the heartbeat sender ---- */
+
+static int resolve(const char *host, int port, int passive, struct addrinfo **out) {
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    return getaddrinfo(host, service, &hints, out);
+}
+
+/* Starts a connect; returns the fd (connecting or connected) or -errno. */
+int kv_tcp_connect_start(const char *host, int port) {
+    struct addrinfo *ai = NULL;
+    if (resolve(host, port, 0, &ai) != 0 || ai == NULL) return -EHOSTUNREACH;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) { int e = errno; freeaddrinfo(ai); return -e; }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    int e = errno;
+    freeaddrinfo(ai);
+    if (rc < 0 && e != EINPROGRESS) { close(fd); return -e; }
+    return fd;
+}
+
+/* 1 connected, 0 still connecting, -errno failed. */
+int kv_tcp_connect_result(int fd) {
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    int rc = poll(&p, 1, 0);
+    if (rc < 0) return -errno;
+    if (rc == 0) return 0;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
+    return err == 0 ? 1 : -err;
+}
+
+int kv_tcp_listen(const char *host, int port) {
+    struct addrinfo *ai = NULL;
+    if (resolve(host, port, 1, &ai) != 0 || ai == NULL) return -EADDRNOTAVAIL;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) { int e = errno; freeaddrinfo(ai); return -e; }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+        int e = errno; close(fd); freeaddrinfo(ai); return -e;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* An accepted fd, or -EAGAIN when nobody is waiting. */
+int kv_tcp_accept(int listen_fd) {
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* Discards anything the far side sent; 1 if it closed or failed, else 0. */
+int kv_tcp_peer_closed(int fd) {
+    char sink[512];
+    for (;;) {
+        ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n > 0) continue;
+        if (n == 0) return 1;
+        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : 1;
+    }
+}
+
+/* Bytes sent, or -errno; never blocks and never raises SIGPIPE. */
+long kv_tcp_send(int fd, const void *buf, size_t len) {
+    ssize_t n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return n < 0 ? -errno : (long)n;
+}

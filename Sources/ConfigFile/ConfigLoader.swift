@@ -5,7 +5,7 @@ import TOMLKit
 public enum ConfigLoader {
     public static let supervisorKeys = ["socket", "event_log", "state_dir", "runtime_dir", "socket_group",
                                         "run_id", "node_binary", "stop_grace_ms", "ready_timeout_ms",
-                                        "fault_effect_deadline_ms"]
+                                        "fault_effect_deadline_ms", "timer_spin_us"]
     public static let clusterKeys = ["mode", "hb_interval_ms", "hb_timeout_ms", "restart", "restart_sec_ms",
                                      "restart_max_delay_ms", "start_limit_burst", "start_limit_interval_ms"]
     public static let nodeKeys = ["id", "port", "host"]
@@ -74,6 +74,7 @@ private struct Reader {
             config.readyTimeoutMs = try int(s, "ready_timeout_ms", "supervisor", 100...600_000) ?? config.readyTimeoutMs
             config.faultEffectDeadlineMs = try int(s, "fault_effect_deadline_ms", "supervisor", 1...60_000)
                 ?? config.faultEffectDeadlineMs
+            config.timerSpinUs = try int(s, "timer_spin_us", "supervisor", 0...20_000) ?? config.timerSpinUs
         }
 
         if let value = root["cluster"] {

@@ -37,6 +37,10 @@ public struct ClusterConfig: Sendable, Equatable {
     public var stopGraceMs: Int = 3000
     public var readyTimeoutMs: Int = 10_000
     public var faultEffectDeadlineMs: Int = 1000
+    /// Timing threads (fault scheduling, node heartbeats and deadlines) sleep until this long
+    /// before their deadline and spin the rest, because a sleeping vCPU wakes late; 0 = never spin.
+    public var timerSpinUs: Int = ClusterConfig.defaultTimerSpinUs
+    public static let defaultTimerSpinUs = 200
 
     // [cluster]
     public var mode: NodeMode = .heartbeat

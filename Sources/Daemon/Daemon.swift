@@ -75,7 +75,7 @@ public enum Daemon {
             return ChildSpec(id: node.id, executable: nodeBinary, arguments: [
                 "--id", node.id.rawValue, "--host", node.host, "--port", String(node.port),
                 "--peers", peers, "--hb_interval_ms", String(c.hbIntervalMs), "--hb_timeout_ms", String(c.hbTimeoutMs),
-                "--run_id", runID, "--events", "notify",
+                "--run_id", runID, "--events", "notify", "--timer_spin_us", String(c.timerSpinUs),
             ], environment: environment)
         }
         let supervisor: NodeSupervisor
@@ -86,6 +86,7 @@ public enum Daemon {
 
         let engine = FaultEngine(supervisor: supervisor, links: links, runID: runID,
             effectDeadlineMs: config.faultEffectDeadlineMs, stopGraceMs: config.stopGraceMs,
+            timerSpinUs: config.timerSpinUs,
             hooks: .init(emit: { hub.publish($0) },
                          applied: { r in hub.faultApplied(id: r.id, kind: r.spec.kind, node: r.spec.node,
                                                           affected: r.affected, appliedMonoNs: r.applied.monoNs) },

@@ -67,5 +67,15 @@ public struct HeartbeatDetector: Sendable {
         return Detection(verdict: .dead, peer: peer, at: now, lastHeard: last)
     }
 
+    /// The soonest deadline of any watched, living peer: when a timing thread must next look.
+    public var earliestDeadline: MonotonicNanos? {
+        peers.values.compactMap { $0.isDead ? nil : $0.lastHeard.map { $0 + timeoutNs } }.min()
+    }
+
+    /// Declares dead every peer whose deadline is at or before `now`, in id order.
+    public mutating func expireDue(at now: MonotonicNanos) -> [Detection] {
+        peers.keys.sorted().compactMap { expire($0, at: now) }
+    }
+
     public func isDead(_ peer: NodeID) -> Bool { peers[peer]?.isDead ?? false }
 }

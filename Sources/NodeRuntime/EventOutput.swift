@@ -6,8 +6,9 @@ import Glibc
 
 /// Where a node's events go: appended to `--log_path` as JSONL, sent to the supervisor as
 /// `KV_EVENT=<json>` on NOTIFY_SOCKET, and a readable line on stderr.
-/// Called only from the node's single event-loop thread.
-final class EventOutput {
+/// Called from the event loop (recoveries) and the timing thread (deaths): each output is one
+/// syscall, so lines never interleave.
+final class EventOutput: Sendable {
     private let logFD: Int32?
     private let viaNotify: Bool
 

@@ -1,89 +1,99 @@
 import Core
 import Detection
-import NIOCore
+import Synchronization
+import Timing
 
-/// The heartbeat side of one node: its detector, one deadline timer per peer, and event output.
-/// Confined to one event loop; every method runs on `loop`.
-final class HeartbeatNode {
+/// The heartbeat side of one node: its detector, heartbeat numbering, readiness and event output.
+/// Shared by two threads: the event loop feeds it the heartbeats it reads, and the node's timing
+/// thread (`NodeClock`) asks it for the next deadline and expires peers at their deadlines.
+final class HeartbeatNode: Sendable {
     let options: NodeOptions
-    let loop: any EventLoop
-    private var detector: HeartbeatDetector
-    private var timers: [NodeID: Scheduled<Void>] = [:]
+    /// The timing thread sleeps on this; a peer that gains a deadline may need an earlier wake-up.
+    let waiter = TimingWaiter()
     private let output: EventOutput
-    private var sequence: UInt64 = 0
-    private var unheard: Set<NodeID>
-    /// Seed detectors know `--peer_addr` peers only by address: count them until their ids are heard.
-    private var unheardAnonymous: Int
-    private var heard: Set<NodeID> = []
-    var isArmed: Bool { unheard.isEmpty && unheardAnonymous == 0 }
-    private var armedCallbacks: [() -> Void] = []
 
-    init(options: NodeOptions, loop: any EventLoop, output: EventOutput) {
+    private struct State {
+        var detector: HeartbeatDetector
+        var sequence: UInt64 = 0
+        var unheard: Set<NodeID>
+        /// Seed detectors know `--peer_addr` peers only by address: count them until their ids are heard.
+        var unheardAnonymous: Int
+        var heard: Set<NodeID> = []
+        var armedCallbacks: [@Sendable () -> Void] = []
+        var isArmed: Bool { unheard.isEmpty && unheardAnonymous == 0 }
+    }
+    private let state: Mutex<State>
+
+    init(options: NodeOptions, output: EventOutput) {
         self.options = options
-        self.loop = loop
         self.output = output
         let watched: [NodeID] = options.role == .monitored ? [] : options.peers.compactMap(\.id)
-        self.detector = HeartbeatDetector(peers: watched, timeoutNs: Int64(options.hbTimeoutMs) * 1_000_000)
-        self.unheard = Set(watched)
-        self.unheardAnonymous = options.role == .detector ? options.peers.filter { $0.id == nil }.count : 0
+        state = Mutex(State(
+            detector: HeartbeatDetector(peers: watched, timeoutNs: Int64(options.hbTimeoutMs) * 1_000_000),
+            unheard: Set(watched),
+            unheardAnonymous: options.role == .detector ? options.peers.filter { $0.id == nil }.count : 0))
     }
+
+    var isArmed: Bool { state.withLock { $0.isArmed } }
 
     /// Calls `body` once every configured peer has been heard at least once, i.e. once the detector
     /// watches all of them; at once if there is nobody to hear.
-    func whenArmed(_ body: @escaping () -> Void) {
-        if isArmed { body() } else { armedCallbacks.append(body) }
+    func whenArmed(_ body: @escaping @Sendable () -> Void) {
+        let now = state.withLock { s -> Bool in
+            if s.isArmed { return true }
+            s.armedCallbacks.append(body)
+            return false
+        }
+        if now { body() }
     }
 
     /// Runs the armed callbacks once, whether all peers were heard or the wait gave up.
     func fireArmed() {
-        let callbacks = armedCallbacks
-        armedCallbacks = []
+        let callbacks = state.withLock { s in
+            defer { s.armedCallbacks = [] }
+            return s.armedCallbacks
+        }
         for c in callbacks { c() }
     }
 
     /// The next heartbeat line this node sends.
     func nextHeartbeatLine() -> String {
-        sequence &+= 1
-        return "HB \(options.id.rawValue) \(sequence)\n"
+        let n = state.withLock { s in
+            s.sequence &+= 1
+            return s.sequence
+        }
+        return "HB \(options.id.rawValue) \(n)\n"
     }
 
     /// A line arrived on any connection. Lines that are not heartbeats are ignored.
     func received(line: String) {
         let now = monotonicNow()
         let parts = line.split(separator: " ")
-        guard parts.count >= 2, parts[0] == "HB", let peer = NodeID(validating: String(parts[1])),
-              peer != options.id else { return }
-        if options.role == .monitored { return }
-        // The seed detector learns its peer's id from the first heartbeat on the connection.
-        if options.role == .detector { detector.watch(peer) }
-        if heard.insert(peer).inserted {
-            if unheard.remove(peer) == nil, unheardAnonymous > 0 { unheardAnonymous -= 1 }
-            if isArmed { fireArmed() }
+        guard options.role != .monitored, parts.count >= 2, parts[0] == "HB",
+              let peer = NodeID(validating: String(parts[1])), peer != options.id else { return }
+        let (recovered, gainedDeadline, callbacks) = state.withLock { s in
+            // The seed detector learns its peer's id from the first heartbeat on the connection.
+            if options.role == .detector { s.detector.watch(peer) }
+            var callbacks: [@Sendable () -> Void] = []
+            if s.heard.insert(peer).inserted {
+                if s.unheard.remove(peer) == nil, s.unheardAnonymous > 0 { s.unheardAnonymous -= 1 }
+                if s.isArmed { swap(&callbacks, &s.armedCallbacks) }
+            }
+            let hadDeadline = s.detector.deadline(of: peer) != nil
+            return (s.detector.heartbeat(from: peer, at: now), !hadDeadline, callbacks)
         }
-        if let recovered = detector.heartbeat(from: peer, at: now) {
-            report(recovered)
-        }
-        rearm(peer)
+        // Deadlines only move later, except for a peer that had none (first heard, or back from dead).
+        if gainedDeadline { waiter.wake() }
+        for c in callbacks { c() }
+        if let recovered { report(recovered) }
     }
 
-    /// Moves the peer's timer to its new deadline: the deadline is a timer, not a periodic scan.
-    private func rearm(_ peer: NodeID) {
-        timers[peer]?.cancel()
-        guard let deadline = detector.deadline(of: peer) else { return }
-        let wait = max(0, deadline - monotonicNow())
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: loop)
-        timers[peer] = loop.scheduleTask(in: .nanoseconds(wait)) {
-            loopBoundSelf.value.deadlinePassed(peer)
-        }
-    }
+    /// When the timing thread must next look at the detector; nil while no peer is watched.
+    var earliestDeadline: MonotonicNanos? { state.withLock { $0.detector.earliestDeadline } }
 
-    private func deadlinePassed(_ peer: NodeID) {
-        let now = monotonicNow()
-        if let dead = detector.expire(peer, at: now) {
-            report(dead)
-        } else {
-            rearm(peer)  // woke a little early: wait for the rest
-        }
+    /// Declares dead, and reports, every peer whose deadline is at or before `now`.
+    func expireDue(at now: MonotonicNanos) {
+        for dead in state.withLock({ $0.detector.expireDue(at: now) }) { report(dead) }
     }
 
     private func report(_ d: Detection) {

@@ -13,46 +13,59 @@ public enum NodeMain {
         try ParentWatch.armIfSupervised()
         installTerminationHandlers()
 
+        let output: EventOutput
+        do {
+            output = try EventOutput(logPath: options.logPath, viaNotify: options.eventsViaNotify)
+        } catch {
+            fail(options, "\(error)")
+        }
+        let node = HeartbeatNode(options: options, output: output)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let startup: EventLoopFuture<Bool> = loop.flatSubmit {
-            let output: EventOutput
-            do {
-                output = try EventOutput(logPath: options.logPath, viaNotify: options.eventsViaNotify)
-            } catch {
-                return loop.makeFailedFuture(error)
+        // The seed's monitored node only answers connections with beats: its listener belongs to
+        // the sender. Every other role reads heartbeats on an event-loop listener.
+        let monitoredListener: Int32? = options.role == .monitored ? listenForBeats(options) : nil
+        let listening: EventLoopFuture<Void> = options.role == .monitored
+            ? loop.makeSucceededVoidFuture()
+            : loop.flatSubmit { HeartbeatNetwork(node: node, loop: loop).start().map { _ in } }
+        let startup: EventLoopFuture<Bool> = listening.flatMap {
+            NodeClock.start(node: node, sender: options.role == .detector ? nil
+                : HeartbeatSender(dialing: options.role == .peer ? options.peers : [], listenFD: monitoredListener))
+            // Ready means "detector armed": every peer heard once, or, if one is down at start,
+            // after one timeout plus one interval.
+            let armed = loop.makePromise(of: Bool.self)  // true: every peer heard
+            let giveUp = loop.scheduleTask(in: .milliseconds(Int64(options.hbTimeoutMs + options.hbIntervalMs))) {
+                node.fireArmed()
             }
-            let node = HeartbeatNode(options: options, loop: loop, output: output)
-            // The network keeps itself alive through its channels and scheduled tasks.
-            return HeartbeatNetwork(node: node).start().flatMap { _ in
-                // Ready means "detector armed": every peer heard once, or, if one is down at start,
-                // after one timeout plus one interval.
-                let armed = loop.makePromise(of: Bool.self)  // true: every peer heard
-                let boundNode = NIOLoopBound(node, eventLoop: loop)
-                let giveUp = loop.scheduleTask(in: .milliseconds(Int64(options.hbTimeoutMs + options.hbIntervalMs))) {
-                    boundNode.value.fireArmed()
-                }
-                node.whenArmed {
-                    giveUp.cancel()
-                    armed.succeed(boundNode.value.isArmed)
-                }
-                return armed.futureResult
+            node.whenArmed {
+                giveUp.cancel()
+                armed.succeed(node.isArmed)
             }
+            return armed.futureResult
         }
         let allPeersHeard: Bool
         do {
             allPeersHeard = try startup.wait()
-        } catch let error as NodeError {
-            writeStderr("kvnode \(options.id): \(error)")
-            exit(1)
         } catch {
-            writeStderr("kvnode \(options.id): \(NodeError.cannotListen(host: options.host, port: options.port, reason: "\(error)"))")
-            exit(1)
+            fail(options, "\(NodeError.cannotListen(host: options.host, port: options.port, reason: "\(error)"))")
         }
         Notifier.ready(status: "listening on \(options.host):\(options.port), "
             + (allPeersHeard ? "all \(options.peers.count) peer(s) heard" : "not every peer heard yet"))
         // The event loop thread does the work; this thread only waits for a termination signal.
         while true { pause() }
+    }
+
+    private static func listenForBeats(_ options: NodeOptions) -> Int32 {
+        let fd = kv_tcp_listen(options.host, Int32(options.port))
+        guard fd >= 0 else {
+            fail(options, "\(NodeError.cannotListen(host: options.host, port: options.port, reason: String(cString: strerror(-fd))))")
+        }
+        return fd
+    }
+
+    private static func fail(_ options: NodeOptions, _ message: String) -> Never {
+        writeStderr("kvnode \(options.id): \(message)")
+        exit(1)
     }
 
     /// SIGTERM and SIGINT end the node at once with status 0: every event line is already written

@@ -46,11 +46,14 @@ public struct NodeOptions: Sendable {
     public var runID: String
     /// Send events as `KV_EVENT=<json>` datagrams on NOTIFY_SOCKET (set when run by kvsupervisor).
     public var eventsViaNotify: Bool
+    /// The timing thread sleeps until this long before a beat or deadline and spins the rest.
+    public var timerSpinUs: Int
 
     public init(id: NodeID, host: String = "127.0.0.1", port: Int, role: NodeRole, peers: [PeerAddress],
-                hbIntervalMs: Int, hbTimeoutMs: Int, logPath: String?, runID: String, eventsViaNotify: Bool) {
+                hbIntervalMs: Int, hbTimeoutMs: Int, logPath: String?, runID: String, eventsViaNotify: Bool,
+                timerSpinUs: Int = ClusterConfig.defaultTimerSpinUs) {
         self.id = id; self.host = host; self.port = port; self.role = role; self.peers = peers
         self.hbIntervalMs = hbIntervalMs; self.hbTimeoutMs = hbTimeoutMs; self.logPath = logPath
-        self.runID = runID; self.eventsViaNotify = eventsViaNotify
+        self.runID = runID; self.eventsViaNotify = eventsViaNotify; self.timerSpinUs = timerSpinUs
     }
 }

@@ -1,5 +1,6 @@
 import CLinux
 import Core
+import Timing
 #if canImport(Glibc)
 import Glibc
 #endif

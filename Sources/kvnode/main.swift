@@ -37,6 +37,9 @@ struct KVNode: ParsableCommand {
     var runID = "manual"
     @Option(name: .customLong("events"), help: "Also send events to: notify (NOTIFY_SOCKET, as kvsupervisor asks).")
     var events: String?
+    @Option(name: .customLong("timer_spin_us"),
+            help: "Sleep until this long before each heartbeat or deadline and spin the rest (0: never spin).")
+    var timerSpinUs = ClusterConfig.defaultTimerSpinUs
 
     func validate() throws {
         guard NodeID(validating: id) != nil else { throw ValidationError("--id '\(id)': use 1-32 letters, digits, '-' or '_'") }
@@ -46,6 +49,7 @@ struct KVNode: ParsableCommand {
         guard hbTimeoutMs > hbIntervalMs else {
             throw ValidationError("--hb_timeout_ms (\(hbTimeoutMs)) must be greater than --hb_interval_ms (\(hbIntervalMs))")
         }
+        guard (0...20_000).contains(timerSpinUs) else { throw ValidationError("--timer_spin_us \(timerSpinUs): must be 0-20000") }
         if let events, events != "notify" { throw ValidationError("--events '\(events)': the only sink is 'notify'") }
         for p in peerAddr where PeerAddress.parse(p) == nil {
             throw ValidationError("--peer_addr '\(p)': expected HOST:PORT")
@@ -65,7 +69,7 @@ struct KVNode: ParsableCommand {
         let options = NodeOptions(
             id: NodeID(validating: id)!, host: host, port: port, role: NodeRole(rawValue: role)!,
             peers: addresses, hbIntervalMs: hbIntervalMs, hbTimeoutMs: hbTimeoutMs, logPath: logPath,
-            runID: runID, eventsViaNotify: events == "notify")
+            runID: runID, eventsViaNotify: events == "notify", timerSpinUs: timerSpinUs)
         try NodeMain.run(options)
     }
 }

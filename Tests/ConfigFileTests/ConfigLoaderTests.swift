@@ -54,6 +54,7 @@ private func parse(_ text: String) throws(ConfigError) -> ClusterConfig {
     ("[[node]]\nid = \"a/b\"\nport = 1\n", "node.id", 2),
     ("[cluster]\nrestart = \"sometimes\"\n", "cluster.restart", 2),
     ("[[node]]\nid = \"A\"\nport = 70000\n", "node.port", 3),
+    ("[supervisor]\nstop_grace_ms = 10\ntimer_spin_us = 50000\n", "supervisor.timer_spin_us", 3),
 ])
 func badValuesAreRefusedWithKeyAndLine(text: String, key: String, line: Int) {
     do {

@@ -43,6 +43,20 @@ private let ms: Int64 = 1_000_000
     #expect(d.deadline(of: "Z") == 200 * ms)
 }
 
+@Test func earliestDeadlineSkipsDeadAndUnheardPeers() {
+    var d = HeartbeatDetector(peers: ["A", "B", "C"], timeoutNs: 200 * ms)
+    #expect(d.earliestDeadline == nil, "nobody heard yet")
+    _ = d.heartbeat(from: "B", at: 50 * ms)
+    _ = d.heartbeat(from: "A", at: 80 * ms)
+    #expect(d.earliestDeadline == 250 * ms)
+    #expect(d.expireDue(at: 249 * ms).isEmpty)
+    let due = d.expireDue(at: 260 * ms)
+    #expect(due.map(\.peer) == ["B"], "A's deadline (280) has not passed")
+    #expect(d.earliestDeadline == 280 * ms, "a dead peer has no deadline")
+    #expect(d.expireDue(at: 300 * ms).map(\.peer) == ["A"])
+    #expect(d.earliestDeadline == nil)
+}
+
 /// Simulated clock: heartbeats every I, a crash at a random phase, timers fire exactly at deadlines.
 /// Latency from crash to declaration must lie in [T - I, T]: the theory the benchmark compares against.
 @Test(arguments: [UInt64(1), 2, 3, 42, 1234])

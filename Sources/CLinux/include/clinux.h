@@ -11,4 +11,16 @@ int kv_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 int kv_user_in_group(uid_t uid, gid_t gid);
 int kv_pipe_cloexec(int fds[2]);
 int kv_cld_exited(void);
+/* Timing thread: an eventfd to be woken by, and a nanosecond-precise wait on it. */
+int kv_eventfd(void);
+int kv_eventfd_signal(int fd);
+/* Waits until fd is readable or timeout_ns passes; drains it. 1 woken, 0 timed out, -1 error. */
+int kv_wait_readable_ns(int fd, int64_t timeout_ns);
+/* Plain non-blocking TCP for the heartbeat sender, which must not wait on an event loop. */
+int kv_tcp_connect_start(const char *host, int port);
+int kv_tcp_connect_result(int fd);
+int kv_tcp_listen(const char *host, int port);
+int kv_tcp_accept(int listen_fd);
+int kv_tcp_peer_closed(int fd);
+long kv_tcp_send(int fd, const void *buf, size_t len);
 #endif

@@ -1,0 +1,41 @@
+import Core
+import Timing
+
+/// The node's timing thread. It sends each heartbeat at its slot, and the slots are at a fixed
+/// rate: a late beat does not push later ones back, so the gap between beats stays I. It also
+/// declares peers dead at their deadlines. It sleeps until `timerSpinUs` before the next thing
+/// due, plans again (a heartbeat may have moved a deadline meanwhile), and spins only when that
+/// thing is still due within the spin window, so each action is on time.
+enum NodeClock {
+    static func start(node: HeartbeatNode, sender: HeartbeatSender?) {
+        // The sender moves to the timing thread and is used only there.
+        nonisolated(unsafe) let sender = sender
+        startDetachedThread {
+            PreciseClock.tightenTimerSlack()
+            run(node: node, sender: sender)
+        }
+    }
+
+    private static func run(node: HeartbeatNode, sender: HeartbeatSender?) {
+        let interval = Int64(node.options.hbIntervalMs) * 1_000_000
+        // Never spin for more than half an interval: the thread would spin all the time.
+        let spinNs = min(Int64(node.options.timerSpinUs) * 1000, interval / 2)
+        var nextBeat = monotonicNow()
+        while true {
+            let deadline = node.earliestDeadline ?? .max
+            let due = min(sender == nil ? .max : nextBeat, deadline)
+            if due - spinNs > monotonicNow() {
+                node.waiter.sleep(until: due - spinNs)
+                continue
+            }
+            PreciseClock.spin(until: due)
+            let now = monotonicNow()
+            if now >= deadline { node.expireDue(at: now) }
+            if let sender, now >= nextBeat {
+                sender.beat(node.nextHeartbeatLine())
+                // Skip slots missed by a long stall instead of sending a burst.
+                nextBeat += interval * ((now - nextBeat) / interval + 1)
+            }
+        }
+    }
+}
