@@ -42,9 +42,8 @@ bench: build pyenv
 idl:
 	python3 scripts/embed_idl.py
 
-install:
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 -s $(BIN)/kvsupervisor $(BIN)/kvctl $(BIN)/kvnode $(DESTDIR)$(PREFIX)/bin/
+install: build
+	scripts/install.sh $(BIN) $(PREFIX) "$(DESTDIR)"
 
 clean:
 	rm -rf .build run

@@ -16,7 +16,10 @@ struct Connection: ParsableArguments {
 
     func client() throws -> VarlinkClient {
         do { return try VarlinkClient(path: path) }
-        catch {
+        catch VarlinkClientError.notPermitted(let path) {
+            throw Failure("cannot connect to \(path): permission denied.\nOnly root and members of the socket's group "
+                + "(kvsupervisor when installed) may control the supervisor: sudo usermod -aG kvsupervisor $USER, then log in again.")
+        } catch {
             throw Failure("\(error)\nIs kvsupervisor running? Start it with 'make run' or 'systemctl start kvsupervisor', or pass --socket PATH.")
         }
     }
@@ -29,14 +32,18 @@ struct Connection: ParsableArguments {
     }
 
     private func defaultSocket() -> String {
-        if getuid() == 0, access("/run/kvsupervisor/control", F_OK) == 0 { return "/run/kvsupervisor/control" }
+        let system = "/run/kvsupervisor/control"
+        if getuid() == 0, exists(system) { return system }
         if let xdg = getenv("XDG_RUNTIME_DIR") {
             let p = String(cString: xdg) + "/kvsupervisor/control"
-            if access(p, F_OK) == 0 { return p }
+            if exists(p) { return p }
         }
-        if access("/run/kvsupervisor/control", F_OK) == 0 { return "/run/kvsupervisor/control" }
-        return "./run/control"
+        if access("./run/control", F_OK) == 0 { return "./run/control" }
+        return exists(system) ? system : "./run/control"
     }
+
+    /// True also when the path is there but out of this user's reach, so that connecting says why.
+    private func exists(_ path: String) -> Bool { access(path, F_OK) == 0 || errno == EACCES }
 }
 
 /// An operation that failed: printed on stderr, exit status 1.

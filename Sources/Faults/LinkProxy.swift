@@ -17,7 +17,7 @@ public final class LinkProxy: Sendable {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { inbound in
                 inbound.eventLoop.makeCompletedFuture {
                     try inbound.pipeline.syncOperations.addHandler(ConnectUpstream(
@@ -57,7 +57,7 @@ private final class ConnectUpstream: ChannelInboundHandler, RemovableChannelHand
         let inbound = context.channel
         let control = self.control
         ClientBootstrap(group: context.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(1))
             .connect(host: host, port: port)
             .whenComplete { result in

@@ -50,7 +50,7 @@ final class HeartbeatNetwork {
         let node = self.node
         let server = ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 HeartbeatNetwork.addLineHandlers(channel, node: node, onInactive: nil)
             }
@@ -80,7 +80,7 @@ final class HeartbeatNetwork {
         let interval = TimeAmount.milliseconds(Int64(node.options.hbIntervalMs))
         ClientBootstrap(group: loop)
             .connectTimeout(max(interval, .milliseconds(50)))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 HeartbeatNetwork.addLineHandlers(channel, node: node, onInactive: { _ in net.value.redial(peer, after: interval) })
             }

@@ -9,12 +9,15 @@ import Glibc
 
 public enum VarlinkClientError: Error, CustomStringConvertible {
     case connect(path: String, reason: String)
+    /// The socket exists but its permissions keep this user out.
+    case notPermitted(path: String)
     case io(String)
     case protocolViolation(String)
 
     public var description: String {
         switch self {
         case .connect(let path, let reason): return "cannot connect to \(path): \(reason)"
+        case .notPermitted(let path): return "cannot connect to \(path): permission denied"
         case .io(let r): return "connection failed: \(r)"
         case .protocolViolation(let r): return "bad reply from the service: \(r)"
         }
@@ -45,9 +48,10 @@ public final class VarlinkClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard rc == 0 else {
-            let reason = String(cString: strerror(errno))
+            let e = errno
             close(fd)
-            throw VarlinkClientError.connect(path: path, reason: reason)
+            if e == EACCES || e == EPERM { throw VarlinkClientError.notPermitted(path: path) }
+            throw VarlinkClientError.connect(path: path, reason: String(cString: strerror(e)))
         }
     }
 
