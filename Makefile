@@ -11,7 +11,7 @@ BIN := .build/release
 SWIFT_RELEASE := swift build -c release --static-swift-stdlib
 PYTHON := .venv/bin/python
 
-.PHONY: all setup build debug run test unit integration bench install clean idl
+.PHONY: all setup build debug run test unit integration system bench install clean idl
 
 all: build
 
@@ -34,7 +34,12 @@ pyenv: setup
 integration: build pyenv
 	KV_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -ra tests/integration; rc=$$?; [[ $$rc -eq 5 ]] && { echo "integration: no tests collected"; exit 0; }; exit $$rc
 
-test: unit integration
+# The system tier boots a real systemd in a container; it needs root (CI is) and says so otherwise.
+system: build pyenv
+	@if [[ $$(id -u) -eq 0 ]]; then KV_SYSTEM_TIER=1 bash scripts/setup.sh; fi
+	KV_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -rA -s tests/system; rc=$$?; [[ $$rc -eq 5 ]] && { echo "system: no tests collected"; exit 0; }; exit $$rc
+
+test: unit integration system
 
 bench: build pyenv
 	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/bench.py

@@ -1,5 +1,6 @@
 """The core loop with real processes: readiness, faults, detection, shutdown."""
 import os
+import pathlib
 import signal
 import subprocess
 import time
@@ -128,6 +129,40 @@ def test_seed_two_node_command_lines(tmpdir_clean):
         assert dead and dead[0]["peer"] == "B" and dead[0]["run_id"] == "manual"
         latency_ms = (dead[0]["t_mono_ns"] - killed) / 1e6
         assert 90 <= latency_ms <= 210, latency_ms
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        notify.close()
+
+
+def test_cluster_peers_hear_each_other_as_an_unprivileged_user(tmpdir_clean):
+    """Nodes run as a plain user under systemd (User=kvsupervisor). A socket option that only root may
+    set once made every accepted peer connection close; READY's "all peers heard" would never come."""
+    shared = pathlib.Path(tmpdir_clean) / "shared"
+    shared.mkdir()
+    os.chmod(tmpdir_clean, 0o711)  # mkdtemp makes it 0700
+    os.chmod(shared, 0o777)
+    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    pa, pb = free_ports(2)
+    notify = NotifyListener(shared / "a-notify.sock")
+    os.chmod(notify.path, 0o666)
+    common = ["--hb_interval_ms", "100", "--hb_timeout_ms", "200", "--run_id", "plain"]
+    b = subprocess.Popen(as_user + [str(BIN / "kvnode"), "--id", "B", "--port", str(pb), "--peers", f"A=127.0.0.1:{pa}",
+                                    *common], stderr=subprocess.DEVNULL)
+    a = subprocess.Popen(as_user + [str(BIN / "kvnode"), "--id", "A", "--port", str(pa), "--peers", f"B=127.0.0.1:{pb}",
+                                    "--log_path", str(shared / "a.jsonl"), *common],
+                         stderr=subprocess.DEVNULL, env=dict(os.environ, NOTIFY_SOCKET=notify.path))
+    try:
+        ready = notify.wait_for("READY=1", 5)
+        assert "all 1 peer(s) heard" in ready, ready
+        b.kill()
+        b.wait()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and '"declared_dead"' not in (shared / "a.jsonl").read_text():
+            time.sleep(0.01)
+        assert '"peer":"B"' in (shared / "a.jsonl").read_text()
     finally:
         for p in (a, b):
             if p.poll() is None:

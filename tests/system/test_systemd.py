@@ -1,0 +1,191 @@
+"""kvsupervisor as a real systemd service, in order: verify, start, control, inject, journal,
+catalog, reload, watchdog, stop, socket activation, kvnode@, power off. Each step prints what it saw."""
+import json
+import re
+import time
+
+from conftest import step
+
+HB_INTERVAL, HB_TIMEOUT = 100, 200  # the packaged defaults
+UNITS = ["kvsupervisor.service", "kvsupervisor.socket", "kvnode@.service"]
+
+
+def journal_json(m, *matches):
+    r = m.run("journalctl", "--no-pager", "-o", "json", *matches)
+    return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+
+
+def node_processes(m):
+    """Command names of every kvnode process in the container (minbase has no pgrep)."""
+    r = m.sh("for f in /proc/[0-9]*/comm; do read c < $f 2>/dev/null && echo $c; done")
+    return [c for c in r.stdout.split() if c == "kvnode"]
+
+
+def show(m, unit, prop):
+    return m.run("systemctl", "show", "-p", prop, "--value", unit).stdout.strip()
+
+
+def test_units_verify_clean(machine):
+    r = machine.run("systemd-analyze", "verify", *UNITS, "kvnode@A.service")
+    step(f"systemd-analyze verify {' '.join(UNITS)}: rc {r.returncode}, output {r.stdout + r.stderr!r}")
+    assert r.returncode == 0 and (r.stdout + r.stderr).strip() == "", r.stdout + r.stderr
+
+
+def test_start_reports_ready_and_status(machine):
+    machine.run("systemctl", "start", "kvsupervisor", check=True)
+    active = machine.run("systemctl", "is-active", "kvsupervisor").stdout.strip()
+    status = show(machine, "kvsupervisor", "StatusText")
+    step(f"systemctl start kvsupervisor -> is-active {active!r}, StatusText {status!r}")
+    assert active == "active"
+    assert "3/3 nodes ready" in status
+    line = next(l for l in machine.run("systemctl", "status", "--no-pager", "kvsupervisor").stdout.splitlines()
+                if "Status:" in l)
+    step(f"systemctl status shows: {line.strip()}")
+    assert "3/3 nodes ready" in line
+
+
+def test_kvctl_as_root_and_group_member(machine):
+    r = machine.run("kvctl", "status")
+    step(f"kvctl status as root: rc {r.returncode}, first line {r.stdout.splitlines()[0] if r.stdout else r.stderr!r}")
+    assert r.returncode == 0 and "3/3 nodes ready" in r.stdout
+    # A member the way an admin makes one: useradd -G, then a login-like start with its groups.
+    machine.run("useradd", "--no-create-home", "-G", "kvsupervisor", "labuser", check=True)
+    r = machine.run("setpriv", "--reuid=labuser", "--regid=labuser", "--init-groups", "kvctl", "status")
+    step(f"kvctl status as labuser (useradd -G kvsupervisor): rc {r.returncode}")
+    assert r.returncode == 0, r.stderr
+
+
+def test_kvctl_outside_the_group_is_refused(machine):
+    r = machine.run("kvctl", "status", user=65534)
+    step(f"kvctl status as uid 65534 (no groups): rc {r.returncode}, {r.stderr.strip().splitlines()[0]!r}")
+    assert r.returncode == 1
+    assert "permission denied" in r.stderr
+
+
+def test_kill_detection_reaches_the_journal(machine):
+    r = machine.run("kvctl", "inject", "kill", "B", check=True)
+    step(f"kvctl inject kill B: {r.stdout.strip()}")
+    entries = machine.wait_for(
+        "two declared_dead entries for B in the journal",
+        lambda: (e := journal_json(machine, "-u", "kvsupervisor", "KV_EVENT=declared_dead", "KV_PEER=B")) and len(e) >= 2 and e,
+        timeout=5)
+    for e in entries:
+        step(f"journal: MESSAGE={e['MESSAGE']!r} KV_NODE={e['KV_NODE']} KV_PEER={e['KV_PEER']} "
+             f"KV_LATENCY_MS={e['KV_LATENCY_MS']} KV_LABEL={e.get('KV_LABEL')} MESSAGE_ID={e['MESSAGE_ID']}")
+    assert sorted(e["KV_NODE"] for e in entries) == ["A", "C"]
+    for e in entries:
+        assert HB_TIMEOUT - HB_INTERVAL <= float(e["KV_LATENCY_MS"]) <= HB_TIMEOUT + 5, e["KV_LATENCY_MS"]
+        assert e["KV_LABEL"] == "true_detection"
+    machine.run("kvctl", "start", "B", check=True)
+
+
+def test_journalctl_x_explains_a_detection(machine):
+    machine.run("journalctl", "--update-catalog", check=True)
+    r = machine.run("journalctl", "--no-pager", "-x", "-n", "1", "-u", "kvsupervisor", "KV_EVENT=declared_dead")
+    explained = [l.strip("░ ") for l in r.stdout.splitlines() if l.startswith("░░")]
+    step(f"journalctl -x: {explained[:2]}")
+    assert "Subject: Peer declared dead" in explained
+
+
+def test_reload_keeps_it_active_and_refuses_a_broken_config(machine):
+    machine.run("systemctl", "reload", "kvsupervisor", check=True)
+    step(f"systemctl reload -> is-active {machine.run('systemctl', 'is-active', 'kvsupervisor').stdout.strip()!r}")
+    machine.wait_for("config_reloaded in the journal",
+                     lambda: journal_json(machine, "-u", "kvsupervisor", "KV_EVENT=config_reloaded"), timeout=5)
+    path = "/etc/kvsupervisor/kvsupervisor.toml"
+    good = machine.run("cat", path, check=True).stdout
+    machine.run("tee", path, input=good.replace("[cluster]", "[cluster]\nhb_intervall_ms = 100", 1), check=True)
+    try:
+        machine.run("systemctl", "reload", "kvsupervisor")
+        rejected = machine.wait_for("config_rejected in the journal",
+                                    lambda: journal_json(machine, "-u", "kvsupervisor", "KV_EVENT=config_rejected"),
+                                    timeout=5)
+        active = machine.run("systemctl", "is-active", "kvsupervisor").stdout.strip()
+        step(f"broken config + reload -> is-active {active!r}, journal: {rejected[-1]['MESSAGE']!r}")
+        assert active == "active"
+        assert "hb_intervall_ms" in rejected[-1]["MESSAGE"]
+        r = machine.run("kvctl", "status")
+        assert r.returncode == 0 and "3/3 nodes ready" in r.stdout, "the old config must keep running"
+    finally:
+        machine.run("tee", path, input=good, check=True)
+
+
+def seconds(timespan):
+    """systemd's '10s', '1min 30s', '500ms' in seconds."""
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)\s*(us|ms|min|s|h)", timespan))
+
+
+def test_watchdog_is_fed(machine):
+    first = int(show(machine, "kvsupervisor", "WatchdogTimestampMonotonic"))
+    usec = seconds(show(machine, "kvsupervisor", "WatchdogUSec")) * 1e6
+    assert usec > 0, "WatchdogSec is not set on the unit"
+    later = machine.wait_for("WatchdogTimestamp advancing",
+                             lambda: (t := int(show(machine, "kvsupervisor", "WatchdogTimestampMonotonic"))) > first and t,
+                             timeout=usec / 1e6)
+    step(f"WatchdogUSec {usec} us; WatchdogTimestampMonotonic {first} -> {later} (+{(later - first) / 1e6:.2f} s)")
+
+
+def test_stop_leaves_no_node(machine):
+    machine.run("systemctl", "stop", "kvsupervisor", check=True)
+    state = machine.run("systemctl", "is-active", "kvsupervisor").stdout.strip()
+    result = show(machine, "kvsupervisor", "Result")
+    nodes = node_processes(machine)
+    step(f"systemctl stop -> is-active {state!r}, Result {result!r}, kvnode processes left: {len(nodes)}")
+    assert state == "inactive" and result == "success"
+    assert nodes == []
+
+
+def test_socket_activation_starts_the_service(machine):
+    socket_state = machine.run("systemctl", "is-active", "kvsupervisor.socket").stdout.strip()
+    before = machine.run("systemctl", "is-active", "kvsupervisor").stdout.strip()
+    assert socket_state == "active" and before == "inactive", (socket_state, before)
+    r = machine.run("kvctl", "status", timeout=30)
+    # The socket answers while the nodes start; the unit is active once READY=1 comes.
+    after = machine.wait_for("kvsupervisor active after the first call",
+                             lambda: machine.run("systemctl", "is-active", "kvsupervisor").stdout.strip() == "active"
+                             and "active", timeout=15)
+    step(f"only kvsupervisor.socket {socket_state}, service {before}; kvctl status -> rc {r.returncode}; service now {after}")
+    assert r.returncode == 0, r.stderr
+    machine.run("systemctl", "stop", "kvsupervisor", check=True)
+
+
+def test_runs_without_socket_activation(machine):
+    machine.run("systemctl", "stop", "kvsupervisor.socket", check=True)
+    machine.run("systemctl", "mask", "--runtime", "kvsupervisor.socket", check=True)
+    try:
+        machine.run("systemctl", "start", "kvsupervisor", check=True)
+        r = machine.run("kvctl", "status")
+        step(f"socket unit masked; service binds the socket itself: kvctl status rc {r.returncode}")
+        assert r.returncode == 0, r.stderr
+        machine.run("systemctl", "stop", "kvsupervisor", check=True)
+    finally:
+        machine.run("systemctl", "unmask", "--runtime", "kvsupervisor.socket")
+
+
+def test_kvnode_template_runs_nodes_without_the_supervisor(machine):
+    machine.run("tee", "/etc/kvsupervisor/nodes/A.conf", input="KVNODE_PORT=7201\nKVNODE_PEERS=B=127.0.0.1:7202\n",
+                check=True)
+    machine.run("tee", "/etc/kvsupervisor/nodes/B.conf", input="KVNODE_PORT=7202\nKVNODE_PEERS=A=127.0.0.1:7201\n",
+                check=True)
+    machine.run("systemctl", "start", "kvnode@A", "kvnode@B", check=True)
+    states = [machine.run("systemctl", "is-active", f"kvnode@{n}").stdout.strip() for n in "AB"]
+    status = show(machine, "kvnode@A", "StatusText")
+    step(f"systemctl start kvnode@A kvnode@B -> {states}, kvnode@A StatusText {status!r}")
+    assert states == ["active", "active"]
+    # A clean stop, not a kill: Restart=on-failure would bring B back before A's timeout.
+    machine.run("systemctl", "stop", "kvnode@B", check=True)
+    line = machine.wait_for("kvnode@A declaring B dead in the journal",
+                            lambda: [l for l in machine.run("journalctl", "--no-pager", "-u", "kvnode@A").stdout.splitlines()
+                                     if "declared_dead peer=B" in l], timeout=5)
+    step(f"after systemctl stop kvnode@B, kvnode@A's journal: {line[-1].split(': ', 1)[-1]!r}")
+    log = machine.run("cat", "/var/lib/kvnode/A.jsonl", check=True).stdout
+    assert '"event":"declared_dead"' in log and '"peer":"B"' in log
+    machine.run("systemctl", "stop", "kvnode@A")
+
+
+def test_power_off(machine):
+    t0 = time.monotonic()
+    rc = machine.poweroff()
+    step(f"systemctl poweroff -> nspawn pid {machine.nspawn.pid} exited with {rc} after {time.monotonic() - t0:.1f}s")
+    assert machine.nspawn.poll() is not None
