@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in libsystemd-dev pkg-config util-linux curl python3-venv; do
+for pkg in libsystemd-dev pkg-config util-linux procps curl python3-venv; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [[ "${KV_SYSTEM_TIER:-0}" == 1 ]]; then
