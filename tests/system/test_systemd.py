@@ -77,6 +77,7 @@ def test_kill_detection_reaches_the_journal(machine):
         assert HB_TIMEOUT - HB_INTERVAL <= float(e["KV_LATENCY_MS"]) <= HB_TIMEOUT + 5, e["KV_LATENCY_MS"]
         assert e["KV_LABEL"] == "true_detection"
     machine.run("kvctl", "start", "B", check=True)
+    machine.wait_for("B ready again", lambda: "3/3 nodes ready" in machine.run("kvctl", "status").stdout, timeout=10)
 
 
 def test_journalctl_x_explains_a_detection(machine):
