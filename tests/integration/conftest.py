@@ -39,6 +39,14 @@ def process_alive(pid):
     return False
 
 
+def stop_processes(*procs):
+    """SIGKILL each Popen still running, by its pid, and reap it."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
 class NotifyListener:
     """A NOTIFY_SOCKET as systemd provides one: datagrams of KEY=VALUE lines."""
 

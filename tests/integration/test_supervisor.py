@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BIN, NotifyListener, free_ports, process_alive
+from conftest import BIN, NotifyListener, free_ports, process_alive, stop_processes
 
 
 def test_ready_status_and_nodes(sup):
@@ -130,10 +130,7 @@ def test_seed_two_node_command_lines(tmpdir_clean):
         latency_ms = (dead[0]["t_mono_ns"] - killed) / 1e6
         assert 90 <= latency_ms <= 210, latency_ms
     finally:
-        for p in (a, b):
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        stop_processes(a, b)
         notify.close()
 
 
@@ -164,8 +161,5 @@ def test_cluster_peers_hear_each_other_as_an_unprivileged_user(tmpdir_clean):
             time.sleep(0.01)
         assert '"peer":"B"' in (shared / "a.jsonl").read_text()
     finally:
-        for p in (a, b):
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        stop_processes(a, b)
         notify.close()
