@@ -12,9 +12,12 @@ import Glibc
 final class HeartbeatSender {
     private enum Link {
         case down
-        case connecting(Int32)
+        case connecting(Int32, since: MonotonicNanos)
         case up(Int32)
     }
+    /// A connect to a host that drops SYNs would otherwise wait for the kernel's two-minute
+    /// timeout; start again so the peer is reached soon after it is back.
+    static let connectTimeoutNs: Int64 = 1_000_000_000
     private var dialed: [(peer: PeerAddress, link: Link)]
     private let listenFD: Int32?
     private var accepted: [Int32] = []
@@ -46,9 +49,13 @@ final class HeartbeatSender {
         switch link {
         case .down:
             let fd = kv_tcp_connect_start(peer.host, Int32(peer.port))
-            return fd >= 0 ? settle(fd) : .down
-        case .connecting(let fd):
-            return settle(fd)
+            return fd >= 0 ? settle(fd, since: monotonicNow()) : .down
+        case .connecting(let fd, let since):
+            if monotonicNow() - since > Self.connectTimeoutNs {
+                close(fd)
+                return advance(.down, to: peer)
+            }
+            return settle(fd, since: since)
         case .up(let fd):
             if kv_tcp_peer_closed(fd) == 1 {
                 close(fd)
@@ -58,10 +65,10 @@ final class HeartbeatSender {
         }
     }
 
-    private func settle(_ fd: Int32) -> Link {
+    private func settle(_ fd: Int32, since: MonotonicNanos) -> Link {
         switch kv_tcp_connect_result(fd) {
         case 1: return .up(fd)
-        case 0: return .connecting(fd)
+        case 0: return .connecting(fd, since: since)
         default:
             close(fd)
             return .down
