@@ -78,6 +78,7 @@ let package = Package(
         .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "Core"]),
         .testTarget(name: "EventsTests", dependencies: ["Events", "Core"]),
+        .testTarget(name: "TimingTests", dependencies: ["Timing", "Core"]),
         .testTarget(name: "VarlinkTests", dependencies: ["Varlink", "Daemon"]),
     ],
     swiftLanguageModes: [.v6]

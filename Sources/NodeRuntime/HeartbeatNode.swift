@@ -105,6 +105,4 @@ final class HeartbeatNode: Sendable {
         event.timeoutMs = options.hbTimeoutMs
         output.emit(event)
     }
-
-    func emit(_ event: Event) { output.emit(event) }
 }

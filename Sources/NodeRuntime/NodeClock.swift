@@ -20,10 +20,10 @@ enum NodeClock {
         let interval = Int64(node.options.hbIntervalMs) * 1_000_000
         // Never spin for more than half an interval: the thread would spin all the time.
         let spinNs = min(Int64(node.options.timerSpinUs) * 1000, interval / 2)
-        var nextBeat = monotonicNow()
+        var beats = FixedRateSlots(start: monotonicNow(), intervalNs: interval)
         while true {
             let deadline = node.earliestDeadline ?? .max
-            let due = min(sender == nil ? .max : nextBeat, deadline)
+            let due = min(sender == nil ? .max : beats.next, deadline)
             if due - spinNs > monotonicNow() {
                 node.waiter.sleep(until: due - spinNs)
                 continue
@@ -31,10 +31,9 @@ enum NodeClock {
             PreciseClock.spin(until: due)
             let now = monotonicNow()
             if now >= deadline { node.expireDue(at: now) }
-            if let sender, now >= nextBeat {
+            if let sender, now >= beats.next {
                 sender.beat(node.nextHeartbeatLine())
-                // Skip slots missed by a long stall instead of sending a burst.
-                nextBeat += interval * ((now - nextBeat) / interval + 1)
+                beats.served(at: now)
             }
         }
     }

@@ -54,3 +54,21 @@ public final class TimingWaiter: Sendable {
         if left > 0 { _ = kv_wait_readable_ns(fd, min(left, hour)) }
     }
 }
+
+/// Slots at a fixed rate from a start time: a late action does not push later slots back, and
+/// slots missed during a long stall are skipped rather than sent in a burst.
+public struct FixedRateSlots: Sendable {
+    public let intervalNs: Int64
+    public private(set) var next: MonotonicNanos
+
+    public init(start: MonotonicNanos, intervalNs: Int64) {
+        precondition(intervalNs > 0, "interval must be positive")
+        self.next = start
+        self.intervalNs = intervalNs
+    }
+
+    /// Call when the slot `next` has been served at `now` (>= next): moves to the first slot after now.
+    public mutating func served(at now: MonotonicNanos) {
+        next += intervalNs * (max(0, now - next) / intervalNs + 1)
+    }
+}
