@@ -60,7 +60,10 @@ public enum Daemon {
             throw StartError.setup("kvnode binary not found or not executable at \(nodeBinary) (set [supervisor] node_binary)")
         }
 
+        // Link proxies carry the heartbeats being measured; the control socket gets a loop of its own
+        // so a burst of kvctl calls cannot delay a heartbeat.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let controlGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let links: LinkTable
         do { links = try await LinkTable.start(nodes: config.nodes, group: group) }
         catch { throw StartError.setup("cannot open link proxies on 127.0.0.1: \(error)") }
@@ -122,7 +125,7 @@ public enum Daemon {
         let services = ServiceGroup(configuration: .init(
             services: [
                 .init(service: ReportPumpService(supervisor: supervisor)),
-                .init(service: ControlService(server: VarlinkServer(config: serverConfig), group: group,
+                .init(service: ControlService(server: VarlinkServer(config: serverConfig), group: controlGroup,
                                               handler: ControlHandler(context: context))),
                 .init(service: WatchdogService(context: context)),
                 .init(service: ClusterService(context: context), successTerminationBehavior: .gracefullyShutdownGroup),
@@ -138,6 +141,7 @@ public enum Daemon {
         }
         await links.closeAll()
         try? await group.shutdownGracefully()
+        try? await controlGroup.shutdownGracefully()
         if config.socketPath != nil || serverConfig.listenFD == nil { unlink(paths.socket) }
     }
 
