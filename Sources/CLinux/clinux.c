@@ -168,3 +168,10 @@ long kv_tcp_send(int fd, const void *buf, size_t len) {
     ssize_t n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     return n < 0 ? -errno : (long)n;
 }
+
+/* Without this a child inherits every descriptor the supervisor has open without O_CLOEXEC at
+ * spawn time: NIO accepts sockets without SOCK_CLOEXEC, so a link proxy's accepted connection
+ * stayed open in whichever node was spawned next, and closing it in the proxy closed nothing. */
+int kv_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowfd) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
+}

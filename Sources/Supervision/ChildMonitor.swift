@@ -84,6 +84,8 @@ enum ChildMonitor {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // Nothing else of the supervisor's reaches the node (NIO's accepted sockets are not CLOEXEC).
+        _ = kv_spawn_closefrom(&actions, 3)
 
         let argv = [spec.executable] + spec.arguments
         var pid: pid_t = 0

@@ -163,3 +163,23 @@ def test_cluster_peers_hear_each_other_as_an_unprivileged_user(tmpdir_clean):
     finally:
         stop_processes(a, b)
         notify.close()
+
+
+def socket_inodes(pid):
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+
+
+def test_nodes_inherit_no_supervisor_socket(sup):
+    """A node holding a copy of a supervisor socket keeps it open after the supervisor closes it:
+    a link proxy's dropped connection stayed up, and the control socket and proxies stayed bound."""
+    supervisor = socket_inodes(sup.proc.pid)
+    leaked = {pid: socket_inodes(pid) & supervisor for pid in sup.node_pids}
+    assert all(not s for s in leaked.values()), f"sockets shared with the supervisor: {leaked}"

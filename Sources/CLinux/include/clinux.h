@@ -11,6 +11,9 @@ int kv_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 int kv_user_in_group(uid_t uid, gid_t gid);
 int kv_pipe_cloexec(int fds[2]);
 int kv_cld_exited(void);
+/* posix_spawn: close every descriptor from lowfd up in the child (glibc >= 2.34). */
+#include <spawn.h>
+int kv_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowfd);
 /* Timing thread: an eventfd to be woken by, and a nanosecond-precise wait on it. */
 int kv_eventfd(void);
 int kv_eventfd_signal(int fd);
