@@ -7,6 +7,8 @@ import Glibc
 
 /// What a child's monitor thread saw, in order.
 public enum ChildReport: Sendable {
+    /// Always the first report of a generation, so the owner knows the child before its READY or exit.
+    case started(NodeID, generation: Int, child: RunningChild)
     case notify(NodeID, generation: Int, message: String, at: Stamp)
     case output(NodeID, generation: Int, line: String)
     case exited(NodeID, generation: Int, cause: ExitCause, at: Stamp)
@@ -49,8 +51,9 @@ enum ChildMonitor {
                     return
                 }
                 let pidfd = kv_pidfd_open(pid)
-                let started = Stamp.now()
-                cont.resume(returning: RunningChild(pid: pid, pidfd: pidfd, started: started))
+                let child = RunningChild(pid: pid, pidfd: pidfd, started: Stamp.now())
+                reports.yield(.started(spec.id, generation: generation, child: child))
+                cont.resume(returning: child)
                 watch(spec.id, generation: generation, pidfd: pidfd, notify: notify,
                       outputs: [outPipe.read, errPipe.read], reports: reports)
             }

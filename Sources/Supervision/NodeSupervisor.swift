@@ -15,6 +15,9 @@ public actor NodeSupervisor {
         var state: NodeState = .stopped
         var child: RunningChild?
         var generation = 0
+        /// The generation whose child has been registered; an exit must not be followed by a
+        /// late registration of the same, dead child.
+        var registeredGeneration = 0
         var restarts = 0
         var lastExit: ExitCause?
         var policy: RestartPolicy
@@ -78,6 +81,15 @@ public actor NodeSupervisor {
         var spec = makeSpec(slot.config)
         spec.environment += ["NOTIFY_SOCKET=\(slot.notify.path)", "KVSUPERVISOR_PID=\(getpid())"]
         let child = try await ChildMonitor.launch(spec, generation: slot.generation, notify: slot.notify, reports: reportSink)
+        // The `.started` report may have registered it already (the actor ran reports while we waited).
+        register(id, generation: slot.generation, child: child)
+    }
+
+    /// Makes `child` the slot's process, once per generation, whichever of `start` and the
+    /// `.started` report gets here first.
+    private func register(_ id: NodeID, generation: Int, child: RunningChild) {
+        guard let slot = slots[id], slot.generation == generation, slot.registeredGeneration < generation else { return }
+        slots[id]?.registeredGeneration = generation
         slots[id]?.child = child
         slots[id]?.policy.recordStart(at: child.started.monoNs)
         var event = Event(kind: .nodeStarted, runID: runID, node: id, at: child.started)
@@ -178,6 +190,8 @@ public actor NodeSupervisor {
 
     private func handle(_ report: ChildReport) {
         switch report {
+        case .started(let id, let generation, let child):
+            register(id, generation: generation, child: child)
         case .notify(let id, let generation, let message, let stamp):
             guard slots[id]?.generation == generation else { return }
             handleNotify(id, message: message, at: stamp)
