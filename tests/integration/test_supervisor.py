@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BIN, NotifyListener, free_ports, process_alive, stop_processes
+from conftest import BIN, NotifyListener, Supervisor, free_ports, process_alive, stop_processes
 
 
 def test_ready_status_and_nodes(sup):
@@ -183,3 +183,16 @@ def test_nodes_inherit_no_supervisor_socket(sup):
     supervisor = socket_inodes(sup.proc.pid)
     leaked = {pid: socket_inodes(pid) & supervisor for pid in sup.node_pids}
     assert all(not s for s in leaked.values()), f"sockets shared with the supervisor: {leaked}"
+
+
+def test_a_node_that_dies_at_once_is_reported(tmpdir_clean):
+    """A child can exit before the supervisor has finished registering it (its report may be
+    handled first); the exit must still be recorded, with its status, for every node."""
+    sup = Supervisor(tmpdir_clean, extra='node_binary = "/bin/false"\nready_timeout_ms = 1000\n')
+    try:
+        exits = sup.wait_events(lambda e: e["event"] == "node_exited", count=3, timeout=10)
+        assert sorted(e["node"] for e in exits) == ["A", "B", "C"]
+        assert all(e.get("exit_code") == 1 for e in exits), exits
+        assert all(n["state"] == "exited" and n["last_exit"] == {"code": 1} for n in sup.json("nodes")["nodes"])
+    finally:
+        sup.stop()
