@@ -122,11 +122,10 @@ def main():
             before = len(sup.events())
             sup.kvctl("inject", "kill", "B")
             try:
-                dead = sup.wait_events(lambda e: e["event"] == "declared_dead" and e.get("peer") == "B"
-                                       and e.get("fault") == "kill", count=2 * (i + 1), timeout=3)
+                sup.wait_events(lambda e: e["event"] == "declared_dead" and e.get("peer") == "B"
+                                and e.get("fault") == "kill", count=2 * (i + 1), timeout=3)
             except AssertionError:
                 missed += 1
-                dead = []
             new = [e for e in sup.events()[before:] if e["event"] == "declared_dead" and e.get("peer") == "B"]
             for e in new:
                 if e["label"] != "true_detection":
@@ -151,7 +150,6 @@ def main():
         # Peer: a bare waiter with the fault thread's 2 ms spin, 50 ms apart, alongside.
         floor = start_floor(tmp, KILLS * 6, 50_000, 2000)
         for i in range(KILLS):
-            n0 = len(sup.events())
             sup.kvctl("inject", "kill", "C", "--after", "50ms")
             e = sup.wait_events(lambda e: e["event"] == "fault_applied" and e["fault"] == "kill" and e["node"] == "C",
                                 count=i + 1, timeout=3)[-1]

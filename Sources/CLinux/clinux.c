@@ -92,24 +92,35 @@ int kv_wait_readable_ns(int fd, int64_t timeout_ns) {
 
 /* ---- Non-blocking TCP for the heartbeat sender ---- */
 
-static int resolve(const char *host, int port, int passive, struct addrinfo **out) {
+/* Resolves host:port and opens a non-blocking, close-on-exec TCP socket for it. Returns the fd
+ * with *out set (the caller frees it), or -errno with nothing left to free. */
+static int open_tcp(const char *host, int port, int passive, struct addrinfo **out) {
     struct addrinfo hints = {0};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
     char service[8];
     snprintf(service, sizeof service, "%d", port);
-    return getaddrinfo(host, service, &hints, out);
+    *out = NULL;
+    if (getaddrinfo(host, service, &hints, out) != 0 || *out == NULL) {
+        return passive ? -EADDRNOTAVAIL : -EHOSTUNREACH;
+    }
+    int fd = socket((*out)->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) { int e = errno; freeaddrinfo(*out); return -e; }
+    return fd;
+}
+
+static void set_nodelay(int fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 /* Starts a connect; returns the fd (connecting or connected) or -errno. */
 int kv_tcp_connect_start(const char *host, int port) {
-    struct addrinfo *ai = NULL;
-    if (resolve(host, port, 0, &ai) != 0 || ai == NULL) return -EHOSTUNREACH;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) { int e = errno; freeaddrinfo(ai); return -e; }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct addrinfo *ai;
+    int fd = open_tcp(host, port, 0, &ai);
+    if (fd < 0) return fd;
+    set_nodelay(fd);
     int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
     int e = errno;
     freeaddrinfo(ai);
@@ -130,25 +141,22 @@ int kv_tcp_connect_result(int fd) {
 }
 
 int kv_tcp_listen(const char *host, int port) {
-    struct addrinfo *ai = NULL;
-    if (resolve(host, port, 1, &ai) != 0 || ai == NULL) return -EADDRNOTAVAIL;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) { int e = errno; freeaddrinfo(ai); return -e; }
+    struct addrinfo *ai;
+    int fd = open_tcp(host, port, 1, &ai);
+    if (fd < 0) return fd;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
-        int e = errno; close(fd); freeaddrinfo(ai); return -e;
-    }
+    int rc = (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) ? -errno : fd;
     freeaddrinfo(ai);
-    return fd;
+    if (rc < 0) close(fd);
+    return rc;
 }
 
 /* An accepted fd, or -EAGAIN when nobody is waiting. */
 int kv_tcp_accept(int listen_fd) {
     int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return -errno;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    set_nodelay(fd);
     return fd;
 }
 

@@ -74,7 +74,7 @@ private struct Reader {
             config.readyTimeoutMs = try int(s, "ready_timeout_ms", "supervisor", 100...600_000) ?? config.readyTimeoutMs
             config.faultEffectDeadlineMs = try int(s, "fault_effect_deadline_ms", "supervisor", 1...60_000)
                 ?? config.faultEffectDeadlineMs
-            config.timerSpinUs = try int(s, "timer_spin_us", "supervisor", 0...20_000) ?? config.timerSpinUs
+            config.timerSpinUs = try int(s, "timer_spin_us", "supervisor", ClusterConfig.timerSpinUsRange) ?? config.timerSpinUs
         }
 
         if let value = root["cluster"] {

@@ -41,6 +41,7 @@ public struct ClusterConfig: Sendable, Equatable {
     /// before their deadline and spin the rest, because a sleeping vCPU wakes late; 0 = never spin.
     public var timerSpinUs: Int = ClusterConfig.defaultTimerSpinUs
     public static let defaultTimerSpinUs = 200
+    public static let timerSpinUsRange = 0...20_000
 
     // [cluster]
     public var mode: NodeMode = .heartbeat

@@ -69,7 +69,7 @@ public struct HeartbeatDetector: Sendable {
 
     /// The soonest deadline of any watched, living peer: when a timing thread must next look.
     public var earliestDeadline: MonotonicNanos? {
-        peers.values.compactMap { $0.isDead ? nil : $0.lastHeard.map { $0 + timeoutNs } }.min()
+        peers.values.lazy.compactMap { $0.isDead ? nil : $0.lastHeard.map { $0 + timeoutNs } }.min()
     }
 
     /// Declares dead every peer whose deadline is at or before `now`, in id order.

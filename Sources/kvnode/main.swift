@@ -49,7 +49,10 @@ struct KVNode: ParsableCommand {
         guard hbTimeoutMs > hbIntervalMs else {
             throw ValidationError("--hb_timeout_ms (\(hbTimeoutMs)) must be greater than --hb_interval_ms (\(hbIntervalMs))")
         }
-        guard (0...20_000).contains(timerSpinUs) else { throw ValidationError("--timer_spin_us \(timerSpinUs): must be 0-20000") }
+        let spinRange = ClusterConfig.timerSpinUsRange
+        guard spinRange.contains(timerSpinUs) else {
+            throw ValidationError("--timer_spin_us \(timerSpinUs): must be \(spinRange.lowerBound)-\(spinRange.upperBound)")
+        }
         if let events, events != "notify" { throw ValidationError("--events '\(events)': the only sink is 'notify'") }
         for p in peerAddr where PeerAddress.parse(p) == nil {
             throw ValidationError("--peer_addr '\(p)': expected HOST:PORT")

@@ -39,6 +39,19 @@ def process_alive(pid):
     return False
 
 
+def wait_for_jsonl(path, predicate, timeout):
+    """Events in a JSONL file that satisfy predicate, once there is at least one; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(path) as f:
+            found = [e for e in map(json.loads, filter(str.strip, f)) if predicate(e)]
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"nothing matching in {path} within {timeout}s")
+        time.sleep(0.01)
+
+
 def stop_processes(*procs):
     """SIGKILL each Popen still running, by its pid, and reap it."""
     for p in procs:

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BIN, NotifyListener, Supervisor, free_ports, process_alive, stop_processes
+from conftest import BIN, NotifyListener, Supervisor, free_ports, process_alive, stop_processes, wait_for_jsonl
 
 
 def test_ready_status_and_nodes(sup):
@@ -117,16 +117,8 @@ def test_seed_two_node_command_lines(tmpdir_clean):
         b.kill()
         b.wait()
         killed = time.monotonic_ns()
-        deadline = time.monotonic() + 2
-        import json
-        events = []
-        while time.monotonic() < deadline:
-            events = [json.loads(l) for l in open(a_log).read().splitlines() if l.strip()]
-            if any(e["event"] == "declared_dead" for e in events):
-                break
-            time.sleep(0.01)
-        dead = [e for e in events if e["event"] == "declared_dead"]
-        assert dead and dead[0]["peer"] == "B" and dead[0]["run_id"] == "manual"
+        dead = wait_for_jsonl(a_log, lambda e: e["event"] == "declared_dead", timeout=2)
+        assert dead[0]["peer"] == "B" and dead[0]["run_id"] == "manual"
         latency_ms = (dead[0]["t_mono_ns"] - killed) / 1e6
         assert 90 <= latency_ms <= 210, latency_ms
     finally:
@@ -156,10 +148,8 @@ def test_cluster_peers_hear_each_other_as_an_unprivileged_user(tmpdir_clean):
         assert "all 1 peer(s) heard" in ready, ready
         b.kill()
         b.wait()
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and '"declared_dead"' not in (shared / "a.jsonl").read_text():
-            time.sleep(0.01)
-        assert '"peer":"B"' in (shared / "a.jsonl").read_text()
+        dead = wait_for_jsonl(shared / "a.jsonl", lambda e: e["event"] == "declared_dead", timeout=2)
+        assert dead[0]["peer"] == "B"
     finally:
         stop_processes(a, b)
         notify.close()

@@ -62,11 +62,10 @@ class Machine:
         self.console.flush()
         return (self.workdir / "console.log").read_text()[-3000:]
 
-    def run(self, *cmd, user=None, groups=None, check=False, timeout=60, input=None):
+    def run(self, *cmd, user=None, check=False, timeout=60, input=None):
         prefix = ["nsenter", "-t", str(self.systemd_pid), "-a"]
         if user is not None:
-            prefix += ["setpriv", f"--reuid={user}", f"--regid={user}"]
-            prefix += [f"--groups={groups}"] if groups else ["--clear-groups"]
+            prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
         r = subprocess.run(prefix + list(cmd), capture_output=True, text=True, timeout=timeout, input=input)
         if check and r.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
