@@ -169,6 +169,8 @@ def main():
         print(f"scheduled kill --after 50ms, {KILLS} runs: |applied - (requested + 50)| p50 {pct(errors, 50):.3f} ms "
               f"p99 {pct(errors, 99):.3f} ms max {max(errors):.3f} ms  (target p99 <= 1)")
         print(f"  peer: bare C waiter, sleep + 2000 us spin, same time, lateness {floor_figures(floor)}")
+        timing = [l for l in (sup.dir / "supervisor.stderr").read_text().splitlines() if "fault timing:" in l]
+        print(f"  {timing[-1].split('fault timing: ', 1)[-1] if timing else 'fault timing not logged'}")
         for k, xs in effects.items():
             print(f"  effect - applied, {k}: p50 {pct(xs, 50):.3f} ms  p99 {pct(xs, 99):.3f} ms  (n={len(xs)}"
                   + (", bounded below by the next heartbeat: up to one interval" if k == "delay" else "") + ")")

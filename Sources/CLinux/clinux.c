@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -31,6 +32,20 @@ int kv_pidfd_send_signal(int pidfd, int sig) {
 int kv_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
 
 int kv_set_timerslack_ns(unsigned long ns) { return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0); }
+
+/* The calling thread (not the process: Linux schedules threads) to SCHED_FIFO at priority, or
+ * back to SCHED_OTHER for priority 0; anything it forks starts as SCHED_OTHER. 0 or -errno. */
+int kv_set_thread_fifo(int priority) {
+    struct sched_param p = { .sched_priority = priority };
+    int policy = (priority > 0 ? SCHED_FIFO : SCHED_OTHER) | SCHED_RESET_ON_FORK;
+    return sched_setscheduler(0, policy, &p) == 0 ? 0 : -errno;
+}
+
+/* The calling thread's policy (SCHED_OTHER, SCHED_FIFO, ...) without the reset-on-fork flag. */
+int kv_thread_policy(void) {
+    int policy = sched_getscheduler(0);
+    return policy < 0 ? policy : (policy & ~SCHED_RESET_ON_FORK);
+}
 
 /* Reaps the child behind pidfd; code is CLD_EXITED/CLD_KILLED/CLD_DUMPED, status the exit code or signal. */
 int kv_waitid_pidfd(int pidfd, int *code, int *status) {

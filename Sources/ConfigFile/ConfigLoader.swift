@@ -5,7 +5,7 @@ import TOMLKit
 public enum ConfigLoader {
     public static let supervisorKeys = ["socket", "event_log", "state_dir", "runtime_dir", "socket_group",
                                         "run_id", "node_binary", "stop_grace_ms", "ready_timeout_ms",
-                                        "fault_effect_deadline_ms", "timer_spin_us"]
+                                        "fault_effect_deadline_ms", "timer_spin_us", "sched_priority"]
     public static let clusterKeys = ["mode", "hb_interval_ms", "hb_timeout_ms", "restart", "restart_sec_ms",
                                      "restart_max_delay_ms", "start_limit_burst", "start_limit_interval_ms"]
     public static let nodeKeys = ["id", "port", "host"]
@@ -75,6 +75,8 @@ private struct Reader {
             config.faultEffectDeadlineMs = try int(s, "fault_effect_deadline_ms", "supervisor", 1...60_000)
                 ?? config.faultEffectDeadlineMs
             config.timerSpinUs = try int(s, "timer_spin_us", "supervisor", ClusterConfig.timerSpinUsRange) ?? config.timerSpinUs
+            config.schedPriority = try int(s, "sched_priority", "supervisor", ClusterConfig.schedPriorityRange)
+                ?? config.schedPriority
         }
 
         if let value = root["cluster"] {

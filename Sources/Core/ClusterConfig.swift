@@ -42,6 +42,10 @@ public struct ClusterConfig: Sendable, Equatable {
     public var timerSpinUs: Int = ClusterConfig.defaultTimerSpinUs
     public static let defaultTimerSpinUs = 200
     public static let timerSpinUsRange = 0...20_000
+    /// SCHED_FIFO priority of a fault's thread from its last wait to the stamp after its syscall,
+    /// when the process may use it; 0 = never. Read at start.
+    public var schedPriority: Int = 1
+    public static let schedPriorityRange = 0...99
 
     // [cluster]
     public var mode: NodeMode = .heartbeat

@@ -7,8 +7,9 @@ import Logging
 import NIOPosix
 import ServiceLifecycle
 import Supervision
-import Systemd
 import Synchronization
+import Systemd
+import Timing
 import Varlink
 #if canImport(Glibc)
 import Glibc
@@ -89,11 +90,17 @@ public enum Daemon {
 
         let engine = FaultEngine(supervisor: supervisor, links: links, runID: runID,
             effectDeadlineMs: config.faultEffectDeadlineMs, stopGraceMs: config.stopGraceMs,
-            timerSpinUs: config.timerSpinUs,
+            timerSpinUs: config.timerSpinUs, schedPriority: config.schedPriority,
             hooks: .init(emit: { hub.publish($0) },
                          applied: { r in hub.faultApplied(id: r.id, kind: r.spec.kind, node: r.spec.node,
                                                           affected: r.affected, appliedMonoNs: r.applied.monoNs) },
                          cleared: { r in hub.faultCleared(id: r.id, kind: r.spec.kind, node: r.spec.node) }))
+        if let reason = Realtime(priority: config.schedPriority).unavailableReason() {
+            hub.log("fault timing: SCHED_OTHER, since \(reason); a fault's applied stamp may then trail its "
+                    + "syscall by up to about 1 ms on a busy host", priority: config.schedPriority > 0 ? 5 : 6)
+        } else {
+            hub.log("fault timing: SCHED_FIFO priority \(config.schedPriority) from each fault's last wait to its applied stamp")
+        }
         let context = DaemonContext(config: config, configFile: options.configFile, supervisor: supervisor,
                                     engine: engine, hub: hub, paths: paths, runID: runID)
         configBox.follow(context)

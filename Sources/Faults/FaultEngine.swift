@@ -9,7 +9,8 @@ import Glibc
 
 /// Applies faults and accounts for them: requested, applied (right after the syscall returned or
 /// the proxy switched) and effect (seen: pidfd readable, state T, first byte held or dropped).
-/// Each fault runs on its own thread with 1 ns timer slack, so `after` lands within tens of µs.
+/// Each fault runs on its own thread with 1 ns timer slack, and at SCHED_FIFO (when allowed) from
+/// the last wait to the stamp after the syscall, so `after` lands within tens of µs.
 public final class FaultEngine: Sendable {
     public struct Hooks: Sendable {
         public var emit: @Sendable (Event) -> Void
@@ -39,6 +40,7 @@ public final class FaultEngine: Sendable {
     private let effectDeadlineNs: Int64
     private let stopGraceMs: Int
     private let spinNs: Int64
+    private let realtime: Realtime
     private let hooks: Hooks
     private let state = NIOLockedValueBox(EngineState())
 
@@ -49,7 +51,7 @@ public final class FaultEngine: Sendable {
     }
 
     public init(supervisor: NodeSupervisor, links: LinkTable, runID: String, effectDeadlineMs: Int,
-                stopGraceMs: Int, timerSpinUs: Int, hooks: Hooks) {
+                stopGraceMs: Int, timerSpinUs: Int, schedPriority: Int, hooks: Hooks) {
         self.supervisor = supervisor
         self.links = links
         self.runID = runID
@@ -58,6 +60,7 @@ public final class FaultEngine: Sendable {
         // A fault is a one-off, so its thread can afford the 2 ms spin that covers the p99 wake-up
         // lateness measured here, where nodes (waking every beat) keep theirs short.
         self.spinNs = max(Int64(timerSpinUs) * 1000, 2_000_000)
+        self.realtime = Realtime(priority: schedPriority)
         self.hooks = hooks
     }
 
@@ -133,22 +136,26 @@ public final class FaultEngine: Sendable {
         let engine = self
         startDetachedThread {
             PreciseClock.tightenTimerSlack()
-            if spec.afterMs > 0 {
-                PreciseClock.wait(until: requested.monoNs + Int64(spec.afterMs) * 1_000_000, spinNs: engine.spinNs)
-                engine.state.withLockedValue { _ = $0.scheduled.remove(id) }
+            let outcome = engine.realtime.run {
+                if spec.afterMs > 0 {
+                    PreciseClock.wait(until: requested.monoNs + Int64(spec.afterMs) * 1_000_000, spinNs: engine.spinNs)
+                }
+                return engine.apply(spec, to: target)
             }
-            engine.run(id: id, spec: spec, requested: requested, target: target, appliedOut: appliedOut)
+            if spec.afterMs > 0 { engine.state.withLockedValue { _ = $0.scheduled.remove(id) } }
+            engine.account(id: id, spec: spec, requested: requested, target: target, outcome: outcome, appliedOut: appliedOut)
         }
     }
 
-    private func run(id: String, spec: FaultSpec, requested: Stamp, target: Target, appliedOut: (@Sendable (Stamp?) -> Void)?) {
-        var pidfdToClose: Int32? = nil
-        defer { if let fd = pidfdToClose { close(fd) } }
-        let applied: Stamp
-        let effect: EffectOutcome
+    private enum Application {
+        case applied(Stamp, firstEffect: NIOLockedValueBox<Stamp?>?)
+        case refused(String)
+    }
+
+    /// Only the syscall or the proxy switch and the stamp after it: this runs at the realtime priority.
+    private func apply(_ spec: FaultSpec, to target: Target) -> Application {
         switch target {
-        case .process(let pid, let pidfd):
-            pidfdToClose = pidfd
+        case .process(_, let pidfd):
             let signal: Int32 = switch spec.kind {
             case .kill: SIGKILL
             case .stop: SIGSTOP
@@ -157,13 +164,37 @@ public final class FaultEngine: Sendable {
             }
             guard kv_pidfd_send_signal(pidfd, signal) == 0 else {
                 let e = errno
-                appliedOut?(nil)
-                failed(id: id, spec: spec, requested: requested, applied: nil,
-                       reason: e == ESRCH ? "the process exited before the fault was applied"
-                                          : "pidfd_send_signal: \(String(cString: strerror(e)))")
-                return
+                return .refused(e == ESRCH ? "the process exited before the fault was applied"
+                                           : "pidfd_send_signal: \(String(cString: strerror(e)))")
             }
-            applied = Stamp.now()
+            return .applied(Stamp.now(), firstEffect: nil)
+        case .links(let proxies):
+            let seen = NIOLockedValueBox<Stamp?>(nil)
+            let fault = spec.kind == .partition
+                ? LinkFault(dropping: true)
+                : LinkFault(delayNs: Int64(spec.delayMs ?? 0) * 1_000_000, jitterNs: Int64(spec.jitterMs ?? 0) * 1_000_000)
+            let onEffect: @Sendable (Stamp) -> Void = { stamp in seen.withLockedValue { if $0 == nil { $0 = stamp } } }
+            for link in proxies { link.setFault(fault, onFirstEffect: onEffect) }
+            return .applied(Stamp.now(), firstEffect: seen)
+        case .restart:
+            return .refused("restart is not applied on a fault thread")
+        }
+    }
+
+    /// Records the application, waits for its effect, emits the events and, with `for_ms`, undoes it.
+    private func account(id: String, spec: FaultSpec, requested: Stamp, target: Target, outcome: Application,
+                         appliedOut: (@Sendable (Stamp?) -> Void)?) {
+        defer { if case .process(_, let pidfd) = target { close(pidfd) } }
+        guard case .applied(let applied, let firstEffect) = outcome else {
+            if case .refused(let reason) = outcome {
+                appliedOut?(nil)
+                failed(id: id, spec: spec, requested: requested, applied: nil, reason: reason)
+            }
+            return
+        }
+        let effect: EffectOutcome
+        switch target {
+        case .process(let pid, let pidfd):
             let record = FaultRecord(id: id, spec: spec, affected: [spec.node], requested: requested, applied: applied)
             hooks.applied(record)
             appliedOut?(applied)
@@ -175,20 +206,13 @@ public final class FaultEngine: Sendable {
             }
             if spec.kind == .stop { state.withLockedValue { $0.active[id] = record } }
         case .links(let proxies):
-            let seen = NIOLockedValueBox<Stamp?>(nil)
-            let fault = spec.kind == .partition
-                ? LinkFault(dropping: true)
-                : LinkFault(delayNs: Int64(spec.delayMs ?? 0) * 1_000_000, jitterNs: Int64(spec.jitterMs ?? 0) * 1_000_000)
-            let onEffect: @Sendable (Stamp) -> Void = { stamp in seen.withLockedValue { if $0 == nil { $0 = stamp } } }
-            for link in proxies { link.setFault(fault, onFirstEffect: onEffect) }
-            applied = Stamp.now()
             var affected = Set([spec.node])
             for link in proxies { affected.insert(link.from); affected.insert(link.to) }
             let record = FaultRecord(id: id, spec: spec, affected: affected.sorted(), requested: requested, applied: applied)
             state.withLockedValue { $0.active[id] = record }
             hooks.applied(record)
             appliedOut?(applied)
-            effect = waitFor(deadline: applied.monoNs + effectDeadlineNs) { seen.withLockedValue { $0 } }
+            effect = waitFor(deadline: applied.monoNs + effectDeadlineNs) { firstEffect?.withLockedValue { $0 } }
                 .map { .seen($0) } ?? .notSeen("no traffic crossed the node's links within \(effectDeadlineNs / 1_000_000) ms")
         case .restart:
             return
@@ -205,20 +229,23 @@ public final class FaultEngine: Sendable {
         }
 
         guard let forMs = spec.forMs else { return }
-        PreciseClock.wait(until: applied.monoNs + Int64(forMs) * 1_000_000, spinNs: spinNs)
-        let record = state.withLockedValue { $0.active.removeValue(forKey: id) }
-        guard let record else { return }  // healed meanwhile
-        switch target {
-        case .process(_, let pidfd):
-            _ = kv_pidfd_send_signal(pidfd, SIGCONT)
+        let ended: FaultRecord? = realtime.run {
+            PreciseClock.wait(until: applied.monoNs + Int64(forMs) * 1_000_000, spinNs: spinNs)
+            let record = state.withLockedValue { $0.active.removeValue(forKey: id) }
+            guard record != nil else { return nil }  // healed meanwhile
+            switch target {
+            case .process(_, let pidfd): _ = kv_pidfd_send_signal(pidfd, SIGCONT)
+            case .links(let proxies): for link in proxies { link.setFault(.none) }
+            case .restart: break
+            }
+            return record
+        }
+        guard let ended else { return }
+        if case .process = target {
             let sup = supervisor
             Task { await sup.setPaused(spec.node, false) }
-        case .links(let proxies):
-            for link in proxies { link.setFault(.none) }
-        case .restart:
-            break
         }
-        clearedEvent(record, reason: "for_ms elapsed")
+        clearedEvent(ended, reason: "for_ms elapsed")
     }
 
     private func observeProcess(kind: FaultKind, pid: Int32, pidfd: Int32, from: MonotonicNanos) -> EffectOutcome {

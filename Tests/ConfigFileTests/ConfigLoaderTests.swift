@@ -17,6 +17,7 @@ private func parse(_ text: String) throws(ConfigError) -> ClusterConfig {
         [supervisor]
         socket = "/tmp/x/control"
         event_log = "/tmp/x/events.jsonl"
+        sched_priority = 0
         [cluster]
         mode = "heartbeat"
         hb_interval_ms = 50
@@ -30,6 +31,7 @@ private func parse(_ text: String) throws(ConfigError) -> ClusterConfig {
         port = 9002
         """)
     #expect(c.socketPath == "/tmp/x/control")
+    #expect(c.schedPriority == 0)
     #expect(c.hbIntervalMs == 50 && c.restart == .onFailure)
     #expect(c.nodes.map(\.port) == [9001, 9002])
 }
@@ -55,6 +57,7 @@ private func parse(_ text: String) throws(ConfigError) -> ClusterConfig {
     ("[cluster]\nrestart = \"sometimes\"\n", "cluster.restart", 2),
     ("[[node]]\nid = \"A\"\nport = 70000\n", "node.port", 3),
     ("[supervisor]\nstop_grace_ms = 10\ntimer_spin_us = 50000\n", "supervisor.timer_spin_us", 3),
+    ("[supervisor]\nsched_priority = 100\n", "supervisor.sched_priority", 2),
 ])
 func badValuesAreRefusedWithKeyAndLine(text: String, key: String, line: Int) {
     do {

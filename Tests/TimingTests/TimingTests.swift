@@ -36,3 +36,19 @@ private let ms: Int64 = 1_000_000
     waiter.sleep(until: start + 10_000 * ms)
     #expect(monotonicNow() - start < 5_000 * ms, "sleep ignored wake() and ran toward its 10 s deadline")
 }
+
+@Test func realtimeRunsAtFIFOExactlyWhenAllowedAndAlwaysRestores() {
+    let rt = Realtime(priority: 1)
+    let allowed = rt.unavailableReason() == nil
+    #expect(!Realtime.callingThreadIsRealtime, "the probe must put the thread back")
+    let inside = rt.run { Realtime.callingThreadIsRealtime }
+    #expect(inside == allowed, "inside run: FIFO \(inside), probe said allowed \(allowed)")
+    #expect(!Realtime.callingThreadIsRealtime, "run must return the thread to SCHED_OTHER")
+    if geteuid() == 0 { #expect(allowed, "root may use SCHED_FIFO here: \(rt.unavailableReason() ?? "")") }
+}
+
+@Test func realtimePriorityZeroNeverSwitches() {
+    let rt = Realtime(priority: 0)
+    #expect(rt.unavailableReason() == "sched_priority is 0")
+    #expect(rt.run { Realtime.callingThreadIsRealtime } == false)
+}

@@ -21,6 +21,13 @@ def node_processes(m):
     return [c for c in r.stdout.split() if c == "kvnode"]
 
 
+def can_raise_rlimits():
+    """CAP_SYS_RESOURCE (bit 24) in this process, which the container's systemd inherits at most."""
+    with open("/proc/self/status") as f:
+        eff = next(int(l.split()[1], 16) for l in f if l.startswith("CapEff:"))
+    return bool(eff >> 24 & 1)
+
+
 def show(m, unit, prop):
     return m.run("systemctl", "show", "-p", prop, "--value", unit).stdout.strip()
 
@@ -42,6 +49,21 @@ def test_start_reports_ready_and_status(machine):
                 if "Status:" in l)
     step(f"systemctl status shows: {line.strip()}")
     assert "3/3 nodes ready" in line
+    pid = show(machine, "kvsupervisor", "MainPID")
+    rtprio = [l for l in machine.run("cat", f"/proc/{pid}/limits").stdout.splitlines() if "realtime priority" in l]
+    timing = [l for l in machine.run("journalctl", "--no-pager", "-o", "cat", "-u", "kvsupervisor").stdout.splitlines()
+              if "fault timing" in l]
+    step(f"/proc/{pid}/limits: {rtprio}; journal: {timing[-1] if timing else None!r}")
+    assert rtprio and timing, (rtprio, timing)
+    limit = rtprio[0].split()[3:5]
+    if can_raise_rlimits():
+        assert limit == ["1", "1"], f"LimitRTPRIO=1 not applied: {rtprio}"
+    else:
+        step("this host withholds CAP_SYS_RESOURCE, so systemd cannot apply LimitRTPRIO=1: the fallback is checked")
+    if limit == ["0", "0"]:
+        assert timing[-1].startswith("fault timing: SCHED_OTHER, since SCHED_FIFO priority 1 refused"), timing
+    else:  # a kernel with RT group scheduling may still refuse: either way the line must say which
+        assert timing[-1].startswith(("fault timing: SCHED_FIFO priority 1 from", "fault timing: SCHED_OTHER, since")), timing
 
 
 def test_kvctl_as_root_and_group_member(machine):
