@@ -136,9 +136,11 @@ def main():
             sup.wait_events(lambda e: e["event"] == "declared_alive" and e.get("peer") == "B", count=2 * (i + 1), timeout=3)
         lo, hi = median_ci(latencies)
         print(f"detection (I={I} ms, T={T} ms, {KILLS} kills of B, detections by A and C: {len(latencies)})")
-        print(f"  latency min {min(latencies):.1f}  max {max(latencies):.1f}  (theory [{T - I}, {T}], limit {T + 3})")
+        print(f"  latency min {min(latencies):.3f}  max {max(latencies):.3f}  (theory [{T - I}, {T}], limit {T + 3})")
         print(f"  median {statistics.median(latencies):.1f} ms, 95% CI [{lo:.1f}, {hi:.1f}]  (theory {T - I / 2:.1f})")
-        print(f"  inside [{T - I}, {T + 3}]: {sum(T - I <= x <= T + 3 for x in latencies)}/{len(latencies)}")
+        outside = sorted(x for x in latencies if not T - I <= x <= T + 3)
+        print(f"  inside [{T - I}, {T + 3}]: {len(latencies) - len(outside)}/{len(latencies)}"
+              + (f"  outside: {', '.join(f'{x:.3f}' for x in outside)}" if outside else ""))
         print(f"  overshoot p50 {pct(overshoots, 50):.3f} ms  p90 {pct(overshoots, 90):.3f} ms  p99 {pct(overshoots, 99):.3f} ms"
               f"  max {max(overshoots):.3f} ms  over 2 ms: {sum(x > 2 for x in overshoots)}  (targets 0.5 / 2)")
         print(f"  missed {missed}, false suspicions {false_susp}")
