@@ -8,16 +8,22 @@ import Varlink
 struct ControlHandler: Sendable {
     let context: DaemonContext
 
+    /// Read-only calls, answered at once from snapshots (on the socket's event loop); nil for the rest.
+    func immediate(_ call: VarlinkCall, _ peer: PeerCredentials) -> VarlinkResponse? {
+        switch call.method.split(separator: ".").last.map(String.init) ?? "" {
+        case "GetStatus": return .reply(context.statusReply())
+        case "ListNodes": return .reply(["nodes": .array(context.supervisor.snapshot.map(Self.encode))])
+        case "ListFaults": return .reply(["faults": .array(context.engine.activeFaults.map(Self.encode))])
+        default: return nil
+        }
+    }
+
     func handle(_ call: VarlinkCall, _ peer: PeerCredentials) async -> VarlinkResponse {
+        if let answer = immediate(call, peer) { return answer }
         let p = call.parameters ?? .object([:])
         let method = call.method.split(separator: ".").last.map(String.init) ?? ""
         do {
             switch method {
-            case "GetStatus": return .reply(await context.statusReply())
-            case "ListNodes":
-                return .reply(["nodes": .array(await context.supervisor.statuses().map(Self.encode))])
-            case "ListFaults":
-                return .reply(["faults": .array(context.engine.activeFaults.map(Self.encode))])
             case "Inject": return try await inject(p)
             case "Heal":
                 let node = try optionalNode(p, "node")

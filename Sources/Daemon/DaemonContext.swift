@@ -33,9 +33,9 @@ final class DaemonContext: Sendable {
     var state: String { phase.withLock { $0 } }
     func setState(_ s: String) { phase.withLock { $0 = s } }
 
-    func statusReply() async -> JSONValue {
-        let ready = await supervisor.readyCount
-        let total = await supervisor.total
+    /// Answers from the supervisor's published snapshot: no await, so it can run on an event loop.
+    func statusReply() -> JSONValue {
+        let (ready, total) = nodeCounts()
         return [
             "state": .string(state), "version": .string(kvsupervisorVersion),
             "uptime_ms": .number(Double((monotonicNow() - startedMonoNs) / 1_000_000)),
@@ -46,9 +46,14 @@ final class DaemonContext: Sendable {
         ]
     }
 
+    private func nodeCounts() -> (ready: Int, total: Int) {
+        let nodes = supervisor.snapshot
+        return (nodes.filter { $0.state == .ready || $0.state == .paused }.count, nodes.count)
+    }
+
     /// The one-line STATUS= text systemd shows.
-    func statusLine() async -> String {
-        let ready = await supervisor.readyCount, total = await supervisor.total
+    func statusLine() -> String {
+        let (ready, total) = nodeCounts()
         let faults = engine.activeFaults.count
         return "\(state): \(ready)/\(total) nodes ready, \(faults) fault\(faults == 1 ? "" : "s") active"
     }

@@ -29,7 +29,8 @@ struct ControlService: Service {
         let handler = self.handler
         do {
             try await cancelWhenGracefulShutdown {
-                try await server.run(group: group) { call, peer in await handler.handle(call, peer) }
+                try await server.run(group: group, handler: { call, peer in await handler.handle(call, peer) },
+                                     immediate: { call, peer in handler.immediate(call, peer) })
             }
         } catch is CancellationError {}
     }
@@ -45,7 +46,7 @@ struct WatchdogService: Service {
         try? await cancelWhenGracefulShutdown {
             var lastStatus = ""
             while !Task.isCancelled {
-                let line = await context.statusLine()
+                let line = context.statusLine()
                 if line != lastStatus { Notifier.status(line); lastStatus = line }
                 if pingUsec != nil { Notifier.watchdog() }
                 try await Task.sleep(for: period)
@@ -75,7 +76,7 @@ struct ClusterService: Service {
         }
         let ready = await sup.readyCount, total = await sup.total
         context.setState(ready == total ? "running" : "degraded")
-        Notifier.ready(status: await context.statusLine())
+        Notifier.ready(status: context.statusLine())
         context.hub.log("\(ready)/\(total) nodes ready; control socket \(context.paths.socket); events \(context.paths.eventLog)")
 
         await withTaskGroup(of: Void.self) { group in
@@ -102,7 +103,7 @@ struct ClusterService: Service {
         context.setState("reloading")
         defer {
             context.setState("running")
-            Task { Notifier.ready(status: await context.statusLine()) }
+            Task { Notifier.ready(status: context.statusLine()) }
         }
         guard let file = context.configFile else {
             context.hub.log("SIGHUP: no config file to reload (running with the built-in default)")

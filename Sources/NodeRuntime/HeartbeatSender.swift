@@ -18,30 +18,56 @@ final class HeartbeatSender {
     /// A connect to a host that drops SYNs would otherwise wait for the kernel's two-minute
     /// timeout; start again so the peer is reached soon after it is back.
     static let connectTimeoutNs: Int64 = 1_000_000_000
-    private var dialed: [(peer: PeerAddress, link: Link)]
+    private var dialed: [(peer: PeerAddress, link: Link, owesBeat: Bool)]
     private let listenFD: Int32?
     private var accepted: [Int32] = []
+    private var lastBeat: [UInt8] = []
 
     init(dialing peers: [PeerAddress], listenFD: Int32?) {
-        dialed = peers.map { ($0, .down) }
+        dialed = peers.map { ($0, .down, false) }
         self.listenFD = listenFD
     }
 
     /// Sends `line` on every open connection, after bringing connections up to date.
     func beat(_ line: String) {
-        let bytes = Array(line.utf8)
+        lastBeat = Array(line.utf8)
         for i in dialed.indices {
             dialed[i].link = advance(dialed[i].link, to: dialed[i].peer)
-            if case .up(let fd) = dialed[i].link, !send(bytes, on: fd) {
-                close(fd)
-                dialed[i].link = .down
-            }
+            dialed[i].owesBeat = true
+            deliver(i)
         }
         acceptWaiting()
         accepted.removeAll { fd in
-            let dead = kv_tcp_peer_closed(fd) == 1 || !send(bytes, on: fd)
+            let dead = kv_tcp_peer_closed(fd) == 1 || !send(lastBeat, on: fd)
             if dead { close(fd) }
             return dead
+        }
+    }
+
+    /// A connect still in progress when its beat was due: the beat goes out as soon as it
+    /// completes (`retry`), instead of a whole interval later. Matters at start and after a restart.
+    var owesBeats: Bool { dialed.contains { $0.owesBeat } }
+
+    /// Sends the last beat on connections that have come up since it was due.
+    func retry() {
+        for i in dialed.indices where dialed[i].owesBeat {
+            if case .connecting = dialed[i].link { dialed[i].link = advance(dialed[i].link, to: dialed[i].peer) }
+            deliver(i)
+        }
+    }
+
+    private func deliver(_ i: Int) {
+        switch dialed[i].link {
+        case .up(let fd):
+            dialed[i].owesBeat = false
+            if !send(lastBeat, on: fd) {
+                close(fd)
+                dialed[i].link = .down
+            }
+        case .connecting:
+            break  // still owed
+        case .down:
+            dialed[i].owesBeat = false  // nobody to owe it to until the next dial
         }
     }
 

@@ -21,9 +21,11 @@ enum NodeClock {
         // Never spin for more than half an interval: the thread would spin all the time.
         let spinNs = min(Int64(node.options.timerSpinUs) * 1000, interval / 2)
         var beats = FixedRateSlots(start: monotonicNow(), intervalNs: interval)
+        var retryAt = MonotonicNanos.max  // a beat owed to a connection still being set up
+        var retryDelay: Int64 = 1_000_000
         while true {
             let deadline = node.earliestDeadline ?? .max
-            let due = min(sender == nil ? .max : beats.next, deadline)
+            let due = min(sender == nil ? .max : beats.next, deadline, retryAt)
             if due - spinNs > monotonicNow() {
                 node.waiter.sleep(until: due - spinNs)
                 continue
@@ -31,9 +33,20 @@ enum NodeClock {
             PreciseClock.spin(until: due)
             let now = monotonicNow()
             if now >= deadline { node.expireDue(at: now) }
+            if let sender, now >= retryAt {
+                sender.retry()
+                retryAt = .max
+            }
             if let sender, now >= beats.next {
                 sender.beat(node.nextHeartbeatLine())
                 beats.served(at: now)
+                retryDelay = 1_000_000
+            }
+            // Loopback connects finish in microseconds: look again after 1, 2, 4, 8, 16 ms, then
+            // leave it to the next beat (a host that drops SYNs must not keep the thread busy).
+            if let sender, retryAt == .max, sender.owesBeats, retryDelay <= 16_000_000, now + retryDelay < beats.next {
+                retryAt = now + retryDelay
+                retryDelay *= 2
             }
         }
     }

@@ -1,5 +1,6 @@
 import CLinux
 import Core
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,8 +27,11 @@ public actor NodeSupervisor {
         var pendingRestart: Task<Void, Never>?
     }
 
-    private var slots: [NodeID: Slot] = [:]
+    private var slots: [NodeID: Slot] = [:] { didSet { publish() } }
     private var order: [NodeID] = []
+    /// The node table as of the last change, readable without a hop onto this actor: read-only
+    /// control calls answer from it on the socket's event loop.
+    private let published = Mutex<[NodeStatus]>([])
     private let runID: String
     private let makeSpec: SpecBuilder
     private let emit: @Sendable (Event) -> Void
@@ -50,6 +54,8 @@ public actor NodeSupervisor {
             slots[node.id] = Slot(config: node, notify: notify, policy: RestartPolicy(config: config))
             order.append(node.id)
         }
+        let initial = Self.statuses(order: order, slots: slots)
+        published.withLock { $0 = initial }
     }
 
     /// Consumes child reports until cancelled. Exactly one caller.
@@ -162,7 +168,17 @@ public actor NodeSupervisor {
 
     // MARK: Queries
 
-    public func statuses() -> [NodeStatus] {
+    public func statuses() -> [NodeStatus] { Self.statuses(order: order, slots: slots) }
+
+    /// `statuses()` as of the last change, from any thread.
+    public nonisolated var snapshot: [NodeStatus] { published.withLock { $0 } }
+
+    private func publish() {
+        let now = statuses()
+        published.withLock { $0 = now }
+    }
+
+    private static func statuses(order: [NodeID], slots: [NodeID: Slot]) -> [NodeStatus] {
         order.compactMap { id in
             guard let s = slots[id] else { return nil }
             return NodeStatus(id: id, pid: s.child?.pid, state: s.state, port: s.config.port, restarts: s.restarts,

@@ -51,9 +51,12 @@ public struct VarlinkServerConfig: Sendable {
 /// connection runs in its own task, so a slow or silent client holds only its own connection.
 public final class VarlinkServer: Sendable {
     public typealias Handler = @Sendable (VarlinkCall, PeerCredentials) async -> VarlinkResponse
+    /// Answers a call without suspending, or returns nil to leave it to `Handler`. It runs on the
+    /// event loop, so a read-only call costs no thread hop: it must only read snapshots.
+    public typealias ImmediateHandler = @Sendable (VarlinkCall, PeerCredentials) -> VarlinkResponse?
 
     private typealias Connection = NIOAsyncChannel<ByteBuffer, ByteBuffer>
-    private struct Accepted: Sendable { var channel: Connection; var peer: PeerCredentials? }
+    private struct Accepted: Sendable { var channel: Connection; var peer: PeerCredentials?; var count: Int }
 
     public let config: VarlinkServerConfig
     private let activeConnections = Atomic<Int>(0)
@@ -61,7 +64,7 @@ public final class VarlinkServer: Sendable {
     public init(config: VarlinkServerConfig) { self.config = config }
 
     /// Serves until the task is cancelled.
-    public func run(group: any EventLoopGroup, handler: @escaping Handler) async throws {
+    public func run(group: any EventLoopGroup, handler: @escaping Handler, immediate: ImmediateHandler? = nil) async throws {
         let maxBytes = config.maxMessageBytes
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Accepted> = { channel in
             let credentials: EventLoopFuture<PeerCredentials?>
@@ -73,8 +76,20 @@ public final class VarlinkServer: Sendable {
                 credentials = channel.eventLoop.makeSucceededFuture(nil)
             }
             return credentials.flatMapThrowing { peer in
-                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder(maxLength: maxBytes)))
-                return Accepted(channel: try Connection(wrappingChannelSynchronously: channel), peer: peer)
+                // Counted here, not in serve(), so the fast path below knows the limit; serve() un-counts.
+                let count = self.activeConnections.add(1, ordering: .relaxed).newValue
+                do {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder(maxLength: maxBytes)))
+                    if let immediate, let peer, count <= self.config.maxConnections, self.config.isAllowed(peer) {
+                        try channel.pipeline.syncOperations.addHandler(ImmediateReplies { frame in
+                            self.answerAtOnce(frame, peer: peer, immediate: immediate)
+                        })
+                    }
+                    return Accepted(channel: try Connection(wrappingChannelSynchronously: channel), peer: peer, count: count)
+                } catch {
+                    self.activeConnections.subtract(1, ordering: .relaxed)
+                    throw error
+                }
             }
         }
         let bootstrap = ServerBootstrap(group: group).serverChannelOption(.backlog, value: 128)
@@ -97,7 +112,7 @@ public final class VarlinkServer: Sendable {
     }
 
     private func serve(_ accepted: Accepted, handler: Handler) async {
-        let count = activeConnections.add(1, ordering: .relaxed).newValue
+        let count = accepted.count
         defer { activeConnections.subtract(1, ordering: .relaxed) }
         try? await accepted.channel.executeThenClose { inbound, outbound in
             func send(_ reply: VarlinkReply) async throws {
@@ -143,6 +158,26 @@ public final class VarlinkServer: Sendable {
     }
 
     private func dispatch(_ call: VarlinkCall, peer: PeerCredentials, handler: Handler) async -> VarlinkResponse {
+        if let answer = dispatchAtOnce(call, peer: peer, immediate: nil) { return answer }
+        return await handler(call, peer)
+    }
+
+    /// The encoded reply to a frame that can be answered on the event loop, or nil to pass it on.
+    /// `more` and `oneway` calls, and anything that does not parse, take the ordinary path.
+    private func answerAtOnce(_ frame: ByteBuffer, peer: PeerCredentials, immediate: @escaping ImmediateHandler) -> ByteBuffer? {
+        guard let call = try? JSONDecoder().decode(VarlinkCall.self, from: Data(frame.readableBytesView)),
+              call.more != true, call.oneway != true,
+              let response = dispatchAtOnce(call, peer: peer, immediate: immediate) else { return nil }
+        switch response {
+        case .reply(let params): return ByteBuffer(bytes: VarlinkReply(parameters: params).encoded())
+        case .error(let name, let params): return ByteBuffer(bytes: VarlinkReply.failure(name, params).encoded())
+        case .stream: return nil
+        }
+    }
+
+    /// The built-in org.varlink.service methods and parameter checks, then `immediate`; nil when
+    /// the call needs the async handler.
+    private func dispatchAtOnce(_ call: VarlinkCall, peer: PeerCredentials, immediate: ImmediateHandler?) -> VarlinkResponse? {
         if call.parameters != nil, call.parameters?.objectValue == nil {
             return .error(VarlinkError.invalidParameter, ["parameter": "parameters"])
         }
@@ -166,7 +201,7 @@ public final class VarlinkServer: Sendable {
             guard config.interfaces[call.interface] != nil else {
                 return .error(VarlinkError.interfaceNotFound, ["interface": .string(call.interface)])
             }
-            return await handler(call, peer)
+            return immediate?(call, peer)
         }
     }
 
@@ -188,6 +223,39 @@ public final class VarlinkServer: Sendable {
         error ExpectedMore ()
 
         """
+}
+
+/// Answers read-only calls on the event loop, before they reach the connection's task. Once one
+/// call has gone on to the task, every later call does too, so replies keep the order of calls.
+final class ImmediateReplies: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let answer: (ByteBuffer) -> ByteBuffer?
+    private var passing = false
+
+    init(answer: @escaping (ByteBuffer) -> ByteBuffer?) { self.answer = answer }
+
+    /// NIOAsyncChannel reads only when its task asks; until a call goes to the task, this handler
+    /// asks itself, so an immediate call never waits for a task to be scheduled.
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        context.read()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !passing, let reply = answer(unwrapInboundIn(data)) {
+            context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+            return
+        }
+        passing = true
+        context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+        if !passing { context.read() }
+    }
 }
 
 /// Linux's `struct ucred`, which Glibc does not export without _GNU_SOURCE.

@@ -122,6 +122,30 @@ def test_two_mib_message_is_refused(sup):
     still_answers(sup)
 
 
+def test_pipelined_calls_are_answered_in_order_and_reads_see_earlier_writes(sup):
+    """Read-only calls are answered on the event loop; once a call needed the daemon's task, later
+    reads on that connection wait for it, so ListNodes after StopNode sees C stopped."""
+    calls = [("GetStatus", {}), ("StopNode", {"node": "C"}), ("ListNodes", {}), ("GetStatus", {})]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sup.socket)
+    try:
+        s.sendall(b"".join(json.dumps({"method": f"io.kvsupervisor.{m}", "parameters": p}).encode() + b"\0"
+                           for m, p in calls))
+        data = b""
+        while data.count(b"\0") < len(calls):
+            chunk = s.recv(65536)
+            assert chunk, f"closed after {data!r}"
+            data += chunk
+    finally:
+        s.close()
+    replies = [json.loads(f)["parameters"] for f in data.split(b"\0")[:len(calls)]]
+    assert replies[0]["nodes_ready"] == 3, replies[0]
+    assert replies[1] == {}, replies[1]
+    assert {n["id"]: n["state"] for n in replies[2]["nodes"]}["C"] == "stopped", replies[2]
+    assert replies[3]["nodes_ready"] == 2, replies[3]
+
+
 def test_silent_client_does_not_block_others(sup):
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     silent.connect(sup.socket)
