@@ -59,6 +59,9 @@ public struct Event: Sendable, Codable, Equatable {
     public var fault: FaultKind?
     public var requested: Stamp?
     public var applied: Stamp?
+    /// How long the applying syscall or proxy switch took; `applied` is its end. A long one means
+    /// the thread lost its CPU meanwhile (to the host, on a VM), so `applied` is late by up to this.
+    public var applyNs: Int64?
     public var effect: Stamp?
     public var delayMs: Int?
     public var jitterMs: Int?
@@ -79,7 +82,7 @@ public struct Event: Sendable, Codable, Equatable {
         case silenceMs = "silence_ms", lastHeardMonoNs = "last_heard_mono_ns", timeoutMs = "timeout_ms"
         case tFailMonoNs = "t_fail_mono_ns", detectionLatencyMs = "detection_latency_ms"
         case detectorOvershootMs = "detector_overshoot_ms", label
-        case faultID = "fault_id", fault, requested, applied, effect
+        case faultID = "fault_id", fault, requested, applied, applyNs = "apply_ns", effect
         case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", peers
         case pid, exitCode = "exit_code", signal, restartInMs = "restart_in_ms", reason
     }

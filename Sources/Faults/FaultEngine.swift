@@ -148,7 +148,7 @@ public final class FaultEngine: Sendable {
     }
 
     private enum Application {
-        case applied(Stamp, firstEffect: NIOLockedValueBox<Stamp?>?)
+        case applied(Stamp, tookNs: Int64, firstEffect: NIOLockedValueBox<Stamp?>?)
         case refused(String)
     }
 
@@ -162,20 +162,24 @@ public final class FaultEngine: Sendable {
             case .cont: SIGCONT
             default: SIGTERM
             }
+            let start = monotonicNow()
             guard kv_pidfd_send_signal(pidfd, signal) == 0 else {
                 let e = errno
                 return .refused(e == ESRCH ? "the process exited before the fault was applied"
                                            : "pidfd_send_signal: \(String(cString: strerror(e)))")
             }
-            return .applied(Stamp.now(), firstEffect: nil)
+            let applied = Stamp.now()
+            return .applied(applied, tookNs: applied.monoNs - start, firstEffect: nil)
         case .links(let proxies):
             let seen = NIOLockedValueBox<Stamp?>(nil)
             let fault = spec.kind == .partition
                 ? LinkFault(dropping: true)
                 : LinkFault(delayNs: Int64(spec.delayMs ?? 0) * 1_000_000, jitterNs: Int64(spec.jitterMs ?? 0) * 1_000_000)
             let onEffect: @Sendable (Stamp) -> Void = { stamp in seen.withLockedValue { if $0 == nil { $0 = stamp } } }
+            let start = monotonicNow()
             for link in proxies { link.setFault(fault, onFirstEffect: onEffect) }
-            return .applied(Stamp.now(), firstEffect: seen)
+            let applied = Stamp.now()
+            return .applied(applied, tookNs: applied.monoNs - start, firstEffect: seen)
         case .restart:
             return .refused("restart is not applied on a fault thread")
         }
@@ -185,7 +189,7 @@ public final class FaultEngine: Sendable {
     private func account(id: String, spec: FaultSpec, requested: Stamp, target: Target, outcome: Application,
                          appliedOut: (@Sendable (Stamp?) -> Void)?) {
         defer { if case .process(_, let pidfd) = target { close(pidfd) } }
-        guard case .applied(let applied, let firstEffect) = outcome else {
+        guard case .applied(let applied, let tookNs, let firstEffect) = outcome else {
             if case .refused(let reason) = outcome {
                 appliedOut?(nil)
                 failed(id: id, spec: spec, requested: requested, applied: nil, reason: reason)
@@ -222,6 +226,7 @@ public final class FaultEngine: Sendable {
         case .seen(let seen):
             var event = faultEvent(.faultApplied, id: id, spec: spec, requested: requested)
             event.applied = applied
+            event.applyNs = tookNs
             event.effect = seen
             hooks.emit(event)
         case .notSeen(let reason):

@@ -32,6 +32,8 @@ def test_kill_is_detected_by_both_peers_within_bounds(sup):
     for moment in ("requested", "applied", "effect"):
         assert applied[moment]["wall_ms"] > 0 and applied[moment]["mono_ns"] > 0
     assert applied["requested"]["mono_ns"] <= applied["applied"]["mono_ns"] <= applied["effect"]["mono_ns"]
+    # The syscall's own duration ends at `applied` and starts after the request.
+    assert 0 < applied["apply_ns"] <= applied["applied"]["mono_ns"] - applied["requested"]["mono_ns"], applied
     exited = sup.wait_events(lambda e: e["event"] == "node_exited" and e["node"] == "B")[0]
     assert exited["signal"] == "SIGKILL"
     # Killing a node that is not running is refused, with what to do.
@@ -60,6 +62,7 @@ def test_delay_beyond_timeout_is_a_false_suspicion(sup):
     assert dead[0]["label"] == "false_suspicion"
     applied = sup.wait_events(lambda e: e["event"] == "fault_applied" and e["fault"] == "delay")[0]
     assert applied["effect"]["mono_ns"] >= applied["applied"]["mono_ns"]
+    assert 0 < applied["apply_ns"] <= applied["applied"]["mono_ns"] - applied["requested"]["mono_ns"], applied
     sup.wait_events(lambda e: e["event"] == "declared_alive" and e.get("peer") == "B", timeout=4)
     sup.wait_events(lambda e: e["event"] == "fault_cleared" and e["fault"] == "delay", timeout=3)
 
