@@ -230,7 +230,7 @@ public final class FaultEngine: Sendable {
             event.effect = seen
             hooks.emit(event)
         case .notSeen(let reason):
-            failed(id: id, spec: spec, requested: requested, applied: applied, reason: reason)
+            failed(id: id, spec: spec, requested: requested, applied: applied, applyNs: tookNs, reason: reason)
         }
 
         guard let forMs = spec.forMs else { return }
@@ -308,10 +308,12 @@ public final class FaultEngine: Sendable {
         return event
     }
 
-    private func failed(id: String, spec: FaultSpec, requested: Stamp, applied: Stamp?, reason: String) {
+    private func failed(id: String, spec: FaultSpec, requested: Stamp, applied: Stamp?, applyNs: Int64? = nil,
+                        reason: String) {
         state.withLockedValue { _ = $0.active.removeValue(forKey: id) }
         var event = faultEvent(.faultFailed, id: id, spec: spec, requested: requested)
         event.applied = applied
+        event.applyNs = applyNs
         event.reason = reason
         hooks.emit(event)
     }

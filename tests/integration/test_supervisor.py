@@ -77,6 +77,21 @@ def test_partition_cuts_both_ways_and_heals(sup):
     assert not [e for e in sup.events() if e["event"] == "declared_dead" and e["node"] == "C"]
 
 
+def test_an_effect_not_seen_is_a_fault_failed_never_assumed(sup):
+    """SIGTERM to a stopped node stays pending: the process is not gone within the effect deadline
+    (1 s), so the fault is reported failed, with why. SIGCONT then lets the pending SIGTERM act."""
+    sup.kvctl("inject", "stop", "B")
+    sup.wait_events(lambda e: e["event"] == "fault_applied" and e["fault"] == "stop", timeout=3)
+    sup.kvctl("inject", "term", "B")
+    failed = sup.wait_events(lambda e: e["event"] == "fault_failed" and e["fault"] == "term", timeout=3)[0]
+    assert "still running" in failed["reason"] and "SIGTERM" in failed["reason"], failed
+    assert failed["applied"]["mono_ns"] > 0 and failed["apply_ns"] > 0, failed
+    assert not [e for e in sup.events() if e["event"] == "fault_applied" and e["fault"] == "term"]
+    sup.kvctl("inject", "cont", "B")
+    exited = sup.wait_events(lambda e: e["event"] == "node_exited" and e["node"] == "B", timeout=3)[0]
+    assert exited.get("exit_code") == 0 or exited.get("signal") == "SIGTERM", exited
+
+
 def test_scheduled_fault_lands_on_time(sup):
     r = sup.json("inject", "kill", "C", "--after", "50ms")
     assert "applied_mono_ns" not in r
