@@ -51,7 +51,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Daemon", dependencies: [
-            "Core", "ConfigFile", "Supervision", "Faults", "Events", "Varlink", "Systemd", "Timing",
+            "Core", "ConfigFile", "Supervision", "Faults", "Events", "Varlink", "Systemd",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "NIOPosix", package: "swift-nio"),

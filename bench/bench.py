@@ -115,8 +115,7 @@ def main():
         # for about as long as the detection runs take.
         floors = {spin: start_floor(tmp, KILLS * 25, 20_000, spin) for spin in sorted({0, spin_us})}
         # 1. Detection latency over KILLS kills of B at a random phase.
-        latencies, overshoots, false_susp, missed = [], [], 0, 0
-        fault_of = {}  # latency -> the fault_id it was measured from
+        detections, false_susp, missed = [], 0, 0
         rng = random.Random(7)
         for i in range(KILLS):
             time.sleep(0.25 + rng.random() * I / 1000)  # random phase relative to B's heartbeats
@@ -131,19 +130,21 @@ def main():
             for e in new:
                 if e["label"] != "true_detection":
                     false_susp += 1
-                latencies.append(e["detection_latency_ms"])
-                fault_of[e["detection_latency_ms"]] = e.get("fault_id")
-                overshoots.append(e["detector_overshoot_ms"])
+                detections.append(e)
             sup.kvctl("start", "B")
             sup.wait_events(lambda e: e["event"] == "declared_alive" and e.get("peer") == "B", count=2 * (i + 1), timeout=3)
+        latencies = [e["detection_latency_ms"] for e in detections]
+        overshoots = [e["detector_overshoot_ms"] for e in detections]
         lo, hi = median_ci(latencies)
         print(f"detection (I={I} ms, T={T} ms, {KILLS} kills of B, detections by A and C: {len(latencies)})")
         print(f"  latency min {min(latencies):.3f}  max {max(latencies):.3f}  (theory [{T - I}, {T}], limit {T + 3})")
         print(f"  median {statistics.median(latencies):.1f} ms, 95% CI [{lo:.1f}, {hi:.1f}]  (theory {T - I / 2:.1f})")
-        outside = sorted(x for x in latencies if not T - I <= x <= T + 3)
-        apply_ms = {e["fault_id"]: e.get("apply_ns", 0) / 1e6 for e in sup.events() if e["event"] == "fault_applied"}
+        outside = sorted((e for e in detections if not T - I <= e["detection_latency_ms"] <= T + 3),
+                         key=lambda e: e["detection_latency_ms"])
+        apply_ms = {e["fault_id"]: f'{e["apply_ns"] / 1e6:.3f}' for e in sup.events() if e["event"] == "fault_applied"}
         print(f"  inside [{T - I}, {T + 3}]: {len(latencies) - len(outside)}/{len(latencies)}"
-              + (f"  outside: {', '.join(f'{x:.3f} (its kill syscall took {apply_ms.get(fault_of[x], 0):.3f} ms)' for x in outside)}"
+              + ("  outside: " + ", ".join(f'{e["detection_latency_ms"]:.3f} (its kill syscall took '
+                                            f'{apply_ms.get(e.get("fault_id"), "?")} ms)' for e in outside)
                  if outside else ""))
         print(f"  overshoot p50 {pct(overshoots, 50):.3f} ms  p90 {pct(overshoots, 90):.3f} ms  p99 {pct(overshoots, 99):.3f} ms"
               f"  max {max(overshoots):.3f} ms  over 2 ms: {sum(x > 2 for x in overshoots)}  (targets 0.5 / 2)")

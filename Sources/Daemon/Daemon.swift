@@ -9,7 +9,6 @@ import ServiceLifecycle
 import Supervision
 import Synchronization
 import Systemd
-import Timing
 import Varlink
 #if canImport(Glibc)
 import Glibc
@@ -95,7 +94,7 @@ public enum Daemon {
                          applied: { r in hub.faultApplied(id: r.id, kind: r.spec.kind, node: r.spec.node,
                                                           affected: r.affected, appliedMonoNs: r.applied.monoNs) },
                          cleared: { r in hub.faultCleared(id: r.id, kind: r.spec.kind, node: r.spec.node) }))
-        if let reason = Realtime(priority: config.schedPriority).unavailableReason() {
+        if let reason = engine.realtimeUnavailableReason {
             hub.log("fault timing: SCHED_OTHER, since \(reason); a fault's applied stamp may then trail its "
                     + "syscall by up to about 1 ms on a busy host", priority: config.schedPriority > 0 ? 5 : 6)
         } else {

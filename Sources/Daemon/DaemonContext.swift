@@ -48,7 +48,7 @@ final class DaemonContext: Sendable {
 
     private func nodeCounts() -> (ready: Int, total: Int) {
         let nodes = supervisor.snapshot
-        return (nodes.filter { $0.state == .ready || $0.state == .paused }.count, nodes.count)
+        return (nodes.filter { $0.state.countsAsReady }.count, nodes.count)
     }
 
     /// The one-line STATUS= text systemd shows.

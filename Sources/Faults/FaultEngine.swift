@@ -41,6 +41,8 @@ public final class FaultEngine: Sendable {
     private let stopGraceMs: Int
     private let spinNs: Int64
     private let realtime: Realtime
+    /// Why fault threads cannot have SCHED_FIFO (probed once at start), nil when they can.
+    public let realtimeUnavailableReason: String?
     private let hooks: Hooks
     private let state = NIOLockedValueBox(EngineState())
 
@@ -60,7 +62,10 @@ public final class FaultEngine: Sendable {
         // A fault is a one-off, so its thread can afford the 2 ms spin that covers the p99 wake-up
         // lateness measured here, where nodes (waking every beat) keep theirs short.
         self.spinNs = max(Int64(timerSpinUs) * 1000, 2_000_000)
-        self.realtime = Realtime(priority: schedPriority)
+        // Probed once, so that a refused priority is not tried again on every fault's thread.
+        let wanted = Realtime(priority: schedPriority)
+        self.realtimeUnavailableReason = wanted.unavailableReason()
+        self.realtime = realtimeUnavailableReason == nil ? wanted : Realtime(priority: 0)
         self.hooks = hooks
     }
 

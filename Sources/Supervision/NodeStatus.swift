@@ -2,6 +2,9 @@ import Core
 
 public enum NodeState: String, Sendable, Codable {
     case starting, ready, stopped, paused, exited
+
+    /// Counted in "N/M nodes ready": a node paused by a stop fault is up, only frozen.
+    public var countsAsReady: Bool { self == .ready || self == .paused }
 }
 
 /// A read-only view of one node, for status calls.

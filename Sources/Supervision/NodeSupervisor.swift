@@ -186,7 +186,7 @@ public actor NodeSupervisor {
         }
     }
 
-    public var readyCount: Int { slots.values.filter { $0.state == .ready || $0.state == .paused }.count }
+    public var readyCount: Int { slots.values.filter { $0.state.countsAsReady }.count }
     public var runningCount: Int { slots.values.filter { $0.child != nil }.count }
     public var total: Int { slots.count }
     public func contains(_ id: NodeID) -> Bool { slots[id] != nil }
