@@ -2,6 +2,7 @@
 #   make run      install what is missing, build release binaries, start the supervisor (default cluster)
 #   make test     every test tier that can run here (unit, integration, external clients)
 #   make bench    detection / fault timing / control-call figures
+#   make sizes    stripped size of each shipped binary against the 25 MB budget
 #   make install  PREFIX=/usr DESTDIR=...
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
@@ -11,7 +12,7 @@ BIN := .build/release
 SWIFT_RELEASE := swift build -c release --static-swift-stdlib
 PYTHON := .venv/bin/python
 
-.PHONY: all setup build debug run test unit integration system bench install clean idl
+.PHONY: all setup build debug run test unit integration system bench sizes install clean idl
 
 all: build
 
@@ -43,6 +44,9 @@ test: unit integration system
 
 bench: build pyenv
 	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/bench.py
+
+sizes: build
+	@bash scripts/sizes.sh $(BIN)
 
 idl:
 	python3 scripts/embed_idl.py

@@ -9,7 +9,6 @@ import PackageDescription
 //   vocabulary:  Core
 let package = Package(
     name: "kvsupervisor",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "kvsupervisor", targets: ["kvsupervisor"]),
         .executable(name: "kvctl", targets: ["kvctl"]),
@@ -20,7 +19,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Vocabulary: ids, times, events, faults, config model. No I/O.
@@ -28,17 +26,17 @@ let package = Package(
         // Linux syscalls that Swift cannot call directly (variadic syscall(), prctl).
         .target(name: "CLinux"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        .target(name: "Systemd", dependencies: ["CSystemd", "Core"]),
+        // libsystemd (sd_notify, the journal, listen fds) and the stderr fallback for diagnostics.
+        .target(name: "Systemd", dependencies: ["CSystemd"]),
         .target(name: "Detection", dependencies: ["Core"]),
-        .target(name: "ConfigFile", dependencies: ["Core", .product(name: "TOMLKit", package: "TOMLKit")]),
+        // TOML (its own parser: TOMLKit imported Foundation, whose ICU data was 45 MB of the daemon) -> ClusterConfig.
+        .target(name: "ConfigFile", dependencies: ["Core"]),
         // Exact wake-ups (sleep, then spin the last stretch) and detached OS threads.
         .target(name: "Timing", dependencies: ["Core", "CLinux"]),
         .target(name: "Supervision", dependencies: [
             "Core", "CLinux", "Timing",
         ]),
-        .target(name: "Events", dependencies: [
-            "Core", "Systemd", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(name: "Events", dependencies: ["Core", "Systemd"]),
         .target(name: "Faults", dependencies: [
             "Core", "CLinux", "Supervision", "Timing",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -48,12 +46,11 @@ let package = Package(
             "CLinux",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Daemon", dependencies: [
-            "Core", "ConfigFile", "Supervision", "Faults", "Events", "Varlink", "Systemd",
+            "Core", "CLinux", "ConfigFile", "Supervision", "Faults", "Events", "Varlink", "Systemd",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["io.kvsupervisor.varlink"]),
@@ -67,7 +64,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "kvsupervisor", dependencies: [
-            "Daemon", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Daemon", "Core", "Systemd", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "kvctl", dependencies: ["ControlCLI"]),
         .executableTarget(name: "kvnode", dependencies: [
@@ -79,7 +76,11 @@ let package = Package(
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "Core"]),
         .testTarget(name: "EventsTests", dependencies: ["Events", "Core"]),
         .testTarget(name: "TimingTests", dependencies: ["Timing", "Core"]),
-        .testTarget(name: "VarlinkTests", dependencies: ["Varlink", "Daemon"]),
+        .testTarget(name: "VarlinkTests", dependencies: [
+            "Varlink", "Daemon",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

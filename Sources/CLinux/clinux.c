@@ -1,6 +1,10 @@
 #define _GNU_SOURCE
 #include "clinux.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -197,4 +201,49 @@ long kv_tcp_send(int fd, const void *buf, size_t len) {
  * stayed open in whichever node was spawned next, and closing it in the proxy closed nothing. */
 int kv_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowfd) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
+}
+
+static int signal_pipe_write = -1;
+
+static void on_signal(int sig) {
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    /* A full pipe drops the byte: 64 KiB of pending signals means the reader is gone anyway. */
+    ssize_t ignored = write(signal_pipe_write, &b, 1);
+    (void)ignored;
+    errno = saved;
+}
+
+int kv_signal_pipe(const int *signals, int n) {
+    if (signal_pipe_write >= 0) return -1;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+    signal_pipe_write = fds[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    for (int i = 0; i < n; i++) {
+        if (sigaction(signals[i], &sa, NULL) != 0) return -1;
+    }
+    /* A mask inherited from whoever started us must not hold them back. */
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < n; i++) sigaddset(&set, signals[i]);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    return fds[0];
+}
+
+long kv_raise_nofile(long cap) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    rlim_t want = rl.rlim_max;
+    if (cap > 0 && want > (rlim_t)cap) want = (rlim_t)cap;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    }
+    return (long)rl.rlim_cur;
 }

@@ -1,5 +1,4 @@
 import Core
-import TOMLKit
 
 /// Reads a kvsupervisor TOML file into a validated `ClusterConfig`. Every refusal names file, line and key.
 public enum ConfigLoader {
@@ -21,25 +20,33 @@ public enum ConfigLoader {
     public static func parse(text: String, file: String) throws(ConfigError) -> ClusterConfig {
         let root: TOMLTable
         do {
-            root = try TOMLTable(string: text)
-        } catch let e as TOMLParseError {
-            throw ConfigError(file: file, line: e.source.begin.line, problem: "TOML syntax: \(e.description)")
+            root = try TOMLParser.parse(text)
         } catch {
-            throw ConfigError(file: file, problem: "TOML syntax: \(error)")
+            throw ConfigError(file: file, line: error.line, problem: "TOML syntax: \(error.message)")
         }
-        var reader = Reader(file: file, locator: KeyLocator(text: text))
+        var reader = Reader(file: file, root: root)
         return try reader.read(root)
     }
 }
 
 private struct Reader {
     let file: String
-    let locator: KeyLocator
+    let root: TOMLTable
 
     func fail(_ table: String?, _ index: Int? = nil, _ key: String?, _ problem: String) -> ConfigError {
         let dotted = [table, key].compactMap { $0 }.joined(separator: ".")
-        return ConfigError(file: file, line: locator.line(table: table, index: index, key: key),
+        return ConfigError(file: file, line: line(table: table, index: index, key: key),
                            key: dotted.isEmpty ? nil : dotted, problem: problem)
+    }
+
+    /// The line of `key` in `[table]` (or in the index-th `[[table]]`), else of the table itself.
+    private func line(table: String?, index: Int?, key: String?) -> Int? {
+        guard let table else { return key.flatMap { root.line(of: $0) } }
+        let found: TOMLTable?
+        if let index, let list = root[table]?.array, index < list.count { found = list[index].table }
+        else { found = root[table]?.table }
+        guard let t = found else { return root.line(of: table) }
+        return key.flatMap { t.line(of: $0) } ?? t.line
     }
 
     func checkKeys(_ t: TOMLTable, allowed: [String], table: String?, index: Int? = nil) throws(ConfigError) {
@@ -137,7 +144,7 @@ private struct Reader {
 
     func string(_ t: TOMLTable, _ key: String, _ table: String, index: Int? = nil) throws(ConfigError) -> String? {
         guard let v = t[key] else { return nil }
-        guard let s = v.string else { throw fail(table, index, key, "must be a string, not \(v.type)") }
+        guard let s = v.string else { throw fail(table, index, key, "must be a string, not \(v.typeName)") }
         if s.isEmpty { throw fail(table, index, key, "must not be empty") }
         return s
     }
@@ -154,7 +161,7 @@ private struct Reader {
     func int(_ t: TOMLTable, _ key: String, _ table: String, _ range: ClosedRange<Int>,
              index: Int? = nil) throws(ConfigError) -> Int? {
         guard let v = t[key] else { return nil }
-        guard let n = v.int else { throw fail(table, index, key, "must be an integer, not \(v.type)") }
+        guard let n = v.int else { throw fail(table, index, key, "must be an integer, not \(v.typeName)") }
         guard range.contains(n) else {
             throw fail(table, index, key, "\(n) is out of range \(range.lowerBound)...\(range.upperBound)")
         }

@@ -21,8 +21,10 @@ public enum Daemon {
         public var configFile: String?
         public var socket: String?
         public var nodeBinary: String?
-        public init(configFile: String?, socket: String?, nodeBinary: String?) {
-            self.configFile = configFile; self.socket = socket; self.nodeBinary = nodeBinary
+        /// Installed first thing in main; nil: `run` installs it (later than ideal, say from a test).
+        public var signals: SignalInbox?
+        public init(configFile: String?, socket: String?, nodeBinary: String?, signals: SignalInbox? = nil) {
+            self.configFile = configFile; self.socket = socket; self.nodeBinary = nodeBinary; self.signals = signals
         }
     }
 
@@ -43,6 +45,7 @@ public enum Daemon {
     }
 
     public static func run(_ options: Options) async throws {
+        let inbox = options.signals ?? SignalInbox.install()
         let config = try loadConfig(options.configFile)
         let paths = DaemonPaths.resolve(config: config, socketOverride: options.socket).absolute()
         for dir in [paths.runtimeDir, paths.stateDir] where !DaemonPaths.makeDirectories(dir) {
@@ -116,6 +119,13 @@ public enum Daemon {
         }
         serverConfig.socketGroupID = allowedGroup
         let ownUID = geteuid()
+        serverConfig.isPrivileged = { $0 == 0 || $0 == ownUID }
+        // 4096 connections plus node pipes, notify sockets and proxies need more than the usual soft 1024.
+        let nofile = kv_raise_nofile(65536)
+        if nofile >= 0, nofile < serverConfig.limits.maxTotal + 512 {
+            hub.log("open-file limit is \(nofile): the control socket's \(serverConfig.limits.maxTotal) connections may "
+                    + "not all fit; raise LimitNOFILE=", priority: 4)
+        }
         serverConfig.isAllowed = { peer in
             if peer.uid == 0 || peer.uid == ownUID { return true }
             guard let gid = allowedGroup else { return false }
@@ -128,16 +138,23 @@ public enum Daemon {
 
         var logger = Logger(label: "kvsupervisor")
         logger.logLevel = .warning
+        let (reloads, reloadSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        // No gracefulShutdownSignals: SignalRouter owns SIGTERM/SIGINT, caught since main began.
         let services = ServiceGroup(configuration: .init(
             services: [
                 .init(service: ReportPumpService(supervisor: supervisor)),
                 .init(service: ControlService(server: VarlinkServer(config: serverConfig), group: controlGroup,
                                               handler: ControlHandler(context: context))),
                 .init(service: WatchdogService(context: context)),
-                .init(service: ClusterService(context: context), successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: ClusterService(context: context, reloads: reloads),
+                      successTerminationBehavior: .gracefullyShutdownGroup),
             ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        if inbox == nil { hub.log("cannot install signal handlers; SIGTERM and SIGHUP act by their defaults", priority: 3) }
+        let router = SignalRouter(context: context, services: services, reloads: reloadSink,
+                                  testHooks: getenv("KVSUPERVISOR_TEST_HOOKS").map { String(cString: $0) } == "1")
+        let signalTask = inbox.map { inbox in Task { await router.run(inbox.signals()) } }
+        defer { signalTask?.cancel() }
         do {
             try await services.run()
         } catch {

@@ -4,7 +4,6 @@ import Events
 import ServiceLifecycle
 import Supervision
 import Systemd
-import UnixSignals
 import Varlink
 import NIOCore
 
@@ -36,8 +35,10 @@ struct ControlService: Service {
     }
 }
 
-/// WATCHDOG=1 at half of WATCHDOG_USEC, sent only after the node table answered (so a wedged
-/// supervisor stops pinging), and STATUS= whenever the status line changes.
+/// WATCHDOG=1 at half of WATCHDOG_USEC (at most every 500 ms), and only while the node
+/// supervisor's loop answers: each period a probe goes through its report stream, and the next
+/// period pings only if the loop took it. A wedged actor or a stalled report pump thus stops the
+/// pings and systemd restarts the daemon. STATUS= whenever the status line changes.
 struct WatchdogService: Service {
     let context: DaemonContext
     func run() async throws {
@@ -45,55 +46,75 @@ struct WatchdogService: Service {
         let period: Duration = pingUsec.map { .microseconds(Int64(min($0, 500_000))) } ?? .milliseconds(500)
         try? await cancelWhenGracefulShutdown {
             var lastStatus = ""
+            var withholding = false
             while !Task.isCancelled {
                 let line = context.statusLine()
                 if line != lastStatus { Notifier.status(line); lastStatus = line }
-                if pingUsec != nil { Notifier.watchdog() }
+                let answered = context.supervisor.probeLoop()
+                if answered {
+                    if pingUsec != nil { Notifier.watchdog() }
+                    if withholding { context.hub.log("node supervisor answers again; WATCHDOG=1 resumed", priority: 5) }
+                } else if !withholding {
+                    context.hub.log("node supervisor has not answered within \(period); withholding WATCHDOG=1 "
+                                    + "so that systemd restarts the daemon", priority: 2)
+                }
+                withholding = !answered
                 try await Task.sleep(for: period)
             }
         }
     }
 }
 
-/// Starts the nodes, says READY=1, reloads on SIGHUP, and on shutdown stops every node and
-/// flushes the event log before the process exits.
+/// Starts the nodes, says READY=1, reloads on SIGHUP (requests queued by `SignalRouter`; one that
+/// came while starting runs once the nodes are up), and on shutdown stops every node and flushes
+/// the event log before the process exits. A stop requested while starting ends the start at once.
 struct ClusterService: Service {
     let context: DaemonContext
+    let reloads: AsyncStream<Void>
 
     func run() async throws {
         let sup = context.supervisor
         context.setState("starting")
         Notifier.status("starting \(context.config.nodes.count) nodes")
+        let total = await sup.total
         do {
-            try await sup.startAll()
+            for id in context.config.nodeIDs where !Task.isShuttingDownGracefully {
+                if await sup.isRunning(id) { continue }
+                try await sup.start(id)
+            }
         } catch {
             context.hub.log("cannot start nodes: \(error)", priority: 3)
+            await stopNodes(total: total)
             throw error
         }
         let deadline = monotonicNow() + Int64(context.config.readyTimeoutMs) * 1_000_000
-        while await sup.readyCount < sup.total, monotonicNow() < deadline {
-            try await Task.sleep(for: .milliseconds(2))
+        while await sup.readyCount < total, monotonicNow() < deadline, !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: .milliseconds(2))
         }
-        let ready = await sup.readyCount, total = await sup.total
-        context.setState(ready == total ? "running" : "degraded")
-        Notifier.ready(status: context.statusLine())
-        context.hub.log("\(ready)/\(total) nodes ready; control socket \(context.paths.socket); events \(context.paths.eventLog)")
-
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    await reload()
+        if !Task.isShuttingDownGracefully {
+            let ready = await sup.readyCount
+            context.setState(ready == total ? "running" : "degraded")
+            Notifier.ready(status: context.statusLine())
+            context.hub.log("\(ready)/\(total) nodes ready; control socket \(context.paths.socket); events \(context.paths.eventLog)")
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await _ in reloads { await reload() }
                 }
+                try? await gracefulShutdown()
+                group.cancelAll()
             }
-            try? await gracefulShutdown()
-            group.cancelAll()
+        } else {
+            context.hub.log("stop requested while starting: stopping the nodes started so far")
         }
+        await stopNodes(total: total)
+    }
 
+    private func stopNodes(total: Int) async {
         context.setState("stopping")
         Notifier.stopping(status: "stopping \(total) nodes")
         context.hub.publish(Event(kind: .supervisorStopping, runID: context.runID))
         _ = context.engine.heal(node: nil)
-        await sup.stopAll(graceMs: context.config.stopGraceMs)
+        await context.supervisor.stopAll(graceMs: context.config.stopGraceMs)
         context.hub.close()
     }
 

@@ -1,6 +1,6 @@
 import CLinux
 import Core
-import NIOConcurrencyHelpers
+import Synchronization
 import Supervision
 import Timing
 #if canImport(Glibc)
@@ -44,7 +44,7 @@ public final class FaultEngine: Sendable {
     /// Why fault threads cannot have SCHED_FIFO (probed once at start), nil when they can.
     public let realtimeUnavailableReason: String?
     private let hooks: Hooks
-    private let state = NIOLockedValueBox(EngineState())
+    private let state = Mutex(EngineState())
 
     private struct EngineState {
         var counter = 0
@@ -69,14 +69,14 @@ public final class FaultEngine: Sendable {
         self.hooks = hooks
     }
 
-    public var activeFaults: [FaultRecord] { state.withLockedValue { Array($0.active.values) } }
-    public var scheduledCount: Int { state.withLockedValue { $0.scheduled.count } }
+    public var activeFaults: [FaultRecord] { state.withLock { Array($0.active.values) } }
+    public var scheduledCount: Int { state.withLock { $0.scheduled.count } }
 
     /// Validates, resolves the target now, and applies at once or at `requested + after`.
     public func inject(_ spec: FaultSpec, requested: Stamp, knownNodes: Set<NodeID>) async throws(FaultError) -> InjectResult {
         if let problem = spec.problem(knownNodes: knownNodes) { throw .invalid(problem) }
         if spec.kind == .heal { throw .invalid("heal is not injected: use Heal") }
-        let id = state.withLockedValue { s -> String in
+        let id = state.withLock { s -> String in
             s.counter += 1
             return "f\(s.counter)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         }
@@ -108,7 +108,7 @@ public final class FaultEngine: Sendable {
             return InjectResult(faultID: id, applied: await restart(spec, id: id, requested: requested))
         }
         if spec.afterMs > 0 {
-            state.withLockedValue { _ = $0.scheduled.insert(id) }
+            state.withLock { _ = $0.scheduled.insert(id) }
             startThread(id: id, spec: spec, requested: requested, target: target, appliedOut: nil)
             return InjectResult(faultID: id, applied: nil)
         }
@@ -120,7 +120,7 @@ public final class FaultEngine: Sendable {
 
     /// Ends network faults (all, or those touching `node`) and emits fault_cleared for each.
     public func heal(node: NodeID?) -> [String] {
-        let healed = state.withLockedValue { s -> [FaultRecord] in
+        let healed = state.withLock { s -> [FaultRecord] in
             let matching = s.active.values.filter {
                 $0.spec.kind.isNetwork && (node == nil || $0.affected.contains(node!))
             }
@@ -147,13 +147,13 @@ public final class FaultEngine: Sendable {
                 }
                 return engine.apply(spec, to: target)
             }
-            if spec.afterMs > 0 { engine.state.withLockedValue { _ = $0.scheduled.remove(id) } }
+            if spec.afterMs > 0 { engine.state.withLock { _ = $0.scheduled.remove(id) } }
             engine.account(id: id, spec: spec, requested: requested, target: target, outcome: outcome, appliedOut: appliedOut)
         }
     }
 
     private enum Application {
-        case applied(Stamp, tookNs: Int64, firstEffect: NIOLockedValueBox<Stamp?>?)
+        case applied(Stamp, tookNs: Int64, firstEffect: StampLatch?)
         case refused(String)
     }
 
@@ -176,11 +176,11 @@ public final class FaultEngine: Sendable {
             let applied = Stamp.now()
             return .applied(applied, tookNs: applied.monoNs - start, firstEffect: nil)
         case .links(let proxies):
-            let seen = NIOLockedValueBox<Stamp?>(nil)
+            let seen = StampLatch()
             let fault = spec.kind == .partition
                 ? LinkFault(dropping: true)
                 : LinkFault(delayNs: Int64(spec.delayMs ?? 0) * 1_000_000, jitterNs: Int64(spec.jitterMs ?? 0) * 1_000_000)
-            let onEffect: @Sendable (Stamp) -> Void = { stamp in seen.withLockedValue { if $0 == nil { $0 = stamp } } }
+            let onEffect: @Sendable (Stamp) -> Void = { stamp in seen.set(stamp) }
             let start = monotonicNow()
             for link in proxies { link.setFault(fault, onFirstEffect: onEffect) }
             let applied = Stamp.now()
@@ -213,15 +213,15 @@ public final class FaultEngine: Sendable {
                 if spec.kind == .stop { Task { await sup.setPaused(spec.node, true) } }
                 if spec.kind == .cont { Task { await sup.setPaused(spec.node, false) } }
             }
-            if spec.kind == .stop { state.withLockedValue { $0.active[id] = record } }
+            if spec.kind == .stop { state.withLock { $0.active[id] = record } }
         case .links(let proxies):
             var affected = Set([spec.node])
             for link in proxies { affected.insert(link.from); affected.insert(link.to) }
             let record = FaultRecord(id: id, spec: spec, affected: affected.sorted(), requested: requested, applied: applied)
-            state.withLockedValue { $0.active[id] = record }
+            state.withLock { $0.active[id] = record }
             hooks.applied(record)
             appliedOut?(applied)
-            effect = waitFor(deadline: applied.monoNs + effectDeadlineNs) { firstEffect?.withLockedValue { $0 } }
+            effect = waitFor(deadline: applied.monoNs + effectDeadlineNs) { firstEffect?.value }
                 .map { .seen($0) } ?? .notSeen("no traffic crossed the node's links within \(effectDeadlineNs / 1_000_000) ms")
         case .restart:
             return
@@ -241,7 +241,7 @@ public final class FaultEngine: Sendable {
         guard let forMs = spec.forMs else { return }
         let ended: FaultRecord? = realtime.run {
             PreciseClock.wait(until: applied.monoNs + Int64(forMs) * 1_000_000, spinNs: spinNs)
-            let record = state.withLockedValue { $0.active.removeValue(forKey: id) }
+            let record = state.withLock { $0.active.removeValue(forKey: id) }
             guard record != nil else { return nil }  // healed meanwhile
             switch target {
             case .process(_, let pidfd): _ = kv_pidfd_send_signal(pidfd, SIGCONT)
@@ -315,7 +315,7 @@ public final class FaultEngine: Sendable {
 
     private func failed(id: String, spec: FaultSpec, requested: Stamp, applied: Stamp?, applyNs: Int64? = nil,
                         reason: String) {
-        state.withLockedValue { _ = $0.active.removeValue(forKey: id) }
+        state.withLock { _ = $0.active.removeValue(forKey: id) }
         var event = faultEvent(.faultFailed, id: id, spec: spec, requested: requested)
         event.applied = applied
         event.applyNs = applyNs
@@ -330,6 +330,13 @@ public final class FaultEngine: Sendable {
         event.reason = reason
         hooks.emit(event)
     }
+}
+
+/// The first moment something happened, set once from any thread.
+final class StampLatch: Sendable {
+    private let stamp = Mutex<Stamp?>(nil)
+    func set(_ s: Stamp) { stamp.withLock { if $0 == nil { $0 = s } } }
+    var value: Stamp? { stamp.withLock { $0 } }
 }
 
 /// Whether a fault's effect was seen, and when; or why not.

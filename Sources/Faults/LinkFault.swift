@@ -1,5 +1,5 @@
 import Core
-import NIOConcurrencyHelpers
+import Synchronization
 
 /// What a link proxy currently does to the bytes passing through it.
 public struct LinkFault: Sendable, Equatable {
@@ -17,17 +17,17 @@ final class LinkControl: Sendable {
         var fault = LinkFault.none
         var onFirstEffect: (@Sendable (Stamp) -> Void)?
     }
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
 
     func set(_ fault: LinkFault, onFirstEffect: (@Sendable (Stamp) -> Void)?) {
-        state.withLockedValue { $0 = State(fault: fault, onFirstEffect: onFirstEffect) }
+        state.withLock { $0 = State(fault: fault, onFirstEffect: onFirstEffect) }
     }
 
-    var current: LinkFault { state.withLockedValue { $0.fault } }
+    var current: LinkFault { state.withLock { $0.fault } }
 
     /// Called by the proxy for each chunk: the fault to apply to it, reporting the first effect.
     func faultForChunk() -> LinkFault {
-        let (fault, callback) = state.withLockedValue { s -> (LinkFault, (@Sendable (Stamp) -> Void)?) in
+        let (fault, callback) = state.withLock { s -> (LinkFault, (@Sendable (Stamp) -> Void)?) in
             guard s.fault.isActive, let cb = s.onFirstEffect else { return (s.fault, nil) }
             s.onFirstEffect = nil
             return (s.fault, cb)

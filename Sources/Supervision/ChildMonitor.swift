@@ -12,6 +12,8 @@ public enum ChildReport: Sendable {
     case notify(NodeID, generation: Int, message: String, at: Stamp)
     case output(NodeID, generation: Int, line: String)
     case exited(NodeID, generation: Int, cause: ExitCause, at: Stamp)
+    /// Not from a child: the watchdog's probe, answered when the loop that takes reports reaches it.
+    case probe(UInt64)
 }
 
 public struct ChildSpec: Sendable {

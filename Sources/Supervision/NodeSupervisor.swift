@@ -39,6 +39,8 @@ public actor NodeSupervisor {
     private let reports: AsyncStream<ChildReport>
     private let reportSink: AsyncStream<ChildReport>.Continuation
     private var config: ClusterConfig
+    private let probesSent = Atomic<UInt64>(0)
+    private let probesAnswered = Atomic<UInt64>(0)
 
     public init(config: ClusterConfig, runtimeDir: String, runID: String, makeSpec: @escaping SpecBuilder,
                 emit: @escaping @Sendable (Event) -> Void,
@@ -66,6 +68,23 @@ public actor NodeSupervisor {
     }
 
     public func shutdownReports() { reportSink.finish() }
+
+    /// Whether the loop that owns the node table (this actor, fed by the report stream) took the
+    /// last probe, then sends the next. The watchdog calls it once per ping period and pings only
+    /// on true: a table snapshot stays readable from a wedged actor, so it proves nothing.
+    public nonisolated func probeLoop() -> Bool {
+        let sent = probesSent.load(ordering: .acquiring)
+        let answered = probesAnswered.load(ordering: .acquiring) == sent
+        let next = probesSent.add(1, ordering: .acquiringAndReleasing).newValue
+        reportSink.yield(.probe(next))
+        return answered
+    }
+
+    /// Blocks the actor's executor for good: what a deadlock or an endless loop would do. Only
+    /// the test hook calls it, to show that the watchdog then stops pinging.
+    public func wedgeForTesting() {
+        while true { sleep(3600) }
+    }
 
     // MARK: Commands
 
@@ -103,7 +122,7 @@ public actor NodeSupervisor {
         emit(event)
     }
 
-    /// Asks a node to stop (SIGTERM to its process group), SIGKILL after the grace period.
+    /// Asks a node to stop (SIGTERM to its process through the pidfd), SIGKILL after the grace period.
     public func stop(_ id: NodeID, graceMs: Int) async throws {
         guard let slot = slots[id] else { throw SupervisionError.noSuchNode(id) }
         slots[id]?.pendingRestart?.cancel()
@@ -206,6 +225,8 @@ public actor NodeSupervisor {
 
     private func handle(_ report: ChildReport) {
         switch report {
+        case .probe(let n):
+            probesAnswered.store(n, ordering: .releasing)
         case .started(let id, let generation, let child):
             register(id, generation: generation, child: child)
         case .notify(let id, let generation, let message, let stamp):

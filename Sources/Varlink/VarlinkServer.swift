@@ -33,7 +33,11 @@ public struct VarlinkServerConfig: Sendable {
     public var socketMode: mode_t = 0o660
     public var socketGroupID: gid_t?
     public var maxMessageBytes = 1 << 20
-    public var maxConnections = 64
+    public var limits = ConnectionLimits()
+    /// A client must complete each message (the first one counted from connecting) within this.
+    public var messageDeadline: TimeAmount = .seconds(5)
+    /// Uids that keep a way in when the connection limits are reached (root, the daemon's own).
+    public var isPrivileged: @Sendable (UInt32) -> Bool = { $0 == 0 }
     public var vendor = "kvsupervisor"
     public var product = "kvsupervisor"
     public var version = "0"
@@ -56,12 +60,23 @@ public final class VarlinkServer: Sendable {
     public typealias ImmediateHandler = @Sendable (VarlinkCall, PeerCredentials) -> VarlinkResponse?
 
     private typealias Connection = NIOAsyncChannel<ByteBuffer, ByteBuffer>
-    private struct Accepted: Sendable { var channel: Connection; var peer: PeerCredentials?; var count: Int }
+    private struct Accepted: Sendable {
+        var channel: Connection
+        var peer: PeerCredentials?
+        /// Why the connection was not counted in; it is told so and closed.
+        var refusal: ConnectionCounts.Refusal?
+    }
 
     public let config: VarlinkServerConfig
-    private let activeConnections = Atomic<Int>(0)
+    private let counts: Mutex<ConnectionCounts>
 
-    public init(config: VarlinkServerConfig) { self.config = config }
+    public init(config: VarlinkServerConfig) {
+        self.config = config
+        counts = Mutex(ConnectionCounts(limits: config.limits, isPrivileged: config.isPrivileged))
+    }
+
+    /// Open connections counted in (for tests and status).
+    public var connectionCount: Int { counts.withLock { $0.total } }
 
     /// Serves until the task is cancelled.
     public func run(group: any EventLoopGroup, handler: @escaping Handler, immediate: ImmediateHandler? = nil) async throws {
@@ -76,18 +91,25 @@ public final class VarlinkServer: Sendable {
                 credentials = channel.eventLoop.makeSucceededFuture(nil)
             }
             return credentials.flatMapThrowing { peer in
-                // Counted here, not in serve(), so the fast path below knows the limit; serve() un-counts.
-                let count = self.activeConnections.add(1, ordering: .relaxed).newValue
+                // Counted here, not in serve(), so the fast path below knows the verdict; serve() un-counts.
+                let refusal: ConnectionCounts.Refusal? = peer.flatMap { p in self.counts.withLock { $0.admit(uid: p.uid) } }
+                let counted = peer != nil && refusal == nil
                 do {
+                    let farewell = ByteBuffer(bytes: VarlinkReply.failure(VarlinkError.invalidParameter, [
+                        "parameter": "message",
+                        "reason": .string("no complete message within \(self.config.messageDeadline.nanoseconds / 1_000_000) ms; closing"),
+                    ]).encoded())
+                    try channel.pipeline.syncOperations.addHandler(
+                        MessageDeadlineHandler(limit: self.config.messageDeadline, farewell: farewell))
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder(maxLength: maxBytes)))
-                    if let immediate, let peer, count <= self.config.maxConnections, self.config.isAllowed(peer) {
+                    if let immediate, let peer, counted, self.config.isAllowed(peer) {
                         try channel.pipeline.syncOperations.addHandler(ImmediateReplies { frame in
                             self.answerAtOnce(frame, peer: peer, immediate: immediate)
                         })
                     }
-                    return Accepted(channel: try Connection(wrappingChannelSynchronously: channel), peer: peer, count: count)
+                    return Accepted(channel: try Connection(wrappingChannelSynchronously: channel), peer: peer, refusal: refusal)
                 } catch {
-                    self.activeConnections.subtract(1, ordering: .relaxed)
+                    if counted, let peer { self.counts.withLock { $0.release(uid: peer.uid) } }
                     throw error
                 }
             }
@@ -112,15 +134,16 @@ public final class VarlinkServer: Sendable {
     }
 
     private func serve(_ accepted: Accepted, handler: Handler) async {
-        let count = accepted.count
-        defer { activeConnections.subtract(1, ordering: .relaxed) }
+        defer {
+            if let peer = accepted.peer, accepted.refusal == nil { counts.withLock { $0.release(uid: peer.uid) } }
+        }
         try? await accepted.channel.executeThenClose { inbound, outbound in
             func send(_ reply: VarlinkReply) async throws {
                 try await outbound.write(ByteBuffer(bytes: reply.encoded()))
             }
-            guard count <= config.maxConnections else {
+            if let refusal = accepted.refusal {
                 try await send(.failure(VarlinkError.invalidParameter,
-                    ["parameter": "connection", "reason": .string("too many connections (limit \(config.maxConnections))")]))
+                    ["parameter": "connection", "reason": .string("too many connections: \(refusal)")]))
                 return
             }
             guard let peer = accepted.peer, config.isAllowed(peer) else {

@@ -1,13 +1,26 @@
 import ArgumentParser
 import Core
 import Daemon
+import Systemd
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// kvsupervisor: the daemon. Argument parsing and wiring only; behaviour lives in Daemon.
+/// Catches SIGHUP, SIGTERM and SIGINT before anything else runs (their default actions would kill
+/// the daemon while it starts), then parses the command line.
 @main
+enum Main {
+    static func main() async {
+        let signals = SignalInbox.install()
+        KVSupervisor.signals = signals
+        await KVSupervisor.main()
+    }
+}
+
+/// kvsupervisor: the daemon. Argument parsing and wiring only; behaviour lives in Daemon.
 struct KVSupervisor: AsyncParsableCommand {
+    nonisolated(unsafe) static var signals: SignalInbox?
+
     static let configuration = CommandConfiguration(
         commandName: "kvsupervisor",
         abstract: "Owns a cluster of kvnode processes, injects faults on command, records detections.",
@@ -25,7 +38,7 @@ struct KVSupervisor: AsyncParsableCommand {
                 print("\(config ?? "built-in default"): ok (\(c.nodes.count) nodes, mode \(c.mode.rawValue))")
                 return
             }
-            try await Daemon.run(.init(configFile: config, socket: socket, nodeBinary: nodeBinary))
+            try await Daemon.run(.init(configFile: config, socket: socket, nodeBinary: nodeBinary, signals: Self.signals))
         } catch let e as Daemon.StartError {
             writeStderr("kvsupervisor: \(e)")
             throw ExitCode(1)

@@ -84,12 +84,37 @@ class NotifyListener:
             except socket.timeout:
                 pass
 
+    def collect(self, seconds):
+        """Every message that arrives within the next `seconds` (also kept in self.messages)."""
+        got = []
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(remaining)
+            try:
+                m = self.sock.recv(65536).decode()
+            except socket.timeout:
+                break
+            self.messages.append(m)
+            got.append(m)
+        return got
+
+    def drain(self):
+        """Reads every message already queued, without waiting."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.messages.append(self.sock.recv(65536).decode())
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+
     def close(self):
         self.sock.close()
 
 
 class Supervisor:
-    def __init__(self, tmp, hb_interval=100, hb_timeout=200, extra=""):
+    def __init__(self, tmp, hb_interval=100, hb_timeout=200, extra="", env=None):
         self.dir = pathlib.Path(tmp)
         self.ports = free_ports(3)
         self.socket = str(self.dir / "control")
@@ -98,7 +123,7 @@ class Supervisor:
         self.hb_interval, self.hb_timeout = hb_interval, hb_timeout
         self.write_config(extra)
         self.notify = NotifyListener(self.dir / "notify.sock")
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify.path, KV_LOG_STDERR="1")
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify.path, KV_LOG_STDERR="1", **(env or {}))
         env.pop("XDG_RUNTIME_DIR", None)
         self.stderr = open(self.dir / "supervisor.stderr", "w")
         self.proc = subprocess.Popen([str(BIN / "kvsupervisor"), "--config", str(self.config)],
@@ -149,6 +174,17 @@ class Supervisor:
                 tail = "\n".join(json.dumps(e) for e in self.events()[-15:])
                 raise AssertionError(f"waited {timeout}s for {count} {what}, saw {len(found)}; last events:\n{tail}")
             time.sleep(0.02)
+
+    def wait_log(self, fragment, timeout):
+        """The supervisor's stderr (diagnostics and events) once it contains fragment; fails after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = (self.dir / "supervisor.stderr").read_text(errors="replace")
+            if fragment in text:
+                return text
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no '{fragment}' in the supervisor's output within {timeout}s:\n{text[-3000:]}")
+            time.sleep(0.01)
 
     def stop(self):
         if self.proc.poll() is None:

@@ -13,6 +13,11 @@ int kv_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 int kv_user_in_group(uid_t uid, gid_t gid);
 int kv_pipe_cloexec(int fds[2]);
 int kv_cld_exited(void);
+/* Signals as bytes on a pipe: installs a handler for each of signals[0..n) that writes the signal
+   number to a non-blocking pipe, and returns the read end (blocking, CLOEXEC), or -1. Once only. */
+int kv_signal_pipe(const int *signals, int n);
+/* Raises the soft RLIMIT_NOFILE to the hard limit, at most `cap`; returns the new soft limit. */
+long kv_raise_nofile(long cap);
 /* posix_spawn: close every descriptor from lowfd up in the child (glibc >= 2.34). */
 #include <spawn.h>
 int kv_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowfd);

@@ -1,0 +1,187 @@
+"""Defects an operator would hit, each with the test that failed before its fix (issue 12):
+the watchdog must see a wedged supervisor, signals are handled from the first instant, and no
+client can lock root out of the control socket."""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+from conftest import BIN, Supervisor, process_alive
+
+
+def slow_node_binary(tmp, delay_s):
+    """A node binary that waits, then becomes kvnode (same pid, same parent): nodes stay 'starting'."""
+    path = pathlib.Path(tmp) / "slow-kvnode"
+    path.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import os, sys, time
+        time.sleep({delay_s})
+        os.execv({str(BIN / "kvnode")!r}, [{str(BIN / "kvnode")!r}] + sys.argv[1:])
+        """))
+    path.chmod(0o755)
+    return path
+
+
+def wait_status_state(sup, state, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        r = sup.kvctl("--json", "status", check=False, timeout=5)
+        if r.returncode == 0 and f'"state": "{state}"' in r.stdout.replace('":"', '": "'):
+            return r.stdout
+        if time.monotonic() > deadline:
+            raise AssertionError(f"status never said {state} within {timeout}s: {r.stdout} {r.stderr}")
+        time.sleep(0.02)
+
+
+def started_pids(sup):
+    return [e["pid"] for e in sup.events() if e["event"] == "node_started"]
+
+
+def test_watchdog_stops_when_the_supervisor_loop_is_wedged(tmpdir_clean):
+    """WATCHDOG=1 must prove that the node supervisor's loop runs, not that a snapshot is readable:
+    with the actor wedged (test hook), the pings stop, so systemd would restart the daemon."""
+    sup = Supervisor(tmpdir_clean, env={"WATCHDOG_USEC": "400000", "KVSUPERVISOR_TEST_HOOKS": "1"})
+    try:
+        sup.wait_ready()
+        sup.notify.wait_for("WATCHDOG=1", 2)  # fed while healthy (every 200 ms)
+        sup.proc.send_signal(signal.SIGUSR2)
+        sup.wait_log("withholding WATCHDOG=1", timeout=3)
+        sup.notify.drain()  # pings sent before the daemon said so are already queued
+        # Five ping periods after the daemon said it withholds: not one ping may come.
+        late = [m for m in sup.notify.collect(1.0) if "WATCHDOG=1" in m.split("\n")]
+        assert late == [], f"WATCHDOG=1 still sent with the supervisor wedged: {late}"
+        assert sup.proc.poll() is None
+    finally:
+        sup.proc.kill()  # a wedged actor cannot stop nodes; PDEATHSIG takes them down
+        sup.proc.wait()
+        deadline = time.monotonic() + 3
+        while [p for p in sup.node_pids if process_alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not [p for p in sup.node_pids if process_alive(p)]
+        sup.stop()
+
+
+def test_sighup_while_starting_is_queued_not_fatal(tmpdir_clean):
+    sup = Supervisor(tmpdir_clean, extra=f'node_binary = "{slow_node_binary(tmpdir_clean, 1.5)}"\n')
+    try:
+        wait_status_state(sup, "starting", timeout=5)
+        sup.proc.send_signal(signal.SIGHUP)
+        sup.wait_log("reload is queued", timeout=3)
+        assert sup.proc.poll() is None, f"kvsupervisor died of SIGHUP while starting: {sup.proc.returncode}"
+        sup.wait_ready(timeout=15)
+        sup.wait_events(lambda e: e["event"] == "config_reloaded", timeout=5, what="config_reloaded after start")
+    finally:
+        sup.stop()
+
+
+def test_sigterm_while_starting_stops_started_nodes_and_exits_zero(tmpdir_clean):
+    sup = Supervisor(tmpdir_clean, extra=f'node_binary = "{slow_node_binary(tmpdir_clean, 30)}"\n')
+    try:
+        sup.wait_events(lambda e: e["event"] == "node_started", count=3, timeout=5)
+        pids = started_pids(sup)
+        sup.node_pids = pids
+        begun = time.monotonic()
+        sup.proc.send_signal(signal.SIGTERM)
+        assert sup.proc.wait(timeout=10) == 0
+        took = time.monotonic() - begun
+        assert not [p for p in pids if process_alive(p)], "a node outlived the stop"
+        assert took < 8, f"stop took {took:.1f}s: it waited for the start to finish"
+        sup.notify.wait_for("STOPPING=1", 1)
+        assert not any("READY=1" in m.split("\n") for m in sup.notify.messages)
+    finally:
+        sup.stop()
+
+
+def test_sigterm_before_the_service_group_runs_exits_zero(tmpdir_clean):
+    """supervisor_started is published before the service group runs and before any node starts:
+    a TERM sent the moment it appears waits in the signal pipe and ends the daemon cleanly."""
+    sup = Supervisor(tmpdir_clean)
+    try:
+        sup.wait_events(lambda e: e["event"] == "supervisor_started", timeout=5)
+        sup.proc.send_signal(signal.SIGTERM)
+        assert sup.proc.wait(timeout=10) == 0
+        sup.node_pids = started_pids(sup)
+        assert not [p for p in sup.node_pids if process_alive(p)]
+    finally:
+        sup.stop()
+
+
+HOLDER = textwrap.dedent("""\
+    import socket, sys
+    held = []
+    for _ in range(int(sys.argv[2])):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[1])
+        held.append(s)
+    print(len(held), flush=True)
+    sys.stdin.read()  # hold them until the test closes our stdin
+    """)
+
+
+def hold_idle_connections(path, n, as_user):
+    p = subprocess.Popen(as_user + [sys.executable, "-c", HOLDER, path, str(n)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    assert line.strip() == str(n), f"holder opened {line!r} of {n}"
+    return p
+
+
+def test_three_hundred_idle_connections_do_not_lock_root_out(tmpdir_clean):
+    """Any member of the socket's group could once block every call (root's too) with 64 silent
+    connections. 300 from one uid now leave root's kvctl status answering within a second."""
+    os.chmod(tmpdir_clean, 0o711)
+    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    sup = Supervisor(tmpdir_clean, extra='socket_group = "nogroup"\n' if as_user else "")
+    holder = None
+    try:
+        sup.wait_ready()
+        holder = hold_idle_connections(sup.socket, 300, as_user)
+        begun = time.monotonic()
+        r = sup.kvctl("status", check=False, timeout=5)
+        took = time.monotonic() - begun
+        assert r.returncode == 0, f"root locked out: {r.stdout}{r.stderr}"
+        assert took < 1.0, f"kvctl status took {took:.2f}s with 300 idle connections open"
+    finally:
+        if holder:
+            holder.stdin.close()
+            holder.wait(timeout=10)
+        sup.stop()
+
+
+def test_a_silent_connection_is_closed_with_a_reason(sup):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sup.socket)
+    s.settimeout(10)
+    begun = time.monotonic()
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    took = time.monotonic() - begun
+    s.close()
+    assert 4.0 <= took <= 8.0, took
+    assert b"no complete message within 5000 ms" in data, data
+
+
+def test_a_half_sent_message_is_closed_but_a_caller_between_calls_is_not(sup):
+    half = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    half.connect(sup.socket)
+    half.sendall(b'{"method": "io.kvsupervisor.GetSt')
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    idle.connect(sup.socket)
+    idle.sendall(b'{"method": "io.kvsupervisor.GetStatus"}\0')
+    idle.settimeout(5)
+    assert b'"state"' in idle.recv(65536)
+    half.settimeout(10)
+    assert b"no complete message" in half.recv(65536)
+    # The idle caller completed its message: it may wait as long as it likes, then call again.
+    idle.sendall(b'{"method": "io.kvsupervisor.GetStatus"}\0')
+    assert b'"state"' in idle.recv(65536)
+    half.close()
+    idle.close()
