@@ -73,7 +73,11 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core"]),
         .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),
-        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "Core"]),
+        // Scenario scripts (etcd-raft datadriven style) for the pure cores' tests.
+        .target(name: "ScenarioTesting", path: "Tests/ScenarioTesting"),
+        .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "Core", "ScenarioTesting"],
+                    exclude: ["testdata"]),
+        .testTarget(name: "FaultsTests", dependencies: ["Faults", "Core", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "EventsTests", dependencies: ["Events", "Core"]),
         .testTarget(name: "TimingTests", dependencies: ["Timing", "Core"]),
         .testTarget(name: "VarlinkTests", dependencies: [

@@ -7,8 +7,9 @@ import Timing
 import Glibc
 #endif
 
-/// Applies faults and accounts for them: requested, applied (right after the syscall returned or
-/// the proxy switched) and effect (seen: pidfd readable, state T, first byte held or dropped).
+/// Applies faults: resolves the target, does the syscall or proxy switch, watches for the effect
+/// (pidfd readable, state T, first byte held or dropped) and undoes it after `for_ms`. What each of
+/// those moments means (events, what is in force) is `FaultLedger`'s, a pure value.
 /// Each fault runs on its own thread with 1 ns timer slack, and at SCHED_FIFO (when allowed) from
 /// the last wait to the stamp after the syscall, so `after` lands within tens of µs.
 public final class FaultEngine: Sendable {
@@ -29,35 +30,27 @@ public final class FaultEngine: Sendable {
     }
 
     private enum Target: Sendable {
-        case process(pid: Int32, pidfd: Int32)
+        case process(pid: Int32, pidfd: Int32, generation: Int)
         case links([LinkProxy])
         case restart
     }
 
     private let supervisor: NodeSupervisor
     private let links: LinkTable
-    private let runID: String
-    private let effectDeadlineNs: Int64
     private let stopGraceMs: Int
     private let spinNs: Int64
     private let realtime: Realtime
     /// Why fault threads cannot have SCHED_FIFO (probed once at start), nil when they can.
     public let realtimeUnavailableReason: String?
     private let hooks: Hooks
-    private let state = Mutex(EngineState())
-
-    private struct EngineState {
-        var counter = 0
-        var active: [String: FaultRecord] = [:]
-        var scheduled: Set<String> = []
-    }
+    private let ledger: Mutex<FaultLedger>
+    private let counter = Atomic<Int>(0)
 
     public init(supervisor: NodeSupervisor, links: LinkTable, runID: String, effectDeadlineMs: Int,
                 stopGraceMs: Int, timerSpinUs: Int, schedPriority: Int, hooks: Hooks) {
         self.supervisor = supervisor
         self.links = links
-        self.runID = runID
-        self.effectDeadlineNs = Int64(effectDeadlineMs) * 1_000_000
+        self.ledger = Mutex(FaultLedger(runID: runID, effectDeadlineMs: effectDeadlineMs))
         self.stopGraceMs = stopGraceMs
         // A fault is a one-off, so its thread can afford the 2 ms spin that covers the p99 wake-up
         // lateness measured here, where nodes (waking every beat) keep theirs short.
@@ -69,46 +62,40 @@ public final class FaultEngine: Sendable {
         self.hooks = hooks
     }
 
-    public var activeFaults: [FaultRecord] { state.withLock { Array($0.active.values) } }
-    public var scheduledCount: Int { state.withLock { $0.scheduled.count } }
+    public var activeFaults: [FaultRecord] { ledger.withLock { $0.inForce } }
+    public var scheduledCount: Int { ledger.withLock { $0.scheduledCount } }
 
     /// Validates, resolves the target now, and applies at once or at `requested + after`.
     public func inject(_ spec: FaultSpec, requested: Stamp, knownNodes: Set<NodeID>) async throws(FaultError) -> InjectResult {
         if let problem = spec.problem(knownNodes: knownNodes) { throw .invalid(problem) }
         if spec.kind == .heal { throw .invalid("heal is not injected: use Heal") }
-        let id = state.withLock { s -> String in
-            s.counter += 1
-            return "f\(s.counter)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
-        }
+        let id = "f\(counter.add(1, ordering: .relaxed).newValue)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         let target: Target
+        var affected = Set([spec.node])
         switch spec.kind {
         case .kill, .stop, .cont, .term:
             do {
                 let h = try await supervisor.signalHandle(for: spec.node, endsProcess: spec.kind == .kill || spec.kind == .term)
-                target = .process(pid: h.pid, pidfd: h.pidfd)
+                target = .process(pid: h.pid, pidfd: h.pidfd, generation: h.generation)
             } catch {
                 let current = await supervisor.statuses().first { $0.id == spec.node }
                 throw .notRunning(spec.node, state: current?.state.rawValue ?? "unknown")
             }
         case .delay, .partition:
-            target = .links(links.touching(spec.node, peers: spec.peers))
+            let proxies = links.touching(spec.node, peers: spec.peers)
+            for link in proxies { affected.insert(link.from); affected.insert(link.to) }
+            target = .links(proxies)
         case .restart:
             target = .restart
         case .heal:
             throw .invalid("heal is not injected")
         }
-        var requestedEvent = Event(kind: .faultRequested, runID: runID, node: spec.node, at: requested)
-        requestedEvent.faultID = id
-        requestedEvent.fault = spec.kind
-        requestedEvent.forMs = spec.forMs
-        requestedEvent.delayMs = spec.delayMs
-        hooks.emit(requestedEvent)
+        step(.requested(id: id, spec: spec, affected: affected.sorted()), at: requested, target: target)
 
         if spec.kind == .restart {
-            return InjectResult(faultID: id, applied: await restart(spec, id: id, requested: requested))
+            return InjectResult(faultID: id, applied: await restart(spec, id: id))
         }
         if spec.afterMs > 0 {
-            state.withLock { _ = $0.scheduled.insert(id) }
             startThread(id: id, spec: spec, requested: requested, target: target, appliedOut: nil)
             return InjectResult(faultID: id, applied: nil)
         }
@@ -120,18 +107,46 @@ public final class FaultEngine: Sendable {
 
     /// Ends network faults (all, or those touching `node`) and emits fault_cleared for each.
     public func heal(node: NodeID?) -> [String] {
-        let healed = state.withLock { s -> [FaultRecord] in
-            let matching = s.active.values.filter {
-                $0.spec.kind.isNetwork && (node == nil || $0.affected.contains(node!))
+        let effects = ledger.withLock { $0.step(.heal(node: node), at: .now()) }
+        perform(effects, target: nil)
+        return effects.compactMap { if case .correlateCleared(let r) = $0 { return r.id } else { return nil } }
+    }
+
+    // MARK: Ledger and effects
+
+    /// Steps the ledger under its lock, then carries the effects out after it (events take the hub's lock).
+    @discardableResult
+    private func step(_ input: FaultLedger.Input, at now: Stamp, target: Target?) -> [FaultLedger.Effect] {
+        let effects = ledger.withLock { $0.step(input, at: now) }
+        perform(effects, target: target)
+        return effects
+    }
+
+    private func perform(_ effects: [FaultLedger.Effect], target: Target?) {
+        for effect in effects {
+            switch effect {
+            case .emit(let event): hooks.emit(event)
+            case .correlateApplied(let record): hooks.applied(record)
+            case .correlateCleared(let record): hooks.cleared(record)
+            case .undo: undo(target)
+            case .setPaused(let node, let paused):
+                if case .process(_, _, let generation) = target {
+                    supervisor.notePaused(node, generation: generation, paused: paused)
+                }
+            case .resetLinks(let node):
+                for link in links.all where node == nil || link.from == node || link.to == node { link.setFault(.none) }
+            case .watchEffect, .armUndo:
+                break  // the fault's own thread waits for these (see `account`)
             }
-            for r in matching { s.active[r.id] = nil }
-            return matching
         }
-        for link in links.all where node == nil || link.from == node || link.to == node {
-            link.setFault(.none)
+    }
+
+    private func undo(_ target: Target?) {
+        switch target {
+        case .process(_, let pidfd, _): _ = kv_pidfd_send_signal(pidfd, SIGCONT)
+        case .links(let proxies): for link in proxies { link.setFault(.none) }
+        case .restart, nil: break
         }
-        for record in healed { clearedEvent(record, reason: "healed") }
-        return healed.map(\.id)
     }
 
     // MARK: The fault thread
@@ -147,8 +162,7 @@ public final class FaultEngine: Sendable {
                 }
                 return engine.apply(spec, to: target)
             }
-            if spec.afterMs > 0 { engine.state.withLock { _ = $0.scheduled.remove(id) } }
-            engine.account(id: id, spec: spec, requested: requested, target: target, outcome: outcome, appliedOut: appliedOut)
+            engine.account(id: id, spec: spec, target: target, outcome: outcome, appliedOut: appliedOut)
         }
     }
 
@@ -160,7 +174,7 @@ public final class FaultEngine: Sendable {
     /// Only the syscall or the proxy switch and the stamp after it: this runs at the realtime priority.
     private func apply(_ spec: FaultSpec, to target: Target) -> Application {
         switch target {
-        case .process(_, let pidfd):
+        case .process(_, let pidfd, _):
             let signal: Int32 = switch spec.kind {
             case .kill: SIGKILL
             case .stop: SIGSTOP
@@ -190,90 +204,70 @@ public final class FaultEngine: Sendable {
         }
     }
 
-    /// Records the application, waits for its effect, emits the events and, with `for_ms`, undoes it.
-    private func account(id: String, spec: FaultSpec, requested: Stamp, target: Target, outcome: Application,
+    /// Tells the ledger what happened, waits for what it asks to be watched, and undoes the fault
+    /// when it says so. Runs on the fault's own thread.
+    private func account(id: String, spec: FaultSpec, target: Target, outcome: Application,
                          appliedOut: (@Sendable (Stamp?) -> Void)?) {
-        defer { if case .process(_, let pidfd) = target { close(pidfd) } }
+        defer { if case .process(_, let pidfd, _) = target { close(pidfd) } }
         guard case .applied(let applied, let tookNs, let firstEffect) = outcome else {
             if case .refused(let reason) = outcome {
                 appliedOut?(nil)
-                failed(id: id, spec: spec, requested: requested, applied: nil, reason: reason)
+                step(.refused(id: id, reason: reason), at: .now(), target: target)
             }
             return
         }
-        let effect: EffectOutcome
+        let effects = step(.applied(id: id, applyNs: tookNs), at: applied, target: target)
+        appliedOut?(applied)
+        guard let deadline = effects.lazy.compactMap({ e -> MonotonicNanos? in
+            if case .watchEffect(_, let d) = e { return d } else { return nil }
+        }).first else { return }
+
+        let observed: EffectOutcome
         switch target {
-        case .process(let pid, let pidfd):
-            let record = FaultRecord(id: id, spec: spec, affected: [spec.node], requested: requested, applied: applied)
-            hooks.applied(record)
-            appliedOut?(applied)
-            effect = observeProcess(kind: spec.kind, pid: pid, pidfd: pidfd, from: applied.monoNs)
-            if case .seen = effect {
-                let sup = supervisor
-                if spec.kind == .stop { Task { await sup.setPaused(spec.node, true) } }
-                if spec.kind == .cont { Task { await sup.setPaused(spec.node, false) } }
-            }
-            if spec.kind == .stop { state.withLock { $0.active[id] = record } }
-        case .links(let proxies):
-            var affected = Set([spec.node])
-            for link in proxies { affected.insert(link.from); affected.insert(link.to) }
-            let record = FaultRecord(id: id, spec: spec, affected: affected.sorted(), requested: requested, applied: applied)
-            state.withLock { $0.active[id] = record }
-            hooks.applied(record)
-            appliedOut?(applied)
-            effect = waitFor(deadline: applied.monoNs + effectDeadlineNs) { firstEffect?.value }
-                .map { .seen($0) } ?? .notSeen("no traffic crossed the node's links within \(effectDeadlineNs / 1_000_000) ms")
+        case .process(let pid, let pidfd, _):
+            observed = observeProcess(kind: spec.kind, pid: pid, pidfd: pidfd, deadline: deadline)
+        case .links:
+            observed = waitFor(deadline: deadline) { firstEffect?.value }.map { .seen($0) }
+                ?? .notSeen("no traffic crossed the node's links within \((deadline - applied.monoNs) / 1_000_000) ms")
         case .restart:
             return
         }
-
-        switch effect {
-        case .seen(let seen):
-            var event = faultEvent(.faultApplied, id: id, spec: spec, requested: requested)
-            event.applied = applied
-            event.applyNs = tookNs
-            event.effect = seen
-            hooks.emit(event)
-        case .notSeen(let reason):
-            failed(id: id, spec: spec, requested: requested, applied: applied, applyNs: tookNs, reason: reason)
+        let next: [FaultLedger.Effect]
+        switch observed {
+        case .seen(let at): next = step(.effectSeen(id: id), at: at, target: target)
+        case .notSeen(let reason): next = step(.effectDeadlinePassed(id: id, reason: reason), at: .now(), target: target)
         }
 
-        guard let forMs = spec.forMs else { return }
-        let ended: FaultRecord? = realtime.run {
-            PreciseClock.wait(until: applied.monoNs + Int64(forMs) * 1_000_000, spinNs: spinNs)
-            let record = state.withLock { $0.active.removeValue(forKey: id) }
-            guard record != nil else { return nil }  // healed meanwhile
-            switch target {
-            case .process(_, let pidfd): _ = kv_pidfd_send_signal(pidfd, SIGCONT)
-            case .links(let proxies): for link in proxies { link.setFault(.none) }
-            case .restart: break
-            }
-            return record
+        guard let undoAt = next.lazy.compactMap({ e -> MonotonicNanos? in
+            if case .armUndo(_, let at) = e { return at } else { return nil }
+        }).first else { return }
+        // The undo's syscall runs at the realtime priority too; the ledger says whether it is still
+        // due (a heal may have ended the fault meanwhile).
+        let due: [FaultLedger.Effect] = realtime.run {
+            PreciseClock.wait(until: undoAt, spinNs: spinNs)
+            let effects = ledger.withLock { $0.step(.undoDue(id: id), at: .now()) }
+            if effects.contains(.undo(id: id)) { undo(target) }
+            return effects
         }
-        guard let ended else { return }
-        if case .process = target {
-            let sup = supervisor
-            Task { await sup.setPaused(spec.node, false) }
-        }
-        clearedEvent(ended, reason: "for_ms elapsed")
+        perform(due.filter { $0 != .undo(id: id) }, target: target)
     }
 
-    private func observeProcess(kind: FaultKind, pid: Int32, pidfd: Int32, from: MonotonicNanos) -> EffectOutcome {
-        let deadline = from + effectDeadlineNs
+    private func observeProcess(kind: FaultKind, pid: Int32, pidfd: Int32, deadline: MonotonicNanos) -> EffectOutcome {
+        let window = "\(max(0, deadline - monotonicNow()) / 1_000_000) ms"
         switch kind {
         case .kill, .term:
             var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
             let ms = Int32(max(0, (deadline - monotonicNow()) / 1_000_000))
             if poll(&p, 1, ms) == 1 { return .seen(Stamp.now()) }
-            return .notSeen("process \(pid) still running \(effectDeadlineNs / 1_000_000) ms after \(kind == .kill ? "SIGKILL" : "SIGTERM")")
+            return .notSeen("process \(pid) still running \(window) after \(kind == .kill ? "SIGKILL" : "SIGTERM")")
         case .stop:
             return waitFor(deadline: deadline) { processState(pid).map { $0 == "T" || $0 == "t" } == true ? Stamp.now() : nil }
-                .map { .seen($0) } ?? .notSeen("process \(pid) not in state T within \(effectDeadlineNs / 1_000_000) ms of SIGSTOP")
+                .map { .seen($0) } ?? .notSeen("process \(pid) not in state T within \(window) of SIGSTOP")
         default:
             return waitFor(deadline: deadline) {
                 let s = processState(pid)
                 return s != "T" && s != "t" ? Stamp.now() : nil
-            }.map { .seen($0) } ?? .notSeen("process \(pid) still stopped \(effectDeadlineNs / 1_000_000) ms after SIGCONT")
+            }.map { .seen($0) } ?? .notSeen("process \(pid) still stopped \(window) after SIGCONT")
         }
     }
 
@@ -286,49 +280,17 @@ public final class FaultEngine: Sendable {
         }
     }
 
-    private func restart(_ spec: FaultSpec, id: String, requested: Stamp) async -> Stamp? {
+    private func restart(_ spec: FaultSpec, id: String) async -> Stamp? {
         let applied = Stamp.now()
         do {
             try await supervisor.restart(spec.node, graceMs: stopGraceMs)
         } catch {
-            failed(id: id, spec: spec, requested: requested, applied: applied, reason: "\(error)")
+            step(.refused(id: id, reason: "\(error)"), at: .now(), target: .restart)
             return nil
         }
-        var event = faultEvent(.faultApplied, id: id, spec: spec, requested: requested)
-        event.applied = applied
-        event.effect = Stamp.now()
-        hooks.emit(event)
+        step(.applied(id: id, applyNs: 0), at: applied, target: .restart)
+        step(.effectSeen(id: id), at: .now(), target: .restart)
         return applied
-    }
-
-    private func faultEvent(_ kind: EventKind, id: String, spec: FaultSpec, requested: Stamp) -> Event {
-        var event = Event(kind: kind, runID: runID, node: spec.node)
-        event.faultID = id
-        event.fault = spec.kind
-        event.requested = requested
-        event.delayMs = spec.delayMs
-        event.jitterMs = spec.jitterMs
-        event.forMs = spec.forMs
-        event.peers = spec.peers
-        return event
-    }
-
-    private func failed(id: String, spec: FaultSpec, requested: Stamp, applied: Stamp?, applyNs: Int64? = nil,
-                        reason: String) {
-        state.withLock { _ = $0.active.removeValue(forKey: id) }
-        var event = faultEvent(.faultFailed, id: id, spec: spec, requested: requested)
-        event.applied = applied
-        event.applyNs = applyNs
-        event.reason = reason
-        hooks.emit(event)
-    }
-
-    private func clearedEvent(_ record: FaultRecord, reason: String) {
-        hooks.cleared(record)
-        var event = faultEvent(.faultCleared, id: record.id, spec: record.spec, requested: record.requested)
-        event.applied = record.applied
-        event.reason = reason
-        hooks.emit(event)
     }
 }
 

@@ -12,6 +12,8 @@ public enum ChildReport: Sendable {
     case notify(NodeID, generation: Int, message: String, at: Stamp)
     case output(NodeID, generation: Int, line: String)
     case exited(NodeID, generation: Int, cause: ExitCause, at: Stamp)
+    /// A stop or cont fault's effect on the node, seen by the fault's thread.
+    case paused(NodeID, generation: Int, paused: Bool)
     /// Not from a child: the watchdog's probe, answered when the loop that takes reports reaches it.
     case probe(UInt64)
 }
@@ -39,8 +41,11 @@ public struct RunningChild: Sendable {
 enum ChildMonitor {
     static let maxLineBytes = 4096
 
+    /// Spawns `spec`; returns once the child runs and is watched. `openPidfd` is pidfd_open(2),
+    /// replaceable so that a test can make it fail.
     static func launch(_ spec: ChildSpec, generation: Int, notify: NotifySocket,
-                       reports: AsyncStream<ChildReport>.Continuation) async throws -> RunningChild {
+                       reports: AsyncStream<ChildReport>.Continuation,
+                       openPidfd: @escaping @Sendable (pid_t) -> Int32 = { kv_pidfd_open($0) }) async throws -> RunningChild {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<RunningChild, any Error>) in
             startDetachedThread {
                 let outPipe = makePipe(), errPipe = makePipe()
@@ -52,7 +57,18 @@ enum ChildMonitor {
                     if case .failure(let e) = spawned { cont.resume(throwing: e) }
                     return
                 }
-                let pidfd = kv_pidfd_open(pid)
+                let pidfd = openPidfd(pid)
+                guard pidfd >= 0 else {
+                    // Without a pidfd the exit would never be seen: end the child now, while its pid
+                    // is still ours (unreaped), reap it, and fail the start with the reason.
+                    let e = errno
+                    kill(pid, SIGKILL)
+                    var status: Int32 = 0
+                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                    close(outPipe.read); close(errPipe.read)
+                    cont.resume(throwing: SupervisionError.pidfdUnavailable(pid: pid, errno: e))
+                    return
+                }
                 let child = RunningChild(pid: pid, pidfd: pidfd, started: Stamp.now())
                 reports.yield(.started(spec.id, generation: generation, child: child))
                 cont.resume(returning: child)

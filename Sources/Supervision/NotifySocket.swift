@@ -61,6 +61,8 @@ public enum SupervisionError: Error, CustomStringConvertible, Equatable {
     case noSuchNode(NodeID)
     case notRunning(NodeID)
     case alreadyRunning(NodeID)
+    /// pidfd_open failed for a child just spawned (it was killed and reaped).
+    case pidfdUnavailable(pid: Int32, errno: Int32)
 
     public var description: String {
         switch self {
@@ -70,6 +72,9 @@ public enum SupervisionError: Error, CustomStringConvertible, Equatable {
         case .noSuchNode(let id): return "no node '\(id)'"
         case .notRunning(let id): return "node '\(id)' is not running"
         case .alreadyRunning(let id): return "node '\(id)' is already running"
+        case .pidfdUnavailable(let pid, let e):
+            return "pidfd_open for child \(pid) failed (\(String(cString: strerror(e)))), so its exit could not be "
+                + "watched; it was killed. Too many open files? Raise LimitNOFILE="
         }
     }
 }

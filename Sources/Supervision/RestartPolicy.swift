@@ -39,6 +39,7 @@ public struct RestartPolicy: Sendable {
 
     private var recentStarts: [MonotonicNanos] = []
     private var consecutiveFailures = 0
+    private var lastStart: MonotonicNanos?
 
     public init(mode: RestartMode, restartSecMs: Int, maxDelayMs: Int, burst: Int, intervalMs: Int) {
         self.mode = mode
@@ -53,16 +54,33 @@ public struct RestartPolicy: Sendable {
                   burst: config.startLimitBurst, intervalMs: config.startLimitIntervalMs)
     }
 
+    /// The same history under new settings: a reload changes how the policy acts, not what it has
+    /// seen (systemd keeps a unit's start-limit count across daemon-reload).
+    public func reconfigured(_ config: ClusterConfig) -> RestartPolicy {
+        var p = self
+        p.mode = config.restart
+        p.restartSecMs = config.restartSecMs
+        p.maxDelayMs = config.restartMaxDelayMs
+        p.burst = config.startLimitBurst
+        p.intervalNs = Int64(config.startLimitIntervalMs) * 1_000_000
+        return p
+    }
+
     /// Records a start; the start limit counts these.
     public mutating func recordStart(at now: MonotonicNanos) {
         recentStarts.append(now)
         recentStarts.removeAll { now - $0 > intervalNs }
+        lastStart = now
     }
 
     /// A child that stayed up past the start-limit interval is healthy again: backoff resets.
     public mutating func recordHealthy() { consecutiveFailures = 0 }
 
+    /// The backoff step the next failure will use (0: the first, restart_sec_ms).
+    public var failuresInARow: Int { consecutiveFailures }
+
     public mutating func decide(_ cause: ExitCause, injected: Bool, at now: MonotonicNanos) -> RestartDecision {
+        if let lastStart, now - lastStart >= intervalNs { recordHealthy() }
         if injected { return .noRestart(reason: "exit caused by an injected fault") }
         switch mode {
         case .no: return .noRestart(reason: "restart policy is 'no'")

@@ -44,3 +44,31 @@ private func policy(_ mode: RestartMode, burst: Int = 3) -> RestartPolicy {
     // Starts older than the interval no longer count.
     if case .restart = p.decide(.exited(code: 1), injected: false, at: 30 * s) {} else { Issue.record("limit did not expire") }
 }
+
+@Test func aRunLongerThanTheIntervalResetsBackoff() {
+    // recordHealthy was never called: after a healthy hour the next failure still waited the max.
+    var p = policy(.always, burst: 100)
+    for i in 0..<4 {
+        p.recordStart(at: Int64(i) * s)
+        _ = p.decide(.exited(code: 1), injected: false, at: Int64(i) * s + 1)
+    }
+    p.recordStart(at: 10 * s)
+    #expect(p.decide(.exited(code: 1), injected: false, at: 10 * s + 5) == .restart(afterMs: 1000), "a crash at once keeps backing off")
+    p.recordStart(at: 20 * s)
+    #expect(p.decide(.exited(code: 1), injected: false, at: 40 * s) == .restart(afterMs: 100), "up 20 s > 10 s interval: healthy")
+}
+
+@Test func reconfiguringKeepsTheStartLimitHistory() {
+    var p = policy(.always, burst: 3)
+    for i in 0..<3 { p.recordStart(at: Int64(i) * s) }
+    var config = ClusterConfig.default
+    config.restart = .always
+    config.startLimitBurst = 3
+    config.startLimitIntervalMs = 10_000
+    config.restartSecMs = 50
+    p = p.reconfigured(config)
+    if case .giveUp = p.decide(.exited(code: 1), injected: false, at: 3 * s) {} else {
+        Issue.record("a reload forgot the starts already counted")
+    }
+    #expect(p.restartSecMs == 50)
+}

@@ -16,14 +16,20 @@ BIN = pathlib.Path(os.environ.get("KV_BIN", pathlib.Path(__file__).resolve().par
 
 
 def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    """n ports free now, below the kernel's ephemeral range (32768 up): the supervisor's link
+    proxies and every client socket take ephemeral ports, and one of those once took a node's
+    port between this check and the node's bind."""
+    import random
+    ports = []
+    while len(ports) < n:
+        p = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        if p not in ports:
+            ports.append(p)
     return ports
 
 
@@ -139,8 +145,13 @@ class Supervisor:
             f"[cluster]\nhb_interval_ms = {self.hb_interval}\nhb_timeout_ms = {self.hb_timeout}\n{nodes}")
 
     def wait_ready(self, timeout=15):
-        self.notify.wait_for("READY=1", timeout)
-        self.node_pids = [n["pid"] for n in self.json("nodes")["nodes"]]
+        ready = self.notify.wait_for("READY=1", timeout)
+        nodes = self.json("nodes")["nodes"]
+        missing = [n for n in nodes if "pid" not in n]
+        if missing:
+            out = (self.dir / "supervisor.stderr").read_text(errors="replace")[-4000:]
+            raise AssertionError(f"READY=1 ({ready!r}) but nodes without a process: {missing}\n{out}")
+        self.node_pids = [n["pid"] for n in nodes]
 
     def kvctl(self, *args, check=True, timeout=20):
         r = subprocess.run([str(BIN / "kvctl"), "--socket", self.socket, *args],

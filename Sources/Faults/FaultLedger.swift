@@ -1,0 +1,159 @@
+import Core
+
+/// Fault accounting as a pure value: each fault goes requested -> applied -> effect seen (or its
+/// deadline passed) -> cleared, every step an `Input` with an explicit time, each returning the
+/// `Effect`s to carry out. `FaultEngine`'s threads do the syscalls and the waiting; the ledger
+/// decides what each moment means and which events say so. Scenario scripts drive it directly.
+public struct FaultLedger: Sendable {
+    public enum Phase: String, Sendable { case requested, applied, inForce }
+
+    public struct Entry: Sendable, Equatable {
+        public var id: String
+        public var spec: FaultSpec
+        public var affected: [NodeID]
+        public var requested: Stamp
+        public var applied: Stamp?
+        public var applyNs: Int64?
+        public var phase: Phase
+
+        var record: FaultRecord? {
+            applied.map { FaultRecord(id: id, spec: spec, affected: affected, requested: requested, applied: $0) }
+        }
+    }
+
+    public enum Input: Sendable {
+        case requested(id: String, spec: FaultSpec, affected: [NodeID])
+        /// The syscall returned or the proxies switched (`at` is that moment), after `applyNs`.
+        case applied(id: String, applyNs: Int64)
+        /// Could not be applied (the process was gone, the syscall failed).
+        case refused(id: String, reason: String)
+        case effectSeen(id: String)
+        case effectDeadlinePassed(id: String, reason: String)
+        /// `for_ms` after the application.
+        case undoDue(id: String)
+        /// Ends network faults touching `node` (all with nil).
+        case heal(node: NodeID?)
+    }
+
+    public enum Effect: Sendable, Equatable {
+        case emit(Event)
+        /// The correlator needs t_fail as soon as the fault is applied, before its effect.
+        case correlateApplied(FaultRecord)
+        case correlateCleared(FaultRecord)
+        /// Watch for the effect until `deadlineMonoNs`, then feed `effectSeen` or `effectDeadlinePassed`.
+        case watchEffect(id: String, deadlineMonoNs: MonotonicNanos)
+        /// Feed `undoDue` at this moment.
+        case armUndo(id: String, atMonoNs: MonotonicNanos)
+        /// Take the fault back: SIGCONT a stopped process, or pass a link's bytes again.
+        case undo(id: String)
+        case setPaused(NodeID, Bool)
+        /// Every link touching `node` (all with nil) passes bytes unchanged again.
+        case resetLinks(NodeID?)
+    }
+
+    public private(set) var entries: [String: Entry] = [:]
+    private let runID: String
+    private let effectDeadlineNs: Int64
+
+    public init(runID: String, effectDeadlineMs: Int) {
+        self.runID = runID
+        self.effectDeadlineNs = Int64(effectDeadlineMs) * 1_000_000
+    }
+
+    /// Faults in force (a stop, a delay or partition), as ListFaults shows them.
+    public var inForce: [FaultRecord] {
+        entries.values.filter { $0.phase == .inForce }.compactMap(\.record).sorted { $0.applied.monoNs < $1.applied.monoNs }
+    }
+    /// Requested with `after_ms` and not yet applied.
+    public var scheduledCount: Int { entries.values.filter { $0.phase == .requested && $0.spec.afterMs > 0 }.count }
+
+    public mutating func step(_ input: Input, at now: Stamp) -> [Effect] {
+        switch input {
+        case .requested(let id, let spec, let affected):
+            entries[id] = Entry(id: id, spec: spec, affected: affected, requested: now, phase: .requested)
+            var event = event(.faultRequested, entries[id]!, at: now)
+            event.requested = nil
+            return [.emit(event)]
+
+        case .applied(let id, let applyNs):
+            guard var e = entries[id], e.phase == .requested else { return [] }
+            e.applied = now
+            e.applyNs = applyNs
+            e.phase = .applied
+            // A stop and the network faults stay in force until undone; kill, term and cont are moments.
+            if e.spec.kind == .stop || e.spec.kind.isNetwork { e.phase = .inForce }
+            entries[id] = e
+            return [.correlateApplied(e.record!), .watchEffect(id: id, deadlineMonoNs: now.monoNs + effectDeadlineNs)]
+
+        case .refused(let id, let reason):
+            guard let e = entries.removeValue(forKey: id) else { return [] }
+            var event = event(.faultFailed, e, at: now)
+            event.reason = reason
+            return [.emit(event)]
+
+        case .effectSeen(let id):
+            guard let e = entries[id], let applied = e.applied else { return [] }
+            var event = event(.faultApplied, e, at: now)
+            event.effect = now
+            var effects: [Effect] = [.emit(event)]
+            if e.spec.kind == .stop { effects.append(.setPaused(e.spec.node, true)) }
+            if e.spec.kind == .cont { effects.append(.setPaused(e.spec.node, false)) }
+            if e.phase == .inForce, let forMs = e.spec.forMs {
+                effects.append(.armUndo(id: id, atMonoNs: applied.monoNs + Int64(forMs) * 1_000_000))
+            }
+            if e.phase != .inForce { entries[id] = nil }
+            return effects
+
+        case .effectDeadlinePassed(let id, let reason):
+            guard let e = entries.removeValue(forKey: id) else { return [] }
+            var event = event(.faultFailed, e, at: now)
+            event.reason = reason
+            var effects: [Effect] = [.emit(event)]
+            // A link fault that nothing crossed is taken back, so that fault_failed means "not in force".
+            if e.spec.kind.isNetwork {
+                effects.insert(.undo(id: id), at: 0)
+                if let r = e.record { effects.append(.correlateCleared(r)) }
+            }
+            return effects
+
+        case .undoDue(let id):
+            guard let e = entries[id], e.phase == .inForce, let record = e.record else { return [] }
+            entries[id] = nil
+            var effects: [Effect] = [.undo(id: id)]
+            if e.spec.kind == .stop { effects.append(.setPaused(e.spec.node, false)) }
+            return effects + cleared(e, record, reason: "for_ms elapsed", at: now)
+
+        case .heal(let node):
+            let healed = entries.values.filter {
+                $0.phase == .inForce && $0.spec.kind.isNetwork && (node == nil || $0.affected.contains(node!))
+            }.sorted { $0.id < $1.id }
+            var effects: [Effect] = [.resetLinks(node)]
+            for e in healed {
+                entries[e.id] = nil
+                effects += cleared(e, e.record!, reason: "healed", at: now)
+            }
+            return effects
+        }
+    }
+
+    private func cleared(_ e: Entry, _ record: FaultRecord, reason: String, at now: Stamp) -> [Effect] {
+        var event = event(.faultCleared, e, at: now)
+        event.reason = reason
+        event.applyNs = nil
+        return [.correlateCleared(record), .emit(event)]
+    }
+
+    private func event(_ kind: EventKind, _ e: Entry, at now: Stamp) -> Event {
+        var event = Event(kind: kind, runID: runID, node: e.spec.node, at: now)
+        event.faultID = e.id
+        event.fault = e.spec.kind
+        event.requested = e.requested
+        event.applied = e.applied
+        event.applyNs = e.applyNs
+        event.delayMs = e.spec.delayMs
+        event.jitterMs = e.spec.jitterMs
+        event.forMs = e.spec.forMs
+        event.peers = e.spec.peers
+        return event
+    }
+}
