@@ -6,7 +6,10 @@ import Glibc
 #endif
 
 /// The single ordered stream of events: correlates, then writes each to the JSONL log, the journal
-/// (or stderr without one) and every subscriber. One lock keeps the order identical in all sinks.
+/// (or stderr without one) and every subscriber, in the same order everywhere. The lock covers
+/// only memory (correlation, history, subscriber queues, the write queue); write(2) and
+/// sd_journal_sendv run after it, by one drainer at a time, so a fault thread that tells the
+/// correlator its applied moment never waits behind a journal write.
 public final class EventHub: Sendable {
     public typealias Subscriber = AsyncStream<Event>
     /// Events a slow subscriber may fall behind by; past that the oldest queued are dropped.
@@ -19,12 +22,17 @@ public final class EventHub: Sendable {
         var subscribers: [Int: (kinds: Set<EventKind>?, sink: AsyncStream<Event>.Continuation)] = [:]
         var nextSubscriber = 0
         var logFD: Int32 = -1
+        /// Events correlated but not yet written, in order; `draining` while a thread writes them.
+        var unwritten: [Event] = []
+        var draining = false
     }
     private let state: Mutex<State>
     private let useJournal: Bool
+    /// Without a journal, events are echoed to stderr as sentences (off in unit tests).
+    private let echoToStderr: Bool
     public let logPath: String
 
-    public init(logPath: String, useJournal: Bool) throws {
+    public init(logPath: String, useJournal: Bool, echoToStderr: Bool = true) throws {
         let fd = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             throw EventLogError(path: logPath, reason: String(cString: strerror(errno)))
@@ -33,22 +41,48 @@ public final class EventHub: Sendable {
         s.logFD = fd
         state = Mutex(s)
         self.useJournal = useJournal
+        self.echoToStderr = echoToStderr
         self.logPath = logPath
     }
 
     public func publish(_ incoming: Event) {
-        state.withLock { s in
+        let mustDrain = state.withLock { s -> Bool in
             var event = incoming
             s.correlator.process(&event)
-            let line = event.jsonLine() + "\n"
-            let bytes = Array(line.utf8)
-            _ = bytes.withUnsafeBytes { write(s.logFD, $0.baseAddress, $0.count) }
-            toJournal(event)
             s.history.append(event)
             if s.history.count > Self.historySize { s.history.removeFirst(s.history.count - Self.historySize) }
             for (_, sub) in s.subscribers where sub.kinds == nil || sub.kinds!.contains(event.kind) {
                 sub.sink.yield(event)
             }
+            s.unwritten.append(event)
+            if s.draining { return false }
+            s.draining = true
+            return true
+        }
+        if mustDrain { drain() }
+    }
+
+    /// Writes queued events to the log and the journal, outside the lock, until none is left.
+    /// Only one thread drains at a time, so the order of the queue is the order on disk.
+    private func drain() {
+        while true {
+            let (batch, fd) = state.withLock { s -> ([Event], Int32) in
+                let batch = s.unwritten
+                s.unwritten.removeAll(keepingCapacity: true)
+                if batch.isEmpty { s.draining = false }
+                return (batch, s.logFD)
+            }
+            if batch.isEmpty { return }
+            var bytes: [UInt8] = []
+            for event in batch { bytes += Array((event.jsonLine() + "\n").utf8) }
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }  // a full disk must not stop the daemon; the journal still has them
+                offset += n
+            }
+            for event in batch { toJournal(event) }
         }
     }
 
@@ -77,13 +111,21 @@ public final class EventHub: Sendable {
         state.withLock { s in Array(s.history.filter { kinds == nil || kinds!.contains($0.kind) }.suffix(n)) }
     }
 
-    /// Ends every subscription and syncs the log to disk.
+    /// Ends every subscription, writes what is queued and syncs the log to disk.
     public func close() {
-        state.withLock { s in
+        let mustDrain = state.withLock { s -> Bool in
             for (_, sub) in s.subscribers { sub.sink.finish() }
             s.subscribers.removeAll()
-            fsync(s.logFD)
+            if s.draining { return false }
+            s.draining = true
+            return true
         }
+        if mustDrain { drain() }
+        // Another thread may be draining: wait (bounded) until it has written everything.
+        let deadline = monotonicNow() + 2_000_000_000
+        while state.withLock({ $0.draining || !$0.unwritten.isEmpty }) && monotonicNow() < deadline { usleep(200) }
+        let fd = state.withLock { $0.logFD }
+        fsync(fd)
     }
 
     /// Supervisor diagnostics (not events): journal when present, stderr otherwise.
@@ -100,7 +142,7 @@ public final class EventHub: Sendable {
     private func toJournal(_ e: Event) {
         let message = EventText.message(e)
         guard useJournal else {
-            writeStderr("kvsupervisor: \(message)")
+            if echoToStderr { writeStderr("kvsupervisor: \(message)") }
             return
         }
         var fields: [(String, String)] = [
