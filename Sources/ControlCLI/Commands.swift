@@ -154,10 +154,10 @@ struct Inject: ParsableCommand {
 
     func run() throws {
         var p: [String: JSONValue] = ["node": .string(node), "fault": .string(fault)]
-        if let a = after { p["after_ms"] = .number(Double(DurationText.wholeMilliseconds(a)!)) }
-        if let d = duration { p["for_ms"] = .number(Double(DurationText.wholeMilliseconds(d)!)) }
-        if let a = amount { p["delay_ms"] = .number(Double(DurationText.wholeMilliseconds(a)!)) }
-        if let j = jitter { p["jitter_ms"] = .number(Double(DurationText.wholeMilliseconds(j)!)) }
+        if let a = after { p["after_ms"] = .integer(Int64(DurationText.wholeMilliseconds(a)!)) }
+        if let d = duration { p["for_ms"] = .integer(Int64(DurationText.wholeMilliseconds(d)!)) }
+        if let a = amount { p["delay_ms"] = .integer(Int64(DurationText.wholeMilliseconds(a)!)) }
+        if let j = jitter { p["jitter_ms"] = .integer(Int64(DurationText.wholeMilliseconds(j)!)) }
         if let peers { p["peers"] = .array(peers.split(separator: ",").map { .string(String($0)) }) }
         let reply = try connection.call("Inject", .object(p))
         if connection.json { print(Render.json(reply)); return }
@@ -223,12 +223,12 @@ struct Events: ParsableCommand {
             fflush(nil)
         }
         if !follow {
-            p["limit"] = .number(Double(last))
+            p["limit"] = .integer(Int64(last))
             let reply = try connection.call("ListEvents", .object(p))
             for e in reply["events"]?.arrayValue ?? [] { print1(e) }
             return
         }
-        p["replay"] = .number(Double(last))
+        p["replay"] = .integer(Int64(last))
         let client = try connection.client()
         var reply = try client.call(VarlinkCall(method: "io.kvsupervisor.Subscribe", parameters: .object(p), more: true))
         while true {

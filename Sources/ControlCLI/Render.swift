@@ -27,7 +27,8 @@ enum Render {
         switch v {
         case .none, .some(.null): return "-"
         case .some(.string(let s)): return s
-        case .some(.number): return v!.intValue.map(String.init) ?? "\(v!)"
+        case .some(.integer(let i)): return String(i)
+        case .some(.number(let n)): return n == n.rounded() && abs(n) < 9e15 ? String(Int64(n)) : String(n)
         case .some(.bool(let b)): return b ? "yes" : "no"
         default: return json(v!)
         }
@@ -41,8 +42,8 @@ enum Render {
         if let n = e["node"]?.stringValue { parts.append("node=\(n)") }
         if let p = e["peer"]?.stringValue { parts.append("peer=\(p)") }
         if let f = e["fault"]?.stringValue { parts.append("fault=\(f)") }
-        if case .number(let l)? = e["detection_latency_ms"] { parts.append("latency_ms=\(round3(l))") }
-        if case .number(let o)? = e["detector_overshoot_ms"] { parts.append("overshoot_ms=\(round3(o))") }
+        if let l = e["detection_latency_ms"]?.doubleValue { parts.append("latency_ms=\(round3(l))") }
+        if let o = e["detector_overshoot_ms"]?.doubleValue { parts.append("overshoot_ms=\(round3(o))") }
         if let l = e["label"]?.stringValue { parts.append(l) }
         if let s = e["signal"]?.stringValue { parts.append("signal=\(s)") }
         if let c = e["exit_code"]?.intValue { parts.append("exit_code=\(c)") }

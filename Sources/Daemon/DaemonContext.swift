@@ -34,16 +34,12 @@ final class DaemonContext: Sendable {
     func setState(_ s: String) { phase.withLock { $0 = s } }
 
     /// Answers from the supervisor's published snapshot: no await, so it can run on an event loop.
-    func statusReply() -> JSONValue {
+    func statusReply() -> ControlProtocol.Status {
         let (ready, total) = nodeCounts()
-        return [
-            "state": .string(state), "version": .string(kvsupervisorVersion),
-            "uptime_ms": .number(Double((monotonicNow() - startedMonoNs) / 1_000_000)),
-            "nodes_ready": .number(Double(ready)), "nodes_total": .number(Double(total)),
-            "active_faults": .number(Double(engine.activeFaults.count)),
-            "scheduled_faults": .number(Double(engine.scheduledCount)),
-            "run_id": .string(runID), "mode": .string(config.mode.rawValue), "event_log": .string(paths.eventLog),
-        ]
+        return ControlProtocol.Status(
+            state: state, version: kvsupervisorVersion, uptimeMs: (monotonicNow() - startedMonoNs) / 1_000_000,
+            nodesReady: ready, nodesTotal: total, activeFaults: engine.activeFaults.count,
+            scheduledFaults: engine.scheduledCount, runID: runID, mode: config.mode.rawValue, eventLog: paths.eventLog)
     }
 
     private func nodeCounts() -> (ready: Int, total: Int) {

@@ -4,10 +4,13 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Any JSON value: Varlink parameters are free-form objects checked by each method.
+/// Any JSON value, for what the IDL leaves free-form (error parameters, a client's `--json`
+/// echo). Integers stay integers: a monotonic-ns stamp past 2^53 must not pass through a Double.
+/// Method parameters and replies are typed structs (`ControlProtocol`), not this.
 public enum JSONValue: Sendable, Equatable, Codable {
     case null
     case bool(Bool)
+    case integer(Int64)
     case number(Double)
     case string(String)
     case array([JSONValue])
@@ -17,6 +20,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int64.self) { self = .integer(i) }
         else if let n = try? c.decode(Double.self) { self = .number(n) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
         else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
@@ -28,8 +32,8 @@ public enum JSONValue: Sendable, Equatable, Codable {
         switch self {
         case .null: try c.encodeNil()
         case .bool(let b): try c.encode(b)
-        case .number(let n):
-            if n == n.rounded(), abs(n) < 9e15 { try c.encode(Int64(n)) } else { try c.encode(n) }
+        case .integer(let i): try c.encode(i)
+        case .number(let n): try c.encode(n)
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
@@ -44,8 +48,18 @@ public enum JSONValue: Sendable, Equatable, Codable {
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var intValue: Int? {
-        if case .number(let n) = self, n == n.rounded(), abs(n) < 9e15 { return Int(n) }
-        return nil
+        switch self {
+        case .integer(let i): return Int(exactly: i)
+        case .number(let n) where n == n.rounded() && abs(n) < 9e15: return Int(n)
+        default: return nil
+        }
+    }
+    public var doubleValue: Double? {
+        switch self {
+        case .integer(let i): return Double(i)
+        case .number(let n): return n
+        default: return nil
+        }
     }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
@@ -65,7 +79,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral {
     public init(stringLiteral value: String) { self = .string(value) }
-    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(integerLiteral value: Int) { self = .integer(Int64(value)) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { $1 }))

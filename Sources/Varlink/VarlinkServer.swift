@@ -20,10 +20,11 @@ public struct PeerCredentials: Sendable, Equatable {
 
 /// What a method handler answers: one reply, an error, or a stream of replies (for `"more": true`).
 public enum VarlinkResponse: Sendable {
-    case reply(JSONValue)
+    /// Typed parameters (a Codable struct), encoded as they are: integers stay exact.
+    case reply(any Encodable & Sendable)
     case error(String, JSONValue)
-    /// Each element is sent as is; the last one must have `continues` unset.
-    case stream(AsyncStream<VarlinkReply>)
+    /// Encoded reply frames (`VarlinkReply.frame`), sent as they come; the last without `continues`.
+    case stream(AsyncStream<[UInt8]>)
 }
 
 public struct VarlinkServerConfig: Sendable {
@@ -158,19 +159,20 @@ public final class VarlinkServer: Sendable {
             }
             do {
                 for try await frame in inbound {
-                    guard let call = try? JSONDecoder().decode(VarlinkCall.self, from: Data(frame.readableBytesView)) else {
+                    guard var call = try? JSONDecoder().decode(VarlinkCall.self, from: Data(frame.readableBytesView)) else {
                         // Not a Varlink call: say so, then close: the stream cannot be trusted to be framed.
                         try await send(.failure(VarlinkError.invalidParameter,
                             ["parameter": "message", "reason": "not a JSON object with a string 'method'"]))
                         return
                     }
+                    call.frame = Array(frame.readableBytesView)
                     let response = await dispatch(call, peer: peer, handler: handler)
                     if call.oneway == true { continue }
                     switch response {
-                    case .reply(let params): try await send(VarlinkReply(parameters: params))
+                    case .reply(let params): try await outbound.write(ByteBuffer(bytes: VarlinkReply.frame(params)))
                     case .error(let name, let params): try await send(.failure(name, params))
-                    case .stream(let replies):
-                        for await reply in replies { try await send(reply) }
+                    case .stream(let frames):
+                        for await bytes in frames { try await outbound.write(ByteBuffer(bytes: bytes)) }
                     }
                 }
             } catch is NULFrameDecoder.TooLong {
@@ -188,11 +190,12 @@ public final class VarlinkServer: Sendable {
     /// The encoded reply to a frame that can be answered on the event loop, or nil to pass it on.
     /// `more` and `oneway` calls, and anything that does not parse, take the ordinary path.
     private func answerAtOnce(_ frame: ByteBuffer, peer: PeerCredentials, immediate: @escaping ImmediateHandler) -> ByteBuffer? {
-        guard let call = try? JSONDecoder().decode(VarlinkCall.self, from: Data(frame.readableBytesView)),
-              call.more != true, call.oneway != true,
-              let response = dispatchAtOnce(call, peer: peer, immediate: immediate) else { return nil }
+        guard var call = try? JSONDecoder().decode(VarlinkCall.self, from: Data(frame.readableBytesView)),
+              call.more != true, call.oneway != true else { return nil }
+        call.frame = Array(frame.readableBytesView)
+        guard let response = dispatchAtOnce(call, peer: peer, immediate: immediate) else { return nil }
         switch response {
-        case .reply(let params): return ByteBuffer(bytes: VarlinkReply(parameters: params).encoded())
+        case .reply(let params): return ByteBuffer(bytes: VarlinkReply.frame(params))
         case .error(let name, let params): return ByteBuffer(bytes: VarlinkReply.failure(name, params).encoded())
         case .stream: return nil
         }
@@ -206,20 +209,17 @@ public final class VarlinkServer: Sendable {
         }
         switch call.method {
         case "org.varlink.service.GetInfo":
-            return .reply([
-                "vendor": .string(config.vendor), "product": .string(config.product),
-                "version": .string(config.version), "url": .string(config.url),
-                "interfaces": .array((["org.varlink.service"] + config.interfaces.keys.sorted()).map { .string($0) }),
-            ])
+            return .reply(ServiceInfo(vendor: config.vendor, product: config.product, version: config.version, url: config.url,
+                                      interfaces: ["org.varlink.service"] + config.interfaces.keys.sorted()))
         case "org.varlink.service.GetInterfaceDescription":
             guard let name = call.parameters?["interface"]?.stringValue else {
                 return .error(VarlinkError.invalidParameter, ["parameter": "interface"])
             }
-            if name == "org.varlink.service" { return .reply(["description": .string(Self.serviceIDL)]) }
+            if name == "org.varlink.service" { return .reply(InterfaceDescriptionReply(description: Self.serviceIDL)) }
             guard let text = config.interfaces[name] else {
                 return .error(VarlinkError.interfaceNotFound, ["interface": .string(name)])
             }
-            return .reply(["description": .string(text)])
+            return .reply(InterfaceDescriptionReply(description: text))
         default:
             guard config.interfaces[call.interface] != nil else {
                 return .error(VarlinkError.interfaceNotFound, ["interface": .string(call.interface)])
@@ -280,6 +280,15 @@ final class ImmediateReplies: ChannelInboundHandler {
         if !passing { context.read() }
     }
 }
+
+/// org.varlink.service.GetInfo's reply.
+struct ServiceInfo: Encodable, Sendable {
+    var vendor, product, version, url: String
+    var interfaces: [String]
+}
+
+/// org.varlink.service.GetInterfaceDescription's reply.
+struct InterfaceDescriptionReply: Encodable, Sendable { var description: String }
 
 /// Linux's `struct ucred`, which Glibc does not export without _GNU_SOURCE.
 struct UCred {

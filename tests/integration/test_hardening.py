@@ -1,6 +1,7 @@
 """Defects an operator would hit, each with the test that failed before its fix (issue 12):
 the watchdog must see a wedged supervisor, signals are handled from the first instant, and no
 client can lock root out of the control socket."""
+import json
 import os
 import pathlib
 import signal
@@ -185,3 +186,71 @@ def test_a_half_sent_message_is_closed_but_a_caller_between_calls_is_not(sup):
     assert b'"state"' in idle.recv(65536)
     half.close()
     idle.close()
+
+
+BIG = 2**62 + 1  # past 2^53: a double rounds it to 4611686018427387904
+
+
+def fake_node_binary(tmp):
+    """A node that says READY=1 and reports one suspect event stamped BIG, then waits for SIGTERM."""
+    path = pathlib.Path(tmp) / "big-stamp-node"
+    path.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import json, os, signal, socket, sys
+        node = sys.argv[sys.argv.index("--id") + 1]
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        event = {{"v": 1, "run_id": "x", "event": "suspect", "node": node, "peer": "Z",
+                  "t_wall_ms": 1795316610595, "t_mono_ns": {BIG}, "last_heard_mono_ns": {BIG}}}
+        s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+        s.sendto(("KV_EVENT=" + json.dumps(event)).encode(), os.environ["NOTIFY_SOCKET"])
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+        while True:
+            signal.pause()
+        """))
+    path.chmod(0o755)
+    return path
+
+
+def frames(sock):
+    data = b""
+    while True:
+        while b"\0" in data:
+            frame, data = data.split(b"\0", 1)
+            yield json.loads(frame)
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+
+
+def test_integers_past_2_to_53_stay_exact_through_every_interface(tmpdir_clean):
+    sup = Supervisor(tmpdir_clean, extra=f'node_binary = "{fake_node_binary(tmpdir_clean)}"\n')
+    try:
+        sup.wait_ready()
+        logged = sup.wait_events(lambda e: e["event"] == "suspect", count=3, timeout=5)
+        assert all(e["t_mono_ns"] == BIG for e in logged), logged  # the JSONL log
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(sup.socket)
+            s.sendall(json.dumps({"method": "io.kvsupervisor.ListEvents",
+                                  "parameters": {"kinds": ["suspect"]}}).encode() + b"\0")
+            events = next(frames(s))["parameters"]["events"]
+        assert [e["t_mono_ns"] for e in events] == [BIG] * 3, events
+        assert all(e["last_heard_mono_ns"] == BIG for e in events)
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(sup.socket)
+            s.sendall(json.dumps({"method": "io.kvsupervisor.Subscribe", "more": True,
+                                  "parameters": {"kinds": ["suspect"], "replay": 10}}).encode() + b"\0")
+            stream = frames(s)
+            streamed = [next(stream) for _ in range(3)]
+        assert all(f["continues"] is True and f["parameters"]["event"]["t_mono_ns"] == BIG for f in streamed), streamed
+
+        r = sup.kvctl("--json", "events", "--kinds", "suspect")
+        lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        assert [e["t_mono_ns"] for e in lines] == [BIG] * 3, r.stdout
+        assert str(BIG) in r.stdout and "e+18" not in r.stdout
+    finally:
+        sup.stop()

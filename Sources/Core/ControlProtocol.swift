@@ -1,0 +1,133 @@
+/// io.kvsupervisor's parameters and replies as types (Sources/Daemon/io.kvsupervisor.varlink is
+/// the IDL they follow). The daemon encodes replies and decodes parameters with these; kvctl does
+/// the reverse. Integers are Int64/Int: a monotonic-ns stamp stays exact past 2^53.
+public enum ControlProtocol {
+    public struct NoParameters: Codable, Sendable { public init() {} }
+    public struct Empty: Codable, Sendable { public init() {} }
+
+    public struct Status: Codable, Sendable, Equatable {
+        public var state: String
+        public var version: String
+        public var uptimeMs: Int64
+        public var nodesReady: Int
+        public var nodesTotal: Int
+        public var activeFaults: Int
+        public var scheduledFaults: Int
+        public var runID: String
+        public var mode: String
+        public var eventLog: String
+
+        public init(state: String, version: String, uptimeMs: Int64, nodesReady: Int, nodesTotal: Int, activeFaults: Int,
+                    scheduledFaults: Int, runID: String, mode: String, eventLog: String) {
+            self.state = state; self.version = version; self.uptimeMs = uptimeMs; self.nodesReady = nodesReady
+            self.nodesTotal = nodesTotal; self.activeFaults = activeFaults; self.scheduledFaults = scheduledFaults
+            self.runID = runID; self.mode = mode; self.eventLog = eventLog
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case state, version, uptimeMs = "uptime_ms", nodesReady = "nodes_ready", nodesTotal = "nodes_total"
+            case activeFaults = "active_faults", scheduledFaults = "scheduled_faults", runID = "run_id", mode
+            case eventLog = "event_log"
+        }
+    }
+
+    public struct ExitStatus: Codable, Sendable, Equatable {
+        public var code: Int32?
+        public var signal: String?
+        public init(code: Int32? = nil, signal: String? = nil) { self.code = code; self.signal = signal }
+    }
+
+    public struct Node: Codable, Sendable, Equatable {
+        public var id: String
+        public var pid: Int32?
+        public var state: String
+        public var port: Int
+        public var restarts: Int
+        public var lastExit: ExitStatus?
+
+        public init(id: String, pid: Int32?, state: String, port: Int, restarts: Int, lastExit: ExitStatus?) {
+            self.id = id; self.pid = pid; self.state = state; self.port = port; self.restarts = restarts; self.lastExit = lastExit
+        }
+
+        enum CodingKeys: String, CodingKey { case id, pid, state, port, restarts, lastExit = "last_exit" }
+    }
+
+    public struct Nodes: Codable, Sendable { public var nodes: [Node]; public init(nodes: [Node]) { self.nodes = nodes } }
+
+    public struct Fault: Codable, Sendable, Equatable {
+        public var faultID: String
+        public var fault: String
+        public var node: String
+        public var affected: [String]
+        public var applied: Stamp
+        public var forMs: Int?
+        public var delayMs: Int?
+        public var jitterMs: Int?
+
+        public init(faultID: String, fault: String, node: String, affected: [String], applied: Stamp,
+                    forMs: Int?, delayMs: Int?, jitterMs: Int?) {
+            self.faultID = faultID; self.fault = fault; self.node = node; self.affected = affected; self.applied = applied
+            self.forMs = forMs; self.delayMs = delayMs; self.jitterMs = jitterMs
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case faultID = "fault_id", fault, node, affected, applied, forMs = "for_ms", delayMs = "delay_ms", jitterMs = "jitter_ms"
+        }
+    }
+
+    public struct Faults: Codable, Sendable { public var faults: [Fault]; public init(faults: [Fault]) { self.faults = faults } }
+
+    public struct InjectParameters: Codable, Sendable {
+        public var node: String
+        public var fault: String
+        public var afterMs: Int?
+        public var forMs: Int?
+        public var delayMs: Int?
+        public var jitterMs: Int?
+        public var peers: [String]?
+
+        public init(node: String, fault: String, afterMs: Int? = nil, forMs: Int? = nil, delayMs: Int? = nil,
+                    jitterMs: Int? = nil, peers: [String]? = nil) {
+            self.node = node; self.fault = fault; self.afterMs = afterMs; self.forMs = forMs; self.delayMs = delayMs
+            self.jitterMs = jitterMs; self.peers = peers
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case node, fault, afterMs = "after_ms", forMs = "for_ms", delayMs = "delay_ms", jitterMs = "jitter_ms", peers
+        }
+    }
+
+    public struct InjectReply: Codable, Sendable {
+        public var faultID: String
+        public var appliedWallMs: Int64?
+        public var appliedMonoNs: Int64?
+
+        public init(faultID: String, applied: Stamp?) {
+            self.faultID = faultID
+            appliedWallMs = applied?.wallMs
+            appliedMonoNs = applied?.monoNs
+        }
+
+        enum CodingKeys: String, CodingKey { case faultID = "fault_id", appliedWallMs = "applied_wall_ms", appliedMonoNs = "applied_mono_ns" }
+    }
+
+    /// Heal(node: ?string) and the node methods' (node: string) parameters.
+    public struct NodeParameter: Codable, Sendable {
+        public var node: String?
+        public init(node: String?) { self.node = node }
+    }
+
+    public struct HealReply: Codable, Sendable { public var healed: [String]; public init(healed: [String]) { self.healed = healed } }
+
+    public struct EventQuery: Codable, Sendable {
+        public var limit: Int?
+        public var replay: Int?
+        public var kinds: [String]?
+        public init(limit: Int? = nil, replay: Int? = nil, kinds: [String]? = nil) {
+            self.limit = limit; self.replay = replay; self.kinds = kinds
+        }
+    }
+
+    public struct EventList: Codable, Sendable { public var events: [Event]; public init(events: [Event]) { self.events = events } }
+    public struct EventReply: Codable, Sendable { public var event: Event; public init(event: Event) { self.event = event } }
+}
