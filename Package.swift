@@ -71,7 +71,7 @@ let package = Package(
             "NodeRuntime", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
-        .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core"]),
+        .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),
         .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),
         // Scenario scripts (etcd-raft datadriven style) for the pure cores' tests.
         .target(name: "ScenarioTesting", path: "Tests/ScenarioTesting"),

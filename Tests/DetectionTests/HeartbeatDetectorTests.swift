@@ -1,4 +1,5 @@
 import Core
+import ScenarioTesting
 import Testing
 @testable import Detection
 
@@ -61,7 +62,7 @@ private let ms: Int64 = 1_000_000
 /// Latency from crash to declaration must lie in [T - I, T]: the theory the benchmark compares against.
 @Test(arguments: [UInt64(1), 2, 3, 42, 1234])
 func latencyStaysWithinTheoreticalBounds(seed: UInt64) {
-    var rng = SplitMix(seed: seed)
+    var rng = SplitMix64(seed: seed)
     for _ in 0..<200 {
         let interval = Int64(rng.next() % 200 + 10) * ms
         let timeout = interval + Int64(rng.next() % 400 + 1) * ms
@@ -74,17 +75,5 @@ func latencyStaysWithinTheoreticalBounds(seed: UInt64) {
         let dead = d.expire("B", at: deadline)!
         let latency = dead.at - crashAt
         #expect(latency >= timeout - interval && latency <= timeout, "seed \(seed): latency \(latency) outside [T-I, T]")
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -46,12 +46,7 @@ public struct TOMLParser {
                 try Self.openTable(&root, path: path[...], isArray: isArray, line: headerLine)
                 current = path
             } else {
-                let keyLine = line
-                let path = try key()
-                skipBlank()
-                try expect("=", "'=' after the key '\(path.joined(separator: "."))'")
-                skipBlank()
-                let v = try value()
+                let (path, v, keyLine) = try keyValue()
                 try endOfLine()
                 try Self.assign(&root, table: current[...], key: path[...], value: v, line: keyLine)
             }
@@ -126,6 +121,16 @@ public struct TOMLParser {
 
     // MARK: Keys
 
+    /// `key = value`, with the line the key is on.
+    private mutating func keyValue() throws(TOMLError) -> (key: [String], value: TOMLValue, line: Int) {
+        let keyLine = line
+        let path = try key()
+        skipBlank()
+        try expect("=", "'=' after the key '\(path.joined(separator: "."))'")
+        skipBlank()
+        return (path, try value(), keyLine)
+    }
+
     private mutating func key() throws(TOMLError) -> [String] {
         var parts = [try simpleKey()]
         while true {
@@ -156,11 +161,11 @@ public struct TOMLParser {
         guard let c = peek() else { throw error("expected a value, found the end of the file") }
         switch c {
         case UInt8(ascii: "\""):
-            if starts(with: "\"\"\"") { pos += 3; return .string(try multilineBasicString()) }
+            if starts(with: "\"\"\"") { pos += 3; return .string(try multilineString(UInt8(ascii: "\""))) }
             pos += 1
             return .string(try basicString())
         case UInt8(ascii: "'"):
-            if starts(with: "'''") { pos += 3; return .string(try multilineLiteralString()) }
+            if starts(with: "'''") { pos += 3; return .string(try multilineString(UInt8(ascii: "'"))) }
             pos += 1
             return .string(try literalString())
         case UInt8(ascii: "["): return try nested { (p: inout TOMLParser) throws(TOMLError) in try p.array() }
@@ -203,12 +208,7 @@ public struct TOMLParser {
         if peek() == UInt8(ascii: "}") { pos += 1; table.isInline = true; return .table(table) }
         while true {
             skipBlank()
-            let keyLine = line
-            let path = try key()
-            skipBlank()
-            try expect("=", "'=' after the key '\(path.joined(separator: "."))'")
-            skipBlank()
-            let v = try value()
+            let (path, v, keyLine) = try keyValue()
             try Self.assign(&table, table: [], key: path[...], value: v, line: keyLine)
             skipBlank()
             switch peek() {
@@ -310,24 +310,20 @@ public struct TOMLParser {
         return String(decoding: bytes[start..<pos], as: UTF8.self)
     }
 
-    private mutating func multilineBasicString() throws(TOMLError) -> String {
+    /// `"""` (escapes, line-ending backslash) and `'''` (raw) strings; the opening quotes are consumed.
+    private mutating func multilineString(_ quote: UInt8) throws(TOMLError) -> String {
+        let isBasic = quote == UInt8(ascii: "\"")
         let startLine = line
-        skipOneNewline()
+        skipOneNewline()  // a newline right after the opening quotes is not part of the string
         var out: [UInt8] = []
         while true {
             guard let c = peek() else {
-                throw TOMLError(line: startLine, message: "unterminated \"\"\" string (opened on this line)")
+                let q = String(repeating: Character(Unicode.Scalar(quote)), count: 3)
+                throw TOMLError(line: startLine, message: "unterminated \(q) string (opened on this line)")
             }
-            if starts(with: "\"\"\"") {
-                // Up to two quotes right before the closing three belong to the string.
-                var extra = 0
-                while extra < 2, pos + 3 + extra < bytes.count, bytes[pos + 3 + extra] == UInt8(ascii: "\"") { extra += 1 }
-                out.append(contentsOf: [UInt8](repeating: UInt8(ascii: "\""), count: extra))
-                pos += 3 + extra
-                return String(decoding: out, as: UTF8.self)
-            }
+            if closesMultiline(quote, into: &out) { return String(decoding: out, as: UTF8.self) }
             pos += 1
-            if c == UInt8(ascii: "\\") {
+            if isBasic && c == UInt8(ascii: "\\") {
                 // A backslash at the end of a line trims the newline and the blanks that follow.
                 var look = pos
                 while look < bytes.count, bytes[look] == 32 || bytes[look] == 9 { look += 1 }
@@ -342,32 +338,23 @@ public struct TOMLParser {
                 out.append(c)
             } else if c == 13, peek() == 10 {
                 // CRLF in the file is a newline in the value: keep only LF.
-            } else {
+            } else if isBasic {
                 try plain(c, into: &out)
+            } else {
+                out.append(c)
             }
         }
     }
 
-    private mutating func multilineLiteralString() throws(TOMLError) -> String {
-        let startLine = line
-        skipOneNewline()
-        var out: [UInt8] = []
-        while true {
-            guard let c = peek() else {
-                throw TOMLError(line: startLine, message: "unterminated ''' string (opened on this line)")
-            }
-            if starts(with: "'''") {
-                var extra = 0
-                while extra < 2, pos + 3 + extra < bytes.count, bytes[pos + 3 + extra] == UInt8(ascii: "'") { extra += 1 }
-                out.append(contentsOf: [UInt8](repeating: UInt8(ascii: "'"), count: extra))
-                pos += 3 + extra
-                return String(decoding: out, as: UTF8.self)
-            }
-            pos += 1
-            if c == 10 { line += 1 }
-            if c == 13, peek() == 10 { continue }
-            out.append(c)
-        }
+    /// At three `quote`s: consumes them (and up to two more right before them, which belong to
+    /// the string, as in `"""""`) and says the string ended.
+    private mutating func closesMultiline(_ quote: UInt8, into out: inout [UInt8]) -> Bool {
+        guard pos + 3 <= bytes.count, bytes[pos] == quote, bytes[pos + 1] == quote, bytes[pos + 2] == quote else { return false }
+        var extra = 0
+        while extra < 2, pos + 3 + extra < bytes.count, bytes[pos + 3 + extra] == quote { extra += 1 }
+        out.append(contentsOf: [UInt8](repeating: quote, count: extra))
+        pos += 3 + extra
+        return true
     }
 
     private mutating func escape(into out: inout [UInt8]) throws(TOMLError) {
