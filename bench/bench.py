@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
-from conftest import Supervisor  # noqa: E402
+from conftest import BIN, Supervisor  # noqa: E402
 
 KILLS = int(os.environ.get("BENCH_KILLS", "100"))
 
@@ -204,6 +204,10 @@ def main():
         with open(f"/proc/{sup.proc.pid}/status") as f:
             rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
         print(f"supervisor VmRSS with 3 nodes: {rss / 1024:.1f} MB  (target <= 25)")
+        # 5. Binary sizes as make install ships them (stripped).
+        sizes = subprocess.run(["bash", os.path.join(os.path.dirname(__file__), "..", "scripts", "sizes.sh"), str(BIN)],
+                               capture_output=True, text=True)
+        print("binaries:\n" + "\n".join("  " + l for l in sizes.stdout.splitlines()))
         cpu_s = os.cpu_count() * (time.monotonic() - wall0) * os.sysconf("SC_CLK_TCK")
         print(f"host steal time during the run: {100 * (steal_jiffies() - steal0) / cpu_s:.1f}% of {os.cpu_count()} vCPUs"
               f"  (time the VM was runnable but not running; it lands in every tail above)")

@@ -149,6 +149,31 @@ def test_watchdog_is_fed(machine):
     step(f"WatchdogUSec {usec} us; WatchdogTimestampMonotonic {first} -> {later} (+{(later - first) / 1e6:.2f} s)")
 
 
+DROPIN = "/run/systemd/system/kvsupervisor.service.d/watchdog-test.conf"
+
+
+def test_a_wedged_supervisor_is_killed_and_restarted_by_the_watchdog(machine):
+    """The test hook (SIGUSR2 with KVSUPERVISOR_TEST_HOOKS=1) wedges the node supervisor's loop;
+    WATCHDOG=1 must then stop, so systemd kills the daemon and Restart=on-failure starts it again."""
+    machine.sh(f"mkdir -p {DROPIN.rsplit('/', 1)[0]} && printf '[Service]\\nEnvironment=KVSUPERVISOR_TEST_HOOKS=1\\n"
+               f"WatchdogSec=2s\\n' > {DROPIN} && systemctl daemon-reload && systemctl restart kvsupervisor", check=True)
+    try:
+        before = int(show(machine, "kvsupervisor", "NRestarts"))
+        old_pid = show(machine, "kvsupervisor", "MainPID")
+        machine.run("systemctl", "kill", "--kill-whom=main", "-s", "SIGUSR2", "kvsupervisor", check=True)
+        after = machine.wait_for("NRestarts to grow",
+                                 lambda: (n := int(show(machine, "kvsupervisor", "NRestarts"))) > before and n, timeout=30)
+        machine.wait_for("kvsupervisor active again",
+                         lambda: machine.run("systemctl", "is-active", "kvsupervisor").stdout.strip() == "active", timeout=30)
+        log = machine.run("journalctl", "--no-pager", "-o", "cat", "-u", "kvsupervisor").stdout
+        said = [l for l in log.splitlines() if "withholding WATCHDOG=1" in l or "Watchdog timeout" in l]
+        step(f"SIGUSR2 (wedge) to pid {old_pid}: NRestarts {before} -> {after}, new MainPID "
+             f"{show(machine, 'kvsupervisor', 'MainPID')}; journal: {said[-2:]}")
+        assert any("withholding WATCHDOG=1" in l for l in said) and any("Watchdog timeout" in l for l in said), said
+    finally:
+        machine.sh(f"rm -f {DROPIN} && systemctl daemon-reload && systemctl restart kvsupervisor", check=True)
+
+
 def test_stop_leaves_no_node(machine):
     machine.run("systemctl", "stop", "kvsupervisor", check=True)
     state = machine.run("systemctl", "is-active", "kvsupervisor").stdout.strip()
