@@ -26,7 +26,9 @@ run: build
 	@echo "kvsupervisor: control socket under ./run (or \$$XDG_RUNTIME_DIR/kvsupervisor); in another terminal: $(BIN)/kvctl status"
 	$(BIN)/kvsupervisor $(if $(CONFIG),--config $(CONFIG),)
 
+# The import check fails the build when a target imports a sibling target it does not declare.
 unit: setup
+	swift build --explicit-target-dependency-import-check error
 	swift test
 
 pyenv: setup

@@ -24,11 +24,16 @@ struct Connection: ParsableArguments {
         }
     }
 
-    /// Calls a method; a Varlink error becomes a Failure with its explanation.
-    func call(_ method: String, _ parameters: JSONValue = .object([:])) throws -> JSONValue {
-        let reply = try client().call("io.kvsupervisor.\(method)", parameters)
-        if let error = reply.error { throw Failure(Explain.error(error, reply.parameters)) }
-        return reply.parameters ?? .object([:])
+    /// Calls a method with typed parameters and reply; a Varlink error becomes a Failure with its explanation.
+    func call<P: Encodable, R: Decodable>(_ method: String, _ parameters: P, _ reply: R.Type) throws -> R {
+        switch try client().call("io.kvsupervisor.\(method)", parameters, replying: reply) {
+        case .reply(let r, _): return r
+        case .error(let name, let p): throw Failure(Explain.error(name, p))
+        }
+    }
+
+    func call<R: Decodable>(_ method: String, _ reply: R.Type) throws -> R {
+        try call(method, ControlProtocol.NoParameters(), reply)
     }
 
     private func defaultSocket() -> String {
@@ -75,25 +80,28 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Supervisor state, nodes and active faults.")
     @OptionGroup var connection: Connection
 
+    struct Output: Encodable {
+        var status: ControlProtocol.Status
+        var nodes: [ControlProtocol.Node]
+        var faults: [ControlProtocol.Fault]
+    }
+
     func run() throws {
-        let status = try connection.call("GetStatus")
-        let nodes = try connection.call("ListNodes")
-        let faults = try connection.call("ListFaults")
+        let status = try connection.call("GetStatus", ControlProtocol.Status.self)
+        let nodes = try connection.call("ListNodes", ControlProtocol.Nodes.self)
+        let faults = try connection.call("ListFaults", ControlProtocol.Faults.self).faults
         if connection.json {
-            print(Render.json(["status": status, "nodes": nodes["nodes"] ?? [], "faults": faults["faults"] ?? []]))
+            print(Render.json(Output(status: status, nodes: nodes.nodes, faults: faults)))
             return
         }
-        print("kvsupervisor \(Render.text(status["version"])): \(Render.text(status["state"])), "
-            + "\(Render.text(status["nodes_ready"]))/\(Render.text(status["nodes_total"])) nodes ready, "
-            + "up \(Render.text(status["uptime_ms"])) ms, mode \(Render.text(status["mode"])), run \(Render.text(status["run_id"]))")
-        print("events: \(Render.text(status["event_log"]))\n")
+        print("kvsupervisor \(status.version): \(status.state), \(status.nodesReady)/\(status.nodesTotal) nodes ready, "
+            + "up \(status.uptimeMs) ms, mode \(status.mode), run \(status.runID)")
+        print("events: \(status.eventLog)\n")
         print(Nodes.table(nodes))
-        let active = faults["faults"]?.arrayValue ?? []
-        print("\nactive faults: \(active.count), scheduled: \(Render.text(status["scheduled_faults"]))")
-        if !active.isEmpty {
-            print(Render.table(["FAULT_ID", "FAULT", "NODE", "AFFECTS"], active.map {
-                [Render.text($0["fault_id"]), Render.text($0["fault"]), Render.text($0["node"]),
-                 ($0["affected"]?.arrayValue ?? []).map(Render.text).joined(separator: ",")]
+        print("\nactive faults: \(faults.count), scheduled: \(status.scheduledFaults)")
+        if !faults.isEmpty {
+            print(Render.table(["FAULT_ID", "FAULT", "NODE", "AFFECTS"], faults.map {
+                [$0.faultID, $0.fault, $0.node, $0.affected.joined(separator: ",")]
             }))
         }
     }
@@ -104,17 +112,16 @@ struct Nodes: ParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() throws {
-        let reply = try connection.call("ListNodes")
+        let reply = try connection.call("ListNodes", ControlProtocol.Nodes.self)
         print(connection.json ? Render.json(reply) : Self.table(reply))
     }
 
-    static func table(_ reply: JSONValue) -> String {
-        let rows = (reply["nodes"]?.arrayValue ?? []).map { n -> [String] in
+    static func table(_ reply: ControlProtocol.Nodes) -> String {
+        let rows = reply.nodes.map { n -> [String] in
             var exit = "-"
-            if let code = n["last_exit"]?["code"] { exit = "status \(Render.text(code))" }
-            if let sig = n["last_exit"]?["signal"] { exit = Render.text(sig) }
-            return [Render.text(n["id"]), Render.text(n["pid"]), Render.text(n["state"]), Render.text(n["port"]),
-                    Render.text(n["restarts"]), exit]
+            if let code = n.lastExit?.code { exit = "status \(code)" }
+            if let sig = n.lastExit?.signal { exit = sig }
+            return [n.id, n.pid.map(String.init) ?? "-", n.state, String(n.port), String(n.restarts), exit]
         }
         return Render.table(["NODE", "PID", "STATE", "PORT", "RESTARTS", "LAST_EXIT"], rows)
     }
@@ -153,18 +160,16 @@ struct Inject: ParsableCommand {
     }
 
     func run() throws {
-        var p: [String: JSONValue] = ["node": .string(node), "fault": .string(fault)]
-        if let a = after { p["after_ms"] = .integer(Int64(DurationText.wholeMilliseconds(a)!)) }
-        if let d = duration { p["for_ms"] = .integer(Int64(DurationText.wholeMilliseconds(d)!)) }
-        if let a = amount { p["delay_ms"] = .integer(Int64(DurationText.wholeMilliseconds(a)!)) }
-        if let j = jitter { p["jitter_ms"] = .integer(Int64(DurationText.wholeMilliseconds(j)!)) }
-        if let peers { p["peers"] = .array(peers.split(separator: ",").map { .string(String($0)) }) }
-        let reply = try connection.call("Inject", .object(p))
+        let ms = { (text: String?) in text.flatMap(DurationText.wholeMilliseconds) }
+        let p = ControlProtocol.InjectParameters(
+            node: node, fault: fault, afterMs: ms(after), forMs: ms(duration), delayMs: ms(amount), jitterMs: ms(jitter),
+            peers: peers.map { $0.split(separator: ",").map(String.init) })
+        let reply = try connection.call("Inject", p, ControlProtocol.InjectReply.self)
         if connection.json { print(Render.json(reply)); return }
-        if reply["applied_mono_ns"] != nil {
-            print("\(fault) \(node): applied (fault \(Render.text(reply["fault_id"]))); follow with: kvctl events --follow")
+        if reply.appliedMonoNs != nil {
+            print("\(fault) \(node): applied (fault \(reply.faultID)); follow with: kvctl events --follow")
         } else {
-            print("\(fault) \(node): scheduled in \(after ?? "0ms") (fault \(Render.text(reply["fault_id"])))")
+            print("\(fault) \(node): scheduled in \(after ?? "0ms") (fault \(reply.faultID))")
         }
     }
 }
@@ -175,15 +180,14 @@ struct Heal: ParsableCommand {
     @Argument var node: String?
 
     func run() throws {
-        let reply = try connection.call("Heal", node.map { ["node": .string($0)] } ?? [:])
-        let healed = reply["healed"]?.arrayValue ?? []
-        print(connection.json ? Render.json(reply) : "healed \(healed.count) network fault(s)")
+        let reply = try connection.call("Heal", ControlProtocol.NodeParameter(node: node), ControlProtocol.HealReply.self)
+        print(connection.json ? Render.json(reply) : "healed \(reply.healed.count) network fault(s)")
     }
 }
 
 /// start, stop and restart share everything but the method they call.
 private func nodeAction(_ connection: Connection, _ node: String, _ method: String, _ verb: String) throws {
-    let reply = try connection.call(method, ["node": .string(node)])
+    let reply = try connection.call(method, ControlProtocol.NodeParameter(node: node), ControlProtocol.Empty.self)
     print(connection.json ? Render.json(reply) : "\(node): \(verb)")
 }
 
@@ -216,26 +220,28 @@ struct Events: ParsableCommand {
     @Option(help: "Only these kinds, comma-separated (e.g. declared_dead,fault_applied).") var kinds: String?
 
     func run() throws {
-        var p: [String: JSONValue] = [:]
-        if let kinds { p["kinds"] = .array(kinds.split(separator: ",").map { .string(String($0)) }) }
-        let print1: (JSONValue) -> Void = { e in
+        let kindList = kinds.map { $0.split(separator: ",").map(String.init) }
+        let print1: (Event) -> Void = { e in
             print(connection.json ? Render.json(e) : Render.eventLine(e))
             fflush(nil)
         }
         if !follow {
-            p["limit"] = .integer(Int64(last))
-            let reply = try connection.call("ListEvents", .object(p))
-            for e in reply["events"]?.arrayValue ?? [] { print1(e) }
+            let reply = try connection.call("ListEvents", ControlProtocol.EventQuery(limit: last, kinds: kindList),
+                                            ControlProtocol.EventList.self)
+            reply.events.forEach(print1)
             return
         }
-        p["replay"] = .integer(Int64(last))
         let client = try connection.client()
-        var reply = try client.call(VarlinkCall(method: "io.kvsupervisor.Subscribe", parameters: .object(p), more: true))
+        var reply = try client.call("io.kvsupervisor.Subscribe", ControlProtocol.EventQuery(replay: last, kinds: kindList),
+                                    more: true, replying: ControlProtocol.EventReply.self)
         while true {
-            if let error = reply.error { throw Failure(Explain.error(error, reply.parameters)) }
-            if let e = reply.parameters?["event"] { print1(e) }
-            if reply.continues != true { return }
-            reply = try client.nextReply()
+            switch reply {
+            case .error(let name, let p): throw Failure(Explain.error(name, p))
+            case .reply(let r, let continues):
+                print1(r.event)
+                if !continues { return }
+            }
+            reply = try client.nextReply(as: ControlProtocol.EventReply.self)
         }
     }
 }
@@ -244,9 +250,9 @@ struct Leader: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The current Raft leader (raft mode).")
     @OptionGroup var connection: Connection
     func run() throws {
-        let status = try connection.call("GetStatus")
-        guard status["mode"]?.stringValue == "raft" else {
-            throw Failure("the cluster runs in mode '\(Render.text(status["mode"]))', which has no leader; set [cluster] mode = \"raft\"")
+        let status = try connection.call("GetStatus", ControlProtocol.Status.self)
+        guard status.mode == "raft" else {
+            throw Failure("the cluster runs in mode '\(status.mode)', which has no leader; set [cluster] mode = \"raft\"")
         }
         throw Failure("raft mode is not implemented yet")
     }

@@ -17,7 +17,7 @@ enum Render {
         return ([line(headers)] + rows.map(line)).joined(separator: "\n")
     }
 
-    static func json(_ value: JSONValue) -> String {
+    static func json(_ value: some Encodable) -> String {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: (try? e.encode(value)) ?? Data(), as: UTF8.self)
@@ -35,23 +35,19 @@ enum Render {
     }
 
     /// One event as a line: time, kind, then what matters for it.
-    static func eventLine(_ e: JSONValue) -> String {
-        var parts: [String] = []
-        if let wall = e["t_wall_ms"]?.intValue { parts.append(clock(wall)) }
-        parts.append(text(e["event"]).padding(15))
-        if let n = e["node"]?.stringValue { parts.append("node=\(n)") }
-        if let p = e["peer"]?.stringValue { parts.append("peer=\(p)") }
-        if let f = e["fault"]?.stringValue { parts.append("fault=\(f)") }
-        if let l = e["detection_latency_ms"]?.doubleValue { parts.append("latency_ms=\(round3(l))") }
-        if let o = e["detector_overshoot_ms"]?.doubleValue { parts.append("overshoot_ms=\(round3(o))") }
-        if let l = e["label"]?.stringValue { parts.append(l) }
-        if let s = e["signal"]?.stringValue { parts.append("signal=\(s)") }
-        if let c = e["exit_code"]?.intValue { parts.append("exit_code=\(c)") }
-        if let id = e["fault_id"]?.stringValue { parts.append("fault_id=\(id)") }
-        if let a = e["applied"]?["mono_ns"]?.intValue, let f = e["effect"]?["mono_ns"]?.intValue {
-            parts.append("effect_after_ms=\(round3(Double(f - a) / 1e6))")
-        }
-        if let r = e["reason"]?.stringValue { parts.append("reason=\"\(r)\"") }
+    static func eventLine(_ e: Event) -> String {
+        var parts = [clock(Int(e.tWallMs)), e.kind.rawValue.padding(15)]
+        if let n = e.node { parts.append("node=\(n)") }
+        if let p = e.peer { parts.append("peer=\(p)") }
+        if let f = e.fault { parts.append("fault=\(f.rawValue)") }
+        if let l = e.detectionLatencyMs { parts.append("latency_ms=\(round3(l))") }
+        if let o = e.detectorOvershootMs { parts.append("overshoot_ms=\(round3(o))") }
+        if let l = e.label { parts.append(l.rawValue) }
+        if let s = e.signal { parts.append("signal=\(s)") }
+        if let c = e.exitCode { parts.append("exit_code=\(c)") }
+        if let id = e.faultID { parts.append("fault_id=\(id)") }
+        if let a = e.applied, let f = e.effect { parts.append("effect_after_ms=\(round3(Double(f.monoNs - a.monoNs) / 1e6))") }
+        if let r = e.reason { parts.append("reason=\"\(r)\"") }
         return parts.joined(separator: " ")
     }
 

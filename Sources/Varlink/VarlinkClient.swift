@@ -24,6 +24,15 @@ public enum VarlinkClientError: Error, CustomStringConvertible {
     }
 }
 
+/// A reply whose parameters were decoded as `R`, or an error with its parameters.
+public enum TypedReply<R> {
+    case reply(R, continues: Bool)
+    case error(String, JSONValue?)
+}
+
+private struct TypedCallEnvelope<P: Encodable>: Encodable { var method: String; var parameters: P; var more: Bool? }
+private struct TypedReplyEnvelope<R: Decodable>: Decodable { var parameters: R }
+
 /// A small blocking Varlink client over a Unix socket, for command-line tools.
 public final class VarlinkClient {
     private let fd: Int32
@@ -58,7 +67,11 @@ public final class VarlinkClient {
     deinit { close(fd) }
 
     private func send(_ call: VarlinkCall) throws {
-        var bytes = Array(try JSONEncoder().encode(call))
+        try send(bytes: Array(try JSONEncoder().encode(call)))
+    }
+
+    private func send(bytes message: [UInt8]) throws {
+        var bytes = message
         bytes.append(0)
         var offset = 0
         while offset < bytes.count {
@@ -69,12 +82,47 @@ public final class VarlinkClient {
     }
 
     public func nextReply() throws -> VarlinkReply {
+        let frame = try nextFrame()
+        do { return try JSONDecoder().decode(VarlinkReply.self, from: Data(frame)) }
+        catch { throw VarlinkClientError.protocolViolation("not a Varlink reply: \(String(decoding: frame.prefix(200), as: UTF8.self))") }
+    }
+
+    /// The next reply with its parameters decoded as `R`, or the error the service answered.
+    public func nextReply<R: Decodable>(as type: R.Type) throws -> TypedReply<R> {
+        let frame = try nextFrame()
+        let reply: VarlinkReply
+        do { reply = try JSONDecoder().decode(VarlinkReply.self, from: Data(frame)) }
+        catch { throw VarlinkClientError.protocolViolation("not a Varlink reply: \(String(decoding: frame.prefix(200), as: UTF8.self))") }
+        if let error = reply.error { return .error(error, reply.parameters) }
+        do {
+            let typed = try JSONDecoder().decode(TypedReplyEnvelope<R>.self, from: Data(frame))
+            return .reply(typed.parameters, continues: reply.continues == true)
+        } catch {
+            throw VarlinkClientError.protocolViolation("reply does not match the interface (\(error)): "
+                + String(decoding: frame.prefix(200), as: UTF8.self))
+        }
+    }
+
+    /// Sends a call with typed parameters and returns its first reply, typed.
+    public func call<P: Encodable, R: Decodable>(_ method: String, _ parameters: P, more: Bool = false,
+                                                 replying type: R.Type) throws -> TypedReply<R> {
+        let message = Array(try JSONEncoder().encode(TypedCallEnvelope(method: method, parameters: parameters,
+                                                                        more: more ? true : nil)))
+        do {
+            try send(bytes: message)
+        } catch {
+            if let reply = try? nextReply(as: type) { return reply }
+            throw error
+        }
+        return try nextReply(as: type)
+    }
+
+    private func nextFrame() throws -> [UInt8] {
         while true {
             if let nul = buffer.firstIndex(of: 0) {
                 let frame = Array(buffer[..<nul])
                 buffer.removeSubrange(...nul)
-                do { return try JSONDecoder().decode(VarlinkReply.self, from: Data(frame)) }
-                catch { throw VarlinkClientError.protocolViolation("not a Varlink reply: \(String(decoding: frame.prefix(200), as: UTF8.self))") }
+                return frame
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = read(fd, &chunk, chunk.count)
