@@ -129,9 +129,9 @@ public final class FaultEngine: Sendable {
             case .correlateApplied(let record): hooks.applied(record)
             case .correlateCleared(let record): hooks.cleared(record)
             case .undo: undo(target)
-            case .setPaused(let node, let paused):
+            case .setPaused(let node, let paused, let asOf):
                 if case .process(_, _, let generation) = target {
-                    supervisor.notePaused(node, generation: generation, paused: paused)
+                    supervisor.notePaused(node, generation: generation, paused: paused, asOf: asOf)
                 }
             case .resetLinks(let node):
                 for link in links.all where node == nil || link.from == node || link.to == node { link.setFault(.none) }

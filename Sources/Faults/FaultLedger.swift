@@ -46,7 +46,8 @@ public struct FaultLedger: Sendable {
         case armUndo(id: String, atMonoNs: MonotonicNanos)
         /// Take the fault back: SIGCONT a stopped process, or pass a link's bytes again.
         case undo(id: String)
-        case setPaused(NodeID, Bool)
+        /// The node is paused (or not) as of `asOf`, when the signal that did it was applied.
+        case setPaused(NodeID, Bool, asOf: Stamp)
         /// Every link touching `node` (all with nil) passes bytes unchanged again.
         case resetLinks(NodeID?)
     }
@@ -96,8 +97,8 @@ public struct FaultLedger: Sendable {
             var event = event(.faultApplied, e, at: now)
             event.effect = now
             var effects: [Effect] = [.emit(event)]
-            if e.spec.kind == .stop { effects.append(.setPaused(e.spec.node, true)) }
-            if e.spec.kind == .cont { effects.append(.setPaused(e.spec.node, false)) }
+            if e.spec.kind == .stop { effects.append(.setPaused(e.spec.node, true, asOf: applied)) }
+            if e.spec.kind == .cont { effects.append(.setPaused(e.spec.node, false, asOf: applied)) }
             if e.phase == .inForce, let forMs = e.spec.forMs {
                 effects.append(.armUndo(id: id, atMonoNs: applied.monoNs + Int64(forMs) * 1_000_000))
             }
@@ -120,7 +121,7 @@ public struct FaultLedger: Sendable {
             guard let e = entries[id], e.phase == .inForce, let record = e.record else { return [] }
             entries[id] = nil
             var effects: [Effect] = [.undo(id: id)]
-            if e.spec.kind == .stop { effects.append(.setPaused(e.spec.node, false)) }
+            if e.spec.kind == .stop { effects.append(.setPaused(e.spec.node, false, asOf: now)) }
             return effects + cleared(e, record, reason: "for_ms elapsed", at: now)
 
         case .heal(let node):

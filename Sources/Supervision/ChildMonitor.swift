@@ -12,8 +12,9 @@ public enum ChildReport: Sendable {
     case notify(NodeID, generation: Int, message: String, at: Stamp)
     case output(NodeID, generation: Int, line: String)
     case exited(NodeID, generation: Int, cause: ExitCause, at: Stamp)
-    /// A stop or cont fault's effect on the node, seen by the fault's thread.
-    case paused(NodeID, generation: Int, paused: Bool)
+    /// A stop or cont fault's effect on the node, seen by the fault's thread; `asOf` is when the
+    /// signal was applied, which orders two changes whose effects were seen out of order.
+    case paused(NodeID, generation: Int, paused: Bool, asOf: Stamp)
     /// Not from a child: the watchdog's probe, answered when the loop that takes reports reaches it.
     case probe(UInt64)
 }

@@ -122,10 +122,10 @@ public actor NodeSupervisor {
         return (child.pid, dup(child.pidfd), generation)
     }
 
-    /// A stop or cont fault's effect, seen from its thread. Goes through the report stream, so
-    /// the table takes a node's pause and continue in the order they were seen.
-    public nonisolated func notePaused(_ id: NodeID, generation: Int, paused: Bool) {
-        reportSink.yield(.paused(id, generation: generation, paused: paused))
+    /// A stop or cont fault's effect, seen from its thread, with the moment its signal was applied:
+    /// the table keeps the change applied last, whatever order the effects were seen in.
+    public nonisolated func notePaused(_ id: NodeID, generation: Int, paused: Bool, asOf: Stamp) {
+        reportSink.yield(.paused(id, generation: generation, paused: paused, asOf: asOf))
     }
 
     public func applyConfig(_ new: ClusterConfig) {
@@ -163,7 +163,6 @@ public actor NodeSupervisor {
     // MARK: Reports and effects
 
     private func handle(_ report: ChildReport) {
-        let now = Stamp.now()
         switch report {
         case .probe(let n):
             probesAnswered.store(n, ordering: .releasing)
@@ -175,8 +174,8 @@ public actor NodeSupervisor {
             log(id, line)
         case .exited(let id, let generation, let cause, let stamp):
             performNow(try? table.step(.exited(id, generation: generation, cause: cause), at: stamp))
-        case .paused(let id, let generation, let paused):
-            performNow(try? table.step(.pausedChanged(id, generation: generation, paused: paused), at: now))
+        case .paused(let id, let generation, let paused, let asOf):
+            performNow(try? table.step(.pausedChanged(id, generation: generation, paused: paused), at: asOf))
         }
     }
 

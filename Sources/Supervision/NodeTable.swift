@@ -32,6 +32,8 @@ public struct NodeTable: Sendable {
         public var restartToken: Int?
         /// A stop asked for while the process was being spawned, carried out when it registers.
         public var pendingStopGraceMs: Int?
+        /// When the signal behind the last pause or continue was applied: an older one is stale.
+        public var pauseChangedAt: MonotonicNanos = .min
 
         public static func == (a: Entry, b: Entry) -> Bool {
             a.config == b.config && a.state == b.state && a.generation == b.generation && a.pid == b.pid
@@ -50,6 +52,7 @@ public struct NodeTable: Sendable {
         case stopGraceExpired(NodeID, generation: Int)
         /// A fault is about to end the process: its exit is no failure.
         case faultWillEndProcess(NodeID)
+        /// A stop or cont took effect; the step's time is when its signal was applied.
         case pausedChanged(NodeID, generation: Int, paused: Bool)
         case restartDue(NodeID, token: Int)
         case reconfigure(ClusterConfig)
@@ -121,7 +124,9 @@ public struct NodeTable: Sendable {
             entries[id]?.expectation = .injectedFault
             return []
         case .pausedChanged(let id, let generation, let paused):
-            guard let e = entries[id], e.generation == generation, e.pid != nil else { return [] }
+            // Effects are seen by two threads and may arrive out of order: the later signal wins.
+            guard let e = entries[id], e.generation == generation, e.pid != nil, now.monoNs >= e.pauseChangedAt else { return [] }
+            entries[id]?.pauseChangedAt = now.monoNs
             if paused { entries[id]?.state = .paused } else if e.state == .paused { entries[id]?.state = .ready }
             return []
         case .restartDue(let id, let token):
@@ -149,6 +154,7 @@ public struct NodeTable: Sendable {
         e.generation += 1
         e.expectation = nil
         e.pendingStopGraceMs = nil
+        e.pauseChangedAt = .min
         e.state = .starting
         entries[id] = e
         effects.append(.spawn(id, generation: e.generation))

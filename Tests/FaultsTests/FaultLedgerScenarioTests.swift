@@ -61,7 +61,7 @@ final class FaultLedgerDriver {
         case .watchEffect(let id, let d): return "watch-effect \(id) until=\(d / 1_000_000)"
         case .armUndo(let id, let at): return "arm-undo \(id) at=\(at / 1_000_000)"
         case .undo(let id): return "undo \(id)"
-        case .setPaused(let node, let p): return "set-paused \(node) \(p)"
+        case .setPaused(let node, let p, let asOf): return "set-paused \(node) \(p) as_of=\(ms(asOf))"
         case .resetLinks(let node): return "reset-links \(node.map(\.rawValue) ?? "all")"
         }
     }

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 from conftest import BIN, Supervisor, process_alive
@@ -254,3 +255,47 @@ def test_integers_past_2_to_53_stay_exact_through_every_interface(tmpdir_clean):
         assert str(BIG) in r.stdout and "e+18" not in r.stdout
     finally:
         sup.stop()
+
+
+def call(sock_path, method, **parameters):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(sock_path)
+        s.sendall(json.dumps({"method": f"io.kvsupervisor.{method}", "parameters": parameters}).encode() + b"\0")
+        return next(frames(s))
+
+
+def proc_state(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(l.split()[1] for l in f if l.startswith("State:"))
+
+
+def test_the_table_ends_where_the_process_is_after_racing_stop_and_cont(sup):
+    """A stop and a cont scheduled for the same millisecond: either may be applied last, and their
+    effects are watched by two threads and may be seen in either order. Whatever happened, the
+    node table must end where the process is (it once took pause and continue from unordered Tasks)."""
+    b = next(n for n in sup.json("nodes")["nodes"] if n["id"] == "B")
+    outcomes = []
+    for round_ in range(20):
+        ids = [None, None]
+
+        def inject(i, fault):
+            ids[i] = call(sup.socket, "Inject", node="B", fault=fault, after_ms=40)["parameters"]["fault_id"]
+        threads = [threading.Thread(target=inject, args=(i, f)) for i, f in enumerate(("stop", "cont"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sup.wait_events(lambda e: e.get("fault_id") in ids and e["event"] in ("fault_applied", "fault_failed"),
+                        count=2, timeout=5, what=f"round {round_}: both faults accounted")
+        running = proc_state(b["pid"]) != "T"
+        deadline = time.monotonic() + 2  # the last report may still be on its way to the table
+        while (state := next(n["state"] for n in sup.json("nodes")["nodes"] if n["id"] == "B")) != (
+                "ready" if running else "paused") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert state == ("ready" if running else "paused"), f"round {round_}: table says {state}, process running={running}"
+        outcomes.append(running)
+        if not running:
+            cont = call(sup.socket, "Inject", node="B", fault="cont")["parameters"]["fault_id"]
+            sup.wait_events(lambda e: e.get("fault_id") == cont and e["event"] == "fault_applied", timeout=5)
+    print(f"20 races: process ended running {sum(outcomes)} times, stopped {20 - sum(outcomes)} times")
