@@ -29,6 +29,8 @@ let package = Package(
         // libsystemd (sd_notify, the journal, listen fds) and the stderr fallback for diagnostics.
         .target(name: "Systemd", dependencies: ["CSystemd"]),
         .target(name: "Detection", dependencies: ["Core"]),
+        // Linearizability checking of recorded histories (Wing-Gong search, Lowe's cache, per key). No I/O.
+        .target(name: "Linearizability"),
         // TOML (its own parser: TOMLKit imported Foundation, whose ICU data was 45 MB of the daemon) -> ClusterConfig.
         .target(name: "ConfigFile", dependencies: ["Core"]),
         // Exact wake-ups (sleep, then spin the last stretch) and detached OS threads.
@@ -71,6 +73,7 @@ let package = Package(
             "NodeRuntime", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
+        .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),
         .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),
         // Scenario scripts (etcd-raft datadriven style) for the pure cores' tests.
