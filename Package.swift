@@ -62,7 +62,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "ControlCLI", dependencies: [
-            "Core", "Varlink",
+            "Core", "Varlink", "Linearizability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "kvsupervisor", dependencies: [

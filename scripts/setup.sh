@@ -4,7 +4,8 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in libsystemd-dev pkg-config util-linux procps curl python3-venv; do
+# chromium: the counterexample page is rendered headless by a test, as a person would see it.
+for pkg in libsystemd-dev pkg-config util-linux procps curl python3-venv chromium; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [[ "${KV_SYSTEM_TIER:-0}" == 1 ]]; then

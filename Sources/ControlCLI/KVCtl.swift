@@ -9,7 +9,7 @@ public struct KVCtl: ParsableCommand {
         commandName: "kvctl",
         abstract: "Control a kvsupervisor: status, nodes, fault injection, events.",
         subcommands: [Status.self, Nodes.self, Inject.self, Heal.self, NodeAction.self, StopNode.self,
-                      RestartNode.self, Events.self, Leader.self])
+                      RestartNode.self, Events.self, Leader.self, Check.self])
 
     public init() {}
 
@@ -19,6 +19,8 @@ public struct KVCtl: ParsableCommand {
             var command = try parseAsRoot(hoistGlobalOptions(arguments))
             try command.run()
             return 0
+        } catch let exit as CommandExit {
+            return exit.code
         } catch let failure as Failure {
             writeError("kvctl: \(failure.description)")
             return 1
