@@ -2,6 +2,7 @@
 #   make run      install what is missing, build release binaries, start the supervisor (default cluster)
 #   make test     every test tier that can run here (unit, integration, external clients)
 #   make bench    detection / fault timing / control-call figures
+#   make bench-check  the linearizability checker over the shared histories, beside Porcupine
 #   make sizes    stripped size of each shipped binary against the 25 MB budget
 #   make install  PREFIX=/usr DESTDIR=...
 SHELL := /bin/bash
@@ -12,7 +13,7 @@ BIN := .build/release
 SWIFT_RELEASE := swift build -c release --static-swift-stdlib
 PYTHON := .venv/bin/python
 
-.PHONY: all setup build debug run test unit integration system bench sizes install clean idl
+.PHONY: all setup build debug run test unit integration system bench bench-check sizes install clean idl
 
 all: build
 
@@ -46,6 +47,11 @@ test: unit integration system
 
 bench: build pyenv
 	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/bench.py
+	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/check_bench.py
+
+# The linearizability checker alone, beside Porcupine's anchor.
+bench-check: build pyenv
+	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/check_bench.py
 
 sizes: build
 	@bash scripts/sizes.sh $(BIN)

@@ -107,15 +107,29 @@ public enum Checker {
             if !r.isCall { returnOf[r.op] = i + 1 }
         }
         for i in 1..<events.count where events[i].isCall { events[i].match = returnOf[events[i].op] }
+        // The search walks and relinks this list millions of times: a plain buffer, without the
+        // array's bounds and uniqueness checks (indices are built above and stay in range).
+        let list = UnsafeMutableBufferPointer<Event>.allocate(capacity: events.count)
+        _ = list.initialize(from: events)
+        defer { list.deallocate() }
+        return search(model, ops, list, result, budget: budget)
+    }
 
-        func lift(_ call: Int) {
+    @_specialize(where M == RegisterModel)
+    @_specialize(where M == KVModel)
+    private static func search<M: SequentialModel>(_ model: M, _ ops: [Operation<M.Input, M.Output>],
+                                                   _ events: UnsafeMutableBufferPointer<Event>, _ initial: KeyResult,
+                                                   budget: SharedBudget) -> KeyResult {
+        var result = initial
+
+        @inline(__always) func lift(_ call: Int) {
             let ret = events[call].match
             events[events[call].prev].next = events[call].next
             if events[call].next >= 0 { events[events[call].next].prev = events[call].prev }
             events[events[ret].prev].next = events[ret].next
             if events[ret].next >= 0 { events[events[ret].next].prev = events[ret].prev }
         }
-        func unlift(_ call: Int) {
+        @inline(__always) func unlift(_ call: Int) {
             let ret = events[call].match
             events[events[ret].prev].next = ret
             if events[ret].next >= 0 { events[events[ret].next].prev = ret }
