@@ -45,6 +45,43 @@ struct HistoryGenerator {
         }
         return ops
     }
+
+    /// The same for a key-value store over three keys: get, put, append, delete, cas.
+    mutating func kv(operations: Int, clients: Int) -> [Operation<KVModel.Input, KVModel.Output>] {
+        var store: [String: String] = [:]
+        var ops: [Operation<KVModel.Input, KVModel.Output>] = []
+        var clientFree = [Int64](repeating: 0, count: clients)
+        var lastAt: Int64 = 10
+        for _ in 0..<operations {
+            let client = Int(rng.next() % UInt64(clients))
+            let key = ["a", "b", "c"][Int(rng.next() % 3)]
+            let at = max(lastAt + 1 + Int64(rng.next() % 4), clientFree[client])
+            lastAt = at
+            let invoke = max(clientFree[client], at - Int64(rng.next() % 8))
+            let complete = at + Int64(rng.next() % 8)
+            let input: KVModel.Input
+            var output: KVModel.Output = .done
+            var outcome = Outcome.ok
+            let v = String(rng.next() % 4)
+            switch rng.next() % 6 {
+            case 0, 1:
+                input = .get
+                output = .value(store[key])
+            case 2: input = .put(v); store[key] = v
+            case 3: input = .append(v); store[key] = (store[key] ?? "") + v
+            case 4: input = .delete; store[key] = nil
+            default:
+                let expected: String? = rng.next() % 3 == 0 ? nil : String(rng.next() % 4)
+                input = .cas(expected: expected, new: v)
+                if store[key] == expected { store[key] = v } else { outcome = .fail }
+            }
+            let lost = rng.next() % 12 == 0 && input != .get
+            ops.append(Operation(client: client, key: key, input: input, output: lost ? nil : output,
+                                 outcome: lost ? .unknown : outcome, invoke: invoke, complete: lost ? nil : complete))
+            clientFree[client] = complete + 1
+        }
+        return ops
+    }
 }
 
 @Test(arguments: 0..<4)
@@ -65,4 +102,18 @@ func generatedHistoriesAreLinearizableAndABadReadNeverIs(batch: UInt64) {
         mutated += 1
     }
     #expect(mutated > 400)
+}
+
+@Test(arguments: 0..<2)
+func generatedKVHistoriesAreLinearizableAndABadGetNeverIs(batch: UInt64) {
+    var generator = HistoryGenerator(rng: SplitMix64(seed: 100 + batch))
+    for round in 0..<500 {
+        let ops = generator.kv(operations: 15 + round % 40, clients: 2 + round % 5)
+        let good = Checker.check(KVModel(), ops)
+        #expect(good.verdict == .linearizable, "batch \(batch) round \(round): a model run was judged \(good.verdict)")
+        guard let g = ops.firstIndex(where: { $0.input == .get && $0.outcome == .ok }) else { continue }
+        var bad = ops
+        bad[g].output = .value("never written")
+        #expect(Checker.check(KVModel(), bad).verdict == .notLinearizable, "batch \(batch) round \(round)")
+    }
 }
