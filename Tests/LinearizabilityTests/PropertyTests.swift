@@ -9,19 +9,30 @@ import Testing
 struct HistoryGenerator {
     var rng: SplitMix64
 
-    mutating func register(operations: Int, clients: Int) -> [Operation<RegisterModel.Input, RegisterModel.Output>] {
-        var state: Int? = nil
-        var ops: [Operation<RegisterModel.Input, RegisterModel.Output>] = []
-        var clientFree = [Int64](repeating: 0, count: clients)
+    /// Effects happen in generation order, each at its own instant; a client is busy until its
+    /// last operation completed; the bar (invoke, completion) is stretched around the instant.
+    struct Clock {
+        var clientFree: [Int64]
         var lastAt: Int64 = 10
-        for _ in 0..<operations {
-            let client = Int(rng.next() % UInt64(clients))
-            // Effects happen in generation order, each at its own instant `at`; a client is busy
-            // until its last operation completed.
+        init(clients: Int) { clientFree = [Int64](repeating: 0, count: clients) }
+
+        mutating func next(_ rng: inout SplitMix64) -> (client: Int, invoke: Int64, complete: Int64) {
+            let client = Int(rng.next() % UInt64(clientFree.count))
             let at = max(lastAt + 1 + Int64(rng.next() % 4), clientFree[client])
             lastAt = at
             let invoke = max(clientFree[client], at - Int64(rng.next() % 8))
             let complete = at + Int64(rng.next() % 8)
+            clientFree[client] = complete + 1
+            return (client, invoke, complete)
+        }
+    }
+
+    mutating func register(operations: Int, clients: Int) -> [Operation<RegisterModel.Input, RegisterModel.Output>] {
+        var state: Int? = nil
+        var ops: [Operation<RegisterModel.Input, RegisterModel.Output>] = []
+        var clock = Clock(clients: clients)
+        for _ in 0..<operations {
+            let (client, invoke, complete) = clock.next(&rng)
             let input: RegisterModel.Input
             var output: RegisterModel.Output = .done
             var outcome = Outcome.ok
@@ -41,7 +52,6 @@ struct HistoryGenerator {
             let lost = rng.next() % 12 == 0 && input != .read
             ops.append(Operation(client: client, input: input, output: lost ? nil : output, outcome: lost ? .unknown : outcome,
                                  invoke: invoke, complete: lost ? nil : complete))
-            clientFree[client] = complete + 1
         }
         return ops
     }
@@ -50,15 +60,10 @@ struct HistoryGenerator {
     mutating func kv(operations: Int, clients: Int) -> [Operation<KVModel.Input, KVModel.Output>] {
         var store: [String: String] = [:]
         var ops: [Operation<KVModel.Input, KVModel.Output>] = []
-        var clientFree = [Int64](repeating: 0, count: clients)
-        var lastAt: Int64 = 10
+        var clock = Clock(clients: clients)
         for _ in 0..<operations {
-            let client = Int(rng.next() % UInt64(clients))
+            let (client, invoke, complete) = clock.next(&rng)
             let key = ["a", "b", "c"][Int(rng.next() % 3)]
-            let at = max(lastAt + 1 + Int64(rng.next() % 4), clientFree[client])
-            lastAt = at
-            let invoke = max(clientFree[client], at - Int64(rng.next() % 8))
-            let complete = at + Int64(rng.next() % 8)
             let input: KVModel.Input
             var output: KVModel.Output = .done
             var outcome = Outcome.ok
@@ -78,7 +83,6 @@ struct HistoryGenerator {
             let lost = rng.next() % 12 == 0 && input != .get
             ops.append(Operation(client: client, key: key, input: input, output: lost ? nil : output,
                                  outcome: lost ? .unknown : outcome, invoke: invoke, complete: lost ? nil : complete))
-            clientFree[client] = complete + 1
         }
         return ops
     }
