@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "Detection", dependencies: ["Core"]),
         // Linearizability checking of recorded histories (Wing-Gong search, Lowe's cache, per key). No I/O.
         .target(name: "Linearizability"),
+        // The Raft consensus core: a pure state machine driven by ticks and messages. No I/O.
+        .target(name: "Raft"),
         // TOML (its own parser: TOMLKit imported Foundation, whose ICU data was 45 MB of the daemon) -> ClusterConfig.
         .target(name: "ConfigFile", dependencies: ["Core"]),
         // Exact wake-ups (sleep, then spin the last stretch) and detached OS threads.
@@ -73,6 +75,7 @@ let package = Package(
             "NodeRuntime", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),
         .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),

@@ -1,0 +1,363 @@
+/// One replica's consensus state machine, pure: no clock (it counts `tick()`s), no disk, no
+/// network, no randomness of its own (a seed in the config). Inputs: `tick`, `step`, `propose`,
+/// `campaign`. Output: `ready()` hands back what to persist, send and apply, in that order, and
+/// `advance` is told it was done (etcd-io/raft's raft.go and rawnode.go in one value).
+/// Parts so far: leader election with randomized timeouts in [E, 2E), pre-vote and check-quorum,
+/// log replication with conflict hints and bounded in-flight appends, the current-term commit rule.
+public struct Raft: Sendable {
+    public struct Config: Sendable {
+        public var id: ReplicaID
+        /// Every voter, this replica included.
+        public var voters: [ReplicaID]
+        public var electionTicks = 10
+        public var heartbeatTicks = 1
+        public var preVote = true
+        public var checkQuorum = true
+        /// Appends with entries in flight to one follower at most (flow control).
+        public var maxInflight = 64
+        public var maxEntriesPerAppend = 64
+        public var seed: UInt64 = 1
+
+        public init(id: ReplicaID, voters: [ReplicaID]) { self.id = id; self.voters = voters }
+    }
+
+    /// What the leader knows of one follower (Raft §5.3: nextIndex, matchIndex).
+    struct Progress: Sendable {
+        var match: LogIndex = 0
+        var next: LogIndex
+        var inflight = 0
+        /// Heard from since the last check-quorum round.
+        var recentActive = false
+    }
+
+    public let config: Config
+    public private(set) var role: Role = .follower
+    public private(set) var term: Term = 0
+    public private(set) var vote: ReplicaID?
+    public private(set) var leader: ReplicaID?
+    public private(set) var log = RaftLog()
+
+    private var electionElapsed = 0
+    private var heartbeatElapsed = 0
+    private var randomizedTimeout = 0
+    private var votes: [ReplicaID: Bool] = [:]
+    private var progress: [ReplicaID: Progress] = [:]
+    private var outbox: [Message] = []
+    private var persisted = HardState()
+    private var rng: UInt64
+    /// What happened, for traces: role changes and refusals (drained by `takeTrace`).
+    private var trace: [String] = []
+
+    /// A replica starting from what it had persisted (nothing, the first time).
+    public init(config: Config, hardState: HardState = .init(), entries: [Entry] = []) {
+        precondition(config.voters.contains(config.id), "a replica is one of its group's voters")
+        self.config = config
+        rng = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(config.id)
+        term = hardState.term
+        vote = hardState.vote
+        for e in entries { log.append(e) }
+        log.markStable(through: log.lastIndex)
+        log.committed = min(hardState.commit, log.lastIndex)
+        persisted = HardState(term: term, vote: vote, commit: log.committed)
+        resetElectionTimer()
+    }
+
+    public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
+    var quorum: Int { config.voters.count / 2 + 1 }
+
+    // MARK: Inputs
+
+    public mutating func tick() {
+        electionElapsed += 1
+        switch role {
+        case .leader:
+            if config.checkQuorum && electionElapsed >= config.electionTicks {
+                electionElapsed = 0
+                // Raft §6.2 / etcd CheckQuorum: a leader that has not heard from a quorum within
+                // an election timeout steps down, so that an isolated leader does not linger.
+                let active = config.voters.filter { $0 == config.id || progress[$0]?.recentActive == true }.count
+                for id in progress.keys { progress[id]?.recentActive = false }
+                if active < quorum {
+                    note("\(config.id) stepped down at term \(term): heard from \(active) of \(config.voters.count), no quorum")
+                    becomeFollower(term, leader: nil)
+                    return
+                }
+            }
+            heartbeatElapsed += 1
+            if heartbeatElapsed >= config.heartbeatTicks {
+                heartbeatElapsed = 0
+                broadcastAppend()
+            }
+        case .follower, .preCandidate, .candidate:
+            if electionElapsed >= randomizedTimeout { campaign() }
+        }
+    }
+
+    /// Starts an election now (the election timer does this by itself).
+    public mutating func campaign() {
+        guard role != .leader else { return }
+        if config.preVote { becomePreCandidate() } else { becomeCandidate() }
+    }
+
+    public enum ProposeError: Error, Equatable, Sendable { case notLeader(leader: ReplicaID?) }
+
+    /// Appends a command to the leader's log; its index, or who the leader is.
+    public mutating func propose(_ data: [UInt8]) -> Result<LogIndex, ProposeError> {
+        guard role == .leader else { return .failure(.notLeader(leader: leader)) }
+        let entry = Entry(term: term, index: log.lastIndex + 1, data: data)
+        log.append(entry)
+        broadcastAppend()
+        return .success(entry.index)
+    }
+
+    public mutating func step(_ m: Message) {
+        guard m.to == config.id, config.voters.contains(m.from) else { return }
+        if m.term > term {
+            switch m.kind {
+            case .preVote:
+                break  // a pre-vote never changes our term
+            case .preVoteResponse(granted: true) where role == .preCandidate:
+                break  // it carries the term we would campaign in
+            case .vote where config.checkQuorum && leader != nil && electionElapsed < config.electionTicks:
+                // Leader lease: we heard from a live leader within the election timeout, so a
+                // node that was cut off (and raised its term) cannot depose it.
+                note("\(config.id) ignored a vote request from \(m.from) at term \(m.term): leader \(leader!) is live")
+                return
+            default:
+                let fromLeader: Bool = if case .append = m.kind { true } else { false }
+                becomeFollower(m.term, leader: fromLeader ? m.from : nil)
+            }
+        } else if m.term < term {
+            switch m.kind {
+            case .append:
+                // Tell a stale leader our term, so that it steps down.
+                send(m.from, .appendResponse(success: false, matchIndex: 0, conflictIndex: 0, conflictTerm: nil))
+            case .preVote:
+                send(m.from, .preVoteResponse(granted: false))
+            default:
+                break
+            }
+            return
+        }
+
+        switch m.kind {
+        case .preVote(let lastIndex, let lastTerm):
+            let inLease = leader != nil && electionElapsed < config.electionTicks
+            let grant = m.term > term && !inLease && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            outbox.append(Message(from: config.id, to: m.from, term: grant ? m.term : term, kind: .preVoteResponse(granted: grant)))
+        case .vote(let lastIndex, let lastTerm):
+            let canVote = vote == m.from || (vote == nil && leader == nil)
+            let grant = canVote && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            if grant {
+                vote = m.from
+                electionElapsed = 0
+            }
+            // The vote is in the hard state of the same Ready: persisted before this goes out.
+            send(m.from, .voteResponse(granted: grant))
+        case .preVoteResponse(let granted) where role == .preCandidate:
+            tally(m.from, granted) { $0.becomeCandidate() }
+        case .voteResponse(let granted) where role == .candidate:
+            tally(m.from, granted) { $0.becomeLeader() }
+        case .append(let prevIndex, let prevTerm, let entries, let commit):
+            if role != .follower { becomeFollower(term, leader: m.from) }
+            leader = m.from
+            electionElapsed = 0
+            handleAppend(from: m.from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
+        case .appendResponse(let success, let match, let conflictIndex, let conflictTerm) where role == .leader:
+            handleAppendResponse(from: m.from, success: success, match: match, conflictIndex: conflictIndex,
+                                 conflictTerm: conflictTerm)
+        default:
+            break  // a response for a role we no longer have
+        }
+    }
+
+    // MARK: Ready
+
+    public struct Ready: Sendable {
+        /// Persist first (if set), with `entries`; then send `messages`; then apply `committed`.
+        public var hardState: HardState?
+        public var entries: [Entry]
+        public var messages: [Message]
+        public var committed: [Entry]
+        public var isEmpty: Bool { hardState == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty }
+    }
+
+    public var hasReady: Bool {
+        hardState != persisted || !log.unstable.isEmpty || !outbox.isEmpty || log.applied < min(log.committed, log.lastIndex)
+    }
+
+    public mutating func ready() -> Ready {
+        let hs = hardState
+        let applyThrough = min(log.committed, log.lastIndex)
+        let committed = applyThrough > log.applied ? log.entries(from: log.applied + 1, max: Int(applyThrough.value - log.applied.value)) : []
+        defer { outbox.removeAll() }
+        return Ready(hardState: hs != persisted ? hs : nil, entries: log.unstable, messages: outbox, committed: committed)
+    }
+
+    /// The Ready was carried out: its state and entries are on disk, its messages sent, its
+    /// committed entries applied.
+    public mutating func advance(_ r: Ready) {
+        if let hs = r.hardState { persisted = hs }
+        if let last = r.entries.last { log.markStable(through: last.index) }
+        if let last = r.committed.last { log.applied = last.index }
+        // The leader counts its own entries toward a quorum once they are on its disk.
+        if role == .leader { maybeCommit() }
+    }
+
+    public mutating func takeTrace() -> [String] {
+        defer { trace.removeAll() }
+        return trace
+    }
+
+    // MARK: Roles
+
+    private mutating func becomeFollower(_ newTerm: Term, leader newLeader: ReplicaID?) {
+        if newTerm != term { vote = nil }
+        let changed = role != .follower || newTerm != term
+        term = newTerm
+        role = .follower
+        leader = newLeader
+        votes = [:]
+        progress = [:]
+        resetElectionTimer()
+        if changed { note("\(config.id) became follower at term \(term)") }
+    }
+
+    private mutating func becomePreCandidate() {
+        role = .preCandidate
+        leader = nil
+        votes = [config.id: true]
+        resetElectionTimer()
+        note("\(config.id) became precandidate at term \(term)")
+        for id in config.voters where id != config.id {
+            outbox.append(Message(from: config.id, to: id, term: term.next,
+                                  kind: .preVote(lastIndex: log.lastIndex, lastTerm: log.lastTerm)))
+        }
+        if quorum == 1 { becomeCandidate() }
+    }
+
+    private mutating func becomeCandidate() {
+        term = term.next
+        vote = config.id
+        role = .candidate
+        leader = nil
+        votes = [config.id: true]
+        resetElectionTimer()
+        note("\(config.id) became candidate at term \(term)")
+        for id in config.voters where id != config.id {
+            send(id, .vote(lastIndex: log.lastIndex, lastTerm: log.lastTerm))
+        }
+        if quorum == 1 { becomeLeader() }
+    }
+
+    private mutating func becomeLeader() {
+        role = .leader
+        leader = config.id
+        votes = [:]
+        electionElapsed = 0
+        heartbeatElapsed = 0
+        progress = [:]
+        for id in config.voters where id != config.id { progress[id] = Progress(next: log.lastIndex + 1) }
+        note("\(config.id) became leader at term \(term)")
+        // Raft §8: a no-op of its own term, so that earlier entries can be committed (§5.4.2).
+        log.append(Entry(term: term, index: log.lastIndex + 1, data: []))
+        broadcastAppend()
+    }
+
+    /// Counts a (pre-)vote; a quorum for wins, a quorum against ends the campaign.
+    private mutating func tally(_ from: ReplicaID, _ granted: Bool, onWin: (inout Raft) -> Void) {
+        votes[from] = granted
+        let yes = votes.values.filter { $0 }.count, no = votes.values.filter { !$0 }.count
+        if yes >= quorum { onWin(&self) } else if no >= quorum { becomeFollower(term, leader: nil) }
+    }
+
+    private mutating func resetElectionTimer() {
+        electionElapsed = 0
+        // Uniform in [E, 2E) (as etcd), from the config's seed.
+        rng = rng &+ 0x9E37_79B9_7F4A_7C15
+        var z = rng
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        randomizedTimeout = config.electionTicks + Int(z % UInt64(config.electionTicks))
+    }
+
+    // MARK: Replication
+
+    private mutating func handleAppend(from: ReplicaID, prevIndex: LogIndex, prevTerm: Term, entries: [Entry], commit: LogIndex) {
+        guard let ours = log.term(at: prevIndex) else {
+            // Our log ends before prevIndex: resume right after our last entry.
+            send(from, .appendResponse(success: false, matchIndex: 0, conflictIndex: log.lastIndex + 1, conflictTerm: nil))
+            return
+        }
+        guard ours == prevTerm else {
+            // Raft §5.3: reject, and name the conflicting term and where it starts.
+            send(from, .appendResponse(success: false, matchIndex: 0, conflictIndex: log.firstIndex(ofTermAt: prevIndex),
+                                       conflictTerm: ours))
+            return
+        }
+        let last = log.merge(after: prevIndex, entries)
+        if commit > log.committed { log.committed = min(commit, last) }
+        send(from, .appendResponse(success: true, matchIndex: last, conflictIndex: 0, conflictTerm: nil))
+    }
+
+    private mutating func handleAppendResponse(from: ReplicaID, success: Bool, match: LogIndex,
+                                               conflictIndex: LogIndex, conflictTerm: Term?) {
+        guard var pr = progress[from] else { return }
+        pr.recentActive = true
+        if success {
+            if match > pr.match { pr.match = match }
+            if pr.next < pr.match + 1 { pr.next = pr.match + 1 }
+            pr.inflight = max(0, pr.inflight - 1)
+            progress[from] = pr
+            maybeCommit()
+            if pr.next <= log.lastIndex { sendAppend(to: from) }
+        } else {
+            // Skip the follower's whole conflicting term in one round trip.
+            var next = conflictIndex
+            if let ct = conflictTerm, let ours = log.lastIndex(of: ct) { next = ours + 1 }
+            pr.next = max(pr.match + 1, min(next, log.lastIndex + 1))
+            pr.inflight = 0
+            progress[from] = pr
+            sendAppend(to: from)
+        }
+    }
+
+    private mutating func broadcastAppend() {
+        for id in config.voters where id != config.id { sendAppend(to: id) }
+    }
+
+    /// Entries from the follower's next index (when fewer than maxInflight are in flight), or an
+    /// empty append that serves as heartbeat and probe.
+    private mutating func sendAppend(to id: ReplicaID) {
+        guard var pr = progress[id] else { return }
+        let prev = pr.next - 1
+        guard let prevTerm = log.term(at: prev) else { return }
+        var entries: [Entry] = []
+        if pr.inflight < config.maxInflight {
+            entries = log.entries(from: pr.next, max: config.maxEntriesPerAppend)
+            if let last = entries.last {
+                pr.next = last.index + 1
+                pr.inflight += 1
+            }
+        }
+        progress[id] = pr
+        send(id, .append(prevIndex: prev, prevTerm: prevTerm, entries: entries, commit: log.committed))
+    }
+
+    /// Raft §5.4.2: the highest index on a quorum is committed only if it holds an entry of this
+    /// term; earlier entries then commit with it (Figure 8).
+    private mutating func maybeCommit() {
+        let matches = config.voters.map { $0 == config.id ? log.stable : (progress[$0]?.match ?? 0) }.sorted(by: >)
+        let n = matches[quorum - 1]
+        guard n > log.committed, log.term(at: n) == term else { return }
+        log.committed = n
+        broadcastAppend()
+    }
+
+    private mutating func send(_ to: ReplicaID, _ kind: Message.Kind) {
+        outbox.append(Message(from: config.id, to: to, term: term, kind: kind))
+    }
+
+    private mutating func note(_ s: String) { trace.append(s) }
+}
