@@ -30,14 +30,19 @@ struct RaftSimulation {
     var applied: [LogIndex: Entry] = [:]
     var proposals = 0
     var violations: [String] = []
+    var maxEntries = 64
 
     init(seed: UInt64, size: Int) {
         self.seed = seed
         rng = SplitMix64(seed: seed)
         ids = Array(1...size)
+        // Small appends split a new leader's catch-up: old-term entries then reach a quorum
+        // before its no-op does, the case the current-term commit rule exists for.
+        maxEntries = [1, 2, 64][Int(seed % 3)]
         for id in ids {
             var c = Raft.Config(id: id, voters: ids)
             c.seed = seed
+            c.maxEntriesPerAppend = maxEntries
             nodes[id] = Raft(config: c)
             disks[id] = Disk()
             side[id] = 0
@@ -54,24 +59,39 @@ struct RaftSimulation {
             switch rng.next() % 100 {
             case 0..<45:
                 for id in live { nodes[id]!.tick() }
-            case 45..<50:
+            case 45..<50, 67..<72:
                 if let leader = live.first(where: { nodes[$0]!.role == .leader }) {
                     proposals += 1
                     _ = nodes[leader]!.propose(Array("p\(proposals)".utf8))
                 }
             case 50..<52:
                 if down.count < ids.count / 2, !live.isEmpty { down.insert(pick(live)) }  // crash
+            case 61..<64:
+                // Crash the leader, often right after it replicated to only some: the schedules
+                // where an old term's entries sit on a minority (Raft Figure 8).
+                if down.count < ids.count / 2, let leader = live.first(where: { nodes[$0]!.role == .leader }) {
+                    down.insert(leader)
+                }
             case 52..<55:
                 if let id = down.min() {  // restart from disk (min: a Set's order changes per process)
                     down.remove(id)
                     var c = Raft.Config(id: id, voters: ids)
                     c.seed = seed &+ UInt64(step)
+                    c.maxEntriesPerAppend = maxEntries
                     nodes[id] = Raft(config: c, hardState: disks[id]!.hardState, entries: disks[id]!.entries)
                     scanned[id] = 0
                     checkedLeader[id] = nil
                 }
             case 55..<57:
                 for id in ids { side[id] = Int(rng.next() % 2) }  // partition
+            case 64..<67:
+                // Cut the leader off with one follower: it keeps appending entries of its term
+                // that only a minority holds, while the rest elect a new leader.
+                if let leader = live.first(where: { nodes[$0]!.role == .leader }) {
+                    for id in ids { side[id] = 0 }
+                    side[leader] = 1
+                    side[pick(ids.filter { $0 != leader })] = 1
+                }
             case 57..<61:
                 for id in ids { side[id] = 0 }  // heal
             default:
