@@ -17,9 +17,26 @@ public struct Raft: Sendable {
         public var maxInflight = 64
         public var maxEntriesPerAppend = 64
         public var seed: UInt64 = 1
+        #if RAFT_PLANTED_BUGS
+        /// Only in a test build (-DRAFT_PLANTED_BUGS): a known bug, to show the simulation finds it.
+        public var plantedBug: PlantedBug?
+        #endif
 
         public init(id: ReplicaID, voters: [ReplicaID]) { self.id = id; self.voters = voters }
     }
+
+    #if RAFT_PLANTED_BUGS
+    public enum PlantedBug: String, Sendable, CaseIterable {
+        /// Commit an entry of an earlier term by counting replicas (Raft Figure 8).
+        case commitPreviousTerm
+        /// Answer a vote before it is persisted: a restart forgets it and may vote twice in a term.
+        case voteWithoutPersisting
+        /// Accept an append without checking the previous entry's term.
+        case appendWithoutPrevCheck
+    }
+
+    private func planted(_ bug: PlantedBug) -> Bool { config.plantedBug == bug }
+    #endif
 
     /// What the leader knows of one follower (Raft §5.3: nextIndex, matchIndex).
     struct Progress: Sendable {
@@ -62,7 +79,12 @@ public struct Raft: Sendable {
         resetElectionTimer()
     }
 
-    public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
+    public var hardState: HardState {
+        #if RAFT_PLANTED_BUGS
+        if planted(.voteWithoutPersisting) { return HardState(term: term, vote: nil, commit: log.committed) }
+        #endif
+        return HardState(term: term, vote: vote, commit: log.committed)
+    }
     var quorum: Int { config.voters.count / 2 + 1 }
 
     // MARK: Inputs
@@ -290,7 +312,11 @@ public struct Raft: Sendable {
             send(from, .appendResponse(success: false, matchIndex: 0, conflictIndex: log.lastIndex + 1, conflictTerm: nil))
             return
         }
-        guard ours == prevTerm else {
+        var prevMatches = ours == prevTerm
+        #if RAFT_PLANTED_BUGS
+        if planted(.appendWithoutPrevCheck) { prevMatches = true }
+        #endif
+        guard prevMatches else {
             // Raft §5.3: reject, and name the conflicting term and where it starts.
             send(from, .appendResponse(success: false, matchIndex: 0, conflictIndex: log.firstIndex(ofTermAt: prevIndex),
                                        conflictTerm: ours))
@@ -350,7 +376,11 @@ public struct Raft: Sendable {
     private mutating func maybeCommit() {
         let matches = config.voters.map { $0 == config.id ? log.stable : (progress[$0]?.match ?? 0) }.sorted(by: >)
         let n = matches[quorum - 1]
-        guard n > log.committed, log.term(at: n) == term else { return }
+        var currentTerm = log.term(at: n) == term
+        #if RAFT_PLANTED_BUGS
+        if planted(.commitPreviousTerm) { currentTerm = true }
+        #endif
+        guard n > log.committed, currentTerm else { return }
         log.committed = n
         broadcastAppend()
     }

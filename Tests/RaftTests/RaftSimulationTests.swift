@@ -32,8 +32,12 @@ struct RaftSimulation {
     var violations: [String] = []
     var maxEntries = 64
 
-    init(seed: UInt64, size: Int) {
+    /// Adjusts every replica's config (the planted-bug tests use it).
+    let configure: @Sendable (inout Raft.Config) -> Void
+
+    init(seed: UInt64, size: Int, configure: @escaping @Sendable (inout Raft.Config) -> Void = { _ in }) {
         self.seed = seed
+        self.configure = configure
         rng = SplitMix64(seed: seed)
         ids = Array(1...size)
         // Small appends split a new leader's catch-up: old-term entries then reach a quorum
@@ -43,6 +47,7 @@ struct RaftSimulation {
             var c = Raft.Config(id: id, voters: ids)
             c.seed = seed
             c.maxEntriesPerAppend = maxEntries
+            configure(&c)
             nodes[id] = Raft(config: c)
             disks[id] = Disk()
             side[id] = 0
@@ -78,6 +83,7 @@ struct RaftSimulation {
                     var c = Raft.Config(id: id, voters: ids)
                     c.seed = seed &+ UInt64(step)
                     c.maxEntriesPerAppend = maxEntries
+                    configure(&c)
                     nodes[id] = Raft(config: c, hardState: disks[id]!.hardState, entries: disks[id]!.entries)
                     scanned[id] = 0
                     checkedLeader[id] = nil
