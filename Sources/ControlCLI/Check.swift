@@ -37,7 +37,6 @@ struct Check: ParsableCommand {
         guard let ms = DurationText.milliseconds(timeout), ms > 0 else {
             throw ValidationError("--timeout '\(timeout)' is not a duration; write e.g. 30s or 500ms")
         }
-        _ = ms
         if cacheMB < 1 { throw ValidationError("--cache-mb must be at least 1") }
     }
 

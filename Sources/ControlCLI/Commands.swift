@@ -33,7 +33,7 @@ struct Connection: ParsableArguments {
     }
 
     func call<R: Decodable>(_ method: String, _ reply: R.Type) throws -> R {
-        try call(method, ControlProtocol.NoParameters(), reply)
+        try call(method, ControlProtocol.Empty(), reply)
     }
 
     private func defaultSocket() -> String {

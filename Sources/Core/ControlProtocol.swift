@@ -2,7 +2,7 @@
 /// the IDL they follow). The daemon encodes replies and decodes parameters with these; kvctl does
 /// the reverse. Integers are Int64/Int: a monotonic-ns stamp stays exact past 2^53.
 public enum ControlProtocol {
-    public struct NoParameters: Codable, Sendable { public init() {} }
+    /// No parameters, or a reply with none (StartNode, StopNode, RestartNode).
     public struct Empty: Codable, Sendable { public init() {} }
 
     public struct Status: Codable, Sendable, Equatable {

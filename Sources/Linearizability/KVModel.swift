@@ -21,17 +21,13 @@ public struct KVModel: SequentialModel {
     public func step(_ state: String?, _ input: Input, _ output: Output?, outcome: Outcome) -> String?? {
         switch input {
         case .get:
-            guard outcome == .ok, case .value(let seen)? = output else { return .some(state) }
-            return seen == state ? .some(state) : nil
+            let seen: String?? = if case .value(let v)? = output { .some(v) } else { nil }
+            return ModelRules.read(state, seen: seen, outcome: outcome)
         case .put(let v): return outcome == .fail ? .some(state) : .some(v)
         case .append(let v): return outcome == .fail ? .some(state) : .some((state ?? "") + v)
         case .delete: return outcome == .fail ? .some(state) : .some(nil)
         case .cas(let expected, let new):
-            switch outcome {
-            case .ok: return state == expected ? .some(new) : nil
-            case .fail: return state != expected ? .some(state) : nil
-            case .unknown: return state == expected ? .some(new) : .some(state)
-            }
+            return ModelRules.compareAndSet(state, expected: expected, new: new, outcome: outcome)
         }
     }
 

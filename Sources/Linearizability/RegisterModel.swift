@@ -18,17 +18,12 @@ public struct RegisterModel: SequentialModel {
     public func step(_ state: Int?, _ input: Input, _ output: Output?, outcome: Outcome) -> Int?? {
         switch input {
         case .read:
-            // A read whose result is unknown changes nothing and constrains nothing.
-            guard outcome == .ok, case .value(let seen)? = output else { return .some(state) }
-            return seen == state ? .some(state) : nil
+            let seen: Int?? = if case .value(let v)? = output { .some(v) } else { nil }
+            return ModelRules.read(state, seen: seen, outcome: outcome)
         case .write(let v):
             return outcome == .fail ? .some(state) : .some(v)
         case .cas(let from, let to):
-            switch outcome {
-            case .ok: return state == from ? .some(to) : nil
-            case .fail: return state != from ? .some(state) : nil
-            case .unknown: return state == from ? .some(to) : .some(state)
-            }
+            return ModelRules.compareAndSet(state, expected: from, new: to, outcome: outcome)
         }
     }
 

@@ -246,30 +246,27 @@ public struct Raft: Sendable {
     }
 
     private mutating func becomePreCandidate() {
-        role = .preCandidate
-        leader = nil
-        votes = [config.id: true]
-        resetElectionTimer()
-        note("\(config.id) became precandidate at term \(term)")
-        for id in config.voters where id != config.id {
-            outbox.append(Message(from: config.id, to: id, term: term.next,
-                                  kind: .preVote(lastIndex: log.lastIndex, lastTerm: log.lastTerm)))
-        }
+        // A pre-vote asks for the next term without taking it.
+        startCampaign(.preCandidate, askingFor: term.next, .preVote(lastIndex: log.lastIndex, lastTerm: log.lastTerm))
         if quorum == 1 { becomeCandidate() }
     }
 
     private mutating func becomeCandidate() {
         term = term.next
         vote = config.id
-        role = .candidate
+        startCampaign(.candidate, askingFor: term, .vote(lastIndex: log.lastIndex, lastTerm: log.lastTerm))
+        if quorum == 1 { becomeLeader() }
+    }
+
+    private mutating func startCampaign(_ newRole: Role, askingFor campaignTerm: Term, _ request: Message.Kind) {
+        role = newRole
         leader = nil
         votes = [config.id: true]
         resetElectionTimer()
-        note("\(config.id) became candidate at term \(term)")
+        note("\(config.id) became \(newRole.rawValue) at term \(term)")
         for id in config.voters where id != config.id {
-            send(id, .vote(lastIndex: log.lastIndex, lastTerm: log.lastTerm))
+            outbox.append(Message(from: config.id, to: id, term: campaignTerm, kind: request))
         }
-        if quorum == 1 { becomeLeader() }
     }
 
     private mutating func becomeLeader() {

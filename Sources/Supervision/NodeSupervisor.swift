@@ -193,16 +193,10 @@ public actor NodeSupervisor {
         performNow(effects)
     }
 
-    /// Effects that never include a spawn (those of reports and timers) are carried out at once.
+    /// The effects of reports, which never include a spawn (only commands and restart timers
+    /// spawn, through `perform`), carried out at once.
     private func performNow(_ effects: [NodeTable.Effect]?) {
-        for effect in effects ?? [] {
-            switch effect {
-            case .spawn(let id, let generation):
-                Task { try? await self.perform([.spawn(id, generation: generation)]) }
-            default:
-                carryOut(effect)
-            }
-        }
+        for effect in effects ?? [] { carryOut(effect) }
     }
 
     private func perform(_ effects: [NodeTable.Effect]) async throws {

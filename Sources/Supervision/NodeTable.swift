@@ -14,7 +14,7 @@ public enum ExitExpectation: String, Sendable, Equatable {
 /// returns the `Effect`s to carry out (spawn, signal, timers, events). `NodeSupervisor` owns one
 /// and only carries effects out; scenario scripts drive one directly (Tests/SupervisionTests/testdata).
 public struct NodeTable: Sendable {
-    public struct Entry: Sendable, Equatable {
+    public struct Entry: Sendable {
         public var config: NodeConfig
         public var state: NodeState = .stopped
         /// Bumped by each spawn; reports and timers name the generation they belong to.
@@ -35,11 +35,6 @@ public struct NodeTable: Sendable {
         /// When the signal behind the last pause or continue was applied: an older one is stale.
         public var pauseChangedAt: MonotonicNanos = .min
 
-        public static func == (a: Entry, b: Entry) -> Bool {
-            a.config == b.config && a.state == b.state && a.generation == b.generation && a.pid == b.pid
-                && a.restarts == b.restarts && a.lastExit == b.lastExit && a.expectation == b.expectation
-                && a.restartToken == b.restartToken && a.registeredGeneration == b.registeredGeneration
-        }
     }
 
     public enum Input: Sendable {

@@ -47,11 +47,14 @@ public enum JSONLHistory {
 
     /// Which model the operations name: register for read/write, kv for get/put/append/delete.
     public static func detectModel(_ text: String) -> Model? {
+        struct Head: Decodable { var f: String }
+        let decoder = JSONDecoder()
         for raw in text.split(separator: "\n").prefix(10_000) {
-            if raw.contains("\"f\":\"read\"") || raw.contains("\"f\": \"read\"") || raw.contains("\"f\":\"write\"")
-                || raw.contains("\"f\": \"write\"") { return .register }
-            for f in ["get", "put", "append", "delete"] where raw.contains("\"f\":\"\(f)\"") || raw.contains("\"f\": \"\(f)\"") {
-                return .kv
+            guard let head = try? decoder.decode(Head.self, from: Data(raw.utf8)) else { continue }
+            switch head.f {
+            case "read", "write": return .register
+            case "get", "put", "append", "delete": return .kv
+            default: continue
             }
         }
         return nil
@@ -138,7 +141,7 @@ public enum JSONLHistory {
                 }
                 let outcome: Outcome = l.type == "ok" ? .ok : l.type == "fail" ? .fail : .unknown
                 operations[i].outcome = outcome
-                operations[i].output = outcome == .ok ? try output(l, number) : (outcome == .fail ? try output(l, number) : nil)
+                operations[i].output = outcome == .unknown ? nil : try output(l, number)
                 operations[i].complete = outcome == .unknown ? nil : l.tMonoNs
             default:
                 throw HistoryError(line: number, message: "unknown type '\(l.type)' (invoke, ok, fail, info)")
