@@ -1,6 +1,7 @@
 # kvsupervisor — build, run, test, install.
 #   make run      install what is missing, build release binaries, start the supervisor (default cluster)
-#   make test     every test tier that can run here (unit, integration, external clients)
+#   make test     every test tier that can run here (unit, simulation, integration, external clients)
+#   make simulation  10,000 seeded faulty Raft schedules from the release build (kvctl sim schedules)
 #   make bench    detection / fault timing / control-call figures
 #   make bench-check  the linearizability checker over the shared histories, beside Porcupine
 #   make sizes    stripped size of each shipped binary against the 25 MB budget
@@ -13,7 +14,7 @@ BIN := .build/release
 SWIFT_RELEASE := swift build -c release --static-swift-stdlib
 PYTHON := .venv/bin/python
 
-.PHONY: all setup build debug run test unit integration system bench bench-check sizes install clean idl
+.PHONY: all setup build debug run test unit simulation integration system bench bench-check sizes install clean idl
 
 all: build
 
@@ -35,6 +36,12 @@ unit: setup
 	swift test
 	swift test -Xswiftc -DRAFT_PLANTED_BUGS --scratch-path .build-planted --filter theSimulationCatchesAPlantedBug
 
+# The Raft core in the deterministic simulator, 10,000 schedules (seeds 1-10000) from the release
+# build: every invariant after every step, a linearizable client history at the end of each.
+SIM_SCHEDULES ?= 10000
+simulation: build
+	$(BIN)/kvctl sim schedules --count $(SIM_SCHEDULES)
+
 pyenv: setup
 	@bash scripts/pyenv.sh
 
@@ -46,7 +53,7 @@ system: build pyenv
 	@if [[ $$(id -u) -eq 0 ]]; then KV_SYSTEM_TIER=1 bash scripts/setup.sh; fi
 	KV_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -rA -s tests/system; rc=$$?; [[ $$rc -eq 5 ]] && { echo "system: no tests collected"; exit 0; }; exit $$rc
 
-test: unit integration system
+test: unit simulation integration system
 
 bench: build pyenv
 	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/bench.py
@@ -66,4 +73,4 @@ install: build
 	scripts/install.sh $(BIN) $(PREFIX) "$(DESTDIR)"
 
 clean:
-	rm -rf .build run
+	rm -rf .build .build-planted run

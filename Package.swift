@@ -5,7 +5,7 @@ import PackageDescription
 //   executables: kvsupervisor, kvctl, kvnode         — argument parsing and wiring only
 //   services:    Daemon, ControlCLI, NodeRuntime
 //   mechanisms:  Supervision, Faults, Events, Varlink, Systemd, ConfigFile
-//   pure logic:  Detection
+//   pure logic:  Detection, Linearizability, Raft, KVStore, RaftSimulation
 //   vocabulary:  Core
 let package = Package(
     name: "kvsupervisor",
@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -33,6 +34,14 @@ let package = Package(
         .target(name: "Linearizability"),
         // The Raft consensus core: a pure state machine driven by ticks and messages. No I/O.
         .target(name: "Raft"),
+        // The replicated store's state machine (put, get, delete, CAS, mput; dedup by client and seq;
+        // snapshots) and its binary entry format. No I/O.
+        .target(name: "KVStore"),
+        // The deterministic simulator: Raft replicas running KVStore over a faulty network and disk,
+        // with retrying clients; the invariants; election-time trials. Used by tests and `kvctl sim`.
+        .target(name: "RaftSimulation", dependencies: [
+            "Raft", "KVStore", "Linearizability", .product(name: "HeapModule", package: "swift-collections"),
+        ]),
         // TOML (its own parser: TOMLKit imported Foundation, whose ICU data was 45 MB of the daemon) -> ClusterConfig.
         .target(name: "ConfigFile", dependencies: ["Core"]),
         // Exact wake-ups (sleep, then spin the last stretch) and detached OS threads.
@@ -64,7 +73,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "ControlCLI", dependencies: [
-            "Core", "Varlink", "Linearizability",
+            "Core", "Varlink", "Linearizability", "Raft", "RaftSimulation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "kvsupervisor", dependencies: [
@@ -75,7 +84,8 @@ let package = Package(
             "NodeRuntime", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
-        .testTarget(name: "RaftTests", dependencies: ["Raft", "ScenarioTesting"], exclude: ["testdata"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
+        .testTarget(name: "KVStoreTests", dependencies: ["KVStore"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),
         .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),

@@ -1,15 +1,22 @@
 /// One replica's consensus state machine, pure: no clock (it counts `tick()`s), no disk, no
 /// network, no randomness of its own (a seed in the config). Inputs: `tick`, `step`, `propose`,
-/// `campaign`. Output: `ready()` hands back what to persist, send and apply, in that order, and
-/// `advance` is told it was done (etcd-io/raft's raft.go and rawnode.go in one value).
-/// Parts so far: leader election with randomized timeouts in [E, 2E), pre-vote and check-quorum,
-/// log replication with conflict hints and bounded in-flight appends, the current-term commit rule.
+/// `campaign`, `readIndex`, `transferLeadership`, `compact`. Output: `ready()` hands back what to
+/// persist, send and apply, in that order, and `advance` is told it was done (etcd-io/raft's
+/// raft.go and rawnode.go in one value).
+/// Parts: leader election with randomized timeouts in [E, 2E), pre-vote, check-quorum and a leader
+/// lease; log replication with conflict hints and bounded in-flight appends; the current-term
+/// commit rule; ReadIndex; snapshots with compaction and InstallSnapshot; leadership transfer.
 public struct Raft: Sendable {
     public struct Config: Sendable {
         public var id: ReplicaID
         /// Every voter, this replica included.
         public var voters: [ReplicaID]
+        /// The election timeout: a follower campaigns after a random number of ticks in
+        /// [electionTicks, maxElectionTicks) without hearing from a leader; also the leader lease
+        /// and the check-quorum period.
         public var electionTicks = 10
+        /// nil: 2 x electionTicks, as etcd.
+        public var maxElectionTicks: Int?
         public var heartbeatTicks = 1
         public var preVote = true
         public var checkQuorum = true
@@ -45,7 +52,12 @@ public struct Raft: Sendable {
         var inflight = 0
         /// Heard from since the last check-quorum round.
         var recentActive = false
+        /// The latest ReadIndex round this follower has answered in this term.
+        var ackedRound: UInt64 = 0
     }
+
+    /// A ReadIndex request waiting for a quorum to answer a heartbeat of `round` (or a later one).
+    struct PendingRead: Sendable { var context: UInt64; var index: LogIndex; var round: UInt64 }
 
     public let config: Config
     public private(set) var role: Role = .follower
@@ -64,17 +76,29 @@ public struct Raft: Sendable {
     private var rng: UInt64
     /// What happened, for traces: role changes and refusals (drained by `takeTrace`).
     private var trace: [String] = []
+    /// A leader's snapshot installed here, for the application (next Ready).
+    private var pendingSnapshot: Snapshot?
+    private var readRound: UInt64 = 0
+    private var pendingReads: [PendingRead] = []
+    /// Reads that arrived before this leader committed an entry of its term: its commit index may
+    /// lag the previous leader's until then (Raft §6.4 step 1).
+    private var readsAwaitingCommit: [UInt64] = []
+    private var readStates: [ReadState] = []
+    private var failedReads: [UInt64] = []
+    /// Leadership transfer in progress: to whom, and for how many ticks.
+    public private(set) var transferee: ReplicaID?
+    private var transferElapsed = 0
 
-    /// A replica starting from what it had persisted (nothing, the first time).
-    public init(config: Config, hardState: HardState = .init(), entries: [Entry] = []) {
+    /// A replica starting from what it had persisted (nothing, the first time): its hard state, its
+    /// latest snapshot (the application restores its state from it) and the entries after it.
+    public init(config: Config, hardState: HardState = .init(), snapshot: Snapshot = .init(), entries: [Entry] = []) {
         precondition(config.voters.contains(config.id), "a replica is one of its group's voters")
         self.config = config
         rng = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(config.id)
         term = hardState.term
         vote = hardState.vote
-        for e in entries { log.append(e) }
-        log.markStable(through: log.lastIndex)
-        log.committed = min(hardState.commit, log.lastIndex)
+        log = RaftLog(snapshot: snapshot, entries: entries)
+        log.committed = max(snapshot.index, min(hardState.commit, log.lastIndex))
         persisted = HardState(term: term, vote: vote, commit: log.committed)
         resetElectionTimer()
     }
@@ -93,6 +117,13 @@ public struct Raft: Sendable {
         electionElapsed += 1
         switch role {
         case .leader:
+            if let target = transferee {
+                transferElapsed += 1
+                if transferElapsed >= config.electionTicks {
+                    note("\(config.id) gave up transferring leadership to \(target): it did not take over within an election timeout")
+                    transferee = nil
+                }
+            }
             if config.checkQuorum && electionElapsed >= config.electionTicks {
                 electionElapsed = 0
                 // Raft §6.2 / etcd CheckQuorum: a leader that has not heard from a quorum within
@@ -121,16 +152,67 @@ public struct Raft: Sendable {
         if config.preVote { becomePreCandidate() } else { becomeCandidate() }
     }
 
-    public enum ProposeError: Error, Equatable, Sendable { case notLeader(leader: ReplicaID?) }
+    public enum ProposeError: Error, Equatable, Sendable, CustomStringConvertible {
+        case notLeader(leader: ReplicaID?)
+        /// Proposals wait while leadership moves, so that the new leader is not chasing a moving log.
+        case transferring(to: ReplicaID)
+        case unknownReplica(ReplicaID)
+
+        public var description: String {
+            switch self {
+            case .notLeader(let l): return "not the leader (leader: \(l.map(String.init) ?? "unknown"))"
+            case .transferring(let to): return "leadership is moving to \(to)"
+            case .unknownReplica(let id): return "no replica \(id) in this group"
+            }
+        }
+    }
 
     /// Appends a command to the leader's log; its index, or who the leader is.
     public mutating func propose(_ data: [UInt8]) -> Result<LogIndex, ProposeError> {
         guard role == .leader else { return .failure(.notLeader(leader: leader)) }
+        if let target = transferee { return .failure(.transferring(to: target)) }
         let entry = Entry(term: term, index: log.lastIndex + 1, data: data)
         log.append(entry)
         broadcastAppend()
         return .success(entry.index)
     }
+
+    /// A linearizable read (Raft §6.4): the leader notes its commit index, confirms it is still
+    /// leader by a heartbeat round a quorum answers, then hands back a ReadState with `context`;
+    /// the application serves the read once it has applied that index. Fails on a follower (ask
+    /// the leader) and, in a later Ready's `failedReads`, if leadership is lost first.
+    public mutating func readIndex(_ context: UInt64) -> Result<Void, ProposeError> {
+        guard role == .leader else { return .failure(.notLeader(leader: leader)) }
+        if log.term(at: log.committed) != term {
+            readsAwaitingCommit.append(context)
+        } else {
+            startRead(context)
+        }
+        return .success(())
+    }
+
+    /// Hands leadership to `target` (Raft §3.10): bring its log up to date, then tell it to
+    /// campaign at once (TimeoutNow). Proposals are refused meanwhile; given up after an election
+    /// timeout.
+    public mutating func transferLeadership(to target: ReplicaID) -> Result<Void, ProposeError> {
+        guard role == .leader else { return .failure(.notLeader(leader: leader)) }
+        guard config.voters.contains(target) else { return .failure(.unknownReplica(target)) }
+        guard target != config.id else { return .success(()) }
+        transferee = target
+        transferElapsed = 0
+        note("\(config.id) transferring leadership to \(target)")
+        if progress[target]?.match == log.lastIndex { send(target, .timeoutNow) } else { sendAppend(to: target) }
+        return .success(())
+    }
+
+    /// The application saved a snapshot of its state through `index` (applied already): the log
+    /// drops the entries it covers, and followers behind it get the snapshot instead.
+    public mutating func compact(through index: LogIndex, data: [UInt8]) {
+        guard index > log.snapshotIndex, index <= log.applied, let t = log.term(at: index) else { return }
+        log.compact(to: Snapshot(index: index, term: t, data: data))
+    }
+
+    public var snapshot: Snapshot { log.snapshot }
 
     public mutating func step(_ m: Message) {
         guard m.to == config.id, config.voters.contains(m.from) else { return }
@@ -140,20 +222,20 @@ public struct Raft: Sendable {
                 break  // a pre-vote never changes our term
             case .preVoteResponse(granted: true) where role == .preCandidate:
                 break  // it carries the term we would campaign in
-            case .vote where config.checkQuorum && leader != nil && electionElapsed < config.electionTicks:
+            case .vote(_, _, transfer: false) where config.checkQuorum && leader != nil && electionElapsed < config.electionTicks:
                 // Leader lease: we heard from a live leader within the election timeout, so a
                 // node that was cut off (and raised its term) cannot depose it.
                 note("\(config.id) ignored a vote request from \(m.from) at term \(m.term): leader \(leader!) is live")
                 return
             default:
-                let fromLeader: Bool = if case .append = m.kind { true } else { false }
+                let fromLeader: Bool = switch m.kind { case .append, .snapshot, .timeoutNow: true; default: false }
                 becomeFollower(m.term, leader: fromLeader ? m.from : nil)
             }
         } else if m.term < term {
             switch m.kind {
             case .append:
                 // Tell a stale leader our term, so that it steps down.
-                send(m.from, .appendResponse(success: false, matchIndex: 0, conflictIndex: 0, conflictTerm: nil))
+                send(m.from, .appendResponse(success: false, matchIndex: 0, conflictIndex: 0, conflictTerm: nil, round: 0))
             case .preVote:
                 send(m.from, .preVoteResponse(granted: false))
             default:
@@ -167,7 +249,7 @@ public struct Raft: Sendable {
             let inLease = leader != nil && electionElapsed < config.electionTicks
             let grant = m.term > term && !inLease && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
             outbox.append(Message(from: config.id, to: m.from, term: grant ? m.term : term, kind: .preVoteResponse(granted: grant)))
-        case .vote(let lastIndex, let lastTerm):
+        case .vote(let lastIndex, let lastTerm, _):
             let canVote = vote == m.from || (vote == nil && leader == nil)
             let grant = canVote && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
             if grant {
@@ -180,14 +262,18 @@ public struct Raft: Sendable {
             tally(m.from, granted) { $0.becomeCandidate() }
         case .voteResponse(let granted) where role == .candidate:
             tally(m.from, granted) { $0.becomeLeader() }
-        case .append(let prevIndex, let prevTerm, let entries, let commit):
-            if role != .follower { becomeFollower(term, leader: m.from) }
-            leader = m.from
-            electionElapsed = 0
-            handleAppend(from: m.from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
-        case .appendResponse(let success, let match, let conflictIndex, let conflictTerm) where role == .leader:
+        case .append(let prevIndex, let prevTerm, let entries, let commit, let round):
+            followLeader(m.from)
+            handleAppend(from: m.from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit, round: round)
+        case .snapshot(let snapshot):
+            followLeader(m.from)
+            handleSnapshot(from: m.from, snapshot)
+        case .timeoutNow where role != .leader:
+            note("\(config.id) campaigns at once: leader \(m.from) hands over")
+            becomeCandidate(transfer: true)
+        case .appendResponse(let success, let match, let conflictIndex, let conflictTerm, let round) where role == .leader:
             handleAppendResponse(from: m.from, success: success, match: match, conflictIndex: conflictIndex,
-                                 conflictTerm: conflictTerm)
+                                 conflictTerm: conflictTerm, round: round)
         default:
             break  // a response for a role we no longer have
         }
@@ -196,29 +282,40 @@ public struct Raft: Sendable {
     // MARK: Ready
 
     public struct Ready: Sendable {
-        /// Persist first (if set), with `entries`; then send `messages`; then apply `committed`.
+        /// In this order: persist `snapshot`, `hardState` and `entries` (and sync); send `messages`;
+        /// restore the application from `snapshot`, then apply `committed`; serve the reads of
+        /// `readStates` once applied through their index; fail `failedReads`.
+        public var snapshot: Snapshot?
         public var hardState: HardState?
         public var entries: [Entry]
         public var messages: [Message]
         public var committed: [Entry]
-        public var isEmpty: Bool { hardState == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty }
+        public var readStates: [ReadState]
+        public var failedReads: [UInt64]
     }
 
     public var hasReady: Bool {
-        hardState != persisted || !log.unstable.isEmpty || !outbox.isEmpty || log.applied < min(log.committed, log.lastIndex)
+        pendingSnapshot != nil || hardState != persisted || !log.unstable.isEmpty || !outbox.isEmpty
+            || log.applied < min(log.committed, log.lastIndex) || !readStates.isEmpty || !failedReads.isEmpty
     }
 
     public mutating func ready() -> Ready {
         let hs = hardState
+        let applyFrom = max(log.applied, pendingSnapshot?.index ?? 0) + 1
         let applyThrough = min(log.committed, log.lastIndex)
-        let committed = applyThrough > log.applied ? log.entries(from: log.applied + 1, max: Int(applyThrough.value - log.applied.value)) : []
-        defer { outbox.removeAll() }
-        return Ready(hardState: hs != persisted ? hs : nil, entries: log.unstable, messages: outbox, committed: committed)
+        let committed = applyThrough >= applyFrom ? log.entries(from: applyFrom, max: Int(applyThrough.value - applyFrom.value) + 1) : []
+        defer { outbox.removeAll(); readStates.removeAll(); failedReads.removeAll() }
+        return Ready(snapshot: pendingSnapshot, hardState: hs != persisted ? hs : nil, entries: log.unstable, messages: outbox,
+                     committed: committed, readStates: readStates, failedReads: failedReads)
     }
 
     /// The Ready was carried out: its state and entries are on disk, its messages sent, its
-    /// committed entries applied.
+    /// snapshot and committed entries applied.
     public mutating func advance(_ r: Ready) {
+        if let s = r.snapshot {
+            log.applied = max(log.applied, s.index)
+            if pendingSnapshot == s { pendingSnapshot = nil }
+        }
         if let hs = r.hardState { persisted = hs }
         if let last = r.entries.last { log.markStable(through: last.index) }
         if let last = r.committed.last { log.applied = last.index }
@@ -235,6 +332,8 @@ public struct Raft: Sendable {
 
     private mutating func becomeFollower(_ newTerm: Term, leader newLeader: ReplicaID?) {
         if newTerm != term { vote = nil }
+        if role == .leader { failReads() }
+        transferee = nil
         let changed = role != .follower || newTerm != term
         term = newTerm
         role = .follower
@@ -251,10 +350,10 @@ public struct Raft: Sendable {
         if quorum == 1 { becomeCandidate() }
     }
 
-    private mutating func becomeCandidate() {
+    private mutating func becomeCandidate(transfer: Bool = false) {
         term = term.next
         vote = config.id
-        startCampaign(.candidate, askingFor: term, .vote(lastIndex: log.lastIndex, lastTerm: log.lastTerm))
+        startCampaign(.candidate, askingFor: term, .vote(lastIndex: log.lastIndex, lastTerm: log.lastTerm, transfer: transfer))
         if quorum == 1 { becomeLeader() }
     }
 
@@ -292,21 +391,35 @@ public struct Raft: Sendable {
 
     private mutating func resetElectionTimer() {
         electionElapsed = 0
-        // Uniform in [E, 2E) (as etcd), from the config's seed.
+        // Uniform in [E, max) (max 2E by default, as etcd), from the config's seed.
         rng = rng &+ 0x9E37_79B9_7F4A_7C15
         var z = rng
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
-        randomizedTimeout = config.electionTicks + Int(z % UInt64(config.electionTicks))
+        let spread = max(1, (config.maxElectionTicks ?? 2 * config.electionTicks) - config.electionTicks)
+        randomizedTimeout = config.electionTicks + Int(z % UInt64(spread))
     }
 
     // MARK: Replication
 
-    private mutating func handleAppend(from: ReplicaID, prevIndex: LogIndex, prevTerm: Term, entries: [Entry], commit: LogIndex) {
+    /// An append or snapshot from the leader of our term.
+    private mutating func followLeader(_ id: ReplicaID) {
+        if role != .follower { becomeFollower(term, leader: id) }
+        leader = id
+        electionElapsed = 0
+    }
+
+    private mutating func handleAppend(from: ReplicaID, prevIndex: LogIndex, prevTerm: Term, entries: [Entry], commit: LogIndex,
+                                       round: UInt64) {
+        if prevIndex < log.committed {
+            // Behind our commit point (perhaps compacted): what is committed here matches the leader.
+            send(from, .appendResponse(success: true, matchIndex: log.committed, conflictIndex: 0, conflictTerm: nil, round: round))
+            return
+        }
         guard let ours = log.term(at: prevIndex) else {
             // Our log ends before prevIndex: resume right after our last entry.
-            send(from, .appendResponse(success: false, matchIndex: 0, conflictIndex: log.lastIndex + 1, conflictTerm: nil))
+            send(from, .appendResponse(success: false, matchIndex: 0, conflictIndex: log.lastIndex + 1, conflictTerm: nil, round: round))
             return
         }
         var prevMatches = ours == prevTerm
@@ -316,25 +429,50 @@ public struct Raft: Sendable {
         guard prevMatches else {
             // Raft §5.3: reject, and name the conflicting term and where it starts.
             send(from, .appendResponse(success: false, matchIndex: 0, conflictIndex: log.firstIndex(ofTermAt: prevIndex),
-                                       conflictTerm: ours))
+                                       conflictTerm: ours, round: round))
             return
         }
         let last = log.merge(after: prevIndex, entries)
         if commit > log.committed { log.committed = min(commit, last) }
-        send(from, .appendResponse(success: true, matchIndex: last, conflictIndex: 0, conflictTerm: nil))
+        send(from, .appendResponse(success: true, matchIndex: last, conflictIndex: 0, conflictTerm: nil, round: round))
+    }
+
+    /// InstallSnapshot (Raft §7), answered as an append of everything through the snapshot.
+    private mutating func handleSnapshot(from: ReplicaID, _ s: Snapshot) {
+        if s.index <= log.committed {
+            // Nothing new to us (a duplicate, or we caught up meanwhile).
+        } else if log.term(at: s.index) == s.term {
+            // We hold its last entry: our log up to there is the leader's, and committed.
+            log.committed = s.index
+        } else {
+            note("\(config.id) installed \(s) from \(from)")
+            log.restore(s)
+            pendingSnapshot = s
+        }
+        send(from, .appendResponse(success: true, matchIndex: log.committed, conflictIndex: 0, conflictTerm: nil, round: 0))
     }
 
     private mutating func handleAppendResponse(from: ReplicaID, success: Bool, match: LogIndex,
-                                               conflictIndex: LogIndex, conflictTerm: Term?) {
+                                               conflictIndex: LogIndex, conflictTerm: Term?, round: UInt64) {
         guard var pr = progress[from] else { return }
         pr.recentActive = true
+        // An answer of this term, to a heartbeat of round `round` or later, confirms our leadership then.
+        if round > pr.ackedRound {
+            pr.ackedRound = round
+            progress[from] = pr
+            releaseReads()
+        }
         if success {
             if match > pr.match { pr.match = match }
             if pr.next < pr.match + 1 { pr.next = pr.match + 1 }
             pr.inflight = max(0, pr.inflight - 1)
             progress[from] = pr
             maybeCommit()
-            if pr.next <= log.lastIndex { sendAppend(to: from) }
+            if transferee == from && pr.match == log.lastIndex {
+                send(from, .timeoutNow)
+            } else if pr.next <= log.lastIndex {
+                sendAppend(to: from)
+            }
         } else {
             // Skip the follower's whole conflicting term in one round trip.
             var next = conflictIndex
@@ -355,7 +493,14 @@ public struct Raft: Sendable {
     private mutating func sendAppend(to id: ReplicaID) {
         guard var pr = progress[id] else { return }
         let prev = pr.next - 1
-        guard let prevTerm = log.term(at: prev) else { return }
+        guard let prevTerm = log.term(at: prev) else {
+            // Compacted away: the follower gets the snapshot instead, then appends after it.
+            pr.next = log.snapshotIndex + 1
+            pr.inflight += 1
+            progress[id] = pr
+            send(id, .snapshot(log.snapshot))
+            return
+        }
         var entries: [Entry] = []
         if pr.inflight < config.maxInflight {
             entries = log.entries(from: pr.next, max: config.maxEntriesPerAppend)
@@ -365,7 +510,7 @@ public struct Raft: Sendable {
             }
         }
         progress[id] = pr
-        send(id, .append(prevIndex: prev, prevTerm: prevTerm, entries: entries, commit: log.committed))
+        send(id, .append(prevIndex: prev, prevTerm: prevTerm, entries: entries, commit: log.committed, round: readRound))
     }
 
     /// Raft §5.4.2: the highest index on a quorum is committed only if it holds an entry of this
@@ -379,7 +524,39 @@ public struct Raft: Sendable {
         #endif
         guard n > log.committed, currentTerm else { return }
         log.committed = n
+        // The first commit of this term: reads that waited for it can start.
+        let waiting = readsAwaitingCommit
+        readsAwaitingCommit = []
+        for context in waiting { startRead(context) }
         broadcastAppend()
+    }
+
+    // MARK: ReadIndex
+
+    private mutating func startRead(_ context: UInt64) {
+        if quorum == 1 {
+            readStates.append(ReadState(context: context, index: log.committed))
+            return
+        }
+        readRound += 1
+        pendingReads.append(PendingRead(context: context, index: log.committed, round: readRound))
+        broadcastAppend()
+    }
+
+    /// Reads whose round a quorum has answered, in order (a later round confirms the earlier ones).
+    private mutating func releaseReads() {
+        while let read = pendingReads.first {
+            let acks = 1 + progress.values.filter { $0.ackedRound >= read.round }.count
+            guard acks >= quorum else { return }
+            readStates.append(ReadState(context: read.context, index: read.index))
+            pendingReads.removeFirst()
+        }
+    }
+
+    private mutating func failReads() {
+        failedReads += pendingReads.map(\.context) + readsAwaitingCommit
+        pendingReads = []
+        readsAwaitingCommit = []
     }
 
     private mutating func send(_ to: ReplicaID, _ kind: Message.Kind) {

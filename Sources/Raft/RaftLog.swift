@@ -1,7 +1,11 @@
-/// The replicated log as one replica holds it: entries from index 1, which of them are on disk
-/// (`stable`), and the commit index. Compaction behind a snapshot comes with snapshots.
+/// The replicated log as one replica holds it: a snapshot that stands for every entry up to its
+/// index (compacted away), the entries after it, which of them are on disk (`stable`), and the
+/// commit and apply marks.
 public struct RaftLog: Sendable {
+    /// Entries snapshotIndex+1 ... lastIndex.
     public private(set) var entries: [Entry] = []
+    /// The latest snapshot: the log is compacted through its index.
+    public private(set) var snapshot = Snapshot()
     /// Entries up to here are persisted; the rest go out in the next Ready.
     public private(set) var stable: LogIndex = 0
     public var committed: LogIndex = 0
@@ -9,19 +13,39 @@ public struct RaftLog: Sendable {
 
     public init() {}
 
-    public var lastIndex: LogIndex { entries.last?.index ?? 0 }
-    public var lastTerm: Term { entries.last?.term ?? 0 }
+    /// The log a replica restarts with: its snapshot and the entries it persisted after it.
+    init(snapshot: Snapshot, entries: [Entry]) {
+        self.snapshot = snapshot
+        self.entries = entries.filter { $0.index > snapshot.index }
+        precondition(self.entries.first.map { $0.index == snapshot.index + 1 } ?? true,
+                     "entries after a snapshot at \(snapshot.index) start at \(self.entries.first!.index)")
+        stable = lastIndex
+        committed = snapshot.index
+        applied = snapshot.index
+    }
 
-    /// The term of the entry at `index` (0 for index 0), nil past the end.
+    public var snapshotIndex: LogIndex { snapshot.index }
+    /// The first index the log still holds as an entry.
+    public var firstIndex: LogIndex { snapshot.index + 1 }
+    public var lastIndex: LogIndex { entries.last?.index ?? snapshot.index }
+    public var lastTerm: Term { entries.last?.term ?? snapshot.term }
+
+    /// The term of the entry at `index` (the snapshot's term at its index), nil past the end or
+    /// when compacted away.
     public func term(at index: LogIndex) -> Term? {
-        if index.value == 0 { return 0 }
-        guard index <= lastIndex else { return nil }
-        return entries[Int(index.value) - 1].term
+        if index == snapshot.index { return snapshot.term }
+        guard index > snapshot.index, index <= lastIndex else { return nil }
+        return entries[offset(index)].term
+    }
+
+    public func entry(at index: LogIndex) -> Entry? {
+        guard index > snapshot.index, index <= lastIndex else { return nil }
+        return entries[offset(index)]
     }
 
     public func entries(from start: LogIndex, max: Int) -> [Entry] {
-        guard start <= lastIndex, start.value >= 1 else { return [] }
-        let from = Int(start.value) - 1
+        guard start <= lastIndex, start > snapshot.index else { return [] }
+        let from = offset(start)
         return Array(entries[from..<min(entries.count, from + max)])
     }
 
@@ -34,7 +58,7 @@ public struct RaftLog: Sendable {
     public func firstIndex(ofTermAt index: LogIndex) -> LogIndex {
         guard let t = term(at: index), t.value > 0 else { return index }
         var i = index
-        while i.value > 1, term(at: i - 1) == t { i = i - 1 }
+        while i > firstIndex, term(at: i - 1) == t { i = i - 1 }
         return i
     }
 
@@ -43,6 +67,8 @@ public struct RaftLog: Sendable {
         entries.last { $0.term == term }?.index
     }
 
+    private func offset(_ index: LogIndex) -> Int { Int(index.value - snapshot.index.value) - 1 }
+
     mutating func append(_ entry: Entry) {
         precondition(entry.index == lastIndex + 1, "log append out of order: \(entry.index) after \(lastIndex)")
         entries.append(entry)
@@ -50,13 +76,14 @@ public struct RaftLog: Sendable {
 
     /// Appends the leader's entries after `prev`, truncating our conflicting suffix first (§5.3).
     /// Entries we already hold with the same term are kept: a stale, reordered append must not
-    /// cut entries off. Returns the index of the last entry the message covered.
+    /// cut entries off. Entries at or behind our snapshot are committed and skipped. Returns the
+    /// index of the last entry the message covered.
     mutating func merge(after prev: LogIndex, _ incoming: [Entry]) -> LogIndex {
-        for e in incoming {
+        for e in incoming where e.index > snapshot.index {
             if let t = term(at: e.index) {
                 if t == e.term { continue }
                 precondition(e.index > committed, "conflict at committed index \(e.index): a safety violation")
-                entries.removeSubrange((Int(e.index.value) - 1)...)
+                entries.removeSubrange(offset(e.index)...)
                 if stable >= e.index { stable = e.index - 1 }
             }
             entries.append(e)
@@ -68,5 +95,22 @@ public struct RaftLog: Sendable {
         if index > stable, index <= lastIndex { stable = index }
     }
 
-    public var unstable: [Entry] { stable < lastIndex ? Array(entries[Int(stable.value)...]) : [] }
+    public var unstable: [Entry] { stable < lastIndex ? Array(entries[max(0, offset(stable + 1))...]) : [] }
+
+    /// The application took a snapshot of its state at `snapshot.index` (applied already): drop
+    /// the entries it covers.
+    mutating func compact(to snapshot: Snapshot) {
+        precondition(snapshot.index <= applied, "snapshot at \(snapshot.index) is ahead of applied \(applied)")
+        guard snapshot.index > self.snapshot.index else { return }
+        entries.removeFirst(offset(snapshot.index) + 1)
+        self.snapshot = snapshot
+    }
+
+    /// A leader's snapshot replaces everything we hold (our log is behind it or disagrees with it).
+    mutating func restore(_ snapshot: Snapshot) {
+        entries = []
+        self.snapshot = snapshot
+        stable = snapshot.index
+        committed = snapshot.index
+    }
 }

@@ -28,7 +28,12 @@ public struct Entry: Hashable, Sendable, CustomStringConvertible {
     public var data: [UInt8]
     public init(term: Term, index: LogIndex, data: [UInt8]) { self.term = term; self.index = index; self.data = data }
     public var description: String {
-        "\(term)/\(index)" + (data.isEmpty ? " noop" : " " + String(decoding: data, as: UTF8.self))
+        "\(term)/\(index)" + (data.isEmpty ? " noop" : " " + Self.show(data))
+    }
+
+    /// Printable text as it is; anything else (an encoded command) by its size.
+    static func show(_ data: [UInt8]) -> String {
+        data.allSatisfy { $0 >= 0x20 && $0 < 0x7F } ? String(decoding: data, as: UTF8.self) : "<\(data.count) bytes>"
     }
 }
 
@@ -43,3 +48,22 @@ public struct HardState: Hashable, Sendable, CustomStringConvertible {
 }
 
 public enum Role: String, Sendable { case follower, preCandidate = "precandidate", candidate, leader }
+
+/// The application's state as of `index` (whose entry had `term`), standing in for every entry up
+/// to there once the log is compacted. `data` is opaque to Raft.
+public struct Snapshot: Hashable, Sendable, CustomStringConvertible {
+    public var index: LogIndex = 0
+    public var term: Term = 0
+    public var data: [UInt8] = []
+    public init(index: LogIndex = 0, term: Term = 0, data: [UInt8] = []) { self.index = index; self.term = term; self.data = data }
+    public var isEmpty: Bool { index.value == 0 }
+    public var description: String { "snapshot \(term)/\(index) (\(data.count) bytes)" }
+}
+
+/// A ReadIndex request confirmed: once the application has applied `index`, a read that `context`
+/// names sees every write acknowledged before the request (Raft §6.4).
+public struct ReadState: Hashable, Sendable {
+    public var context: UInt64
+    public var index: LogIndex
+    public init(context: UInt64, index: LogIndex) { self.context = context; self.index = index }
+}

@@ -1,7 +1,8 @@
 #if RAFT_PLANTED_BUGS
 import Foundation
+import Raft
+import RaftSimulation
 import Testing
-@testable import Raft
 
 /// The simulation has teeth: built with -DRAFT_PLANTED_BUGS (make unit does it in a build folder of
 /// its own, never for the shipped binaries), each planted bug must be caught within the budget.
@@ -9,10 +10,11 @@ import Testing
 func theSimulationCatchesAPlantedBug(bug: Raft.PlantedBug) {
     let budget: UInt64 = 3000
     for seed in 1...budget {
-        var sim = RaftSimulation(seed: seed, size: seed % 2 == 0 ? 3 : 5) { $0.plantedBug = bug }
-        sim.run(steps: 1500)
-        if !sim.violations.isEmpty {
-            print("planted bug \(bug.rawValue): caught by schedule \(seed): \(sim.violations[0])")
+        var options = ScheduleOptions(seed: seed)
+        options.configure = { $0.plantedBug = bug }
+        let r = Simulation(options).run()
+        if !r.violations.isEmpty {
+            print("planted bug \(bug.rawValue): caught by schedule \(seed) of \(budget): \(r.violations[0])")
             return
         }
     }

@@ -1,0 +1,225 @@
+import ArgumentParser
+import Dispatch
+import Linearizability
+import Raft
+import RaftSimulation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// `kvctl sim`: the deterministic Raft simulator, no cluster needed.
+struct Sim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the Raft core in the deterministic simulator (no supervisor needed).",
+        subcommands: [SimSchedules.self, SimElections.self])
+}
+
+struct SimSchedules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedules",
+        abstract: "Random faulty schedules, each checked for Raft's safety properties and a linearizable history.",
+        discussion: """
+            Each schedule is a seed: crashes (some in the middle of a disk write), partitions (symmetric and
+            one-way), message loss, duplication and reordering, snapshots, leadership transfers, and clients
+            that retry. A failing seed is printed with the command that replays it alone:
+              kvctl sim schedules --seed N --count 1 --trace
+            Exit: 0 every schedule kept every invariant, 1 a violation (seeds listed), 2 usage error.
+            """)
+
+    @Option(help: "The first seed.") var seed: UInt64 = 1
+    @Option(help: "How many schedules (seeds seed, seed+1, ...).") var count = 1000
+    @Option(help: "Steps per schedule.") var steps = 1500
+    @Option(help: "Replicas (default: 3 for even seeds, 5 for odd).") var size: Int?
+    @Option(help: "Parallel workers (default: one per CPU).") var jobs: Int?
+    @Flag(help: "Print the step-by-step trace (one schedule only).") var trace = false
+    @Option(help: "Write the clients' history as JSONL for kvctl check (one schedule only).") var history: String?
+    @Flag(help: "Print JSON for programs.") var json = false
+    #if RAFT_PLANTED_BUGS
+    @Option(name: .customLong("planted-bug"), help: "Test builds only: run with this bug planted in the core.") var plantedBug: String?
+    #endif
+
+    func validate() throws {
+        #if RAFT_PLANTED_BUGS
+        if let b = plantedBug, Raft.PlantedBug(rawValue: b) == nil {
+            throw ValidationError("--planted-bug '\(b)': one of \(Raft.PlantedBug.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        #endif
+        if count < 1 { throw ValidationError("--count must be at least 1") }
+        if steps < 1 || steps > 1_000_000 { throw ValidationError("--steps must be between 1 and 1000000") }
+        if let size, !(1...15).contains(size) { throw ValidationError("--size must be between 1 and 15 replicas") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if (trace || history != nil) && count != 1 { throw ValidationError("--trace and --history take one schedule: add --count 1") }
+        if UInt64.max - seed < UInt64(count) { throw ValidationError("--seed \(seed) with --count \(count) runs past the largest seed") }
+    }
+
+    struct Summary: Encodable {
+        var schedules = 0, violations = 0, leadersElected = 0, entriesCommitted = 0, crashes = 0, crashesMidWrite = 0
+        var snapshotsInstalled = 0, transfers = 0, operations = 0, acknowledged = 0, readIndexReads = 0
+        var linearizable = 0, unknown = 0
+        var seconds = 0.0
+        var failedSeeds: [UInt64] = []
+        enum CodingKeys: String, CodingKey {
+            case schedules, violations, crashes, transfers, operations, acknowledged, linearizable, unknown, seconds
+            case leadersElected = "leaders_elected", entriesCommitted = "entries_committed", crashesMidWrite = "crashes_mid_write"
+            case snapshotsInstalled = "snapshots_installed", readIndexReads = "readindex_reads", failedSeeds = "failed_seeds"
+        }
+
+        mutating func add(_ r: ScheduleReport) {
+            schedules += 1
+            leadersElected += r.leadersElected; entriesCommitted += r.entriesCommitted; crashes += r.crashes
+            crashesMidWrite += r.crashesMidWrite; snapshotsInstalled += r.snapshotsInstalled; transfers += r.transfers
+            operations += r.operations; acknowledged += r.acknowledged; readIndexReads += r.readIndexReads
+            if r.linearizable == .linearizable { linearizable += 1 }
+            if r.linearizable == .unknown { unknown += 1 }
+            if !r.violations.isEmpty { violations += 1; failedSeeds.append(r.seed) }
+        }
+    }
+
+    func run() throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let options = { @Sendable (seed: UInt64) -> ScheduleOptions in
+            var o = ScheduleOptions(seed: seed, size: size)
+            o.steps = steps
+            o.trace = trace
+            o.keepHistory = history != nil
+            #if RAFT_PLANTED_BUGS
+            if let bug = plantedBug.flatMap(Raft.PlantedBug.init(rawValue:)) { o.configure = { $0.plantedBug = bug } }
+            #endif
+            return o
+        }
+        let workers = min(count, jobs ?? ProcessInfo.processInfo.activeProcessorCount)
+        let state = Mutex((summary: Summary(), failures: [ScheduleReport](), done: 0))
+        let next = Atomic<Int>(0)
+        let interactive = isatty(1) == 1 && !json
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let i = next.add(1, ordering: .relaxed).oldValue
+                guard i < count else { return }
+                let r = Simulation(options(seed + UInt64(i))).run()
+                let done = state.withLock { s -> Int in
+                    s.summary.add(r)
+                    if !r.violations.isEmpty { s.failures.append(r) }
+                    s.done += 1
+                    return s.done
+                }
+                if interactive && done % 500 == 0 { KVCtl.writeError("  \(done)/\(count) schedules") }
+            }
+        }
+        var (summary, failures, _) = state.withLock { $0 }
+        summary.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        summary.failedSeeds.sort()
+        failures.sort { $0.seed < $1.seed }
+        if trace, let r = failures.first ?? nil { print(r.trace.joined(separator: "\n")) }
+        if trace, failures.isEmpty {
+            print(Simulation(options(seed)).run().trace.joined(separator: "\n"))
+        }
+        if let path = history {
+            let r = Simulation(options(seed)).run()
+            guard FileManager.default.createFile(atPath: path, contents: Data(JSONLWriter.render(r.history).utf8)) else {
+                throw Failure("could not write \(path)")
+            }
+        }
+        if json {
+            print(Render.json(summary))
+        } else {
+            printSummary(summary, failures)
+        }
+        if summary.violations > 0 { throw CommandExit(code: 1) }
+    }
+
+    private func printSummary(_ s: Summary, _ failures: [ScheduleReport]) {
+        let rate = Double(s.schedules) / max(s.seconds, 1e-9)
+        print("\(s.schedules) schedules (seeds \(seed)-\(seed + UInt64(count) - 1), \(steps) steps each) in "
+              + "\(Render.fixed(s.seconds, 1)) s, \(Render.fixed(rate, 0)) schedules/s: "
+              + (s.violations == 0 ? "no invariant violated" : "\(s.violations) violated an invariant"))
+        print("  \(s.leadersElected) leaders elected, \(s.entriesCommitted) entries committed, \(s.crashes) crashes "
+              + "(\(s.crashesMidWrite) mid-write), \(s.snapshotsInstalled) snapshots installed, \(s.transfers) transfers")
+        print("  clients: \(s.operations) operations, \(s.acknowledged) writes acknowledged, \(s.readIndexReads) ReadIndex reads; "
+              + "histories linearizable: \(s.linearizable)" + (s.unknown > 0 ? ", unknown (checker limit): \(s.unknown)" : ""))
+        for r in failures.prefix(10) {
+            print("seed \(r.seed) (\(r.size) replicas): \(r.violations.joined(separator: "; "))")
+            print("  replay: kvctl sim schedules --seed \(r.seed) --count 1 --steps \(steps)" + (size.map { " --size \($0)" } ?? "") + " --trace")
+        }
+        if failures.count > 10 { print("(\(failures.count - 10) more failing seeds; --json lists them)") }
+        if let h = history { print("history: \(h) (kvctl check \(h))") }
+    }
+}
+
+struct SimElections: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "elections",
+        abstract: "Crash a stable leader at a random point of its heartbeat interval, N times, and time the election.",
+        discussion: """
+            Simulated time: 1 ms ticks, each replica with its own phase; every message takes the one-way
+            delay ± jitter. Prints percentiles of the time from the crash to a new leader, beside the model
+            without split votes, and writes every trial to --csv.
+            """)
+
+    @Option(help: "Servers in the cluster.") var servers = 5
+    @Option(name: .customLong("election-ms"), help: "Election timeout range MIN-MAX, ms.") var electionMs = "150-300"
+    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval, ms.") var heartbeatMs = 50
+    @Option(name: .customLong("delay-ms"), help: "One-way network delay, ms.") var delayMs = 7.0
+    @Option(name: .customLong("jitter-ms"), help: "Uniform jitter on the delay, ± ms.") var jitterMs = 1.0
+    @Option(help: "Trials.") var trials = 1000
+    @Option(name: .customLong("limit-ms"), help: "A trial with no leader this long after the crash did not converge.") var limitMs = 10_000
+    @Option(help: "Seed.") var seed: UInt64 = 1
+    @Option(help: "Write every trial to this CSV file.") var csv: String?
+    @Flag(help: "Print JSON for programs.") var json = false
+
+    func electionOptions() throws -> ElectionTrialOptions {
+        var o = ElectionTrialOptions()
+        let parts = electionMs.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        guard parts.count == 2, let lo = parts[0], let hi = parts[1] else {
+            throw ValidationError("--election-ms '\(electionMs)': write the range as MIN-MAX in ms, e.g. 150-300")
+        }
+        o.servers = servers; o.electionMinMs = lo; o.electionMaxMs = hi; o.heartbeatMs = heartbeatMs
+        o.delayMs = delayMs; o.jitterMs = jitterMs; o.trials = trials; o.limitMs = limitMs; o.seed = seed
+        if let problem = o.problem { throw ValidationError(problem) }
+        return o
+    }
+
+    func validate() throws { _ = try electionOptions() }
+
+    struct Output: Encodable {
+        var trials, converged, splitVotes: Int
+        var p50Ms, p90Ms, p99Ms, maxMs, meanMs, minMs: Double?
+        var modelMeanMs, floorMs: Double
+        var csv: String?
+        enum CodingKeys: String, CodingKey {
+            case trials, converged, csv
+            case splitVotes = "split_votes", p50Ms = "p50_ms", p90Ms = "p90_ms", p99Ms = "p99_ms", maxMs = "max_ms"
+            case meanMs = "mean_ms", minMs = "min_ms", modelMeanMs = "model_mean_ms", floorMs = "floor_ms"
+        }
+    }
+
+    func run() throws {
+        let o = try electionOptions()
+        let results = ElectionTrials.run(o)
+        if let path = csv {
+            var text = "trial,crash_offset_ms,election_ms,new_leader,terms\n"
+            for r in results {
+                text += "\(r.trial),\(r.crashOffsetMs),\(r.electionMs.map { String($0) } ?? ""),\(r.newLeader.map(String.init) ?? ""),\(r.terms)\n"
+            }
+            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else { throw Failure("could not write \(path)") }
+        }
+        let times = results.compactMap(\.electionMs)
+        let d = Distribution(times)
+        let out = Output(trials: results.count, converged: times.count, splitVotes: results.filter { $0.terms > 1 }.count,
+                         p50Ms: d?.percentile(50), p90Ms: d?.percentile(90), p99Ms: d?.percentile(99), maxMs: d?.max,
+                         meanMs: d?.mean, minMs: d?.min, modelMeanMs: o.modelMeanMs, floorMs: o.floorMs, csv: csv)
+        if json { print(Render.json(out)); return }
+        let f = { (x: Double?) in x.map { Render.fixed($0, 1) } ?? "-" }
+        print("election after a leader crash: \(o.servers) servers, timeouts \(o.electionMinMs)-\(o.electionMaxMs) ms, "
+              + "heartbeat \(o.heartbeatMs) ms, one-way delay \(f(o.delayMs))±\(f(o.jitterMs)) ms, \(o.trials) trials (seed \(o.seed))")
+        print("  converged: \(out.converged) of \(out.trials) within \(o.limitMs) ms; \(out.splitVotes) needed more than one term")
+        print("  time to a new leader, ms: min \(f(out.minMs))  p50 \(f(out.p50Ms))  p90 \(f(out.p90Ms))  p99 \(f(out.p99Ms))  max \(f(out.maxMs))  mean \(f(out.meanMs))")
+        print("  model without split votes: mean \(f(o.modelMeanMs)) ms; floor \(f(o.floorMs)) ms")
+        if let csv { print("  every trial: \(csv)") }
+    }
+}

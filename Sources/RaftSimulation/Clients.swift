@@ -1,0 +1,169 @@
+import KVStore
+import Linearizability
+import Raft
+
+/// The simulated clients: each has one operation outstanding at a time, sends it to the replica
+/// it takes for leader, follows "not leader" hints, and retries after a timeout with the same
+/// (client, seq), so that the store's deduplication is what keeps a retried write single. Every
+/// operation goes into a history for the linearizability checker.
+struct Clients {
+    struct Outstanding {
+        var history: Int
+        var key: String
+        /// A write, or a get through the log; nil for a ReadIndex get.
+        var request: KVRequest?
+        var readContext: UInt64?
+    }
+
+    struct Client {
+        var name: String
+        var seq: UInt64 = 0
+        var op: Outstanding?
+        var guess: ReplicaID
+        var retryAt = 0
+        var counter = 0
+        var lastSeen: [String: String] = [:]
+    }
+
+    struct Ack { var client: String; var seq: UInt64; var index: LogIndex }
+
+    static let keys = ["x", "y", "z"]
+    static let timeoutSteps = 60
+
+    var list: [Client]
+    var history: [Operation<KVModel.Input, KVModel.Output>] = []
+    var acknowledged: [Ack] = []
+    var readIndexReads = 0
+    private var nextContext: UInt64 = 1
+    private var events: Int64 = 0
+    private var proposals: [ReplicaID: [LogIndex: Int]] = [:]
+    private var reads: [ReplicaID: [UInt64: Int]] = [:]
+
+    init(count: Int, nodes: [ReplicaID]) {
+        list = (0..<count).map { Client(name: "c\($0 + 1)", guess: nodes[$0 % nodes.count]) }
+    }
+
+    var idle: Bool { list.allSatisfy { $0.op == nil } }
+
+    /// Real-time order of invocations and completions (the checker needs no more than the order).
+    private mutating func clock() -> Int64 { events += 1; return events }
+
+    mutating func act(_ sim: Simulation, client c: Int, newOperations: Bool) {
+        if list[c].op == nil {
+            guard newOperations else { return }
+            begin(sim, c)
+        } else if sim.now < list[c].retryAt {
+            return
+        }
+        submit(sim, c)
+    }
+
+    private mutating func begin(_ sim: Simulation, _ c: Int) {
+        let key = sim.rng.pick(Self.keys)
+        list[c].counter += 1
+        let value = "\(list[c].name).\(list[c].counter)"
+        let input: KVModel.Input
+        var command: KVCommand?
+        switch sim.rng.below(100) {
+        case 0..<30: input = .put(value); command = .put(key: key, value: value)
+        case 30..<47: input = .get  // ReadIndex
+        case 47..<62: input = .get; command = .get(key: key)
+        case 62..<90:
+            let expected = sim.rng.chance(70) ? list[c].lastSeen[key] : nil
+            input = .cas(expected: expected, new: value)
+            command = .cas(key: key, expected: expected, value: value)
+        default: input = .delete; command = .delete(key: key)
+        }
+        var request: KVRequest?
+        if let command {
+            list[c].seq += 1
+            request = KVRequest(client: list[c].name, seq: list[c].seq, command: command)
+        }
+        history.append(Operation(client: c, key: key, input: input, output: nil, outcome: .unknown, invoke: clock(), complete: nil))
+        list[c].op = Outstanding(history: history.count - 1, key: key, request: request)
+        sim.log("\(list[c].name) invokes \(input) on \(key)" + (request.map { " (seq \($0.seq))" } ?? " (ReadIndex)"))
+    }
+
+    private mutating func submit(_ sim: Simulation, _ c: Int) {
+        guard let op = list[c].op else { return }
+        let target = list[c].guess
+        guard !sim.down.contains(target) else {
+            if !sim.live.isEmpty { list[c].guess = sim.rng.pick(sim.live) }
+            list[c].retryAt = sim.now + 2
+            return
+        }
+        let outcome: Result<Void, Raft.ProposeError>
+        if let request = op.request {
+            outcome = sim.nodes[target]!.raft.propose(request.encoded()).map { index in
+                proposals[target, default: [:]][index] = c
+            }
+        } else {
+            let context = nextContext
+            nextContext += 1
+            list[c].op!.readContext = context
+            outcome = sim.nodes[target]!.raft.readIndex(context).map { reads[target, default: [:]][context] = c }
+        }
+        switch outcome {
+        case .success: list[c].retryAt = sim.now + Self.timeoutSteps
+        case .failure(.notLeader(let hint)):
+            list[c].guess = hint ?? sim.rng.pick(sim.ids)
+            list[c].retryAt = sim.now + 3
+        case .failure:
+            list[c].retryAt = sim.now + 5
+        }
+    }
+
+    /// A replica applied the entry at `index`: if it was proposed there for a client still
+    /// waiting on that very request, answer it.
+    mutating func applied(_ sim: Simulation, node: ReplicaID, index: LogIndex, request: KVRequest?, result: KVResult) {
+        guard let c = proposals[node]?.removeValue(forKey: index), let op = list[c].op,
+              let request, request == op.request else { return }
+        complete(sim, c, result: result, index: index)
+    }
+
+    mutating func serveReads(_ sim: Simulation, node id: ReplicaID) {
+        let applied = sim.nodes[id]!.state.applied
+        while let rs = sim.nodes[id]!.confirmedReads.first, rs.index.value <= applied {
+            sim.nodes[id]!.confirmedReads.removeFirst()
+            guard let c = reads[id]?.removeValue(forKey: rs.context), let op = list[c].op, op.readContext == rs.context else { continue }
+            readIndexReads += 1
+            complete(sim, c, result: .value(sim.nodes[id]!.state.get(op.key)), index: rs.index)
+        }
+    }
+
+    mutating func readFailed(_ sim: Simulation, node: ReplicaID, context: UInt64) {
+        guard let c = reads[node]?.removeValue(forKey: context), list[c].op?.readContext == context else { return }
+        list[c].retryAt = sim.now
+    }
+
+    /// A crashed replica answers nothing it had been asked.
+    mutating func forget(node: ReplicaID) {
+        proposals[node] = nil
+        reads[node] = nil
+    }
+
+    private mutating func complete(_ sim: Simulation, _ c: Int, result: KVResult, index: LogIndex) {
+        guard let op = list[c].op else { return }
+        var h = history[op.history]
+        switch (h.input, result) {
+        case (.get, .value(let v)):
+            h.output = .value(v); h.outcome = .ok
+            if let v { list[c].lastSeen[op.key] = v }
+        case (.cas, .casFailed):
+            h.output = .done; h.outcome = .fail
+        case (.put(let v), .ok), (.cas(_, let v), .ok):
+            h.output = .done; h.outcome = .ok
+            list[c].lastSeen[op.key] = v
+        case (.delete, .ok):
+            h.output = .done; h.outcome = .ok
+        default:
+            sim.report.violations.append("\(list[c].name) got \(result) for its outstanding \(h.input) on \(op.key)")
+            return
+        }
+        if let r = op.request, h.input != .get { acknowledged.append(Ack(client: r.client, seq: r.seq, index: index)) }
+        h.complete = clock()
+        history[op.history] = h
+        list[c].op = nil
+        sim.log("\(list[c].name) completes \(h.input) on \(op.key): \(result) at index \(index)")
+    }
+}

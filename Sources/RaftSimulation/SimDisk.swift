@@ -1,0 +1,66 @@
+import Raft
+
+/// One replica's disk as a write-ahead log of records. A write is durable only once synced; a
+/// crash keeps a random prefix of the unsynced records (the page cache may have flushed some),
+/// and the last record kept may be torn: recovery detects it (as a checksum would) and truncates
+/// there, never applying it.
+struct SimDisk: Sendable {
+    enum Record: Sendable {
+        case hardState(HardState)
+        case entries([Entry])
+        case snapshot(Snapshot)
+    }
+
+    private(set) var synced: [Record] = []
+    private var unsynced: [Record] = []
+    /// The last synced record was torn by a crash (only ever the last).
+    private var tornTail = false
+
+    mutating func write(_ r: Record) { unsynced.append(r) }
+
+    mutating func sync() {
+        synced += unsynced
+        unsynced = []
+    }
+
+    /// Power lost: what had not been synced may or may not have reached the platter.
+    /// Returns what happened, for the trace.
+    mutating func crash(_ rng: inout SimRandom) -> String {
+        guard !unsynced.isEmpty else { return "nothing unsynced" }
+        let kept = rng.below(unsynced.count + 1)
+        let torn = kept > 0 && rng.chance(50)
+        let lost = unsynced.count - kept
+        synced += unsynced.prefix(kept)
+        tornTail = torn
+        unsynced = []
+        return "\(lost) unsynced record(s) lost, \(kept) kept" + (torn ? ", the last of them torn" : "")
+    }
+
+    /// What a restart reads back. Rewrites the log compactly, as a WAL repair would.
+    mutating func recover() -> (hardState: HardState, snapshot: Snapshot, entries: [Entry]) {
+        if tornTail { synced.removeLast(); tornTail = false }
+        var hs = HardState(), snap = Snapshot(), entries: [Entry] = []
+        for r in synced {
+            switch r {
+            case .hardState(let h): hs = h
+            case .snapshot(let s):
+                snap = s
+                entries.removeAll { $0.index <= s.index }
+            case .entries(let es):
+                guard let first = es.first else { continue }
+                entries.removeAll { $0.index >= first.index }
+                entries += es
+            }
+        }
+        precondition(entries.first.map { $0.index == snap.index + 1 } ?? true, "a gap between the snapshot and the log on disk")
+        synced = [.snapshot(snap), .hardState(hs), .entries(entries)]
+        return (hs, snap, entries)
+    }
+
+    /// After a snapshot is synced, the records it covers can go (keeps replays short).
+    mutating func compact() {
+        var copy = self
+        let (hs, snap, entries) = copy.recover()
+        synced = [.snapshot(snap), .hardState(hs), .entries(entries)]
+    }
+}

@@ -1,0 +1,388 @@
+import KVStore
+import Linearizability
+import Raft
+
+/// What one schedule is: its seed decides everything else.
+public struct ScheduleOptions: Sendable {
+    public var seed: UInt64
+    public var size: Int
+    public var steps = 1500
+    public var clients = 3
+    /// Record a step-by-step trace (for replaying one schedule by hand).
+    public var trace = false
+    /// Keep the clients' history in the report (to write it out for `kvctl check`).
+    public var keepHistory = false
+    /// Adjusts every replica's config (the planted-bug tests use it).
+    public var configure: @Sendable (inout Raft.Config) -> Void = { _ in }
+
+    public init(seed: UInt64, size: Int? = nil) {
+        self.seed = seed
+        self.size = size ?? (seed % 2 == 0 ? 3 : 5)
+    }
+}
+
+public struct ScheduleReport: Sendable {
+    public var seed: UInt64
+    public var size: Int
+    /// Empty: every invariant held.
+    public var violations: [String] = []
+    public var trace: [String] = []
+    public var leadersElected = 0
+    public var entriesCommitted = 0
+    public var crashes = 0
+    public var crashesMidWrite = 0
+    public var snapshotsInstalled = 0
+    public var transfers = 0
+    public var operations = 0
+    public var acknowledged = 0
+    public var readIndexReads = 0
+    /// The clients' history checked by the linearizability checker (nil: the check did not run,
+    /// because an invariant failed first).
+    public var linearizable: Verdict?
+    /// With `keepHistory`: every client operation.
+    public var history: [Operation<KVModel.Input, KVModel.Output>] = []
+}
+
+/// One seeded schedule over a simulated cluster of Raft replicas running the KV state machine:
+/// a network with delay, loss, duplication, reordering and partitions (symmetric and one-way);
+/// crashes (some in the middle of a disk write) and restarts from a disk that loses what was not
+/// synced; snapshots; leadership transfers; clients that retry with the same (client, seq).
+/// After every step: election safety, log matching, leader completeness, state-machine safety.
+/// At the end, with the faults healed: every acknowledged write is in every replica that applied
+/// its index, every replica holds the same state, and the clients' history is linearizable.
+public final class Simulation {
+    struct Directed: Hashable { var from: ReplicaID; var to: ReplicaID }
+
+    let options: ScheduleOptions
+    var rng: SimRandom
+    let ids: [ReplicaID]
+    var nodes: [ReplicaID: SimNode] = [:]
+    var disks: [ReplicaID: SimDisk] = [:]
+    var down: Set<ReplicaID> = []
+    var side: [ReplicaID: Int] = [:]
+    var blocked: Set<Directed> = []
+    /// Messages on the wire, by the step they arrive at.
+    var network: [Int: [Message]] = [:]
+    var inFlight = 0
+    /// More than this on the wire at once is a message storm: a liveness bug, reported as such.
+    static let stormLimit = 50_000
+    var lossPercent: UInt64 = 5
+    /// Off once the schedule is over and the cluster settles.
+    var faults = true
+    var now = 0
+    let maxEntries: Int
+    let snapshotEvery: UInt64
+    var clients: Clients
+    var background: UInt64 = 0
+    var report: ScheduleReport
+    var invariants = Invariants()
+
+    public init(_ options: ScheduleOptions) {
+        self.options = options
+        rng = SimRandom(seed: options.seed)
+        ids = Array(1...options.size)
+        // Small appends split a new leader's catch-up: old-term entries then reach a quorum before
+        // its no-op does, the case the current-term commit rule exists for.
+        maxEntries = [1, 2, 64][Int(options.seed % 3)]
+        snapshotEvery = [8, 20, 1000][Int(options.seed / 3 % 3)]
+        clients = Clients(count: options.clients, nodes: ids)
+        report = ScheduleReport(seed: options.seed, size: options.size)
+        for id in ids {
+            nodes[id] = SimNode(raft: Raft(config: config(id, seed: options.seed)))
+            disks[id] = SimDisk()
+            side[id] = 0
+        }
+    }
+
+    func config(_ id: ReplicaID, seed: UInt64) -> Raft.Config {
+        var c = Raft.Config(id: id, voters: ids)
+        c.seed = seed
+        c.maxEntriesPerAppend = maxEntries
+        options.configure(&c)
+        return c
+    }
+
+    public func run() -> ScheduleReport {
+        for step in 0..<options.steps {
+            now += 1
+            act(step)
+            processReadies()
+            deliver()
+            invariants.check(self, step: step)
+            checkStorm()
+            if !report.violations.isEmpty || !invariants.violations.isEmpty { return finish() }
+        }
+        settle()
+        if report.violations.isEmpty { checkOutcome() }
+        return finish()
+    }
+
+    private func finish() -> ScheduleReport {
+        // The first few distinct violations: the rest follow from them.
+        var seen = Set<String>()
+        report.violations = (report.violations + invariants.violations).filter { seen.insert($0).inserted }.prefix(3).map { $0 }
+        report.leadersElected = invariants.leaders.count
+        report.entriesCommitted = invariants.committed.count
+        report.operations = clients.history.count
+        if options.keepHistory { report.history = clients.history }
+        return report
+    }
+
+    func log(_ line: @autoclosure () -> String) {
+        if options.trace { report.trace.append("\(now): " + line()) }
+    }
+
+    var live: [ReplicaID] { ids.filter { !down.contains($0) } }
+    var leader: ReplicaID? { live.first { nodes[$0]!.raft.role == .leader } }
+
+    // MARK: Faults and workload
+
+    private func act(_ step: Int) {
+        switch rng.next() % 100 {
+        case 0..<40:
+            for id in live {
+                nodes[id]!.raft.tick()
+                drainTrace(id)
+            }
+        case 40..<54:
+            clients.act(self, client: rng.below(options.clients), newOperations: true)
+        case 54..<56:
+            if down.count < ids.count / 2, !live.isEmpty { crash(rng.pick(live), midWrite: false) }
+        case 56..<60:
+            // Crash the leader, often right after it replicated to only some: old-term entries then
+            // sit on a minority (Raft Figure 8).
+            if down.count < ids.count / 2, let l = leader { crash(l, midWrite: false) }
+        case 60..<63:
+            if let id = down.min() { restart(id, step: step) }  // min: a Set's order changes per process
+        case 82..<84:
+            // A reboot: the process dies and is back at once (as under Restart=always), while
+            // messages sent to it before are still on the wire.
+            if down.count < ids.count / 2, !live.isEmpty {
+                let id = rng.pick(live)
+                crash(id, midWrite: false)
+                restart(id, step: step)
+            }
+        case 63..<65:
+            for id in ids { side[id] = rng.below(2) }
+            log("partition: " + ids.map { "\($0):\(side[$0]!)" }.joined(separator: " "))
+        case 65:
+            let from = rng.pick(ids), to = rng.pick(ids.filter { $0 != from })
+            blocked.insert(Directed(from: from, to: to))
+            log("one-way partition: \(from) -/-> \(to)")
+        case 66..<70:
+            for id in ids { side[id] = 0 }
+            blocked = []
+            log("heal")
+        case 70..<73:
+            // Cut the leader off with one follower: it keeps appending entries of its term that
+            // only a minority holds, while the rest elect a new leader.
+            if let l = leader {
+                for id in ids { side[id] = 0 }
+                side[l] = 1
+                side[rng.pick(ids.filter { $0 != l })] = 1
+                log("leader \(l) cut off with a follower")
+            }
+        case 74..<82:
+            // Background writes from a client outside the checked history: a busier log.
+            if let l = leader {
+                background += 1
+                let request = KVRequest(client: "background", seq: background, command: .put(key: "w", value: "\(background)"))
+                _ = nodes[l]!.raft.propose(request.encoded())
+            }
+        case 73:
+            if let l = leader {
+                let target = rng.pick(ids.filter { $0 != l })
+                if case .success = nodes[l]!.raft.transferLeadership(to: target) {
+                    report.transfers += 1
+                    log("leader \(l) asked to transfer to \(target)")
+                }
+                drainTrace(l)
+            }
+        default:
+            break
+        }
+    }
+
+    func crash(_ id: ReplicaID, midWrite: Bool) {
+        down.insert(id)
+        report.crashes += 1
+        let what = disks[id]!.crash(&rng)
+        if midWrite { report.crashesMidWrite += 1 }
+        log("crash \(id)" + (midWrite ? " in the middle of a write: \(what)" : ""))
+        clients.forget(node: id)
+    }
+
+    func restart(_ id: ReplicaID, step: Int) {
+        down.remove(id)
+        let (hs, snap, entries) = disks[id]!.recover()
+        var node = SimNode(raft: Raft(config: config(id, seed: options.seed &+ UInt64(step)), hardState: hs, snapshot: snap, entries: entries))
+        if !snap.isEmpty {
+            do { node.state = try KVStateMachine(snapshot: snap.data) } catch {
+                report.violations.append("replica \(id) cannot read its own snapshot at \(snap.index): \(error)")
+            }
+        }
+        nodes[id] = node
+        invariants.restarted(id)
+        log("restart \(id) at term \(hs.term) from \(snap.isEmpty ? "no snapshot" : "\(snap)") and \(entries.count) entries")
+    }
+
+    private func drainTrace(_ id: ReplicaID) {
+        let lines = nodes[id]!.raft.takeTrace()
+        if options.trace { for l in lines { log(l) } }
+    }
+
+    // MARK: Readies
+
+    func processReadies() {
+        for id in ids where !down.contains(id) && nodes[id]!.raft.hasReady {
+            let r = nodes[id]!.raft.ready()
+            // 1. Persist: snapshot, entries, then the hard state (its commit covers the entries).
+            var wrote = false
+            if let s = r.snapshot { disks[id]!.write(.snapshot(s)); wrote = true }
+            if !r.entries.isEmpty { disks[id]!.write(.entries(r.entries)); wrote = true }
+            if let hs = r.hardState { disks[id]!.write(.hardState(hs)); wrote = true }
+            if wrote && faults && down.count < ids.count / 2 && rng.chance(1) {
+                crash(id, midWrite: true)  // before the sync: nothing of this Ready left the node
+                continue
+            }
+            disks[id]!.sync()
+            // 2. Send.
+            for m in r.messages { send(m) }
+            // 3. Apply.
+            if let s = r.snapshot { installSnapshot(id, s) }
+            for e in r.committed { apply(id, e) }
+            for rs in r.readStates { nodes[id]!.confirmedReads.append(rs) }
+            for context in r.failedReads { clients.readFailed(self, node: id, context: context) }
+            nodes[id]!.raft.advance(r)
+            drainTrace(id)
+            clients.serveReads(self, node: id)
+            invariants.sawRole(self, id)
+            takeSnapshotIfDue(id)
+        }
+    }
+
+    private func send(_ m: Message) {
+        if rng.chance(lossPercent) { return }
+        // Mostly quick, sometimes slow: a message may arrive after its sender or receiver restarted.
+        let delay = rng.chance(10) ? 1 + rng.below(30) : 1 + rng.below(6)
+        network[now + delay, default: []].append(m)
+        inFlight += 1
+        if rng.chance(3) {  // duplicated
+            network[now + 1 + rng.below(10), default: []].append(m)
+            inFlight += 1
+        }
+    }
+
+    private func installSnapshot(_ id: ReplicaID, _ s: Snapshot) {
+        report.snapshotsInstalled += 1
+        do {
+            let state = try KVStateMachine(snapshot: s.data)
+            invariants.sawState(self, id, state, index: s.index)
+            nodes[id]!.state = state
+            log("\(id) restored its state from \(s)")
+        } catch {
+            report.violations.append("replica \(id) cannot read the snapshot at \(s.index) it was sent: \(error)")
+        }
+    }
+
+    private func apply(_ id: ReplicaID, _ e: Entry) {
+        invariants.sawApply(self, id, e)
+        let (request, result) = nodes[id]!.state.apply(index: e.index.value, e.data)
+        invariants.sawState(self, id, nodes[id]!.state, index: e.index)
+        if case .invalid(let why) = result { report.violations.append("replica \(id) applied an entry it cannot read at \(e.index): \(why)") }
+        clients.applied(self, node: id, index: e.index, request: request, result: result)
+    }
+
+    private func takeSnapshotIfDue(_ id: ReplicaID) {
+        let n = nodes[id]!
+        guard n.state.applied >= n.raft.snapshot.index.value + snapshotEvery else { return }
+        nodes[id]!.raft.compact(through: LogIndex(n.state.applied), data: n.state.snapshot())
+        disks[id]!.write(.snapshot(nodes[id]!.raft.snapshot))
+        disks[id]!.sync()
+        disks[id]!.compact()
+    }
+
+    func deliver() {
+        // Due messages in a shuffled order: reordering within and across links.
+        guard var messages = network.removeValue(forKey: now) else { return }
+        inFlight -= messages.count
+        messages.shuffle(using: &rng)
+        for m in messages where !down.contains(m.to) && side[m.to] == side[m.from] && !blocked.contains(Directed(from: m.from, to: m.to)) {
+            log(m.description)
+            nodes[m.to]!.raft.step(m)
+            drainTrace(m.to)
+        }
+    }
+
+    // MARK: The end
+
+    /// Heals every fault and restarts every replica, then runs until all have applied the same
+    /// index (a leader of the final term committed everything), giving clients the time to finish.
+    private func settle() {
+        for id in down.sorted() { restart(id, step: options.steps) }
+        for id in ids { side[id] = 0 }
+        blocked = []
+        lossPercent = 0
+        faults = false
+        log("settle: every fault healed, every replica up")
+        for step in 0..<5000 {
+            now += 1
+            if step % 2 == 0 { for id in live { nodes[id]!.raft.tick(); drainTrace(id) } }
+            if step % 5 == 0 { for c in 0..<options.clients { clients.act(self, client: c, newOperations: false) } }
+            processReadies()
+            deliver()
+            invariants.check(self, step: options.steps + step)
+            checkStorm()
+            if !report.violations.isEmpty || !invariants.violations.isEmpty { return }
+            if converged && clients.idle { return }
+        }
+        if !converged {
+            report.violations.append("liveness: with every fault healed the replicas did not converge within 5000 steps ("
+                + ids.map { "\($0): \(nodes[$0]!.raft.role.rawValue) term \(nodes[$0]!.raft.term) applied \(nodes[$0]!.state.applied)" }.joined(separator: ", ") + ")")
+        }
+    }
+
+    private func checkStorm() {
+        if inFlight > Self.stormLimit && report.violations.isEmpty {
+            report.violations.append("liveness: \(inFlight) messages on the wire at once, a message storm")
+        }
+    }
+
+    private var converged: Bool {
+        guard let l = leader else { return false }
+        let last = nodes[l]!.raft.log.lastIndex
+        return nodes[l]!.raft.log.committed == last && ids.allSatisfy { nodes[$0]!.state.applied == last.value }
+    }
+
+    private func checkOutcome() {
+        let reference = nodes[ids[0]]!.state
+        for id in ids.dropFirst() where nodes[id]!.state != reference {
+            report.violations.append("replicas \(ids[0]) and \(id) applied the same log to index \(reference.applied) and hold different states")
+        }
+        for ack in clients.acknowledged {
+            for id in ids where nodes[id]!.state.applied >= ack.index.value {
+                let seen = nodes[id]!.state.sessions[ack.client]?.seq ?? 0
+                if seen < ack.seq {
+                    report.violations.append("acknowledged write lost: \(ack.client) #\(ack.seq) (index \(ack.index)) is not in replica \(id), which applied through \(nodes[id]!.state.applied)")
+                }
+            }
+        }
+        report.acknowledged = clients.acknowledged.count
+        report.readIndexReads = clients.readIndexReads
+        let result = Checker.check(KVModel(), clients.history, limits: CheckLimits(timeoutNs: 20_000_000_000))
+        report.linearizable = result.verdict
+        if result.verdict == .notLinearizable {
+            let keys = result.keys.filter { $0.verdict == .notLinearizable }.map(\.key)
+            report.violations.append("the clients' history is not linearizable (keys \(keys.joined(separator: ", "))); "
+                + "kvctl sim schedules --seed \(options.seed) --count 1 --history FILE writes it for kvctl check")
+        }
+    }
+}
+
+/// One replica: its consensus state and its store.
+struct SimNode {
+    var raft: Raft
+    var state = KVStateMachine()
+    /// ReadIndex answers waiting until the store has applied their index.
+    var confirmedReads: [ReadState] = []
+}
