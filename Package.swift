@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),
         .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),
         // Scenario scripts (etcd-raft datadriven style) for the pure cores' tests.
-        .target(name: "ScenarioTesting", path: "Tests/ScenarioTesting"),
+        .target(name: "ScenarioTesting", dependencies: ["RaftSimulation"], path: "Tests/ScenarioTesting"),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "Core", "ScenarioTesting"],
                     exclude: ["testdata"]),
         .testTarget(name: "FaultsTests", dependencies: ["Faults", "Core", "ScenarioTesting"], exclude: ["testdata"]),

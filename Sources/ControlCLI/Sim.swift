@@ -60,14 +60,14 @@ struct SimSchedules: ParsableCommand {
 
     struct Summary: Encodable {
         var schedules = 0, violations = 0, leadersElected = 0, entriesCommitted = 0, crashes = 0, crashesMidWrite = 0
-        var snapshotsInstalled = 0, transfers = 0, operations = 0, acknowledged = 0, readIndexReads = 0
+        var snapshotsInstalled = 0, transfers = 0, operations = 0, acknowledged = 0, readIndexReads = 0, staleReads = 0
         var linearizable = 0, unknown = 0
         var seconds = 0.0
         var failedSeeds: [UInt64] = []
         enum CodingKeys: String, CodingKey {
             case schedules, violations, crashes, transfers, operations, acknowledged, linearizable, unknown, seconds
             case leadersElected = "leaders_elected", entriesCommitted = "entries_committed", crashesMidWrite = "crashes_mid_write"
-            case snapshotsInstalled = "snapshots_installed", readIndexReads = "readindex_reads", failedSeeds = "failed_seeds"
+            case snapshotsInstalled = "snapshots_installed", readIndexReads = "readindex_reads", staleReads = "stale_reads", failedSeeds = "failed_seeds"
         }
 
         mutating func add(_ r: ScheduleReport) {
@@ -75,6 +75,7 @@ struct SimSchedules: ParsableCommand {
             leadersElected += r.leadersElected; entriesCommitted += r.entriesCommitted; crashes += r.crashes
             crashesMidWrite += r.crashesMidWrite; snapshotsInstalled += r.snapshotsInstalled; transfers += r.transfers
             operations += r.operations; acknowledged += r.acknowledged; readIndexReads += r.readIndexReads
+            staleReads += r.staleReads
             if r.linearizable == .linearizable { linearizable += 1 }
             if r.linearizable == .unknown { unknown += 1 }
             if !r.violations.isEmpty { violations += 1; failedSeeds.append(r.seed) }
@@ -140,7 +141,7 @@ struct SimSchedules: ParsableCommand {
               + (s.violations == 0 ? "no invariant violated" : "\(s.violations) violated an invariant"))
         print("  \(s.leadersElected) leaders elected, \(s.entriesCommitted) entries committed, \(s.crashes) crashes "
               + "(\(s.crashesMidWrite) mid-write), \(s.snapshotsInstalled) snapshots installed, \(s.transfers) transfers")
-        print("  clients: \(s.operations) operations, \(s.acknowledged) writes acknowledged, \(s.readIndexReads) ReadIndex reads; "
+        print("  clients: \(s.operations) operations, \(s.acknowledged) writes acknowledged, \(s.readIndexReads) ReadIndex reads, \(s.staleReads) stale local reads; "
               + "histories linearizable: \(s.linearizable)" + (s.unknown > 0 ? ", unknown (checker limit): \(s.unknown)" : ""))
         for r in failures.prefix(10) {
             print("seed \(r.seed) (\(r.size) replicas): \(r.violations.joined(separator: "; "))")

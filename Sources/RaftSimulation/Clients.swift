@@ -34,6 +34,9 @@ struct Clients {
     var history: [Operation<KVModel.Input, KVModel.Output>] = []
     var acknowledged: [Ack] = []
     var readIndexReads = 0
+    var staleReads = 0
+    /// Every value a client asked to write, per key: a stale read may be old, never invented.
+    private var written: [String: Set<String>] = [:]
     private var nextContext: UInt64 = 1
     private var events: Int64 = 0
     private var proposals: [ReplicaID: [LogIndex: Int]] = [:]
@@ -65,6 +68,9 @@ struct Clients {
         let input: KVModel.Input
         var command: KVCommand?
         switch sim.rng.below(100) {
+        case 95..<100:
+            staleRead(sim, c, key)
+            return
         case 0..<30: input = .put(value); command = .put(key: key, value: value)
         case 30..<47: input = .get  // ReadIndex
         case 47..<62: input = .get; command = .get(key: key)
@@ -74,6 +80,8 @@ struct Clients {
             command = .cas(key: key, expected: expected, value: value)
         default: input = .delete; command = .delete(key: key)
         }
+        if case .put(let v) = input { written[key, default: []].insert(v) }
+        if case .cas(_, let v) = input { written[key, default: []].insert(v) }
         var request: KVRequest?
         if let command {
             list[c].seq += 1
@@ -82,6 +90,20 @@ struct Clients {
         history.append(Operation(client: c, key: key, input: input, output: nil, outcome: .unknown, invoke: clock(), complete: nil))
         list[c].op = Outstanding(history: history.count - 1, key: key, request: request)
         sim.log("\(list[c].name) invokes \(input) on \(key)" + (request.map { " (seq \($0.seq))" } ?? " (ReadIndex)"))
+    }
+
+    /// A stale local read: any live replica answers from its own store at once, without asking the
+    /// leader. It may miss recent writes, so it stays out of the linearizable history; it must
+    /// still return a value some client wrote (or absent), never one the store made up.
+    private mutating func staleRead(_ sim: Simulation, _ c: Int, _ key: String) {
+        guard !sim.live.isEmpty else { return }
+        let id = sim.rng.pick(sim.live)
+        let v = sim.nodes[id]!.state.get(key)
+        staleReads += 1
+        if let v, written[key]?.contains(v) != true {
+            sim.report.violations.append("stale read of \(key) at replica \(id) returned \"\(v)\", which no client wrote")
+        }
+        sim.log("\(list[c].name) stale read of \(key) at replica \(id): \(v ?? "(absent)")")
     }
 
     private mutating func submit(_ sim: Simulation, _ c: Int) {

@@ -36,6 +36,7 @@ public struct ScheduleReport: Sendable {
     public var operations = 0
     public var acknowledged = 0
     public var readIndexReads = 0
+    public var staleReads = 0
     /// The clients' history checked by the linearizability checker (nil: the check did not run,
     /// because an invariant failed first).
     public var linearizable: Verdict?
@@ -369,6 +370,7 @@ public final class Simulation {
         }
         report.acknowledged = clients.acknowledged.count
         report.readIndexReads = clients.readIndexReads
+        report.staleReads = clients.staleReads
         let result = Checker.check(KVModel(), clients.history, limits: CheckLimits(timeoutNs: 20_000_000_000))
         report.linearizable = result.verdict
         if result.verdict == .notLinearizable {
