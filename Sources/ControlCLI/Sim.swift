@@ -59,13 +59,13 @@ struct SimSchedules: ParsableCommand {
     }
 
     struct Summary: Encodable {
-        var schedules = 0, violations = 0, leadersElected = 0, entriesCommitted = 0, crashes = 0, crashesMidWrite = 0
+        var schedules = 0, violations = 0, leadersElected = 0, entriesCommitted = 0, crashes = 0, crashesMidWrite = 0, pauses = 0
         var snapshotsInstalled = 0, transfers = 0, operations = 0, acknowledged = 0, readIndexReads = 0, staleReads = 0
         var linearizable = 0, unknown = 0
         var seconds = 0.0
         var failedSeeds: [UInt64] = []
         enum CodingKeys: String, CodingKey {
-            case schedules, violations, crashes, transfers, operations, acknowledged, linearizable, unknown, seconds
+            case schedules, violations, crashes, pauses, transfers, operations, acknowledged, linearizable, unknown, seconds
             case leadersElected = "leaders_elected", entriesCommitted = "entries_committed", crashesMidWrite = "crashes_mid_write"
             case snapshotsInstalled = "snapshots_installed", readIndexReads = "readindex_reads", staleReads = "stale_reads", failedSeeds = "failed_seeds"
         }
@@ -73,7 +73,7 @@ struct SimSchedules: ParsableCommand {
         mutating func add(_ r: ScheduleReport) {
             schedules += 1
             leadersElected += r.leadersElected; entriesCommitted += r.entriesCommitted; crashes += r.crashes
-            crashesMidWrite += r.crashesMidWrite; snapshotsInstalled += r.snapshotsInstalled; transfers += r.transfers
+            crashesMidWrite += r.crashesMidWrite; pauses += r.pauses; snapshotsInstalled += r.snapshotsInstalled; transfers += r.transfers
             operations += r.operations; acknowledged += r.acknowledged; readIndexReads += r.readIndexReads
             staleReads += r.staleReads
             if r.linearizable == .linearizable { linearizable += 1 }
@@ -140,7 +140,7 @@ struct SimSchedules: ParsableCommand {
               + "\(Render.fixed(s.seconds, 1)) s, \(Render.fixed(rate, 0)) schedules/s: "
               + (s.violations == 0 ? "no invariant violated" : "\(s.violations) violated an invariant"))
         print("  \(s.leadersElected) leaders elected, \(s.entriesCommitted) entries committed, \(s.crashes) crashes "
-              + "(\(s.crashesMidWrite) mid-write), \(s.snapshotsInstalled) snapshots installed, \(s.transfers) transfers")
+              + "(\(s.crashesMidWrite) mid-write), \(s.pauses) pauses, \(s.snapshotsInstalled) snapshots installed, \(s.transfers) transfers")
         print("  clients: \(s.operations) operations, \(s.acknowledged) writes acknowledged, \(s.readIndexReads) ReadIndex reads, \(s.staleReads) stale local reads; "
               + "histories linearizable: \(s.linearizable)" + (s.unknown > 0 ? ", unknown (checker limit): \(s.unknown)" : ""))
         for r in failures.prefix(10) {

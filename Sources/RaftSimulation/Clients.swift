@@ -21,14 +21,16 @@ struct Clients {
         var op: Outstanding?
         var guess: ReplicaID
         var retryAt = 0
+        /// Its request went out and no answer came before retryAt: on retry, try another replica.
+        var awaiting = false
         var counter = 0
         var lastSeen: [String: String] = [:]
     }
 
     struct Ack { var client: String; var seq: UInt64; var index: LogIndex }
 
-    static let keys = ["x", "y", "z"]
-    static let timeoutSteps = 60
+    static let keys = ["x", "y"]
+    static let timeoutSteps = 40
 
     var list: [Client]
     var history: [Operation<KVModel.Input, KVModel.Output>] = []
@@ -41,6 +43,8 @@ struct Clients {
     private var events: Int64 = 0
     private var proposals: [ReplicaID: [LogIndex: Int]] = [:]
     private var reads: [ReplicaID: [UInt64: Int]] = [:]
+    /// Clients whose request waits in a stopped replica's socket.
+    private var blocked: [ReplicaID: [Int]] = [:]
 
     init(count: Int, nodes: [ReplicaID]) {
         list = (0..<count).map { Client(name: "c\($0 + 1)", guess: nodes[$0 % nodes.count]) }
@@ -57,7 +61,12 @@ struct Clients {
             begin(sim, c)
         } else if sim.now < list[c].retryAt {
             return
+        } else if list[c].awaiting {
+            // Timed out: the replica may be stopped, cut off or deposed; ask another.
+            let others = sim.ids.filter { $0 != list[c].guess }
+            if !others.isEmpty { list[c].guess = sim.rng.pick(others) }
         }
+        list[c].awaiting = false
         submit(sim, c)
     }
 
@@ -107,13 +116,33 @@ struct Clients {
     }
 
     private mutating func submit(_ sim: Simulation, _ c: Int) {
-        guard let op = list[c].op else { return }
+        guard list[c].op != nil else { return }
         let target = list[c].guess
         guard !sim.down.contains(target) else {
             if !sim.live.isEmpty { list[c].guess = sim.rng.pick(sim.live) }
             list[c].retryAt = sim.now + 2
             return
         }
+        if sim.paused[target] != nil {
+            // The request waits in the stopped process's socket; it handles it when it runs again.
+            blocked[target, default: []].append(c)
+            list[c].retryAt = sim.now + Self.timeoutSteps
+            list[c].awaiting = true
+            return
+        }
+        send(sim, c, to: target)
+    }
+
+    /// A stopped replica runs again: first the client requests waiting for it (before it has read
+    /// what its peers sent meanwhile: the moment a deposed leader still takes itself for leader).
+    mutating func resumed(_ sim: Simulation, node id: ReplicaID) {
+        for c in blocked.removeValue(forKey: id) ?? [] where list[c].op != nil && list[c].guess == id && list[c].awaiting {
+            send(sim, c, to: id)
+        }
+    }
+
+    private mutating func send(_ sim: Simulation, _ c: Int, to target: ReplicaID) {
+        guard let op = list[c].op else { return }
         let outcome: Result<Void, Raft.ProposeError>
         if let request = op.request {
             outcome = sim.nodes[target]!.raft.propose(request.encoded()).map { index in
@@ -126,7 +155,9 @@ struct Clients {
             outcome = sim.nodes[target]!.raft.readIndex(context).map { reads[target, default: [:]][context] = c }
         }
         switch outcome {
-        case .success: list[c].retryAt = sim.now + Self.timeoutSteps
+        case .success:
+            list[c].retryAt = sim.now + Self.timeoutSteps
+            list[c].awaiting = true
         case .failure(.notLeader(let hint)):
             list[c].guess = hint ?? sim.rng.pick(sim.ids)
             list[c].retryAt = sim.now + 3
@@ -162,6 +193,7 @@ struct Clients {
     mutating func forget(node: ReplicaID) {
         proposals[node] = nil
         reads[node] = nil
+        blocked[node] = nil
     }
 
     private mutating func complete(_ sim: Simulation, _ c: Int, result: KVResult, index: LogIndex) {

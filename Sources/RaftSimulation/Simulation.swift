@@ -31,6 +31,7 @@ public struct ScheduleReport: Sendable {
     public var entriesCommitted = 0
     public var crashes = 0
     public var crashesMidWrite = 0
+    public var pauses = 0
     public var snapshotsInstalled = 0
     public var transfers = 0
     public var operations = 0
@@ -60,6 +61,10 @@ public final class Simulation {
     var nodes: [ReplicaID: SimNode] = [:]
     var disks: [ReplicaID: SimDisk] = [:]
     var down: Set<ReplicaID> = []
+    /// SIGSTOPped replicas and the step they resume at: no ticks, no Readies, and what is sent to
+    /// them waits (in the socket buffer) until they run again.
+    var paused: [ReplicaID: Int] = [:]
+    var held: [ReplicaID: [Message]] = [:]
     var side: [ReplicaID: Int] = [:]
     var blocked: Set<Directed> = []
     /// Messages on the wire, by the step they arrive at.
@@ -106,6 +111,7 @@ public final class Simulation {
     public func run() -> ScheduleReport {
         for step in 0..<options.steps {
             now += 1
+            resumeDue()
             act(step)
             processReadies()
             deliver()
@@ -134,6 +140,19 @@ public final class Simulation {
     }
 
     var live: [ReplicaID] { ids.filter { !down.contains($0) } }
+    /// Live and not paused.
+    var running: [ReplicaID] { ids.filter { !down.contains($0) && paused[$0] == nil } }
+
+    private func resumeDue() {
+        for id in ids where (paused[id] ?? Int.max) <= now {
+            paused[id] = nil
+            let waiting = held.removeValue(forKey: id) ?? []
+            network[now, default: []] += waiting
+            inFlight += waiting.count
+            log("resume \(id) (\(waiting.count) messages waiting for it)")
+            clients.resumed(self, node: id)
+        }
+    }
     var leader: ReplicaID? { live.first { nodes[$0]!.raft.role == .leader } }
 
     // MARK: Faults and workload
@@ -141,12 +160,12 @@ public final class Simulation {
     private func act(_ step: Int) {
         switch rng.next() % 100 {
         case 0..<40:
-            for id in live {
+            for id in running {
                 nodes[id]!.raft.tick()
                 drainTrace(id)
             }
         case 40..<54:
-            clients.act(self, client: rng.below(options.clients), newOperations: true)
+            for c in 0..<options.clients { clients.act(self, client: c, newOperations: true) }
         case 54..<56:
             if down.count < ids.count / 2, !live.isEmpty { crash(rng.pick(live), midWrite: false) }
         case 56..<60:
@@ -155,6 +174,16 @@ public final class Simulation {
             if down.count < ids.count / 2, let l = leader { crash(l, midWrite: false) }
         case 60..<63:
             if let id = down.min() { restart(id, step: step) }  // min: a Set's order changes per process
+        case 84:
+            // SIGSTOP, then SIGCONT 20-80 steps later; half the time the leader. A stopped leader
+            // that resumes still takes itself for leader until it hears otherwise.
+            let candidates = running
+            if !candidates.isEmpty && down.count + paused.count < ids.count / 2 {
+                let id = rng.chance(50) ? (leader.flatMap { paused[$0] == nil ? $0 : nil } ?? rng.pick(candidates)) : rng.pick(candidates)
+                paused[id] = now + 20 + rng.below(61)
+                report.pauses += 1
+                log("pause \(id) until \(paused[id]!)")
+            }
         case 82..<84:
             // A reboot: the process dies and is back at once (as under Restart=always), while
             // messages sent to it before are still on the wire.
@@ -206,6 +235,8 @@ public final class Simulation {
 
     func crash(_ id: ReplicaID, midWrite: Bool) {
         down.insert(id)
+        paused[id] = nil
+        held[id] = nil
         report.crashes += 1
         let what = disks[id]!.crash(&rng)
         if midWrite { report.crashesMidWrite += 1 }
@@ -235,7 +266,7 @@ public final class Simulation {
     // MARK: Readies
 
     func processReadies() {
-        for id in ids where !down.contains(id) && nodes[id]!.raft.hasReady {
+        for id in ids where !down.contains(id) && paused[id] == nil && nodes[id]!.raft.hasReady {
             let r = nodes[id]!.raft.ready()
             // 1. Persist: snapshot, entries, then the hard state (its commit covers the entries).
             var wrote = false
@@ -309,6 +340,10 @@ public final class Simulation {
         inFlight -= messages.count
         messages.shuffle(using: &rng)
         for m in messages where !down.contains(m.to) && side[m.to] == side[m.from] && !blocked.contains(Directed(from: m.from, to: m.to)) {
+            if paused[m.to] != nil {
+                held[m.to, default: []].append(m)
+                continue
+            }
             log(m.description)
             nodes[m.to]!.raft.step(m)
             drainTrace(m.to)
@@ -321,6 +356,8 @@ public final class Simulation {
     /// index (a leader of the final term committed everything), giving clients the time to finish.
     private func settle() {
         for id in down.sorted() { restart(id, step: options.steps) }
+        for id in paused.keys.sorted() { paused[id] = now }
+        resumeDue()
         for id in ids { side[id] = 0 }
         blocked = []
         lossPercent = 0
