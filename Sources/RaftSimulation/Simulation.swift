@@ -49,7 +49,8 @@ public struct ScheduleReport: Sendable {
 /// a network with delay, loss, duplication, reordering and partitions (symmetric and one-way);
 /// crashes (some in the middle of a disk write) and restarts from a disk that loses what was not
 /// synced; snapshots; leadership transfers; clients that retry with the same (client, seq).
-/// After every step: election safety, log matching, leader completeness, state-machine safety.
+/// After every step: election safety, leader completeness, state-machine safety, committed entries
+/// that never change; log matching over all pairs of logs every 25 steps (the costly pass).
 /// At the end, with the faults healed: every acknowledged write is in every replica that applied
 /// its index, every replica holds the same state, and the clients' history is linearizable.
 public final class Simulation {
@@ -120,14 +121,14 @@ public final class Simulation {
             if !report.violations.isEmpty || !invariants.violations.isEmpty { return finish() }
         }
         settle()
-        if report.violations.isEmpty { checkOutcome() }
+        if report.violations.isEmpty && invariants.violations.isEmpty { checkOutcome() }
         return finish()
     }
 
     private func finish() -> ScheduleReport {
         // The first few distinct violations: the rest follow from them.
         var seen = Set<String>()
-        report.violations = (report.violations + invariants.violations).filter { seen.insert($0).inserted }.prefix(3).map { $0 }
+        report.violations = (invariants.violations + report.violations).filter { seen.insert($0).inserted }.prefix(3).map { $0 }
         report.leadersElected = invariants.leaders.count
         report.entriesCommitted = invariants.committed.count
         report.operations = clients.history.count
@@ -395,7 +396,7 @@ public final class Simulation {
     private func checkOutcome() {
         let reference = nodes[ids[0]]!.state
         for id in ids.dropFirst() where nodes[id]!.state != reference {
-            report.violations.append("replicas \(ids[0]) and \(id) applied the same log to index \(reference.applied) and hold different states")
+            report.violations.append("replicas \(ids[0]) and \(id) both applied through index \(reference.applied) and hold different states")
         }
         for ack in clients.acknowledged {
             for id in ids where nodes[id]!.state.applied >= ack.index.value {
