@@ -37,6 +37,9 @@ let package = Package(
         // The replicated store's state machine (put, get, delete, CAS, mput; dedup by client and seq;
         // snapshots) and its binary entry format. No I/O.
         .target(name: "KVStore"),
+        // The write-ahead log's record format (length, CRC-32C, type, payload) and its scanner: a
+        // torn tail is told from corruption before the tail. Segment files and fsync come with kvnode.
+        .target(name: "WAL"),
         // The deterministic simulator: Raft replicas running KVStore over a faulty network and disk,
         // with retrying clients; the invariants; election-time trials. Used by tests and `kvctl sim`.
         .target(name: "RaftSimulation", dependencies: [
@@ -86,6 +89,7 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore"]),
+        .testTarget(name: "WALTests", dependencies: ["WAL"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),
         .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),
