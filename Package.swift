@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Layers (lower never imports higher):
@@ -17,6 +17,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // Traits off: the default FullFoundation trait imports Foundation, whose ICU data would add
+        // tens of MB to kvnode; FoundationEssentials is enough for routing and bodies.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -36,10 +39,15 @@ let package = Package(
         .target(name: "Raft"),
         // The replicated store's state machine (put, get, delete, CAS, mput; dedup by client and seq;
         // snapshots) and its binary entry format. No I/O.
-        .target(name: "KVStore"),
+        .target(name: "KVStore", dependencies: ["BinaryCodec"]),
+        // LEB128 integers, length-prefixed strings and bytes; strict decoding (bad bytes throw).
+        .target(name: "BinaryCodec"),
         // The write-ahead log's record format (length, CRC-32C, type, payload) and its scanner: a
         // torn tail is told from corruption before the tail. Segment files and fsync come with kvnode.
         .target(name: "WAL"),
+        // The node's disk: WAL segment files (fdatasync, preallocated), atomic snapshot files, recovery
+        // that truncates a torn tail and refuses corruption before it.
+        .target(name: "RaftStorage", dependencies: ["Raft", "WAL", "BinaryCodec", "CLinux"]),
         // The deterministic simulator: Raft replicas running KVStore over a faulty network and disk,
         // with retrying clients; the invariants; election-time trials. Used by tests and `kvctl sim`.
         .target(name: "RaftSimulation", dependencies: [
@@ -88,8 +96,8 @@ let package = Package(
         ]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
-        .testTarget(name: "KVStoreTests", dependencies: ["KVStore"]),
-        .testTarget(name: "WALTests", dependencies: ["WAL"]),
+        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "BinaryCodec"]),
+        .testTarget(name: "WALTests", dependencies: ["WAL", "RaftStorage", "Raft"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),
         .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),

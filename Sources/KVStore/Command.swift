@@ -1,3 +1,4 @@
+import BinaryCodec
 /// What a client asks of the store. Every request carries (client, seq) so that a retry of the
 /// same request is applied once (Raft dissertation §6.3).
 public enum KVCommand: Hashable, Sendable {

@@ -1,3 +1,4 @@
+import BinaryCodec
 /// The replicated store's state machine: a map of strings and, per client, its latest request's
 /// sequence number and answer. Pure and deterministic: replicas that apply the same entries hold
 /// the same state and give the same answers. The session table is part of the snapshot, so that a

@@ -1,4 +1,5 @@
 import Testing
+import BinaryCodec
 @testable import KVStore
 
 private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {

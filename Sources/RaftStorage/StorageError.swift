@@ -1,0 +1,24 @@
+/// Why the node's storage cannot be used. Each says which file, where, and what to do.
+public enum StorageError: Error, CustomStringConvertible, Sendable {
+    case io(path: String, operation: String, errno: Int32)
+    /// Damage before a WAL's tail, or anything that is not a torn final write: never applied, never
+    /// repaired silently.
+    case corrupt(path: String, offset: Int, reason: String)
+    case gap(reason: String)
+
+    public var description: String {
+        switch self {
+        case .io(let path, let op, let e):
+            return "\(op) \(path): \(String(cString: strerror(e))) (errno \(e))"
+        case .corrupt(let path, let offset, let reason):
+            return "\(path) is damaged at byte \(offset): \(reason). Refusing to start rather than apply it: "
+                + "restore the data directory from a replica or backup, or move it away to rejoin empty"
+        case .gap(let reason):
+            return "the data directory is incomplete: \(reason). Refusing to start: move it away to rejoin empty"
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

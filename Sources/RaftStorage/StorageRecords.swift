@@ -1,0 +1,79 @@
+import BinaryCodec
+import Raft
+import WAL
+
+/// What the node's WAL holds, one `WALRecord` each. Replay order decides: a later hard state
+/// replaces an earlier one; an entry at index i replaces every entry at i and after (a follower's
+/// log was overwritten by its leader); a snapshot marker drops the entries it covers, or all of
+/// them when the snapshot came from the leader (the log was replaced, Raft §7).
+enum StorageRecord: Equatable {
+    case hardState(HardState)
+    case entry(Entry)
+    case snapshotMarker(index: LogIndex, term: Term, replacesLog: Bool)
+
+    enum Tag: UInt8 { case hardState = 1, entry = 2, snapshotMarker = 3, snapshotFile = 4 }
+
+    var walRecord: WALRecord {
+        var w = ByteWriter()
+        switch self {
+        case .hardState(let hs):
+            w.uint(hs.term.value)
+            w.uint(hs.vote.map { UInt64($0) + 1 } ?? 0)
+            w.uint(hs.commit.value)
+            return WALRecord(type: Tag.hardState.rawValue, payload: w.bytes)
+        case .entry(let e):
+            w.uint(e.term.value)
+            w.uint(e.index.value)
+            w.data(e.data)
+            return WALRecord(type: Tag.entry.rawValue, payload: w.bytes)
+        case .snapshotMarker(let index, let term, let replaces):
+            w.uint(index.value)
+            w.uint(term.value)
+            w.bool(replaces)
+            return WALRecord(type: Tag.snapshotMarker.rawValue, payload: w.bytes)
+        }
+    }
+
+    init(_ record: WALRecord) throws {
+        var r = ByteReader(record.payload)
+        switch Tag(rawValue: record.type) {
+        case .hardState:
+            let term = Term(try r.uint())
+            let vote = try r.uint()
+            let commit = LogIndex(try r.uint())
+            self = .hardState(HardState(term: term, vote: vote == 0 ? nil : ReplicaID(truncatingIfNeeded: vote - 1), commit: commit))
+        case .entry:
+            let term = Term(try r.uint())
+            let index = LogIndex(try r.uint())
+            self = .entry(Entry(term: term, index: index, data: try r.data()))
+        case .snapshotMarker:
+            self = .snapshotMarker(index: LogIndex(try r.uint()), term: Term(try r.uint()), replacesLog: try r.bool())
+        case .snapshotFile, nil:
+            throw DecodeError("record type \(record.type) does not belong in a WAL segment")
+        }
+        try r.expectEnd()
+    }
+}
+
+/// A snapshot file is one WAL record (so it carries its own length and checksum).
+enum SnapshotFileFormat {
+    static func encode(_ s: Snapshot) -> [UInt8] {
+        var w = ByteWriter()
+        w.uint(s.index.value)
+        w.uint(s.term.value)
+        w.data(s.data)
+        return WALRecord(type: StorageRecord.Tag.snapshotFile.rawValue, payload: w.bytes).framed()
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> Snapshot {
+        let scan = WALScanner.scan(bytes)
+        guard scan.end == .clean, scan.records.count == 1, let record = scan.records.first,
+              record.type == StorageRecord.Tag.snapshotFile.rawValue else {
+            throw DecodeError("not one whole snapshot record (\(scan.records.count) records, end: \(scan.end))")
+        }
+        var r = ByteReader(record.payload)
+        let s = Snapshot(index: LogIndex(try r.uint()), term: Term(try r.uint()), data: try r.data())
+        try r.expectEnd()
+        return s
+    }
+}
