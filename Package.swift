@@ -20,6 +20,7 @@ let package = Package(
         // Traits off: the default FullFoundation trait imports Foundation, whose ICU data would add
         // tens of MB to kvnode; FoundationEssentials is enough for routing and bodies.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -83,6 +84,16 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        // kvnode's raft mode: the loop that carries Raft's Ready out against RaftStorage, the peer
+        // transport (binary frames over TCP), the HTTP API (Hummingbird), role events.
+        .target(name: "RaftNode", dependencies: [
+            "Raft", "KVStore", "RaftStorage", "BinaryCodec", "Core", "Systemd", "CLinux", "Timing", "NodeRuntime",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "ControlCLI", dependencies: [
             "Core", "Varlink", "Linearizability", "Raft", "RaftSimulation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -92,11 +103,12 @@ let package = Package(
         ]),
         .executableTarget(name: "kvctl", dependencies: ["ControlCLI"]),
         .executableTarget(name: "kvnode", dependencies: [
-            "NodeRuntime", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "NodeRuntime", "RaftNode", "RaftStorage", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "BinaryCodec"]),
+        .testTarget(name: "RaftNodeTests", dependencies: ["RaftNode", "Raft", "KVStore"]),
         .testTarget(name: "WALTests", dependencies: ["WAL", "RaftStorage", "Raft"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),

@@ -27,6 +27,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case experimentStarted = "experiment_started"
     case experimentProgress = "experiment_progress"
     case experimentFinished = "experiment_finished"
+    /// A node found a torn final WAL record on start and cut it off (`offset`, `path`, `reason`).
+    case walTruncated = "wal_truncated"
 }
 
 /// Ground truth for a detection: was the peer really down (by a fault) when it was declared dead?
@@ -77,6 +79,17 @@ public struct Event: Sendable, Codable, Equatable {
     /// Free text for kinds that need a reason (fault_failed, config_rejected).
     public var reason: String?
 
+    // Raft.
+    /// The leader elected or lost.
+    public var leader: NodeID?
+    public var term: UInt64?
+    /// leader_elected: since the previous leader was lost (the supervisor's earliest sign of it:
+    /// the kill of the leader, or the first leader_lost since the last election).
+    public var sinceLostMs: Double?
+    // WAL.
+    public var path: String?
+    public var offset: Int?
+
     enum CodingKeys: String, CodingKey {
         case v, runID = "run_id", kind = "event", node, peer, tWallMs = "t_wall_ms", tMonoNs = "t_mono_ns"
         case silenceMs = "silence_ms", lastHeardMonoNs = "last_heard_mono_ns", timeoutMs = "timeout_ms"
@@ -85,6 +98,7 @@ public struct Event: Sendable, Codable, Equatable {
         case faultID = "fault_id", fault, requested, applied, applyNs = "apply_ns", effect
         case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", peers
         case pid, exitCode = "exit_code", signal, restartInMs = "restart_in_ms", reason
+        case leader, term, sinceLostMs = "since_lost_ms", path, offset
     }
 
     public init(kind: EventKind, runID: String, node: NodeID? = nil, peer: NodeID? = nil, at stamp: Stamp = .now()) {

@@ -155,6 +155,9 @@ public final class EventHub: Sendable {
         if let f = e.faultID { fields.append(("KV_FAULT_ID", f)) }
         if let f = e.fault { fields.append(("KV_FAULT", f.rawValue)) }
         if let l = e.label { fields.append(("KV_LABEL", l.rawValue)) }
+        if let l = e.leader { fields.append(("KV_LEADER", l.rawValue)) }
+        if let t = e.term { fields.append(("KV_TERM", String(t))) }
+        if let s = e.sinceLostMs { fields.append(("KV_SINCE_LOST_MS", String(s))) }
         Journal.send(message: message, priority: EventText.priority(e), fields: fields)
     }
 }

@@ -29,6 +29,16 @@ public enum EventText {
             return s
         case .faultFailed: return "fault \(e.fault?.rawValue ?? "?") on \(node) failed: \(e.reason ?? "unknown")"
         case .faultCleared: return "fault \(e.fault?.rawValue ?? "?") on \(node) cleared (\(e.reason ?? ""))"
+        case .leaderElected:
+            var s = "node \(node) became leader in term \(e.term.map(String.init) ?? "?")"
+            if let ms = e.sinceLostMs { s += ", \(format(ms)) ms after the previous leader was lost" }
+            return s
+        case .leaderLost:
+            let who = e.leader?.rawValue ?? "?"
+            return who == node ? "node \(node) stepped down as leader in term \(e.term.map(String.init) ?? "?")"
+                : "node \(node) lost its leader \(who) in term \(e.term.map(String.init) ?? "?")"
+        case .walTruncated:
+            return "node \(node) cut a torn WAL record off \(e.path ?? "?") at byte \(e.offset.map(String.init) ?? "?"): \(e.reason ?? "")"
         case .supervisorStarted: return "kvsupervisor started"
         case .supervisorStopping: return "kvsupervisor stopping"
         case .configReloaded: return "configuration reloaded"
@@ -41,7 +51,7 @@ public enum EventText {
     public static func priority(_ e: Event) -> Int {
         switch e.kind {
         case .faultFailed, .configRejected: return 3
-        case .declaredDead, .nodeExited, .leaderLost: return 4
+        case .declaredDead, .nodeExited, .leaderLost, .walTruncated: return 4
         case .faultApplied, .faultCleared, .declaredAlive, .leaderElected, .configReloaded: return 5
         default: return 6
         }

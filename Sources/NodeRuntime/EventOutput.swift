@@ -8,11 +8,11 @@ import Glibc
 /// `KV_EVENT=<json>` on NOTIFY_SOCKET, and a readable line on stderr.
 /// Called from the event loop (recoveries) and the timing thread (deaths): each output is one
 /// syscall, so lines never interleave.
-final class EventOutput: Sendable {
+public final class EventOutput: Sendable {
     private let logFD: Int32?
     private let viaNotify: Bool
 
-    init(logPath: String?, viaNotify: Bool) throws {
+    public init(logPath: String?, viaNotify: Bool) throws {
         if let logPath {
             let fd = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw NodeError.cannotOpenLog(path: logPath, errno: errno) }
@@ -23,7 +23,7 @@ final class EventOutput: Sendable {
         self.viaNotify = viaNotify
     }
 
-    func emit(_ event: Event) {
+    public func emit(_ event: Event) {
         let line = event.jsonLine()
         if let logFD {
             // One write(2) per line with O_APPEND: lines never interleave, even with other writers.
@@ -34,6 +34,9 @@ final class EventOutput: Sendable {
         var human = "\(event.kind.rawValue)"
         if let peer = event.peer { human += " peer=\(peer)" }
         if let s = event.silenceMs { human += " silence_ms=\(s)" }
+        if let l = event.leader { human += " leader=\(l)" }
+        if let t = event.term { human += " term=\(t)" }
+        if let o = event.offset { human += " offset=\(o)" }
         writeStderr("kvnode \(event.node.map(\.rawValue) ?? "?"): \(human)")
     }
 }

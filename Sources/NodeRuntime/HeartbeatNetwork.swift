@@ -34,11 +34,13 @@ final class LineHandler: ChannelInboundHandler {
 final class HeartbeatNetwork {
     private let node: HeartbeatNode
     private let loop: any EventLoop
+    private let guest: PeerPortGuest?
     static let maxLineBytes = 512
 
-    init(node: HeartbeatNode, loop: any EventLoop) {
+    init(node: HeartbeatNode, loop: any EventLoop, guest: PeerPortGuest?) {
         self.node = node
         self.loop = loop
+        self.guest = guest
     }
 
     private var bound: NIOLoopBound<HeartbeatNetwork> { NIOLoopBound(self, eventLoop: loop) }
@@ -48,11 +50,22 @@ final class HeartbeatNetwork {
         let options = node.options
         let net = bound
         let node = self.node
+        let guest = self.guest
         let server = ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                HeartbeatNetwork.addLineHandlers(channel, node: node, onInactive: nil)
+                guard let guest else { return HeartbeatNetwork.addLineHandlers(channel, node: node, onInactive: nil) }
+                // Heartbeat lines and the guest protocol share the port: the first bytes decide.
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(PeerProtocolSniffer(
+                        magic: guest.magic,
+                        guest: guest.install,
+                        lines: { ch in
+                            try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: HeartbeatNetwork.maxLineBytes)))
+                            try ch.pipeline.syncOperations.addHandler(LineHandler(node: node, onInactive: nil))
+                        }))
+                }
             }
             .bind(host: options.host, port: options.port)
 
@@ -68,7 +81,7 @@ final class HeartbeatNetwork {
     private static func addLineHandlers(_ channel: Channel, node: HeartbeatNode,
                                         onInactive: ((Channel) -> Void)?) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: maxLineBytes)))
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: HeartbeatNetwork.maxLineBytes)))
             try channel.pipeline.syncOperations.addHandler(LineHandler(node: node, onInactive: onInactive))
         }
     }

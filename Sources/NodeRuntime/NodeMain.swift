@@ -7,9 +7,20 @@ import Systemd
 import Glibc
 #endif
 
+/// More than heartbeats on the node: raft mode's store. Its protocol shares the peer port.
+public struct NodeExtension: Sendable {
+    public var guest: PeerPortGuest
+    /// Starts the extension once the peer port listens and the detector is armed; returns what
+    /// READY's STATUS= says about it. A throw ends the node with status 1 and the message.
+    public var start: @Sendable (EventOutput) throws -> String
+    public init(guest: PeerPortGuest, start: @escaping @Sendable (EventOutput) throws -> String) {
+        self.guest = guest; self.start = start
+    }
+}
+
 /// Runs one kvnode until it is signalled. Sends READY=1 once it listens.
 public enum NodeMain {
-    public static func run(_ options: NodeOptions) throws -> Never {
+    public static func run(_ options: NodeOptions, extension ext: NodeExtension? = nil) throws -> Never {
         try ParentWatch.armIfSupervised()
         installTerminationHandlers()
 
@@ -27,7 +38,7 @@ public enum NodeMain {
         let monitoredListener: Int32? = options.role == .monitored ? listenForBeats(options) : nil
         let listening: EventLoopFuture<Void> = options.role == .monitored
             ? loop.makeSucceededVoidFuture()
-            : loop.flatSubmit { HeartbeatNetwork(node: node, loop: loop).start().map { _ in } }
+            : loop.flatSubmit { HeartbeatNetwork(node: node, loop: loop, guest: ext?.guest).start().map { _ in } }
         let startup: EventLoopFuture<Bool> = listening.flatMap {
             NodeClock.start(node: node, sender: options.role == .detector ? nil
                 : HeartbeatSender(dialing: options.role == .peer ? options.peers : [], listenFD: monitoredListener))
@@ -49,8 +60,12 @@ public enum NodeMain {
         } catch {
             fail(options, "\(NodeError.cannotListen(host: options.host, port: options.port, reason: "\(error)"))")
         }
-        Notifier.ready(status: "listening on \(options.host):\(options.port), "
-            + (allPeersHeard ? "all \(options.peers.count) peer(s) heard" : "not every peer heard yet"))
+        var status = "listening on \(options.host):\(options.port), "
+            + (allPeersHeard ? "all \(options.peers.count) peer(s) heard" : "not every peer heard yet")
+        if let ext {
+            do { status = try ext.start(output) + "; peers on " + status } catch { fail(options, "\(error)") }
+        }
+        Notifier.ready(status: status)
         // The event loop thread does the work; this thread only waits for a termination signal.
         while true { pause() }
     }
@@ -63,7 +78,7 @@ public enum NodeMain {
         return fd
     }
 
-    private static func fail(_ options: NodeOptions, _ message: String) -> Never {
+    public static func fail(_ options: NodeOptions, _ message: String) -> Never {
         writeStderr("kvnode \(options.id): \(message)")
         exit(1)
     }

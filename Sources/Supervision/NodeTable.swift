@@ -199,7 +199,7 @@ public struct NodeTable: Sendable {
         return effects
     }
 
-    static let nodeEventKinds: Set<EventKind> = [.suspect, .declaredDead, .declaredAlive, .leaderElected, .leaderLost, .writeAcked]
+    static let nodeEventKinds: Set<EventKind> = [.suspect, .declaredDead, .declaredAlive, .leaderElected, .leaderLost, .writeAcked, .walTruncated]
 
     private mutating func exited(_ id: NodeID, generation: Int, cause: ExitCause, at now: Stamp) -> [Effect] {
         guard var e = entries[id], e.generation == generation else { return [] }

@@ -54,7 +54,7 @@ public enum WALScanner {
         while i < bytes.count {
             // Zeros where a record would start: space allocated and never written (checked only
             // there, so that a scan stays linear).
-            if bytes[i] == 0, bytes[i...].allSatisfy({ $0 == 0 }) { return (records, i, .clean) }
+            if bytes[i] == 0, isZero(bytes, from: i) { return (records, i, .clean) }
             guard bytes.count - i >= WALRecord.headerSize else {
                 return (records, i, .tornTail(offset: i, reason: "a header cut short (\(bytes.count - i) of 8 bytes)"))
             }
@@ -79,12 +79,29 @@ public enum WALScanner {
 
     /// A bad record is a torn tail only if nothing but zeros follows where it ends.
     private static func damaged(_ bytes: [UInt8], at offset: Int, next: Int?, _ what: String) -> WALEnd {
-        if let next, next < bytes.count, !bytes[next...].allSatisfy({ $0 == 0 }) {
+        if let next, next < bytes.count, !isZero(bytes, from: next) {
             return .corrupt(offset: offset, reason: "\(what) at byte \(offset), with \(bytes.count - next) bytes of records after it")
         }
         if next == nil, bytes.count - offset > WALRecord.headerSize + WALRecord.maxBodySize {
             return .corrupt(offset: offset, reason: "\(what) at byte \(offset), far from the end of the file")
         }
         return .tornTail(offset: offset, reason: what)
+    }
+
+    /// Whether everything from `start` on is zero: 8 bytes at a time, since a preallocated
+    /// segment is mostly zeros and this runs on every start.
+    static func isZero(_ bytes: [UInt8], from start: Int) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var i = start
+            while i + 8 <= raw.count {
+                if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 { return false }
+                i += 8
+            }
+            while i < raw.count {
+                if raw[i] != 0 { return false }
+                i += 1
+            }
+            return true
+        }
     }
 }

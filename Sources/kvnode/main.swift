@@ -1,32 +1,66 @@
 import ArgumentParser
 import Core
 import NodeRuntime
+import RaftNode
+import RaftStorage
 
 /// kvnode: one node of the lab's cluster. Argument parsing only; behaviour lives in NodeRuntime.
 struct KVNode: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvnode",
-        abstract: "One KV node: heartbeat failure detection (and later a replicated store).",
+        abstract: "One KV node: heartbeat failure detection, and in raft mode a replicated, durable KV store.",
         discussion: """
             Seed two-node experiment:
               kvnode --id B --port 8002 --role monitored --log_path b.jsonl --hb_interval_ms 100 --hb_timeout_ms 200 --run_id manual
               kvnode --id A --port 8001 --role detector --peer_addr 127.0.0.1:8002 --log_path a.jsonl --hb_interval_ms 100 --hb_timeout_ms 200 --run_id manual
-            Cluster member (as kvsupervisor starts it):
+            Heartbeat cluster member:
               kvnode --id A --port 7101 --peers B=127.0.0.1:7102,C=127.0.0.1:7103
+            Raft KV node, as the original store (HTTP on -port; Raft and heartbeats on port + 1000):
+              kvnode -id node1 -port 8080 -peers "node2=http://localhost:8081,node3=http://localhost:8082"
             """)
 
-    @Option(name: .customLong("id"), help: "Node id: 1-32 letters, digits, '-' or '_'.")
+    @Option(name: [.customLong("id"), .customLong("id", withSingleDash: true)], help: "Node id: 1-32 letters, digits, '-' or '_'.")
     var id: String
+    @Option(name: .customLong("mode"), help: "heartbeat, raft, or auto: raft when --peers gives http:// URLs or --data-dir is set.")
+    var mode = "auto"
     @Option(name: .customLong("host"), help: "Address to listen on.")
     var host = "127.0.0.1"
-    @Option(name: .customLong("port"), help: "TCP port to listen on.")
+    @Option(name: [.customLong("port"), .customLong("port", withSingleDash: true)],
+            help: "TCP port: heartbeats in heartbeat mode, the HTTP API in raft mode.")
     var port: Int
     @Option(name: .customLong("role"), help: "peer (cluster member), detector or monitored (seed experiment).")
     var role: String = "peer"
     @Option(name: .customLong("peer_addr"), help: "HOST:PORT of the node a detector watches (repeatable).")
     var peerAddr: [String] = []
-    @Option(name: .customLong("peers"), help: "Comma-separated ID=HOST:PORT list of cluster peers.")
+    @Option(name: [.customLong("peers"), .customLong("peers", withSingleDash: true)],
+            help: "Comma-separated cluster peers: ID=HOST:PORT (heartbeat) or ID=http://HOST:PORT (raft: their HTTP API).")
     var peers: String = ""
+
+    // Raft mode.
+    @Option(name: .customLong("peer-port"), help: "Raft: port for Raft and heartbeat traffic from peers (default: --port + 1000).")
+    var peerPort: Int?
+    @Option(name: .customLong("raft-peers"),
+            help: "Raft: ID=HOST:PORT where to send each peer its Raft traffic (default: its --peers host, HTTP port + 1000).")
+    var raftPeers: String = ""
+    @Option(name: [.customLong("data-dir"), .customLong("data-dir", withSingleDash: true)],
+            help: "Raft: the WAL and snapshots (default: ./data/ID).")
+    var dataDir: String?
+    @Option(name: .customLong("sync"), help: "Raft: fdatasync (every acknowledged write is on disk) or none (experiments only).")
+    var sync = "fdatasync"
+    @Option(name: .customLong("tick-ms"), help: "Raft: the logical clock's tick.")
+    var tickMs = 10
+    @Option(name: .customLong("heartbeat-ms"), help: "Raft: leader heartbeat interval.")
+    var heartbeatMs = 50
+    @Option(name: .customLong("election-ms"), help: "Raft: election timeout, lower bound (each timeout is random in [election-ms, election-max-ms)).")
+    var electionMs = 150
+    @Option(name: .customLong("election-max-ms"), help: "Raft: election timeout, upper bound.")
+    var electionMaxMs = 300
+    @Option(name: .customLong("snapshot-entries"), help: "Raft: snapshot and compact the log every this many applied entries.")
+    var snapshotEntries = 10_000
+    @Option(name: .customLong("request-timeout-ms"), help: "Raft: answer 503 'outcome unknown' after this long.")
+    var requestTimeoutMs = 3000
+    @Option(name: .customLong("read-policy"), help: "Raft: default read consistency, linearizable or stale (per request: ?consistency=).")
+    var readPolicy = "linearizable"
     @Option(name: .customLong("hb_interval_ms"), help: "Heartbeat interval in ms.")
     var hbIntervalMs = 100
     @Option(name: .customLong("hb_timeout_ms"), help: "Silence after which a peer is declared dead, in ms.")
@@ -57,8 +91,19 @@ struct KVNode: ParsableCommand {
         for p in peerAddr where PeerAddress.parse(p) == nil {
             throw ValidationError("--peer_addr '\(p)': expected HOST:PORT")
         }
-        for p in peerList where PeerAddress.parse(p)?.id == nil {
-            throw ValidationError("--peers entry '\(p)': expected ID=HOST:PORT")
+        guard ["auto", "heartbeat", "raft"].contains(mode) else { throw ValidationError("--mode '\(mode)': use heartbeat, raft or auto") }
+        for p in peerList where PeerAddress.parse(Self.strippingScheme(p))?.id == nil {
+            throw ValidationError("--peers entry '\(p)': expected ID=HOST:PORT or ID=http://HOST:PORT")
+        }
+        if isRaft {
+            guard SyncMode(rawValue: sync) != nil else { throw ValidationError("--sync '\(sync)': use fdatasync or none") }
+            for p in raftPeerList where PeerAddress.parse(p)?.id == nil {
+                throw ValidationError("--raft-peers entry '\(p)': expected ID=HOST:PORT")
+            }
+            guard (1...65535).contains(resolvedPeerPort) else {
+                throw ValidationError("peer port \(resolvedPeerPort) is out of range: set --peer-port")
+            }
+            if let problem = try raftOptions().problem() { throw ValidationError(problem) }
         }
         if role == "detector" && peerAddr.isEmpty && peerList.isEmpty {
             throw ValidationError("--role detector needs --peer_addr HOST:PORT")
@@ -66,14 +111,61 @@ struct KVNode: ParsableCommand {
     }
 
     var peerList: [String] { peers.split(separator: ",").map(String.init).filter { !$0.isEmpty } }
+    var raftPeerList: [String] { raftPeers.split(separator: ",").map(String.init).filter { !$0.isEmpty } }
+    var isRaft: Bool { mode == "raft" || (mode == "auto" && (peers.contains("://") || dataDir != nil)) }
+    var resolvedPeerPort: Int { peerPort ?? port + 1000 }
+
+    /// "ID=http://HOST:PORT/" -> "ID=HOST:PORT".
+    static func strippingScheme(_ entry: String) -> String {
+        let (id, address): (Substring, Substring) = entry.firstIndex(of: "=").map { (entry[...$0], entry[entry.index(after: $0)...]) }
+            ?? ("", entry[...])
+        for scheme in ["http://", "https://"] where address.hasPrefix(scheme) {
+            let rest = address.dropFirst(scheme.count).split(separator: "/", maxSplits: 1).first ?? ""
+            return String(id) + rest
+        }
+        return entry
+    }
+
+    func raftOptions() throws -> RaftNodeOptions {
+        let explicit = Dictionary(raftPeerList.compactMap(PeerAddress.parse).map { ($0.id!, $0) }, uniquingKeysWith: { a, _ in a })
+        let members = peerList.compactMap { entry -> RaftNodeOptions.Member? in
+            guard let http = PeerAddress.parse(Self.strippingScheme(entry)), let peerID = http.id else { return nil }
+            let raft = explicit[peerID]
+            return .init(id: peerID, httpURL: "http://\(http.host):\(http.port)", peerHost: raft?.host ?? http.host,
+                         peerPort: raft?.port ?? http.port + 1000)
+        }
+        if let stray = explicit.keys.first(where: { k in !members.contains { $0.id == k } }) {
+            throw ValidationError("--raft-peers names \(stray), which --peers does not")
+        }
+        return RaftNodeOptions(
+            id: NodeID(validating: id)!, host: host, httpPort: port, peerPort: resolvedPeerPort, peers: members,
+            dataDir: dataDir ?? "data/\(id)", sync: SyncMode(rawValue: sync) ?? .fdatasync, tickMs: tickMs,
+            heartbeatMs: heartbeatMs, electionMs: electionMs, electionMaxMs: electionMaxMs, snapshotEntries: snapshotEntries,
+            requestTimeoutMs: requestTimeoutMs, readPolicy: readPolicy, runID: runID)
+    }
 
     func run() throws {
+        if isRaft { try runRaft() }
         let addresses = (peerAddr + peerList).compactMap(PeerAddress.parse)
         let options = NodeOptions(
             id: NodeID(validating: id)!, host: host, port: port, role: NodeRole(rawValue: role)!,
             peers: addresses, hbIntervalMs: hbIntervalMs, hbTimeoutMs: hbTimeoutMs, logPath: logPath,
             runID: runID, eventsViaNotify: events == "notify", timerSpinUs: timerSpinUs)
         try NodeMain.run(options)
+    }
+
+    /// Raft mode: the store on --port, and on the peer port both Raft and the heartbeat detector
+    /// (heartbeats to every peer's peer address).
+    private func runRaft() throws -> Never {
+        let raft = try raftOptions()
+        let options = NodeOptions(
+            id: raft.id, host: host, port: raft.peerPort, role: .peer,
+            peers: raft.peers.map { PeerAddress(id: $0.id, host: $0.peerHost, port: $0.peerPort) },
+            hbIntervalMs: hbIntervalMs, hbTimeoutMs: hbTimeoutMs, logPath: logPath, runID: runID,
+            eventsViaNotify: events == "notify", timerSpinUs: timerSpinUs)
+        let ext: NodeExtension
+        do { ext = try RaftNodeMain.prepare(raft) } catch { NodeMain.fail(options, "\(error)") }
+        try NodeMain.run(options, extension: ext)
     }
 }
 

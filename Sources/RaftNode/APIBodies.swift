@@ -1,0 +1,116 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Request and response bodies of the HTTP API (SPEC 2.2), as JSON.
+struct PutBody: Decodable {
+    var client_id: String?
+    var seq: UInt64?
+    var value: String
+}
+
+struct MPutBody: Decodable {
+    struct Pair: Decodable { var key: String; var value: String }
+    var client_id: String?
+    var seq: UInt64?
+    var entries: [Pair]
+}
+
+struct CASBody: Decodable {
+    var client_id: String?
+    var seq: UInt64?
+    var key: String
+    /// null or absent: the key must be absent.
+    var expected: String?
+    var value: String
+}
+
+struct DeleteBody: Decodable {
+    var client_id: String?
+    var seq: UInt64?
+}
+
+struct ErrorBody: Encodable {
+    var error: String
+    var code: String
+    var leader: String?
+    var leader_addr: String?
+    var current: String?
+    var latest_seq: UInt64?
+    var key: String?
+}
+
+struct WriteReplyBody: Encodable {
+    var ok = true
+    var index: UInt64
+}
+
+struct ValueBody: Encodable {
+    var key: String
+    var value: String
+    var index: UInt64
+    var consistency: String
+}
+
+struct StatusBody: Encodable {
+    struct Peer: Encodable { var id: String; var addr: String }
+    struct WAL: Encodable { var sync: String; var syncs: Int; var batches: Int; var entries: Int }
+    var id: String
+    var role: String
+    var term: UInt64
+    var leader: String?
+    var leader_addr: String?
+    var commit_index: UInt64
+    var applied_index: UInt64
+    var last_index: UInt64
+    var snapshot_index: UInt64
+    var keys: Int
+    var read_policy: String
+    var peers: [Peer]
+    var wal: WAL
+}
+
+enum Decoded<T> {
+    case success(T)
+    /// What was wrong, in one line.
+    case failure(String)
+}
+
+enum JSON {
+    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array((try? encoder.encode(value)) ?? Data("{}".utf8)) + [0x0A]
+    }
+
+    /// Decodes `bytes` as `T`, or says in one line which field was wrong and how.
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> Decoded<T> {
+        do {
+            return .success(try JSONDecoder().decode(type, from: Data(bytes)))
+        } catch let DecodingError.keyNotFound(key, _) {
+            return .failure("missing field '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(expected, ctx) {
+            return .failure("field '\(path(ctx))': expected \(describe(expected))")
+        } catch let DecodingError.valueNotFound(expected, ctx) {
+            return .failure("field '\(path(ctx))' is null: expected \(describe(expected))")
+        } catch DecodingError.dataCorrupted(let ctx) {
+            return .failure(ctx.codingPath.isEmpty ? "the body is not valid JSON" : "field '\(path(ctx))': \(ctx.debugDescription)")
+        } catch {
+            return .failure("the body is not valid JSON")
+        }
+    }
+
+    private static func path(_ ctx: DecodingError.Context) -> String {
+        ctx.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is UInt64.Type: return "an unsigned integer"
+        default: return "\(type)"
+        }
+    }
+}

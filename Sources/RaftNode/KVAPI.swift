@@ -1,0 +1,249 @@
+import KVStore
+import Raft
+import Synchronization
+
+/// A reply before it becomes HTTP.
+struct APIReply: Sendable, Equatable {
+    var status: Int
+    var headers: [(String, String)] = []
+    var body: [UInt8]
+
+    static func == (a: APIReply, b: APIReply) -> Bool {
+        a.status == b.status && a.body == b.body && a.headers.elementsEqual(b.headers) { $0 == $1 }
+    }
+}
+
+/// The HTTP API's routes and meaning, without the HTTP server (so tests can call it directly).
+/// Limits are explicit; anything outside them is a 4xx that names the limit.
+final class KVAPI: Sendable {
+    struct Limits: Sendable {
+        var keyBytes = 1024
+        var valueBytes = 1 << 20
+        var bodyBytes = 4 << 20
+        var mputEntries = 1000
+        var clientIDBytes = 128
+    }
+    struct Member: Sendable { var id: String; var httpURL: String }
+
+    let selfID: String
+    let members: [ReplicaID: Member]
+    let limits: Limits
+    let defaultConsistency: ReadConsistency
+    let syncMode: String
+    private let loop: RaftLoop
+    /// Requests without a client_id get a one-off client (no dedup across retries).
+    private let anonymous = Atomic<UInt64>(0)
+
+    init(selfID: String, members: [ReplicaID: Member], loop: RaftLoop, defaultConsistency: ReadConsistency,
+         syncMode: String, limits: Limits = Limits()) {
+        self.selfID = selfID; self.members = members; self.loop = loop
+        self.defaultConsistency = defaultConsistency; self.syncMode = syncMode; self.limits = limits
+    }
+
+    /// `path` is percent-encoded as received; `query` the raw query string.
+    func handle(method: String, path: String, query: String?, body: [UInt8]) async -> APIReply {
+        let params = Self.queryParameters(query)
+        switch (method, path) {
+        case ("GET", "/healthz"): return json(200, ["ok": true])
+        case ("GET", "/status"): return status()
+        case ("POST", "/kv/mput"): return await mput(body, path: path, query: query)
+        case ("POST", "/kv/cas"): return await cas(body, path: path, query: query)
+        case (_, "/healthz"), (_, "/status"): return notAllowed(method, allow: "GET")
+        case (_, "/kv/mput"), (_, "/kv/cas") where method != "GET" && method != "PUT" && method != "DELETE":
+            return notAllowed(method, allow: "POST")
+        default: break
+        }
+        guard path.hasPrefix("/kv/") else {
+            return error(404, "no such endpoint \(path): use /kv/{key}, /kv/mput, /kv/cas, /status or /healthz", "not_found")
+        }
+        guard let key = Self.percentDecoded(String(path.dropFirst(4))), !key.isEmpty else {
+            return error(400, "the key in \(path) is empty or not valid percent-encoded UTF-8", "bad_key")
+        }
+        if let bad = checkKey(key) { return bad }
+        switch method {
+        case "GET":
+            let wanted = params["consistency"] ?? defaultConsistency.rawValue
+            guard let consistency = ReadConsistency(rawValue: wanted) else {
+                return error(400, "consistency=\(wanted): use linearizable or stale", "bad_consistency")
+            }
+            return await read(key, consistency, path: path, query: query)
+        case "PUT":
+            switch JSON.decode(PutBody.self, body) {
+            case .failure(let why): return error(400, "PUT \(path): \(why); send {\"client_id\":\"c1\",\"seq\":1,\"value\":\"v\"}", "bad_body")
+            case .success(let b):
+                if let bad = checkValue(b.value) ?? checkClient(b.client_id) { return bad }
+                return await write(client: b.client_id, seq: b.seq, .put(key: key, value: b.value), path: path, query: query)
+            }
+        case "DELETE":
+            var client = params["client_id"], seq = params["seq"].flatMap { UInt64($0) }
+            if params["seq"] != nil && seq == nil { return error(400, "seq=\(params["seq"]!): expected an unsigned integer", "bad_body") }
+            if !body.isEmpty {
+                switch JSON.decode(DeleteBody.self, body) {
+                case .failure(let why): return error(400, "DELETE \(path): \(why)", "bad_body")
+                case .success(let b): client = b.client_id ?? client; seq = b.seq ?? seq
+                }
+            }
+            if let bad = checkClient(client) { return bad }
+            return await write(client: client, seq: seq, .delete(key: key), path: path, query: query)
+        default:
+            return notAllowed(method, allow: "GET, PUT, DELETE")
+        }
+    }
+
+    // MARK: Operations
+
+    private func read(_ key: String, _ consistency: ReadConsistency, path: String, query: String?) async -> APIReply {
+        let reply = await loop.request { .read(key: key, consistency, $0) }
+        guard case .value(let v, let index) = reply else { return answer(reply, path: path, query: query) }
+        guard let v else {
+            return json(404, ErrorBody(error: "key '\(key)' not found", code: "not_found", key: key))
+        }
+        return json(200, ValueBody(key: key, value: v, index: index.value, consistency: consistency.rawValue))
+    }
+
+    private func mput(_ body: [UInt8], path: String, query: String?) async -> APIReply {
+        switch JSON.decode(MPutBody.self, body) {
+        case .failure(let why):
+            return error(400, "POST /kv/mput: \(why); send {\"client_id\",\"seq\",\"entries\":[{\"key\",\"value\"}]}", "bad_body")
+        case .success(let b):
+            guard !b.entries.isEmpty, b.entries.count <= limits.mputEntries else {
+                return error(400, "mput takes 1 to \(limits.mputEntries) entries, not \(b.entries.count)", "bad_body")
+            }
+            for p in b.entries { if let bad = checkKey(p.key) ?? checkValue(p.value) { return bad } }
+            if let bad = checkClient(b.client_id) { return bad }
+            return await write(client: b.client_id, seq: b.seq, .mput(b.entries.map { KeyValue(key: $0.key, value: $0.value) }),
+                               path: path, query: query)
+        }
+    }
+
+    private func cas(_ body: [UInt8], path: String, query: String?) async -> APIReply {
+        switch JSON.decode(CASBody.self, body) {
+        case .failure(let why):
+            return error(400, "POST /kv/cas: \(why); send {\"client_id\",\"seq\",\"key\",\"expected\",\"value\"}", "bad_body")
+        case .success(let b):
+            if let bad = checkKey(b.key) ?? checkValue(b.value) ?? b.expected.flatMap(checkValue) ?? checkClient(b.client_id) { return bad }
+            return await write(client: b.client_id, seq: b.seq, .cas(key: b.key, expected: b.expected, value: b.value),
+                               path: path, query: query)
+        }
+    }
+
+    private func write(client: String?, seq: UInt64?, _ command: KVCommand, path: String, query: String?) async -> APIReply {
+        let request: KVRequest
+        if let client {
+            guard let seq, seq > 0 else { return error(400, "client_id '\(client)' needs a seq of 1 or more", "bad_body") }
+            request = KVRequest(client: client, seq: seq, command: command)
+        } else {
+            // No client: a one-off session (the "~" prefix cannot collide with a client's own id).
+            request = KVRequest(client: "~\(selfID)-\(anonymous.add(1, ordering: .relaxed).newValue)", seq: 1, command: command)
+        }
+        let reply = await loop.request { .write(request, $0) }
+        guard case .applied(let result, let index) = reply else { return answer(reply, path: path, query: query) }
+        switch result {
+        case .ok, .value: return json(200, WriteReplyBody(index: index.value))
+        case .casFailed(let current):
+            return json(409, ErrorBody(error: "compare failed: the key holds \(current.map { "'\($0)'" } ?? "nothing")",
+                                       code: "cas_failed", current: current))
+        case .staleSequence(let latest):
+            return json(409, ErrorBody(error: "seq \(request.seq) is older than this client's latest (\(latest)): its answer is gone; "
+                                       + "use a new seq", code: "stale_sequence", latest_seq: latest))
+        case .invalid(let why): return error(500, "the entry did not apply: \(why)", "invalid_entry")
+        }
+    }
+
+    /// Not an answer from the store: where to go instead, or that the outcome is unknown.
+    private func answer(_ reply: KVReply, path: String, query: String?) -> APIReply {
+        switch reply {
+        case .notLeader(let leader?) where leader != loop.id:
+            let member = members[leader]
+            let location = (member?.httpURL ?? "") + path + (query.map { "?" + $0 } ?? "")
+            var r = json(307, ErrorBody(error: "not the leader: ask \(member?.id ?? "replica \(leader)")", code: "not_leader",
+                                        leader: member?.id, leader_addr: member?.httpURL))
+            r.headers.append(("Location", location))
+            return r
+        case .notLeader, .transferring:
+            var r = json(503, ErrorBody(error: reply == .transferring ? "leadership is moving; retry shortly"
+                                        : "no leader is known (an election is under way); retry shortly", code: "no_leader"))
+            r.headers.append(("Retry-After", "1"))
+            return r
+        case .timedOut:
+            var r = json(503, ErrorBody(error: "no outcome within the request timeout: the write may or may not be applied; "
+                                        + "retry with the same client_id and seq (applied at most once)", code: "timeout"))
+            r.headers.append(("Retry-After", "1"))
+            return r
+        case .applied, .value:
+            return error(500, "unexpected reply", "internal")
+        }
+    }
+
+    private func status() -> APIReply {
+        let s = loop.status.withLock { $0 }
+        let leader = s.leader.flatMap { members[$0] }
+        return json(200, StatusBody(
+            id: selfID, role: s.role.rawValue, term: s.term.value, leader: leader?.id, leader_addr: leader?.httpURL,
+            commit_index: s.commit.value, applied_index: s.applied.value, last_index: s.lastIndex.value,
+            snapshot_index: s.snapshotIndex.value, keys: s.keys, read_policy: defaultConsistency.rawValue,
+            peers: members.filter { $0.key != loop.id }.sorted { $0.key < $1.key }.map { .init(id: $0.value.id, addr: $0.value.httpURL) },
+            wal: .init(sync: syncMode, syncs: s.syncs, batches: s.batches, entries: s.entriesWritten)))
+    }
+
+    // MARK: Limits and helpers
+
+    private func checkKey(_ key: String) -> APIReply? {
+        if key.isEmpty { return error(400, "the key is empty", "bad_key") }
+        if key.utf8.count > limits.keyBytes { return error(413, "a key of \(key.utf8.count) bytes exceeds the limit of \(limits.keyBytes)", "key_too_large") }
+        return nil
+    }
+
+    private func checkValue(_ value: String) -> APIReply? {
+        value.utf8.count > limits.valueBytes
+            ? error(413, "a value of \(value.utf8.count) bytes exceeds the limit of \(limits.valueBytes)", "value_too_large") : nil
+    }
+
+    private func checkClient(_ client: String?) -> APIReply? {
+        guard let client else { return nil }
+        if client.isEmpty || client.utf8.count > limits.clientIDBytes || client.hasPrefix("~") {
+            return error(400, "client_id must be 1-\(limits.clientIDBytes) bytes and not start with '~'", "bad_client_id")
+        }
+        return nil
+    }
+
+    private func notAllowed(_ method: String, allow: String) -> APIReply {
+        var r = error(405, "method \(method) is not allowed here; allowed: \(allow)", "method_not_allowed")
+        r.headers.append(("Allow", allow))
+        return r
+    }
+
+    func error(_ status: Int, _ message: String, _ code: String) -> APIReply {
+        json(status, ErrorBody(error: message, code: code))
+    }
+
+    private func json<T: Encodable>(_ status: Int, _ value: T) -> APIReply {
+        APIReply(status: status, headers: [("Content-Type", "application/json")], body: JSON.encode(value))
+    }
+
+    static func queryParameters(_ query: String?) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in (query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard let name = percentDecoded(String(parts[0])) else { continue }
+            out[name] = parts.count > 1 ? percentDecoded(String(parts[1])) ?? "" : ""
+        }
+        return out
+    }
+
+    /// Percent-decoding; nil for a bad escape or bytes that are not UTF-8.
+    static func percentDecoded(_ s: String) -> String? {
+        var bytes: [UInt8] = []
+        var it = Array(s.utf8)[...]
+        while let b = it.popFirst() {
+            if b == UInt8(ascii: "%") {
+                guard it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                bytes.append(v)
+                it = it.dropFirst(2)
+            } else {
+                bytes.append(b)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}

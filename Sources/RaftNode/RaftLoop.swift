@@ -1,0 +1,298 @@
+import Core
+import KVStore
+import Raft
+import RaftStorage
+import Synchronization
+import Timing
+
+/// What a client request came to.
+enum KVReply: Sendable, Equatable {
+    /// A write was applied at `index` (a retry gets the first answer).
+    case applied(KVResult, index: LogIndex)
+    /// A read's value (nil: absent), as of `index`.
+    case value(String?, index: LogIndex)
+    case notLeader(leader: ReplicaID?)
+    /// Leadership is moving; ask again shortly.
+    case transferring
+    /// The deadline passed before the outcome was known: the write may or may not be applied.
+    /// A retry with the same (client_id, seq) is applied at most once.
+    case timedOut
+}
+
+enum ReadConsistency: String, Sendable, CaseIterable {
+    /// ReadIndex: confirmed by a quorum round, served once applied through the commit index.
+    case linearizable
+    /// This replica's store as it is, without asking anyone.
+    case stale
+}
+
+/// The node's state as the HTTP API and events see it, refreshed by the loop after each pass.
+struct RaftStatus: Sendable, Equatable {
+    var role: Role = .follower
+    var term: Term = 0
+    var leader: ReplicaID?
+    var commit: LogIndex = 0
+    var applied: LogIndex = 0
+    var lastIndex: LogIndex = 0
+    var snapshotIndex: LogIndex = 0
+    var keys = 0
+    var syncs = 0
+    var entriesWritten = 0
+    var batches = 0
+}
+
+struct RaftTiming: Sendable {
+    var tickMs = 10
+    var heartbeatMs = 50
+    var electionMs = 150
+    var electionMaxMs = 300
+    /// Compact the log once this many entries were applied since the last snapshot.
+    var snapshotEntries = 10_000
+    /// A request whose outcome is not known by then is answered `timedOut`.
+    var requestTimeoutMs = 3000
+}
+
+/// The one thread that owns the Raft value, the disk and the store, and carries out each Ready
+/// in etcd's order: leader's appends go out while its own disk write runs (Raft thesis §10.2.1;
+/// they count toward a quorum only once stable), then the write and one fdatasync for the whole
+/// batch (group commit: every request that arrived during the last sync is in this one), then
+/// every other message (votes and answers leave only after what they promise is on disk), then
+/// apply, answer, advance.
+final class RaftLoop: @unchecked Sendable {
+    enum Input {
+        case message(Message)
+        case write(KVRequest, Continuation)
+        case read(key: String, ReadConsistency, Continuation)
+    }
+    typealias Continuation = CheckedContinuation<KVReply, Never>
+
+    struct RoleChange: Sendable {
+        enum Kind: Sendable { case elected, lost }
+        var kind: Kind
+        var leader: ReplicaID
+        var term: Term
+        var at: MonotonicNanos
+    }
+
+    let id: ReplicaID
+    let status = Mutex(RaftStatus())
+    private let inbox = Mutex<[Input]>([])
+    private let waiter = TimingWaiter()
+    private let timing: RaftTiming
+
+    // Owned by the loop thread.
+    private var raft: Raft
+    private let storage: DiskStorage
+    private var store: KVStateMachine
+    private var transport: PeerTransport?
+    private var onRoleChange: @Sendable (RoleChange) -> Void = { _ in }
+    private var onFatal: @Sendable (String) -> Never
+    private struct PendingWrite { var term: Term; var client: String; var seq: UInt64; var deadline: MonotonicNanos; var reply: Continuation }
+    private struct PendingRead { var key: String; var deadline: MonotonicNanos; var reply: Continuation }
+    private var writes: [LogIndex: PendingWrite] = [:]
+    private var reads: [UInt64: PendingRead] = [:]
+    private var confirmed: [(index: LogIndex, read: PendingRead)] = []
+    private var nextReadContext: UInt64 = 1
+    private var lastRole: Role = .follower
+    private var lastLeader: ReplicaID?
+
+    init(config: Raft.Config, timing: RaftTiming, storage: DiskStorage, recovered: Recovered,
+         onFatal: @escaping @Sendable (String) -> Never) throws {
+        self.id = config.id
+        self.timing = timing
+        self.storage = storage
+        self.onFatal = onFatal
+        raft = Raft(config: config, hardState: recovered.hardState, snapshot: recovered.snapshot, entries: recovered.entries)
+        store = recovered.snapshot.isEmpty ? KVStateMachine() : try KVStateMachine(snapshot: recovered.snapshot.data)
+    }
+
+    func start(transport: PeerTransport, onRoleChange: @escaping @Sendable (RoleChange) -> Void) {
+        self.transport = transport
+        self.onRoleChange = onRoleChange
+        refreshStatus()
+        startDetachedThread { self.run() }
+    }
+
+    func submit(_ input: Input) {
+        inbox.withLock { $0.append(input) }
+        waiter.wake()
+    }
+
+    func request(_ make: (Continuation) -> Input) async -> KVReply {
+        await withCheckedContinuation { c in submit(make(c)) }
+    }
+
+    // MARK: The loop
+
+    private func run() {
+        let tickNs = Int64(timing.tickMs) * 1_000_000
+        var nextTick = monotonicNow() + tickNs
+        while true {
+            waiter.sleep(until: nextTick)
+            let inputs = inbox.withLock { box -> [Input] in
+                defer { box.removeAll(keepingCapacity: true) }
+                return box
+            }
+            let now = monotonicNow()
+            for input in inputs { handle(input, now: now) }
+            while monotonicNow() >= nextTick {
+                raft.tick()
+                nextTick += tickNs
+            }
+            do {
+                while raft.hasReady { try process(raft.ready()) }
+            } catch {
+                onFatal("cannot write to the data directory: \(error). Stopping: a node that cannot persist must not vote or acknowledge")
+            }
+            expire(now: monotonicNow())
+            noticeRoleChange()
+            refreshStatus()
+        }
+    }
+
+    private func handle(_ input: Input, now: MonotonicNanos) {
+        let deadline = now + Int64(timing.requestTimeoutMs) * 1_000_000
+        switch input {
+        case .message(let m):
+            raft.step(m)
+        case .write(let request, let reply):
+            switch raft.propose(request.encoded()) {
+            case .success(let index):
+                // An earlier waiter at this index belonged to an entry that was overwritten.
+                writes[index]?.reply.resume(returning: .notLeader(leader: raft.leader))
+                writes[index] = PendingWrite(term: raft.term, client: request.client, seq: request.seq, deadline: deadline, reply: reply)
+            case .failure(let e): reply.resume(returning: Self.refusal(e))
+            }
+        case .read(let key, .stale, let reply):
+            reply.resume(returning: .value(store.get(key), index: LogIndex(store.applied)))
+        case .read(let key, .linearizable, let reply):
+            let context = nextReadContext
+            nextReadContext += 1
+            switch raft.readIndex(context) {
+            case .success: reads[context] = PendingRead(key: key, deadline: deadline, reply: reply)
+            case .failure(let e): reply.resume(returning: Self.refusal(e))
+            }
+        }
+    }
+
+    private static func refusal(_ e: Raft.ProposeError) -> KVReply {
+        switch e {
+        case .notLeader(let l): return .notLeader(leader: l)
+        case .transferring: return .transferring
+        case .unknownReplica: return .notLeader(leader: nil)
+        }
+    }
+
+    private func process(_ rd: Raft.Ready) throws {
+        let early = rd.messages.filter(Self.sendsBeforePersisting)
+        if !early.isEmpty { transport?.send(early) }
+        if let s = rd.snapshot { try storage.saveSnapshot(s, replacesLog: true) }
+        try storage.save(hardState: rd.hardState, entries: rd.entries)
+        let late = rd.messages.filter { !Self.sendsBeforePersisting($0) }
+        if !late.isEmpty { transport?.send(late) }
+
+        if let s = rd.snapshot {
+            do { store = try KVStateMachine(snapshot: s.data) } catch {
+                onFatal("the leader's snapshot at \(s.index) does not decode: \(error)")
+            }
+            for (index, w) in writes where index <= s.index {
+                writes[index] = nil
+                answerFromSession(w, index: index)
+            }
+        }
+        for e in rd.committed {
+            let (_, result) = store.apply(index: e.index.value, e.data)
+            if let w = writes.removeValue(forKey: e.index) {
+                w.reply.resume(returning: w.term == e.term ? .applied(result, index: e.index) : .notLeader(leader: raft.leader))
+            }
+        }
+        for rs in rd.readStates {
+            guard let r = reads.removeValue(forKey: rs.context) else { continue }
+            confirmed.append((rs.index, r))
+        }
+        for context in rd.failedReads {
+            reads.removeValue(forKey: context)?.reply.resume(returning: .notLeader(leader: raft.leader))
+        }
+        raft.advance(rd)
+        serveConfirmedReads()
+        maybeCompact()
+    }
+
+    /// Appends, snapshots and TimeoutNow come only from a leader whose term is already on disk.
+    private static func sendsBeforePersisting(_ m: Message) -> Bool {
+        switch m.kind {
+        case .append, .snapshot, .timeoutNow: return true
+        default: return false
+        }
+    }
+
+    /// A write whose entry arrived inside a snapshot: its answer is in the session table, if the
+    /// client has not moved on.
+    private func answerFromSession(_ w: PendingWrite, index: LogIndex) {
+        if let s = store.sessions[w.client], s.seq == w.seq {
+            w.reply.resume(returning: .applied(s.result, index: index))
+        } else {
+            w.reply.resume(returning: .timedOut)
+        }
+    }
+
+    private func serveConfirmedReads() {
+        let applied = LogIndex(store.applied)
+        guard confirmed.contains(where: { $0.index <= applied }) else { return }
+        confirmed.removeAll { item in
+            guard item.index <= applied else { return false }
+            item.read.reply.resume(returning: .value(store.get(item.read.key), index: applied))
+            return true
+        }
+    }
+
+    private func maybeCompact() {
+        let applied = LogIndex(store.applied)
+        guard applied.value >= raft.snapshot.index.value + UInt64(timing.snapshotEntries),
+              let term = raft.log.term(at: applied) else { return }
+        let data = store.snapshot()
+        do {
+            try storage.saveSnapshot(Snapshot(index: applied, term: term, data: data), replacesLog: false)
+        } catch {
+            onFatal("cannot write a snapshot: \(error)")
+        }
+        raft.compact(through: applied, data: data)
+    }
+
+    private func expire(now: MonotonicNanos) {
+        for (index, w) in writes where w.deadline <= now {
+            writes[index] = nil
+            w.reply.resume(returning: .timedOut)
+        }
+        for (context, r) in reads where r.deadline <= now {
+            reads[context] = nil
+            r.reply.resume(returning: .timedOut)
+        }
+        confirmed.removeAll { item in
+            guard item.read.deadline <= now else { return false }
+            item.read.reply.resume(returning: .timedOut)
+            return true
+        }
+    }
+
+    private func noticeRoleChange() {
+        let role = raft.role, leader = raft.leader
+        defer { lastRole = role; lastLeader = leader }
+        let now = monotonicNow()
+        if role == .leader && lastRole != .leader {
+            onRoleChange(RoleChange(kind: .elected, leader: id, term: raft.term, at: now))
+        } else if lastRole == .leader && role != .leader {
+            onRoleChange(RoleChange(kind: .lost, leader: id, term: raft.term, at: now))
+        } else if let was = lastLeader, was != id, leader == nil {
+            onRoleChange(RoleChange(kind: .lost, leader: was, term: raft.term, at: now))
+        }
+    }
+
+    private func refreshStatus() {
+        let s = RaftStatus(role: raft.role, term: raft.term, leader: raft.leader, commit: raft.log.committed,
+                           applied: LogIndex(store.applied), lastIndex: raft.log.lastIndex,
+                           snapshotIndex: raft.snapshot.index, keys: store.data.count, syncs: storage.stats.syncs,
+                           entriesWritten: storage.stats.entries, batches: storage.stats.batches)
+        status.withLock { if $0 != s { $0 = s } }
+    }
+}

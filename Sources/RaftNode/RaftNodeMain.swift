@@ -1,0 +1,81 @@
+import Core
+import KVStore
+import NIOCore
+import NIOPosix
+import NodeRuntime
+import Raft
+import RaftStorage
+import Systemd
+
+/// Puts raft mode together: storage recovered, the loop, the peer transport sharing the peer
+/// port with heartbeats, the HTTP API. The heartbeat node (NodeMain) runs it as its extension.
+public enum RaftNodeMain {
+    public static func prepare(_ o: RaftNodeOptions) throws -> NodeExtension {
+        let ids = o.replicaIDs
+        let me = ids[o.id]!
+        var config = Raft.Config(id: me, voters: ids.values.sorted())
+        config.electionTicks = max(1, o.electionMs / o.tickMs)
+        config.maxElectionTicks = max(config.electionTicks + 1, o.electionMaxMs / o.tickMs)
+        config.heartbeatTicks = max(1, o.heartbeatMs / o.tickMs)
+        config.seed = UInt64(truncatingIfNeeded: monotonicNow()) ^ UInt64(me)
+
+        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: o.dataDir, sync: o.sync))
+        let nodeLabel = "kvnode \(o.id)"
+        let loop = try RaftLoop(
+            config: config,
+            timing: RaftTiming(tickMs: o.tickMs, heartbeatMs: o.heartbeatMs, electionMs: o.electionMs,
+                               electionMaxMs: o.electionMaxMs, snapshotEntries: o.snapshotEntries,
+                               requestTimeoutMs: o.requestTimeoutMs),
+            storage: storage, recovered: recovered,
+            onFatal: { message in
+                writeStderr("\(nodeLabel): \(message)")
+                exit(1)
+            })
+        let voters = Set(ids.values)
+        let guest = PeerPortGuest(magic: MessageCodec.magic) { channel in
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RaftFrameDecoder()))
+            try channel.pipeline.syncOperations.addHandler(RaftInboundHandler(
+                deliver: { m in
+                    // Only messages of this group, to this replica: anything else is someone else's traffic.
+                    if m.to == me, voters.contains(m.from), m.from != me { loop.submit(.message(m)) }
+                },
+                reject: { writeStderr("\(nodeLabel): \($0)") }))
+        }
+        var members: [ReplicaID: KVAPI.Member] = [me: .init(id: o.id.rawValue, httpURL: "http://\(o.host):\(o.httpPort)")]
+        for p in o.peers { members[ids[p.id]!] = .init(id: p.id.rawValue, httpURL: p.httpURL) }
+        let memberNames = members
+        let api = KVAPI(selfID: o.id.rawValue, members: members, loop: loop,
+                        defaultConsistency: ReadConsistency(rawValue: o.readPolicy) ?? .linearizable, syncMode: o.sync.rawValue)
+
+        return NodeExtension(guest: guest) { output in
+            if o.sync == .none {
+                writeStderr("\(nodeLabel): --sync none: writes are acknowledged before they reach the disk; a crash of "
+                            + "the host (not of this process) can lose acknowledged writes. For experiments only")
+            }
+            if let t = recovered.truncated {
+                var e = Event(kind: .walTruncated, runID: o.runID, node: o.id)
+                e.path = t.path
+                e.offset = t.offset
+                e.reason = t.reason
+                output.emit(e)
+            }
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let transport = PeerTransport(
+                peers: o.peers.map { .init(replica: ids[$0.id]!, host: $0.peerHost, port: $0.peerPort) }, group: group)
+            loop.start(transport: transport) { change in
+                var e = Event(kind: change.kind == .elected ? .leaderElected : .leaderLost, runID: o.runID, node: o.id)
+                e.leader = memberNames[change.leader].flatMap { NodeID(validating: $0.id) }
+                e.term = change.term.value
+                output.emit(e)
+            }
+            transport.start()
+            try HTTPServer.start(api: api, host: o.host, port: o.httpPort, group: MultiThreadedEventLoopGroup(numberOfThreads: 1))
+            return "raft replica \(me) of \(ids.count), HTTP on \(o.host):\(o.httpPort), data in \(o.dataDir) "
+                + "(term \(recovered.hardState.term), \(recovered.entries.count) entries after snapshot \(recovered.snapshot.index))"
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

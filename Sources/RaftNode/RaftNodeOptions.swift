@@ -1,0 +1,67 @@
+import Core
+import NodeRuntime
+import RaftStorage
+
+/// Everything raft mode needs beyond the heartbeat node's options.
+public struct RaftNodeOptions: Sendable {
+    public struct Member: Sendable, Equatable {
+        public var id: NodeID
+        /// Where clients reach its HTTP API (for redirects and /status).
+        public var httpURL: String
+        /// Where this node sends it Raft traffic (its peer port, or a link proxy in front of it).
+        public var peerHost: String
+        public var peerPort: Int
+        public init(id: NodeID, httpURL: String, peerHost: String, peerPort: Int) {
+            self.id = id; self.httpURL = httpURL; self.peerHost = peerHost; self.peerPort = peerPort
+        }
+    }
+
+    public var id: NodeID
+    public var host: String
+    public var httpPort: Int
+    public var peerPort: Int
+    public var peers: [Member]
+    public var dataDir: String
+    public var sync: SyncMode
+    public var tickMs: Int
+    public var heartbeatMs: Int
+    public var electionMs: Int
+    public var electionMaxMs: Int
+    public var snapshotEntries: Int
+    public var requestTimeoutMs: Int
+    public var readPolicy: String
+    public var runID: String
+
+    public init(id: NodeID, host: String, httpPort: Int, peerPort: Int, peers: [Member], dataDir: String,
+                sync: SyncMode = .fdatasync, tickMs: Int = 10, heartbeatMs: Int = 50, electionMs: Int = 150,
+                electionMaxMs: Int = 300, snapshotEntries: Int = 10_000, requestTimeoutMs: Int = 3000,
+                readPolicy: String = "linearizable", runID: String = "manual") {
+        self.id = id; self.host = host; self.httpPort = httpPort; self.peerPort = peerPort; self.peers = peers
+        self.dataDir = dataDir; self.sync = sync; self.tickMs = tickMs; self.heartbeatMs = heartbeatMs
+        self.electionMs = electionMs; self.electionMaxMs = electionMaxMs; self.snapshotEntries = snapshotEntries
+        self.requestTimeoutMs = requestTimeoutMs; self.readPolicy = readPolicy; self.runID = runID
+    }
+
+    /// Each member's replica id: its place among all ids in sorted order, from 1. Every member
+    /// computes the same mapping from the same membership.
+    var replicaIDs: [NodeID: Int] {
+        let all = ([id] + peers.map(\.id)).map(\.rawValue).sorted()
+        return Dictionary(uniqueKeysWithValues: all.enumerated().map { (NodeID(validating: $0.element)!, $0.offset + 1) })
+    }
+
+    /// A problem with the options, said as what to change; nil when they make sense.
+    public func problem() -> String? {
+        if peers.contains(where: { $0.id == id }) { return "--peers lists this node's own id \(id)" }
+        if Set(peers.map(\.id)).count != peers.count { return "--peers lists an id twice" }
+        if tickMs < 1 { return "--tick-ms must be at least 1" }
+        if heartbeatMs < tickMs { return "--heartbeat-ms (\(heartbeatMs)) must be at least --tick-ms (\(tickMs))" }
+        if electionMs < 2 * heartbeatMs {
+            return "--election-ms (\(electionMs)) must be at least twice --heartbeat-ms (\(heartbeatMs)), or followers campaign between heartbeats"
+        }
+        if electionMaxMs <= electionMs { return "--election-max-ms (\(electionMaxMs)) must exceed --election-ms (\(electionMs))" }
+        if snapshotEntries < 1 { return "--snapshot-entries must be at least 1" }
+        if requestTimeoutMs < 1 { return "--request-timeout-ms must be at least 1" }
+        if ReadConsistency(rawValue: readPolicy) == nil { return "--read-policy '\(readPolicy)': use linearizable or stale" }
+        return nil
+    }
+}
