@@ -6,8 +6,10 @@ public enum ConfigLoader {
                                         "run_id", "node_binary", "stop_grace_ms", "ready_timeout_ms",
                                         "fault_effect_deadline_ms", "timer_spin_us", "sched_priority"]
     public static let clusterKeys = ["mode", "hb_interval_ms", "hb_timeout_ms", "restart", "restart_sec_ms",
-                                     "restart_max_delay_ms", "start_limit_burst", "start_limit_interval_ms"]
-    public static let nodeKeys = ["id", "port", "host"]
+                                     "restart_max_delay_ms", "start_limit_burst", "start_limit_interval_ms",
+                                     "raft_heartbeat_ms", "election_ms", "election_max_ms", "tick_ms", "sync",
+                                     "snapshot_entries", "read_policy"]
+    public static let nodeKeys = ["id", "port", "host", "peer_port", "data_dir"]
     public static let maxFileBytes = 1 << 20
 
     public static func load(path: String) throws(ConfigError) -> ClusterConfig {
@@ -113,6 +115,7 @@ private struct Reader {
             config.startLimitBurst = try int(c, "start_limit_burst", "cluster", 1...1000) ?? config.startLimitBurst
             config.startLimitIntervalMs = try int(c, "start_limit_interval_ms", "cluster", 1...3_600_000)
                 ?? config.startLimitIntervalMs
+            try readRaftSettings(c, into: &config.raft)
         }
 
         if let value = root["node"] {
@@ -131,15 +134,51 @@ private struct Reader {
                     throw fail("node", i, nil, "node '\(raw)' has no port")
                 }
                 let host = try string(n, "host", "node", index: i) ?? "127.0.0.1"
+                let peerPort = try int(n, "peer_port", "node", 1...65535, index: i)
+                let dataDir = try string(n, "data_dir", "node", index: i)
+                let node = NodeConfig(id: id, port: port, host: host, peerPort: peerPort, dataDir: dataDir)
                 guard seenIDs.insert(id).inserted else { throw fail("node", i, "id", "duplicate node id '\(raw)'") }
                 guard seenPorts.insert(port).inserted else { throw fail("node", i, "port", "port \(port) is used by another node") }
-                config.nodes.append(NodeConfig(id: id, port: port, host: host))
+                if config.mode == .raft {
+                    guard node.effectivePeerPort <= 65535 else {
+                        throw fail("node", i, "peer_port", "port + 1000 = \(node.effectivePeerPort) is out of range: set peer_port")
+                    }
+                    guard seenPorts.insert(node.effectivePeerPort).inserted else {
+                        throw fail("node", i, peerPort == nil ? "port" : "peer_port",
+                                   "peer port \(node.effectivePeerPort)\(peerPort == nil ? " (port + 1000)" : "") is used by another node")
+                    }
+                }
+                config.nodes.append(node)
             }
             if config.nodes.isEmpty { throw fail(nil, nil, "node", "at least one [[node]] is needed") }
         } else {
             config.nodes = ClusterConfig.default.nodes
         }
         return config
+    }
+
+    func readRaftSettings(_ c: TOMLTable, into r: inout RaftSettings) throws(ConfigError) {
+        r.tickMs = try int(c, "tick_ms", "cluster", 1...1000) ?? r.tickMs
+        r.heartbeatMs = try int(c, "raft_heartbeat_ms", "cluster", 1...60_000) ?? r.heartbeatMs
+        r.electionMs = try int(c, "election_ms", "cluster", 1...600_000) ?? r.electionMs
+        r.electionMaxMs = try int(c, "election_max_ms", "cluster", 1...600_000) ?? r.electionMaxMs
+        r.snapshotEntries = try int(c, "snapshot_entries", "cluster", 1...100_000_000) ?? r.snapshotEntries
+        if r.heartbeatMs < r.tickMs { throw fail("cluster", nil, "raft_heartbeat_ms", "must be at least tick_ms (\(r.tickMs))") }
+        if r.electionMs < 2 * r.heartbeatMs {
+            throw fail("cluster", nil, "election_ms",
+                       "must be at least twice raft_heartbeat_ms (\(r.heartbeatMs)), or followers campaign between heartbeats")
+        }
+        if r.electionMaxMs <= r.electionMs { throw fail("cluster", nil, "election_max_ms", "must exceed election_ms (\(r.electionMs))") }
+        if let s = try string(c, "sync", "cluster") {
+            guard ["fdatasync", "none"].contains(s) else { throw fail("cluster", nil, "sync", "'\(s)': use fdatasync or none") }
+            r.sync = s
+        }
+        if let p = try string(c, "read_policy", "cluster") {
+            guard ["linearizable", "stale"].contains(p) else {
+                throw fail("cluster", nil, "read_policy", "'\(p)': use linearizable or stale")
+            }
+            r.readPolicy = p
+        }
     }
 
     func string(_ t: TOMLTable, _ key: String, _ table: String, index: Int? = nil) throws(ConfigError) -> String? {

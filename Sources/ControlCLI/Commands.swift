@@ -117,13 +117,22 @@ struct Nodes: ParsableCommand {
     }
 
     static func table(_ reply: ControlProtocol.Nodes) -> String {
+        // Raft columns once any node has reported (raft mode).
+        let raft = reply.nodes.contains { $0.raft != nil }
         let rows = reply.nodes.map { n -> [String] in
             var exit = "-"
             if let code = n.lastExit?.code { exit = "status \(code)" }
             if let sig = n.lastExit?.signal { exit = sig }
-            return [n.id, n.pid.map(String.init) ?? "-", n.state, String(n.port), String(n.restarts), exit]
+            var row = [n.id, n.pid.map(String.init) ?? "-", n.state, String(n.port), String(n.restarts), exit]
+            if raft {
+                let r = n.raft
+                row += [r?.role ?? "-", r.map { String($0.term) } ?? "-", r?.leader ?? "-",
+                        r.map { String($0.commitIndex) } ?? "-", r.map { String($0.appliedIndex) } ?? "-"]
+            }
+            return row
         }
-        return Render.table(["NODE", "PID", "STATE", "PORT", "RESTARTS", "LAST_EXIT"], rows)
+        return Render.table(["NODE", "PID", "STATE", "PORT", "RESTARTS", "LAST_EXIT"]
+                            + (raft ? ["ROLE", "TERM", "LEADER", "COMMIT", "APPLIED"] : []), rows)
     }
 }
 
@@ -139,7 +148,7 @@ struct Inject: ParsableCommand {
             """)
     @OptionGroup var connection: Connection
     @Argument(help: "kill, stop, cont, term, delay, partition or restart") var fault: String
-    @Argument(help: "The node.") var node: String
+    @Argument(help: "The node, or 'leader' (raft mode: the node that leads when the supervisor gets the request).") var node: String
     @Argument(help: "For delay: the added latency, e.g. 150ms.") var amount: String?
     @Option(help: "Apply after this long, e.g. 50ms.") var after: String?
     @Option(name: .customLong("for"), help: "Undo after this long (stop, delay, partition), e.g. 2s.") var duration: String?
@@ -166,10 +175,11 @@ struct Inject: ParsableCommand {
             peers: peers.map { $0.split(separator: ",").map(String.init) })
         let reply = try connection.call("Inject", p, ControlProtocol.InjectReply.self)
         if connection.json { print(Render.json(reply)); return }
+        let target = node == "leader" ? "leader \(reply.node ?? "?") (term \(reply.term.map(String.init) ?? "?"))" : node
         if reply.appliedMonoNs != nil {
-            print("\(fault) \(node): applied (fault \(reply.faultID)); follow with: kvctl events --follow")
+            print("\(fault) \(target): applied (fault \(reply.faultID)); follow with: kvctl events --follow")
         } else {
-            print("\(fault) \(node): scheduled in \(after ?? "0ms") (fault \(reply.faultID))")
+            print("\(fault) \(target): scheduled in \(after ?? "0ms") (fault \(reply.faultID))")
         }
     }
 }
@@ -254,6 +264,28 @@ struct Leader: ParsableCommand {
         guard status.mode == "raft" else {
             throw Failure("the cluster runs in mode '\(status.mode)', which has no leader; set [cluster] mode = \"raft\"")
         }
-        throw Failure("raft mode is not implemented yet")
+        let nodes = try connection.call("ListNodes", ControlProtocol.Nodes.self).nodes
+        guard let leader = Self.leader(nodes) else {
+            throw Failure("no node reports itself leader right now (an election may be under way); see: kvctl nodes")
+        }
+        if connection.json {
+            print(Render.json(Output(leader: leader.id, term: leader.raft!.term, port: leader.port,
+                                     commitIndex: leader.raft!.commitIndex)))
+        } else {
+            print("\(leader.id) (term \(leader.raft!.term), port \(leader.port), commit \(leader.raft!.commitIndex))")
+        }
+    }
+
+    struct Output: Encodable {
+        var leader: String
+        var term: UInt64
+        var port: Int
+        var commitIndex: UInt64
+        enum CodingKeys: String, CodingKey { case leader, term, port, commitIndex = "commit_index" }
+    }
+
+    /// The node that reports itself leader in the highest term.
+    static func leader(_ nodes: [ControlProtocol.Node]) -> ControlProtocol.Node? {
+        nodes.filter { $0.raft?.role == "leader" }.max { $0.raft!.term < $1.raft!.term }
     }
 }

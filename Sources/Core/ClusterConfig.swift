@@ -14,12 +14,33 @@ public enum RestartMode: String, Sendable, Codable, CaseIterable {
 
 public struct NodeConfig: Sendable, Codable, Equatable {
     public var id: NodeID
+    /// Heartbeat mode: where peers send heartbeats. Raft mode: the HTTP API.
     public var port: Int
     public var host: String
+    /// Raft mode: where peers send Raft traffic and heartbeats; default port + 1000.
+    public var peerPort: Int?
+    /// Raft mode: the WAL and snapshots; default <state_dir>/nodes/<id>.
+    public var dataDir: String?
 
-    public init(id: NodeID, port: Int, host: String = "127.0.0.1") {
-        self.id = id; self.port = port; self.host = host
+    public init(id: NodeID, port: Int, host: String = "127.0.0.1", peerPort: Int? = nil, dataDir: String? = nil) {
+        self.id = id; self.port = port; self.host = host; self.peerPort = peerPort; self.dataDir = dataDir
     }
+
+    public var effectivePeerPort: Int { peerPort ?? port + 1000 }
+}
+
+/// Raft mode's settings ([cluster] keys), passed to each kvnode.
+public struct RaftSettings: Sendable, Equatable {
+    public var heartbeatMs = 50
+    public var electionMs = 150
+    public var electionMaxMs = 300
+    public var tickMs = 10
+    /// "fdatasync" or "none".
+    public var sync = "fdatasync"
+    public var snapshotEntries = 10_000
+    /// "linearizable" or "stale".
+    public var readPolicy = "linearizable"
+    public init() {}
 }
 
 /// The whole configuration, validated. `ConfigFile` builds it from TOML; `default` needs no file.
@@ -48,7 +69,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public static let schedPriorityRange = 0...99
 
     // [cluster]
-    public var mode: NodeMode = .heartbeat
+    public var mode: NodeMode = .raft
+    public var raft = RaftSettings()
     public var hbIntervalMs: Int = 100
     public var hbTimeoutMs: Int = 200
     public var restart: RestartMode = .no
@@ -62,11 +84,15 @@ public struct ClusterConfig: Sendable, Equatable {
 
     public init(nodes: [NodeConfig]) { self.nodes = nodes }
 
-    /// Three heartbeat nodes A, B, C on loopback: what `kvsupervisor` runs with no config file.
+    /// Three raft nodes A, B, C on loopback (HTTP 7101-7103, peers 8101-8103): what `kvsupervisor`
+    /// runs with no config file.
     public static let `default` = ClusterConfig(nodes: [
         NodeConfig(id: "A", port: 7101), NodeConfig(id: "B", port: 7102), NodeConfig(id: "C", port: 7103),
     ])
 
     public var nodeIDs: [NodeID] { nodes.map(\.id) }
     public func node(_ id: NodeID) -> NodeConfig? { nodes.first { $0.id == id } }
+
+    /// The port that peers' traffic (heartbeats, and in raft mode Raft) goes to.
+    public func peerTrafficPort(of node: NodeConfig) -> Int { mode == .raft ? node.effectivePeerPort : node.port }
 }

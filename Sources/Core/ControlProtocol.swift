@@ -44,12 +44,14 @@ public enum ControlProtocol {
         public var port: Int
         public var restarts: Int
         public var lastExit: ExitStatus?
+        public var raft: RaftView?
 
-        public init(id: String, pid: Int32?, state: String, port: Int, restarts: Int, lastExit: ExitStatus?) {
+        public init(id: String, pid: Int32?, state: String, port: Int, restarts: Int, lastExit: ExitStatus?, raft: RaftView? = nil) {
             self.id = id; self.pid = pid; self.state = state; self.port = port; self.restarts = restarts; self.lastExit = lastExit
+            self.raft = raft
         }
 
-        enum CodingKeys: String, CodingKey { case id, pid, state, port, restarts, lastExit = "last_exit" }
+        enum CodingKeys: String, CodingKey { case id, pid, state, port, restarts, lastExit = "last_exit", raft }
     }
 
     public struct Nodes: Codable, Sendable { public var nodes: [Node]; public init(nodes: [Node]) { self.nodes = nodes } }
@@ -101,14 +103,22 @@ public enum ControlProtocol {
         public var faultID: String
         public var appliedWallMs: Int64?
         public var appliedMonoNs: Int64?
+        /// The node hit: the one named, or the leader that `leader` resolved to.
+        public var node: String?
+        /// For `leader`: the term in which that node was leader when the fault was requested.
+        public var term: UInt64?
 
-        public init(faultID: String, applied: Stamp?) {
+        public init(faultID: String, applied: Stamp?, node: String? = nil, term: UInt64? = nil) {
             self.faultID = faultID
             appliedWallMs = applied?.wallMs
             appliedMonoNs = applied?.monoNs
+            self.node = node
+            self.term = term
         }
 
-        enum CodingKeys: String, CodingKey { case faultID = "fault_id", appliedWallMs = "applied_wall_ms", appliedMonoNs = "applied_mono_ns" }
+        enum CodingKeys: String, CodingKey {
+            case faultID = "fault_id", appliedWallMs = "applied_wall_ms", appliedMonoNs = "applied_mono_ns", node, term
+        }
     }
 
     /// Heal(node: ?string) and the node methods' (node: string) parameters.

@@ -16,11 +16,13 @@ public struct FaultSpec: Sendable, Codable, Equatable {
     public var delayMs: Int?
     public var jitterMs: Int?
     public var peers: [NodeID]?
+    /// Set when the target was given as `leader`: the term in which `node` led when it was resolved.
+    public var leaderTerm: UInt64?
 
     public init(kind: FaultKind, node: NodeID, afterMs: Int = 0, forMs: Int? = nil,
-                delayMs: Int? = nil, jitterMs: Int? = nil, peers: [NodeID]? = nil) {
+                delayMs: Int? = nil, jitterMs: Int? = nil, peers: [NodeID]? = nil, leaderTerm: UInt64? = nil) {
         self.kind = kind; self.node = node; self.afterMs = afterMs; self.forMs = forMs
-        self.delayMs = delayMs; self.jitterMs = jitterMs; self.peers = peers
+        self.delayMs = delayMs; self.jitterMs = jitterMs; self.peers = peers; self.leaderTerm = leaderTerm
     }
 
     /// Limits that keep a typo from scheduling something for a week.

@@ -73,7 +73,21 @@ struct ControlHandler: Sendable {
 
     private func inject(_ p: ControlProtocol.InjectParameters) async throws -> VarlinkResponse {
         let requested = Stamp.now()
-        guard let node = try optionalNode(p.node, "node") else { throw VarlinkParameterError(name: "node", reason: "is required") }
+        var leaderTerm: UInt64?
+        let node: NodeID
+        if p.node == "leader" {
+            // Resolved now, from the nodes' latest reports: the leader of the highest term.
+            guard let leader = context.supervisor.snapshot.filter({ $0.raft?.role == "leader" })
+                    .max(by: { ($0.raft?.term ?? 0) < ($1.raft?.term ?? 0) }) else {
+                return .error("io.kvsupervisor.NoLeader", ["reason": .string(
+                    "no node reports itself leader right now (not raft mode, or an election is under way); retry, or name a node")])
+            }
+            node = leader.id
+            leaderTerm = leader.raft?.term
+        } else {
+            guard let named = try optionalNode(p.node, "node") else { throw VarlinkParameterError(name: "node", reason: "is required") }
+            node = named
+        }
         guard let kind = FaultKind(rawValue: p.fault), kind != .heal else {
             return .error("io.kvsupervisor.InvalidFault", ["reason": .string(
                 "unknown fault '\(p.fault)'; use one of kill, stop, cont, term, delay, partition, restart")])
@@ -90,12 +104,14 @@ struct ControlHandler: Sendable {
                              afterMs: try inRange(p.afterMs, "after_ms", 0...FaultSpec.maxAfterMs) ?? 0,
                              forMs: try inRange(p.forMs, "for_ms", 1...FaultSpec.maxAfterMs),
                              delayMs: try inRange(p.delayMs, "delay_ms", 0...FaultSpec.maxDelayMs),
-                             jitterMs: try inRange(p.jitterMs, "jitter_ms", 0...FaultSpec.maxDelayMs), peers: peers)
+                             jitterMs: try inRange(p.jitterMs, "jitter_ms", 0...FaultSpec.maxDelayMs), peers: peers,
+                             leaderTerm: leaderTerm)
         let known = Set(context.config.nodeIDs)
         guard known.contains(node) else { return .error("io.kvsupervisor.NoSuchNode", ["node": .string(node.rawValue)]) }
         do {
             let result = try await context.engine.inject(spec, requested: requested, knownNodes: known)
-            return .reply(ControlProtocol.InjectReply(faultID: result.faultID, applied: result.applied))
+            return .reply(ControlProtocol.InjectReply(faultID: result.faultID, applied: result.applied, node: node.rawValue,
+                                                      term: leaderTerm))
         } catch {
             switch error {
             case .noSuchNode(let id): return .error("io.kvsupervisor.NoSuchNode", ["node": .string(id.rawValue)])
@@ -151,7 +167,8 @@ struct ControlHandler: Sendable {
             case .signaled(let s): return .init(signal: SignalName.name(s))
             }
         }
-        return .init(id: n.id.rawValue, pid: n.pid, state: n.state.rawValue, port: n.port, restarts: n.restarts, lastExit: exit)
+        return .init(id: n.id.rawValue, pid: n.pid, state: n.state.rawValue, port: n.port, restarts: n.restarts, lastExit: exit,
+                     raft: n.raft)
     }
 
     static func encode(_ f: FaultRecord) -> ControlProtocol.Fault {

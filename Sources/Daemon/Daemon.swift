@@ -68,7 +68,10 @@ public enum Daemon {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let controlGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let links: LinkTable
-        do { links = try await LinkTable.start(nodes: config.nodes, group: group) }
+        // Proxies forward to the port that carries peer traffic: raft mode's peer port (Raft and
+        // heartbeats), heartbeat mode's only port.
+        let proxyTargets = config.nodes.map { n in NodeConfig(id: n.id, port: config.peerTrafficPort(of: n), host: n.host) }
+        do { links = try await LinkTable.start(nodes: proxyTargets, group: group) }
         catch { throw StartError.setup("cannot open link proxies on 127.0.0.1: \(error)") }
 
         let configBox = ConfigBox(config)
@@ -78,11 +81,27 @@ public enum Daemon {
             let peers = c.nodes.filter { $0.id != node.id }.map { peer in
                 "\(peer.id)=127.0.0.1:\(links.port(from: node.id, to: peer.id) ?? peer.port)"
             }.joined(separator: ",")
-            return ChildSpec(id: node.id, executable: nodeBinary, arguments: [
+            var arguments = [
                 "--id", node.id.rawValue, "--host", node.host, "--port", String(node.port),
-                "--peers", peers, "--hb_interval_ms", String(c.hbIntervalMs), "--hb_timeout_ms", String(c.hbTimeoutMs),
+                "--hb_interval_ms", String(c.hbIntervalMs), "--hb_timeout_ms", String(c.hbTimeoutMs),
                 "--run_id", runID, "--events", "notify", "--timer_spin_us", String(c.timerSpinUs),
-            ], environment: environment)
+            ]
+            if c.mode == .raft {
+                let others = c.nodes.filter { $0.id != node.id }
+                arguments += [
+                    "--mode", "raft", "--peer-port", String(node.effectivePeerPort),
+                    // Redirects name the peers' real HTTP address; Raft traffic goes through the proxies.
+                    "--peers", others.map { "\($0.id)=http://\($0.host):\($0.port)" }.joined(separator: ","),
+                    "--raft-peers", peers,
+                    "--data-dir", node.dataDir ?? paths.stateDir + "/nodes/" + node.id.rawValue,
+                    "--sync", c.raft.sync, "--tick-ms", String(c.raft.tickMs), "--heartbeat-ms", String(c.raft.heartbeatMs),
+                    "--election-ms", String(c.raft.electionMs), "--election-max-ms", String(c.raft.electionMaxMs),
+                    "--snapshot-entries", String(c.raft.snapshotEntries), "--read-policy", c.raft.readPolicy,
+                ]
+            } else {
+                arguments += ["--mode", "heartbeat", "--peers", peers]
+            }
+            return ChildSpec(id: node.id, executable: nodeBinary, arguments: arguments, environment: environment)
         }
         let supervisor: NodeSupervisor
         do {

@@ -19,7 +19,17 @@ type Node (
   state: (starting, ready, stopped, paused, exited),
   port: int,
   restarts: int,
-  last_exit: ?ExitStatus
+  last_exit: ?ExitStatus,
+  raft: ?RaftStatus
+)
+
+# Raft mode: what the node last reported about its group.
+type RaftStatus (
+  role: (follower, precandidate, candidate, leader),
+  term: int,
+  leader: ?string,
+  commit_index: int,
+  applied_index: int
 )
 
 # One clock reading: wall milliseconds since the epoch and CLOCK_MONOTONIC nanoseconds.
@@ -68,7 +78,12 @@ type Event (
   exit_code: ?int,
   signal: ?string,
   restart_in_ms: ?int,
-  reason: ?string
+  reason: ?string,
+  leader: ?string,
+  term: ?int,
+  since_lost_ms: ?float,
+  path: ?string,
+  offset: ?int
 )
 
 # The supervisor's state and counts.
@@ -91,6 +106,7 @@ method ListFaults() -> (faults: []Fault)
 
 # Inject a fault: kill, stop, cont, term, delay, partition or restart.
 # after_ms schedules it; a scheduled fault returns at once and its application is an event.
+# node "leader" (raft mode) means the node that leads now; the reply names it and its term.
 method Inject(
   node: string,
   fault: string,
@@ -99,7 +115,7 @@ method Inject(
   delay_ms: ?int,
   jitter_ms: ?int,
   peers: ?[]string
-) -> (fault_id: string, applied_wall_ms: ?int, applied_mono_ns: ?int)
+) -> (fault_id: string, applied_wall_ms: ?int, applied_mono_ns: ?int, node: ?string, term: ?int)
 
 # End network faults (delay, partition) on one node, or everywhere.
 method Heal(node: ?string) -> (healed: []string)
@@ -115,6 +131,7 @@ method ListEvents(limit: ?int, kinds: ?[]string) -> (events: []Event)
 method Subscribe(kinds: ?[]string, replay: ?int) -> (event: Event)
 
 error NoSuchNode (node: string)
+error NoLeader (reason: string)
 error InvalidFault (reason: string)
 error NodeNotRunning (node: string, state: string)
 error OperationFailed (reason: string)

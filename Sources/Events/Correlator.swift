@@ -14,10 +14,19 @@ public struct Correlator: Sendable {
     /// Network faults in force, by every node they touch.
     private var network: [NodeID: [ActiveFault]] = [:]
 
+    /// Raft mode: the leader last elected, and when it was first known lost since (the fault that
+    /// took it down, or the first leader_lost report), for leader_elected's since_lost_ms.
+    public private(set) var leader: NodeID?
+    private var leaderTerm: UInt64 = 0
+    private var leaderLost: (monoNs: MonotonicNanos, fault: ActiveFault?)?
+
     public init() {}
 
     public mutating func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID], appliedMonoNs: MonotonicNanos) {
         let fault = ActiveFault(id: id, kind: kind, appliedMonoNs: appliedMonoNs)
+        if let leader, leaderLost == nil, (kind.takesNodeDown && node == leader) || (kind.isNetwork && affected.contains(leader)) {
+            leaderLost = (appliedMonoNs, fault)
+        }
         if kind.takesNodeDown {
             // A stop after a kill changes nothing: the first fault that took the node down is t_fail.
             if down[node] == nil { down[node] = fault }
@@ -38,6 +47,18 @@ public struct Correlator: Sendable {
         switch event.kind {
         case .nodeStarted:
             if let node = event.node { down[node] = nil }
+        case .leaderLost:
+            if leaderLost == nil { leaderLost = (event.tMonoNs, nil) }
+        case .leaderElected:
+            if let lost = leaderLost {
+                event.sinceLostMs = millisBetween(lost.monoNs, event.tMonoNs)
+                if let fault = lost.fault { event.faultID = fault.id; event.fault = fault.kind; event.tFailMonoNs = fault.appliedMonoNs }
+            }
+            if let term = event.term, term >= leaderTerm {
+                leader = event.node
+                leaderTerm = term
+                leaderLost = nil
+            }
         case .declaredDead:
             guard let peer = event.peer else { return }
             if let last = event.lastHeardMonoNs, let timeout = event.timeoutMs {

@@ -155,6 +155,7 @@ public struct FaultLedger: Sendable {
         event.jitterMs = e.spec.jitterMs
         event.forMs = e.spec.forMs
         event.peers = e.spec.peers
+        event.term = e.spec.leaderTerm
         return event
     }
 }

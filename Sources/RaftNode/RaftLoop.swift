@@ -86,6 +86,9 @@ final class RaftLoop: @unchecked Sendable {
     private var store: KVStateMachine
     private var transport: PeerTransport?
     private var onRoleChange: @Sendable (RoleChange) -> Void = { _ in }
+    private var onStatus: @Sendable (RaftStatus) -> Void = { _ in }
+    private var reported = RaftStatus()
+    private var reportedAt: MonotonicNanos = 0
     private var onFatal: @Sendable (String) -> Never
     private struct PendingWrite { var term: Term; var client: String; var seq: UInt64; var deadline: MonotonicNanos; var reply: Continuation }
     private struct PendingRead { var key: String; var deadline: MonotonicNanos; var reply: Continuation }
@@ -106,9 +109,12 @@ final class RaftLoop: @unchecked Sendable {
         store = recovered.snapshot.isEmpty ? KVStateMachine() : try KVStateMachine(snapshot: recovered.snapshot.data)
     }
 
-    func start(transport: PeerTransport, onRoleChange: @escaping @Sendable (RoleChange) -> Void) {
+    /// `onStatus` hears of role, term and leader changes at once, of index changes at most every 100 ms.
+    func start(transport: PeerTransport, onRoleChange: @escaping @Sendable (RoleChange) -> Void,
+               onStatus: @escaping @Sendable (RaftStatus) -> Void) {
         self.transport = transport
         self.onRoleChange = onRoleChange
+        self.onStatus = onStatus
         refreshStatus()
         startDetachedThread { self.run() }
     }
@@ -294,5 +300,13 @@ final class RaftLoop: @unchecked Sendable {
                            snapshotIndex: raft.snapshot.index, keys: store.data.count, syncs: storage.stats.syncs,
                            entriesWritten: storage.stats.entries, batches: storage.stats.batches)
         status.withLock { if $0 != s { $0 = s } }
+        let now = monotonicNow()
+        let changed = s.role != reported.role || s.term != reported.term || s.leader != reported.leader
+        let moved = s.commit != reported.commit || s.applied != reported.applied
+        if changed || (moved && now - reportedAt >= 100_000_000) {
+            reported = s
+            reportedAt = now
+            onStatus(s)
+        }
     }
 }

@@ -67,6 +67,11 @@ public enum RaftNodeMain {
                 e.leader = memberNames[change.leader].flatMap { NodeID(validating: $0.id) }
                 e.term = change.term.value
                 output.emit(e)
+            } onStatus: { s in
+                guard o.reportViaNotify else { return }
+                let view = RaftView(role: s.role.rawValue, term: s.term.value, leader: s.leader.flatMap { memberNames[$0]?.id },
+                                    commitIndex: s.commit.value, appliedIndex: s.applied.value)
+                Notifier.send([RaftView.notifyPrefix + view.jsonLine()])
             }
             transport.start()
             try HTTPServer.start(api: api, host: o.host, port: o.httpPort, group: MultiThreadedEventLoopGroup(numberOfThreads: 1))

@@ -31,6 +31,8 @@ public struct RaftNodeOptions: Sendable {
     public var requestTimeoutMs: Int
     public var readPolicy: String
     public var runID: String
+    /// Report role, term, leader and indexes on NOTIFY_SOCKET (`KV_RAFT=`), as kvsupervisor asks.
+    public var reportViaNotify = false
 
     public init(id: NodeID, host: String, httpPort: Int, peerPort: Int, peers: [Member], dataDir: String,
                 sync: SyncMode = .fdatasync, tickMs: Int = 10, heartbeatMs: Int = 50, electionMs: Int = 150,

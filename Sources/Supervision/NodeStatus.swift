@@ -16,4 +16,6 @@ public struct NodeStatus: Sendable, Equatable {
     public var restarts: Int
     public var lastExit: ExitCause?
     public var startedWallMs: WallMillis?
+    /// Raft mode: the node's last report of its role, term, leader and indexes (nil once it exits).
+    public var raft: RaftView?
 }

@@ -26,6 +26,7 @@ public struct NodeTable: Sendable {
         public var started: Stamp?
         public var restarts = 0
         public var lastExit: ExitCause?
+        public var raft: RaftView?
         public var policy: RestartPolicy
         public var expectation: ExitExpectation?
         /// The pending restart timer, if any; a timer firing with another token is stale.
@@ -90,7 +91,7 @@ public struct NodeTable: Sendable {
         order.compactMap { id in
             entries[id].map { e in
                 NodeStatus(id: id, pid: e.pid, state: e.state, port: e.config.port, restarts: e.restarts,
-                           lastExit: e.lastExit, startedWallMs: e.started?.wallMs)
+                           lastExit: e.lastExit, startedWallMs: e.started?.wallMs, raft: e.raft)
             }
         }
     }
@@ -184,6 +185,13 @@ public struct NodeTable: Sendable {
                 var event = Event(kind: .nodeReady, runID: runID, node: id, at: now)
                 event.pid = e.pid
                 effects.append(.emit(event))
+            } else if line.hasPrefix(RaftView.notifyPrefix) {
+                let json = line.dropFirst(RaftView.notifyPrefix.count)
+                guard let view = RaftView.decode(jsonLine: json) else {
+                    effects.append(.log(id, "unreadable raft status from node: \(line.prefix(200))"))
+                    continue
+                }
+                entries[id]?.raft = view
             } else if line.hasPrefix("KV_EVENT=") {
                 guard var event = try? Event.decode(jsonLine: line.dropFirst("KV_EVENT=".count)) else {
                     effects.append(.log(id, "unreadable event from node: \(line.prefix(200))"))
@@ -208,6 +216,7 @@ public struct NodeTable: Sendable {
         let pid = e.pid
         e.registeredGeneration = generation
         e.pid = nil
+        e.raft = nil
         e.lastExit = cause
         e.state = e.expectation?.endsAsStopped == true ? .stopped : .exited
         var event = Event(kind: .nodeExited, runID: runID, node: id, at: now)

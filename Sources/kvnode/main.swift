@@ -157,12 +157,14 @@ struct KVNode: ParsableCommand {
     /// Raft mode: the store on --port, and on the peer port both Raft and the heartbeat detector
     /// (heartbeats to every peer's peer address).
     private func runRaft() throws -> Never {
-        let raft = try raftOptions()
+        let raftOptions = try raftOptions()
         let options = NodeOptions(
-            id: raft.id, host: host, port: raft.peerPort, role: .peer,
-            peers: raft.peers.map { PeerAddress(id: $0.id, host: $0.peerHost, port: $0.peerPort) },
+            id: raftOptions.id, host: host, port: raftOptions.peerPort, role: .peer,
+            peers: raftOptions.peers.map { PeerAddress(id: $0.id, host: $0.peerHost, port: $0.peerPort) },
             hbIntervalMs: hbIntervalMs, hbTimeoutMs: hbTimeoutMs, logPath: logPath, runID: runID,
             eventsViaNotify: events == "notify", timerSpinUs: timerSpinUs)
+        var raft = raftOptions
+        raft.reportViaNotify = events == "notify"
         let ext: NodeExtension
         do { ext = try RaftNodeMain.prepare(raft) } catch { NodeMain.fail(options, "\(error)") }
         try NodeMain.run(options, extension: ext)
