@@ -66,6 +66,7 @@ struct StatusBody: Encodable {
     var applied_index: UInt64
     var last_index: UInt64
     var snapshot_index: UInt64
+    var snapshots_received: Int
     var keys: Int
     var read_policy: String
     var peers: [Peer]

@@ -49,8 +49,7 @@ final class KVAPI: Sendable {
         case ("POST", "/kv/mput"): return await mput(body, path: path, query: query)
         case ("POST", "/kv/cas"): return await cas(body, path: path, query: query)
         case (_, "/healthz"), (_, "/status"): return notAllowed(method, allow: "GET")
-        case (_, "/kv/mput"), (_, "/kv/cas") where method != "GET" && method != "PUT" && method != "DELETE":
-            return notAllowed(method, allow: "POST")
+        // GET, PUT and DELETE on /kv/mput and /kv/cas are about keys of those names, like any key.
         default: break
         }
         guard path.hasPrefix("/kv/") else {
@@ -86,7 +85,7 @@ final class KVAPI: Sendable {
             if let bad = checkClient(client) { return bad }
             return await write(client: client, seq: seq, .delete(key: key), path: path, query: query)
         default:
-            return notAllowed(method, allow: "GET, PUT, DELETE")
+            return notAllowed(method, allow: path == "/kv/mput" || path == "/kv/cas" ? "GET, PUT, DELETE, POST" : "GET, PUT, DELETE")
         }
     }
 
@@ -181,7 +180,7 @@ final class KVAPI: Sendable {
         return json(200, StatusBody(
             id: selfID, role: s.role.rawValue, term: s.term.value, leader: leader?.id, leader_addr: leader?.httpURL,
             commit_index: s.commit.value, applied_index: s.applied.value, last_index: s.lastIndex.value,
-            snapshot_index: s.snapshotIndex.value, keys: s.keys, read_policy: defaultConsistency.rawValue,
+            snapshot_index: s.snapshotIndex.value, snapshots_received: s.snapshotsReceived, keys: s.keys, read_policy: defaultConsistency.rawValue,
             peers: members.filter { $0.key != loop.id }.sorted { $0.key < $1.key }.map { .init(id: $0.value.id, addr: $0.value.httpURL) },
             wal: .init(sync: syncMode, syncs: s.syncs, batches: s.batches, entries: s.entriesWritten)))
     }

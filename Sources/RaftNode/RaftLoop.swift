@@ -39,6 +39,8 @@ struct RaftStatus: Sendable, Equatable {
     var syncs = 0
     var entriesWritten = 0
     var batches = 0
+    /// Snapshots received from a leader (InstallSnapshot) since start.
+    var snapshotsReceived = 0
 }
 
 struct RaftTiming: Sendable {
@@ -96,6 +98,7 @@ final class RaftLoop: @unchecked Sendable {
     private var reads: [UInt64: PendingRead] = [:]
     private var confirmed: [(index: LogIndex, read: PendingRead)] = []
     private var nextReadContext: UInt64 = 1
+    private var snapshotsReceived = 0
     private var lastRole: Role = .follower
     private var lastLeader: ReplicaID?
 
@@ -198,6 +201,7 @@ final class RaftLoop: @unchecked Sendable {
         if !late.isEmpty { transport?.send(late) }
 
         if let s = rd.snapshot {
+            snapshotsReceived += 1
             do { store = try KVStateMachine(snapshot: s.data) } catch {
                 onFatal("the leader's snapshot at \(s.index) does not decode: \(error)")
             }
@@ -298,7 +302,8 @@ final class RaftLoop: @unchecked Sendable {
         let s = RaftStatus(role: raft.role, term: raft.term, leader: raft.leader, commit: raft.log.committed,
                            applied: LogIndex(store.applied), lastIndex: raft.log.lastIndex,
                            snapshotIndex: raft.snapshot.index, keys: store.data.count, syncs: storage.stats.syncs,
-                           entriesWritten: storage.stats.entries, batches: storage.stats.batches)
+                           entriesWritten: storage.stats.entries, batches: storage.stats.batches,
+                           snapshotsReceived: snapshotsReceived)
         status.withLock { if $0 != s { $0 = s } }
         let now = monotonicNow()
         let changed = s.role != reported.role || s.term != reported.term || s.leader != reported.leader

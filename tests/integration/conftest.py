@@ -15,20 +15,26 @@ import pytest
 BIN = pathlib.Path(os.environ.get("KV_BIN", pathlib.Path(__file__).resolve().parents[2] / ".build" / "release"))
 
 
-def free_ports(n):
+def free_ports(n, offset=None):
     """n ports free now, below the kernel's ephemeral range (32768 up): the supervisor's link
     proxies and every client socket take ephemeral ports, and one of those once took a node's
-    port between this check and the node's bind."""
+    port between this check and the node's bind. With offset, port + offset is free too (raft
+    mode's peer port)."""
     import random
     ports = []
     while len(ports) < n:
-        p = random.randrange(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-        if p not in ports:
+        p = random.randrange(20000, 31000)
+        candidates = [p] if offset is None else [p, p + offset]
+        if any(c in ports or (offset and c - offset in ports) for c in candidates):
+            continue
+        ok = True
+        for c in candidates:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", c))
+                except OSError:
+                    ok = False
+        if ok:
             ports.append(p)
     return ports
 
@@ -120,9 +126,10 @@ class NotifyListener:
 
 
 class Supervisor:
-    def __init__(self, tmp, hb_interval=100, hb_timeout=200, extra="", env=None):
+    def __init__(self, tmp, hb_interval=100, hb_timeout=200, extra="", env=None, mode="heartbeat", cluster_extra=""):
         self.dir = pathlib.Path(tmp)
-        self.ports = free_ports(3)
+        self.mode, self.cluster_extra = mode, cluster_extra
+        self.ports = free_ports(3, offset=1000 if mode == "raft" else None)
         self.socket = str(self.dir / "control")
         self.event_log = self.dir / "events.jsonl"
         self.config = self.dir / "kvsupervisor.toml"
@@ -142,7 +149,8 @@ class Supervisor:
         self.config.write_text(
             f'[supervisor]\nruntime_dir = "{self.dir}/rt"\nsocket = "{self.socket}"\n'
             f'event_log = "{self.event_log}"\nrun_id = "itest"\nstop_grace_ms = 2000\n{extra}'
-            f"[cluster]\nhb_interval_ms = {self.hb_interval}\nhb_timeout_ms = {self.hb_timeout}\n{nodes}")
+            f'[cluster]\nmode = "{self.mode}"\nhb_interval_ms = {self.hb_interval}\nhb_timeout_ms = {self.hb_timeout}\n'
+            f"{self.cluster_extra}{nodes}")
 
     def wait_ready(self, timeout=15):
         ready = self.notify.wait_for("READY=1", timeout)
