@@ -97,6 +97,9 @@ let package = Package(
         .target(name: "ControlCLI", dependencies: [
             "Core", "Varlink", "Linearizability", "Raft", "RaftSimulation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "kvsupervisor", dependencies: [
             "Daemon", "Core", "Systemd", .product(name: "ArgumentParser", package: "swift-argument-parser"),

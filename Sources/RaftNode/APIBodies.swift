@@ -71,6 +71,30 @@ struct StatusBody: Encodable {
     var read_policy: String
     var peers: [Peer]
     var wal: WAL
+
+    enum CodingKeys: String, CodingKey {
+        case id, role, term, leader, leader_addr, commit_index, applied_index, last_index, snapshot_index
+        case snapshots_received, keys, read_policy, peers, wal
+    }
+
+    /// Like the synthesized one, except that an unknown leader is `null` rather than left out.
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(role, forKey: .role)
+        try c.encode(term, forKey: .term)
+        try c.encode(leader, forKey: .leader)
+        try c.encode(leader_addr, forKey: .leader_addr)
+        try c.encode(commit_index, forKey: .commit_index)
+        try c.encode(applied_index, forKey: .applied_index)
+        try c.encode(last_index, forKey: .last_index)
+        try c.encode(snapshot_index, forKey: .snapshot_index)
+        try c.encode(snapshots_received, forKey: .snapshots_received)
+        try c.encode(keys, forKey: .keys)
+        try c.encode(read_policy, forKey: .read_policy)
+        try c.encode(peers, forKey: .peers)
+        try c.encode(wal, forKey: .wal)
+    }
 }
 
 enum Decoded<T> {

@@ -41,7 +41,8 @@ public enum RaftNodeMain {
                 },
                 reject: { writeStderr("\(nodeLabel): \($0)") }))
         }
-        var members: [ReplicaID: KVAPI.Member] = [me: .init(id: o.id.rawValue, httpURL: "http://\(o.host):\(o.httpPort)")]
+        let ownURL = o.advertiseURL ?? "http://\(o.host == "0.0.0.0" || o.host == "::" ? "127.0.0.1" : o.host):\(o.httpPort)"
+        var members: [ReplicaID: KVAPI.Member] = [me: .init(id: o.id.rawValue, httpURL: ownURL)]
         for p in o.peers { members[ids[p.id]!] = .init(id: p.id.rawValue, httpURL: p.httpURL) }
         let memberNames = members
         let api = KVAPI(selfID: o.id.rawValue, members: members, loop: loop,

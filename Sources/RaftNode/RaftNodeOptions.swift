@@ -33,6 +33,9 @@ public struct RaftNodeOptions: Sendable {
     public var runID: String
     /// Report role, term, leader and indexes on NOTIFY_SOCKET (`KV_RAFT=`), as kvsupervisor asks.
     public var reportViaNotify = false
+    /// How clients reach this node's HTTP API (its own /status leader_addr); default http://host:port,
+    /// or http://127.0.0.1:port when listening on every address.
+    public var advertiseURL: String?
 
     public init(id: NodeID, host: String, httpPort: Int, peerPort: Int, peers: [Member], dataDir: String,
                 sync: SyncMode = .fdatasync, tickMs: Int = 10, heartbeatMs: Int = 50, electionMs: Int = 150,

@@ -59,6 +59,8 @@ struct KVNode: ParsableCommand {
     var snapshotEntries = 10_000
     @Option(name: .customLong("request-timeout-ms"), help: "Raft: answer 503 'outcome unknown' after this long.")
     var requestTimeoutMs = 3000
+    @Option(name: .customLong("advertise-url"), help: "Raft: this node's HTTP address as clients reach it (shown in /status).")
+    var advertiseURL: String?
     @Option(name: .customLong("read-policy"), help: "Raft: default read consistency, linearizable or stale (per request: ?consistency=).")
     var readPolicy = "linearizable"
     @Option(name: .customLong("hb_interval_ms"), help: "Heartbeat interval in ms.")
@@ -165,6 +167,7 @@ struct KVNode: ParsableCommand {
             eventsViaNotify: events == "notify", timerSpinUs: timerSpinUs)
         var raft = raftOptions
         raft.reportViaNotify = events == "notify"
+        raft.advertiseURL = advertiseURL
         let ext: NodeExtension
         do { ext = try RaftNodeMain.prepare(raft) } catch { NodeMain.fail(options, "\(error)") }
         try NodeMain.run(options, extension: ext)

@@ -311,3 +311,29 @@ def test_a_leader_stopped_for_two_seconds_is_replaced_and_serves_no_stale_read_w
     while status(raft, old)["role"] != "follower" or status(raft, old)["leader"] != new:
         assert time.monotonic() < deadline, status(raft, old)
         time.sleep(0.02)
+
+
+def test_kvctl_kv_follows_the_leader_and_retries_with_the_same_seq(raft):
+    leader, term = wait_leader(raft)
+    follower = next(n for n in NODES if n != leader)
+    assert raft.kvctl("kv", "put", "--node", follower, "colour", "blue").stdout.startswith("ok (index ")
+    assert raft.kvctl("kv", "get", "colour").stdout == "blue\n"
+    assert raft.kvctl("kv", "get", "--stale", "--node", follower, "colour").stdout == "blue\n"
+    r = raft.kvctl("kv", "cas", "colour", "red", "green", check=False)
+    assert r.returncode == 1 and "compare failed: the key holds 'blue'" in r.stderr
+    assert raft.kvctl("kv", "cas", "colour", "blue", "green").returncode == 0
+    assert raft.kvctl("kv", "cas", "shape", "--absent", "round").returncode == 0
+    assert raft.kvctl("kv", "mput", "a=1", "b=2").returncode == 0
+    assert raft.kvctl("kv", "delete", "a").returncode == 0
+    r = raft.kvctl("kv", "get", "a", check=False)
+    assert r.returncode == 1 and "key 'a' not found" in r.stderr
+    # The same (client id, seq) twice: applied once, the second gets the first answer.
+    first = raft.kvctl("kv", "put", "--client-id", "me", "--seq", "7", "k", "one").stdout
+    again = raft.kvctl("kv", "put", "--client-id", "me", "--seq", "7", "k", "two").stdout
+    assert first.startswith("ok") and again.startswith("ok") and raft.kvctl("kv", "get", "k").stdout == "one\n"
+    r = raft.kvctl("kv", "put", "--client-id", "me", "--seq", "6", "k", "three", check=False)
+    assert r.returncode == 1 and "older than this client's latest (7)" in r.stderr
+    assert '"value":"green"' in raft.kvctl("kv", "get", "--json", "colour").stdout
+    table = raft.kvctl("nodes").stdout
+    assert "ROLE" in table and "leader" in table and f" {term} " in table
+    assert raft.kvctl("leader").stdout.startswith(f"{leader} (term {term}")

@@ -102,6 +102,22 @@ def test_kill_detection_reaches_the_journal(machine):
     machine.wait_for("B ready again", lambda: "3/3 nodes ready" in machine.run("kvctl", "status").stdout, timeout=10)
 
 
+def test_the_default_raft_cluster_elects_a_leader_and_serves_kv(machine):
+    elected = machine.wait_for("leader_elected in the journal",
+                               lambda: journal_json(machine, "-u", "kvsupervisor", "KV_EVENT=leader_elected"), timeout=5)
+    e = elected[-1]
+    step(f"journal: MESSAGE={e['MESSAGE']!r} KV_NODE={e['KV_NODE']} KV_TERM={e['KV_TERM']} MESSAGE_ID={e['MESSAGE_ID']}")
+    assert e["KV_NODE"] in "ABC" and int(e["KV_TERM"]) >= 1
+    r = machine.run("kvctl", "kv", "put", "greeting", "hello from systemd", check=True)
+    got = machine.run("kvctl", "kv", "get", "greeting", check=True).stdout.strip()
+    leader = machine.run("kvctl", "leader", check=True).stdout.strip()
+    step(f"kvctl kv put -> {r.stdout.strip()!r}; kvctl kv get -> {got!r}; kvctl leader -> {leader!r}")
+    assert got == "hello from systemd"
+    wal = machine.run("sh", "-c", "ls /var/lib/kvsupervisor/nodes/*/wal", check=True).stdout.split()
+    step(f"WAL segments under StateDirectory: {[w for w in wal if w.endswith('.wal')]}")
+    assert len([w for w in wal if w.endswith(".wal")]) == 3
+
+
 def test_journalctl_x_explains_a_detection(machine):
     machine.run("journalctl", "--update-catalog", check=True)
     r = machine.run("journalctl", "--no-pager", "-x", "-n", "1", "-u", "kvsupervisor", "KV_EVENT=declared_dead")
@@ -211,16 +227,38 @@ def test_runs_without_socket_activation(machine):
         machine.run("systemctl", "unmask", "--runtime", "kvsupervisor.socket")
 
 
+def http(machine, port, method, path, body=""):
+    """An HTTP request with bash's /dev/tcp (minbase has no curl): the status line and the body."""
+    script = (f"exec 3<>/dev/tcp/127.0.0.1/{port}; printf '%s %s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n"
+              f"Content-Length: %d\\r\\n\\r\\n%s' {method} '{path}' {len(body)} '{body}' >&3; cat <&3")
+    out = machine.run("bash", "-c", script).stdout
+    return out.splitlines()[0] if out else "", out.rstrip("\n").rsplit("\n", 1)[-1]
+
+
 def test_kvnode_template_runs_nodes_without_the_supervisor(machine):
-    machine.run("tee", "/etc/kvsupervisor/nodes/A.conf", input="KVNODE_PORT=7201\nKVNODE_PEERS=B=127.0.0.1:7202\n",
+    machine.run("tee", "/etc/kvsupervisor/nodes/A.conf", input="KVNODE_PORT=7201\nKVNODE_PEERS=B=http://127.0.0.1:7202\n",
                 check=True)
-    machine.run("tee", "/etc/kvsupervisor/nodes/B.conf", input="KVNODE_PORT=7202\nKVNODE_PEERS=A=127.0.0.1:7201\n",
+    machine.run("tee", "/etc/kvsupervisor/nodes/B.conf", input="KVNODE_PORT=7202\nKVNODE_PEERS=A=http://127.0.0.1:7201\n",
                 check=True)
     machine.run("systemctl", "start", "kvnode@A", "kvnode@B", check=True)
     states = [machine.run("systemctl", "is-active", f"kvnode@{n}").stdout.strip() for n in "AB"]
     status = show(machine, "kvnode@A", "StatusText")
     step(f"systemctl start kvnode@A kvnode@B -> {states}, kvnode@A StatusText {status!r}")
-    assert states == ["active", "active"]
+    assert states == ["active", "active"] and "raft replica" in status
+    elected = machine.wait_for("a leader_elected line in kvnode@A's or kvnode@B's journal",
+                               lambda: [l for l in machine.run("journalctl", "--no-pager", "-u", "kvnode@A", "-u", "kvnode@B")
+                                        .stdout.splitlines() if "leader_elected" in l], timeout=5)
+    leader_port = 7201 if "kvnode A:" in elected[-1] else 7202
+    line, body = http(machine, leader_port, "PUT", "/kv/x", '{"client_id":"c","seq":1,"value":"v"}')
+    step(f"journal: {elected[-1].split(': ', 1)[-1]!r}; PUT /kv/x on {leader_port} -> {line.strip()!r} {body!r}")
+    assert " 200 " in line and '"ok":true' in body
+    other = 7203 - leader_port + 7200
+    line, body = machine.wait_for("the follower applying the put",
+                                  lambda: (r := http(machine, other, "GET", "/kv/x?consistency=stale")) and '"value":"v"' in r[1] and r,
+                                  timeout=5)
+    step(f"GET /kv/x?consistency=stale on {other} -> {line.strip()!r} {body!r}")
+    wal = machine.run("ls", "/var/lib/kvnode/A/wal", check=True).stdout.split()
+    assert wal and wal[0].endswith(".wal"), wal
     # A clean stop, not a kill: Restart=on-failure would bring B back before A's timeout.
     machine.run("systemctl", "stop", "kvnode@B", check=True)
     line = machine.wait_for("kvnode@A declaring B dead in the journal",
