@@ -4,6 +4,7 @@
 #   make simulation  10,000 seeded faulty Raft schedules from the release build (kvctl sim schedules)
 #   make bench    detection / fault timing / control-call figures
 #   make bench-check  the linearizability checker over the shared histories, beside Porcupine
+#   make bench-raft   kvnode's raft mode beside etcd (installs etcd-server): failover, puts, reads, memory
 #   make sizes    stripped size of each shipped binary against the 25 MB budget
 #   make install  PREFIX=/usr DESTDIR=...
 SHELL := /bin/bash
@@ -14,7 +15,7 @@ BIN := .build/release
 SWIFT_RELEASE := swift build -c release --static-swift-stdlib
 PYTHON := .venv/bin/python
 
-.PHONY: all setup build debug run test unit simulation integration system bench bench-check sizes install clean idl
+.PHONY: all setup build debug run test unit simulation integration system bench bench-check bench-raft sizes install clean idl
 
 all: build
 
@@ -58,6 +59,11 @@ test: unit simulation integration system
 bench: build pyenv
 	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/bench.py
 	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/check_bench.py
+	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/raft_bench.py
+
+# kvnode (raft) beside etcd 3.4 from Debian, same settings, same load generator (kvctl load).
+bench-raft: build pyenv
+	KV_BIN=$(abspath $(BIN)) $(PYTHON) bench/raft_bench.py
 
 # The linearizability checker alone, beside Porcupine's anchor.
 bench-check: build pyenv

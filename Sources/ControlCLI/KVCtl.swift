@@ -9,7 +9,7 @@ public struct KVCtl: ParsableCommand {
         commandName: "kvctl",
         abstract: "Control a kvsupervisor: status, nodes, fault injection, events.",
         subcommands: [Status.self, Nodes.self, Inject.self, Heal.self, NodeAction.self, StopNode.self,
-                      RestartNode.self, Events.self, Leader.self, KV.self, Check.self, Sim.self])
+                      RestartNode.self, Events.self, Leader.self, KV.self, Load.self, Check.self, Sim.self])
 
     public init() {}
 

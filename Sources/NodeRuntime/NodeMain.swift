@@ -63,7 +63,7 @@ public enum NodeMain {
         var status = "listening on \(options.host):\(options.port), "
             + (allPeersHeard ? "all \(options.peers.count) peer(s) heard" : "not every peer heard yet")
         if let ext {
-            do { status = try ext.start(output) + "; peers on " + status } catch { fail(options, "\(error)") }
+            do { status = try ext.start(output) + "; peer port " + status } catch { fail(options, "\(error)") }
         }
         Notifier.ready(status: status)
         // The event loop thread does the work; this thread only waits for a termination signal.

@@ -34,7 +34,7 @@ final class PeerTransport: Sendable {
         for m in messages { byPeer[m.to, default: []].append(MessageCodec.encode(m)) }
         for (to, frames) in byPeer {
             guard let link = links[to] else { continue }
-            link.loop.execute { link.write(frames) }
+            if link.loop.inEventLoop { link.write(frames) } else { link.loop.execute { link.write(frames) } }
         }
     }
 

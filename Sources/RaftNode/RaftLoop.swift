@@ -2,8 +2,8 @@ import Core
 import KVStore
 import Raft
 import RaftStorage
+import NIOCore
 import Synchronization
-import Timing
 
 /// What a client request came to.
 enum KVReply: Sendable, Equatable {
@@ -79,7 +79,11 @@ final class RaftLoop: @unchecked Sendable {
     let id: ReplicaID
     let status = Mutex(RaftStatus())
     private let inbox = Mutex<[Input]>([])
-    private let waiter = TimingWaiter()
+    /// The one thread that runs everything below; the peer transport's connections live on it too,
+    /// so the messages of a Ready are written without another thread hop.
+    let eventLoop: any EventLoop
+    private let drainScheduled = Atomic<Bool>(false)
+    private var lastTick: MonotonicNanos = 0
     private let timing: RaftTiming
 
     // Owned by the loop thread.
@@ -102,8 +106,9 @@ final class RaftLoop: @unchecked Sendable {
     private var lastRole: Role = .follower
     private var lastLeader: ReplicaID?
 
-    init(config: Raft.Config, timing: RaftTiming, storage: DiskStorage, recovered: Recovered,
+    init(config: Raft.Config, timing: RaftTiming, storage: DiskStorage, recovered: Recovered, eventLoop: any EventLoop,
          onFatal: @escaping @Sendable (String) -> Never) throws {
+        self.eventLoop = eventLoop
         self.id = config.id
         self.timing = timing
         self.storage = storage
@@ -118,13 +123,20 @@ final class RaftLoop: @unchecked Sendable {
         self.transport = transport
         self.onRoleChange = onRoleChange
         self.onStatus = onStatus
-        refreshStatus()
-        startDetachedThread { self.run() }
+        eventLoop.execute {
+            self.lastTick = monotonicNow()
+            self.refreshStatus()
+            let tick = TimeAmount.milliseconds(Int64(self.timing.tickMs))
+            self.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in self.ticked() }
+        }
     }
 
+    /// Queues an input; the loop takes every queued input in one pass (one Ready, one sync).
     func submit(_ input: Input) {
         inbox.withLock { $0.append(input) }
-        waiter.wake()
+        if !drainScheduled.exchange(true, ordering: .acquiringAndReleasing) {
+            eventLoop.execute { self.drain() }
+        }
     }
 
     func request(_ make: (Continuation) -> Input) async -> KVReply {
@@ -133,30 +145,38 @@ final class RaftLoop: @unchecked Sendable {
 
     // MARK: The loop
 
-    private func run() {
-        let tickNs = Int64(timing.tickMs) * 1_000_000
-        var nextTick = monotonicNow() + tickNs
-        while true {
-            waiter.sleep(until: nextTick)
-            let inputs = inbox.withLock { box -> [Input] in
-                defer { box.removeAll(keepingCapacity: true) }
-                return box
-            }
-            let now = monotonicNow()
-            for input in inputs { handle(input, now: now) }
-            while monotonicNow() >= nextTick {
-                raft.tick()
-                nextTick += tickNs
-            }
-            do {
-                while raft.hasReady { try process(raft.ready()) }
-            } catch {
-                onFatal("cannot write to the data directory: \(error). Stopping: a node that cannot persist must not vote or acknowledge")
-            }
-            expire(now: monotonicNow())
-            noticeRoleChange()
-            refreshStatus()
+    private func drain() {
+        drainScheduled.store(false, ordering: .sequentiallyConsistent)
+        let inputs = inbox.withLock { box -> [Input] in
+            defer { box.removeAll(keepingCapacity: true) }
+            return box
         }
+        let now = monotonicNow()
+        for input in inputs { handle(input, now: now) }
+        afterInput()
+    }
+
+    /// Every tick that came due: a node resumed after SIGSTOP catches up on the ticks it missed, so
+    /// a stopped leader's check-quorum fires as soon as it runs.
+    private func ticked() {
+        let tickNs = Int64(timing.tickMs) * 1_000_000
+        let now = monotonicNow()
+        while now - lastTick >= tickNs {
+            raft.tick()
+            lastTick += tickNs
+        }
+        expire(now: now)
+        afterInput()
+    }
+
+    private func afterInput() {
+        do {
+            while raft.hasReady { try process(raft.ready()) }
+        } catch {
+            onFatal("cannot write to the data directory: \(error). Stopping: a node that cannot persist must not vote or acknowledge")
+        }
+        noticeRoleChange()
+        refreshStatus()
     }
 
     private func handle(_ input: Input, now: MonotonicNanos) {

@@ -20,13 +20,15 @@ public enum RaftNodeMain {
         config.seed = UInt64(truncatingIfNeeded: monotonicNow()) ^ UInt64(me)
 
         let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: o.dataDir, sync: o.sync))
+        // One thread for the Raft loop and its outbound peer connections.
+        let raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let nodeLabel = "kvnode \(o.id)"
         let loop = try RaftLoop(
             config: config,
             timing: RaftTiming(tickMs: o.tickMs, heartbeatMs: o.heartbeatMs, electionMs: o.electionMs,
                                electionMaxMs: o.electionMaxMs, snapshotEntries: o.snapshotEntries,
                                requestTimeoutMs: o.requestTimeoutMs),
-            storage: storage, recovered: recovered,
+            storage: storage, recovered: recovered, eventLoop: raftGroup.next(),
             onFatal: { message in
                 writeStderr("\(nodeLabel): \(message)")
                 exit(1)
@@ -60,9 +62,8 @@ public enum RaftNodeMain {
                 e.reason = t.reason
                 output.emit(e)
             }
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let transport = PeerTransport(
-                peers: o.peers.map { .init(replica: ids[$0.id]!, host: $0.peerHost, port: $0.peerPort) }, group: group)
+                peers: o.peers.map { .init(replica: ids[$0.id]!, host: $0.peerHost, port: $0.peerPort) }, group: raftGroup)
             loop.start(transport: transport) { change in
                 var e = Event(kind: change.kind == .elected ? .leaderElected : .leaderLost, runID: o.runID, node: o.id)
                 e.leader = memberNames[change.leader].flatMap { NodeID(validating: $0.id) }

@@ -74,8 +74,12 @@ public final class DiskStorage {
     // MARK: Writing
 
     /// Appends entries and the hard state as one write and (in `.fdatasync` mode) one sync: the
-    /// group commit, since every request that arrived meanwhile is in the same Ready.
+    /// group commit, since every request that arrived meanwhile is in the same Ready. The sync is
+    /// skipped when nothing in the batch must be durable before it is acted on: a hard state whose
+    /// term and vote are unchanged only moved the commit index, which a restart learns again from
+    /// the leader (etcd's MustSync). It reaches the disk with the next sync.
     public func save(hardState hs: HardState?, entries: [Entry]) throws(StorageError) {
+        let mustSync = !entries.isEmpty || hs.map { $0.term != hardState.term || $0.vote != hardState.vote } ?? false
         var buffer: [UInt8] = []
         for e in entries { buffer += StorageRecord.entry(e).walRecord.framed() }
         if let hs { buffer += StorageRecord.hardState(hs).walRecord.framed() }
@@ -85,7 +89,7 @@ public final class DiskStorage {
         writeOffset += buffer.count
         if let hs { hardState = hs }
         if let last = entries.last { segments[segments.count - 1].maxIndex = max(segments[segments.count - 1].maxIndex, last.index) }
-        if options.sync == .fdatasync { try FileIO.fdatasync(fd, path: currentPath); stats.syncs += 1 }
+        if options.sync == .fdatasync && mustSync { try FileIO.fdatasync(fd, path: currentPath); stats.syncs += 1 }
         stats.batches += 1
         stats.entries += entries.count
         stats.bytes += buffer.count

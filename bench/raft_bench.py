@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""kvnode (raft mode) beside etcd, in one run, on the same machine and the same settings.
+Not a test: it prints figures and the issue's goals beside them.
+
+Both clusters: three members on loopback, heartbeat 50 ms, election timeout 250 ms (each member
+randomizes in [250, 500) ms, as etcd does), pre-vote on, fsync on. etcd is Debian's etcd-server
+(installed here if missing); it is driven through its v3 JSON gateway.
+
+1. Failover: SIGKILL the leader, time until the first acknowledged put on a survivor. One Python
+   writer for both (http.client, a put to each survivor in turn, 100 ms timeout each; a kvnode
+   follower's 307 is followed), 30 trials each, the killed member restarted and a random pause
+   before the next. Median with its 95% CI (order statistics), max.
+2. Durable puts with 16 and 64 clients, linearizable gets with 64: `kvctl load` (a closed-loop NIO
+   generator of this project) against the leader of each, 100-byte values over 1000 keys.
+   kvnode's WAL counters give the writes per fdatasync at 64 clients.
+3. kvnode resident memory with 100,000 keys of 100 bytes (loaded with mput).
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+from conftest import BIN, free_ports  # noqa: E402
+from bench import median_ci, pct  # noqa: E402
+from kvhttp import request  # noqa: E402
+
+TRIALS = int(os.environ.get("BENCH_FAILOVER_TRIALS", "30"))
+LOAD_SECONDS = os.environ.get("BENCH_LOAD_SECONDS", "10s")
+HEARTBEAT_MS, ELECTION_MS = 50, 250
+
+
+def ensure_etcd():
+    if shutil.which("etcd"):
+        return True
+    if os.geteuid() != 0:
+        print("etcd is not installed and this is not root: apt-get install etcd-server, then run again")
+        return False
+    print("installing Debian's etcd-server (once) ...", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "etcd-server"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    # The package enables a system etcd on 2379/2380; this benchmark runs its own.
+    subprocess.run(["systemctl", "disable", "--now", "etcd"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return shutil.which("etcd") is not None
+
+
+def wait(what, predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            v = predicate()
+            if v:
+                return v
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout}s")
+        time.sleep(0.01)
+
+
+class Cluster:
+    """Three members started and restarted by pid; `client_ports` are their HTTP ports."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.procs = {}
+        self.logs = {}
+
+    def spawn(self, name):
+        log = open(os.path.join(self.tmp, f"{name}.log"), "a")
+        self.procs[name] = subprocess.Popen(self.command(name), stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp)
+        log.close()
+
+    def start(self):
+        for name in self.names:
+            self.spawn(name)
+        self.wait_healthy()
+
+    def kill(self, name):
+        p = self.procs[name]
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+    def wait_healthy(self, timeout=20):
+        return wait(f"{self.kind}: a leader and every member answering", lambda: self.leader(all_members=True), timeout)
+
+
+class KVNodes(Cluster):
+    kind = "kvnode"
+
+    def __init__(self, tmp):
+        super().__init__(tmp)
+        self.names = ["n1", "n2", "n3"]
+        self.ports = dict(zip(self.names, free_ports(3, offset=1000)))
+
+    def command(self, name):
+        peers = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in self.ports.items() if n != name)
+        return [str(BIN / "kvnode"), "--mode", "raft", "--id", name, "--port", str(self.ports[name]), "--peers", peers,
+                "--data-dir", os.path.join(self.tmp, name), "--heartbeat-ms", str(HEARTBEAT_MS),
+                "--election-ms", str(ELECTION_MS), "--election-max-ms", str(2 * ELECTION_MS)]
+
+    def status(self, name):
+        return request(self.ports[name], "GET", "/status", timeout=0.5).json
+
+    def leader(self, all_members=False):
+        views = {}
+        for n in self.names:
+            try:
+                views[n] = self.status(n)
+            except OSError:
+                if all_members:
+                    return None
+        leaders = [n for n, s in views.items() if s["role"] == "leader"]
+        if not leaders or (all_members and any(s["leader"] != leaders[0] for s in views.values())):
+            return None
+        return leaders[0]
+
+    def put(self, port, key, value, timeout):
+        r = request(port, "PUT", f"/kv/{key}", {"value": value}, timeout=timeout)
+        if r.status == 307:
+            r = request(int(r.headers["location"].split(":")[2].split("/")[0]), "PUT", f"/kv/{key}", {"value": value},
+                        timeout=timeout)
+        return r.status == 200
+
+
+class Etcd(Cluster):
+    kind = "etcd"
+
+    def __init__(self, tmp):
+        super().__init__(tmp)
+        self.names = ["e1", "e2", "e3"]
+        ports = free_ports(6)
+        self.ports = dict(zip(self.names, ports[:3]))
+        self.peer_ports = dict(zip(self.names, ports[3:]))
+
+    def command(self, name):
+        cluster = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in self.peer_ports.items())
+        c, p = self.ports[name], self.peer_ports[name]
+        return ["etcd", "--name", name, "--data-dir", os.path.join(self.tmp, name),
+                "--listen-client-urls", f"http://127.0.0.1:{c}", "--advertise-client-urls", f"http://127.0.0.1:{c}",
+                "--listen-peer-urls", f"http://127.0.0.1:{p}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{p}",
+                "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "bench",
+                "--heartbeat-interval", str(HEARTBEAT_MS), "--election-timeout", str(ELECTION_MS), "--pre-vote=true",
+                "--logger", "zap", "--log-level", "error"]
+
+    def status(self, name):
+        return request(self.ports[name], "POST", "/v3/maintenance/status", {}, timeout=0.5).json
+
+    def leader(self, all_members=False):
+        views = {}
+        for n in self.names:
+            try:
+                views[n] = self.status(n)
+            except (OSError, ValueError):
+                if all_members:
+                    return None
+        ids = {n: s["header"]["member_id"] for n, s in views.items()}
+        leaders = {s.get("leader") for s in views.values()}
+        if len(leaders) != 1 or (all_members and len(views) < 3):
+            return None
+        lid = leaders.pop()
+        return next((n for n, i in ids.items() if i == lid), None)
+
+    def put(self, port, key, value, timeout):
+        import base64
+        b = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+        r = request(port, "POST", "/v3/kv/put", {"key": b(key), "value": b(value)}, timeout=timeout)
+        return r.status == 200 and "error" not in (r.json or {})
+
+
+def failover(cluster, trials):
+    times = []
+    for t in range(trials):
+        leader = cluster.wait_healthy()
+        time.sleep(random.uniform(0.2, 0.4))  # a random phase of the heartbeat interval, and a settled cluster
+        leader = cluster.leader(all_members=True) or leader
+        survivors = [cluster.ports[n] for n in cluster.names if n != leader]
+        killed_at = time.monotonic_ns()
+        cluster.kill(leader)
+        i = 0
+        while True:
+            port = survivors[i % len(survivors)]
+            i += 1
+            try:
+                if cluster.put(port, f"failover-{t}", "x", timeout=0.1):
+                    break
+            except (OSError, ValueError):
+                pass
+            if time.monotonic_ns() - killed_at > 30e9:
+                raise RuntimeError(f"{cluster.kind}: no put acknowledged 30 s after killing the leader")
+        times.append((time.monotonic_ns() - killed_at) / 1e6)
+        cluster.spawn(leader)
+    return times
+
+
+def load(api, port, op, clients, seconds=LOAD_SECONDS):
+    r = subprocess.run([str(BIN / "kvctl"), "load", "--api", api, "--port", str(port), "--op", op, "--clients", str(clients),
+                        "--duration", seconds, "--threads", "2", "--json"], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"kvctl load {api} {op}: {r.stderr or r.stdout}")
+    return json.loads(r.stdout)
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
+def fmt_ci(xs):
+    lo, hi = median_ci(xs)
+    return f"median {pct(xs, 50):.0f} ms [95% CI {lo:.0f}, {hi:.0f}], max {max(xs):.0f} ms"
+
+
+def main():
+    have_etcd = ensure_etcd()
+    tmp = tempfile.mkdtemp(prefix="kvbench-")
+    ours, etcd = KVNodes(os.path.join(tmp, "kv")), Etcd(os.path.join(tmp, "etcd")) if have_etcd else None
+    os.makedirs(ours.tmp)
+    if etcd:
+        os.makedirs(etcd.tmp)
+    out = {}
+    try:
+        ours.start()
+        if etcd:
+            etcd.start()
+        print(f"clusters up: kvnode {sorted(ours.ports.values())}" + (f", etcd {sorted(etcd.ports.values())}" if etcd else ""))
+
+        # 2. throughput first, on fresh clusters.
+        for cluster, api in [(ours, "kvnode"), (etcd, "etcd")]:
+            if not cluster:
+                continue
+            leader = cluster.wait_healthy()
+            port = cluster.ports[leader]
+            before = cluster.status(leader)["wal"] if api == "kvnode" else None
+            for op, clients in [("put", 16), ("put", 64), ("get", 64)]:
+                out[(api, op, clients)] = r = load(api, port, op, clients)
+                print(f"  {api:6} {op} x{clients}: {r['per_second']:.0f}/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
+                      f"{'' if not r['failed'] else ', failed ' + str(r['failed']) + ' ' + str(r['failures'])}", flush=True)
+                if api == "kvnode" and op == "put" and clients == 64:
+                    after = cluster.status(leader)["wal"]
+                    out["per_sync"] = (after["entries"] - before["entries"]) / max(1, after["syncs"] - before["syncs"])
+                before = cluster.status(leader)["wal"] if api == "kvnode" else None
+
+        # 1. failover.
+        for cluster in [ours, etcd]:
+            if cluster:
+                out[("failover", cluster.kind)] = failover(cluster, TRIALS)
+                print(f"  {cluster.kind:6} failover: {fmt_ci(out[('failover', cluster.kind)])}", flush=True)
+
+        # 3. memory with 100,000 keys of 100 bytes.
+        leader = ours.wait_healthy()
+        value = "m" * 100
+        for batch in range(100):
+            entries = [{"key": f"mem-{batch * 1000 + i:06d}", "value": value} for i in range(1000)]
+            r = request(ours.ports[leader], "POST", "/kv/mput", {"entries": entries}, timeout=10)
+            assert r.status == 200, r
+        wait("every member applying the 100,000 keys",
+             lambda: all(ours.status(n)["keys"] >= 100_000 for n in ours.names), 30)
+        out["rss"] = {n: rss_kb(ours.procs[n].pid) for n in ours.names}
+        if etcd:
+            out["etcd_rss"] = {n: rss_kb(etcd.procs[n].pid) for n in etcd.names}
+    finally:
+        ours.stop()
+        if etcd:
+            etcd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print("\nkvnode (raft) beside etcd 3.4 (Debian), 3 members on loopback, heartbeat 50 ms, election 250 ms, fsync on")
+    fo, fe = out[("failover", "kvnode")], out.get(("failover", "etcd"))
+    print(f"failover, SIGKILL of the leader to the first acknowledged put, {TRIALS} trials each:")
+    print(f"  kvnode {fmt_ci(fo)}")
+    if fe:
+        print(f"  etcd   {fmt_ci(fe)}")
+        print(f"  ratio of medians {pct(fo, 50) / pct(fe, 50):.2f} (goal <= 0.80); max {max(fo):.0f} vs {max(fe):.0f} ms "
+              f"(goal: ours <= etcd's)")
+    for op, clients, goal in [("put", 16, "goal >= 1.5x at p99 no worse"), ("put", 64, "goal >= 1.5x at p99 no worse"),
+                              ("get", 64, "goal >= 1.0x")]:
+        k = out[("kvnode", op, clients)]
+        line = f"{'durable puts' if op == 'put' else 'linearizable gets'}, {clients} clients: kvnode {k['per_second']:.0f}/s " \
+               f"(p50 {k['p50_ms']:.2f}, p99 {k['p99_ms']:.2f} ms)"
+        e = out.get(("etcd", op, clients))
+        if e:
+            line += f"; etcd {e['per_second']:.0f}/s (p50 {e['p50_ms']:.2f}, p99 {e['p99_ms']:.2f} ms); " \
+                    f"ratio {k['per_second'] / e['per_second']:.2f} ({goal})"
+        print(line)
+    print(f"group commit at 64 clients: {out['per_sync']:.1f} writes per fdatasync on the leader")
+    rss = out["rss"]
+    print(f"resident memory with 100,000 keys of 100 bytes: kvnode " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in rss.items())
+          + ("; etcd " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in out['etcd_rss'].items()) + " (no keys loaded)"
+             if "etcd_rss" in out else ""))
+
+
+if __name__ == "__main__":
+    main()
