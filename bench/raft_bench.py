@@ -11,8 +11,10 @@ randomizes in [250, 500) ms, as etcd does), pre-vote on, fsync on. etcd is Debia
    follower's 307 is followed), 30 trials each, the killed member restarted and a random pause
    before the next. Median with its 95% CI (order statistics), max.
 2. Durable puts with 16 and 64 clients, linearizable gets with 64: `kvctl load` (a closed-loop NIO
-   generator of this project) against the leader of each, 100-byte values over 1000 keys.
-   kvnode's WAL counters give the writes per fdatasync at 64 clients.
+   generator of this project) against the leader of each, 100-byte values over 1000 keys. The
+   host's steal time moves between runs, so the runs alternate (kvnode, etcd, kvnode, etcd, ...)
+   for BENCH_ROUNDS rounds and each figure is the median over rounds; the steal of every run is
+   printed. kvnode's WAL counters give the writes per fdatasync at 64 clients.
 3. kvnode resident memory with 100,000 keys of 100 bytes (loaded with mput).
 """
 import json
@@ -32,7 +34,8 @@ from bench import median_ci, pct  # noqa: E402
 from kvhttp import request  # noqa: E402
 
 TRIALS = int(os.environ.get("BENCH_FAILOVER_TRIALS", "30"))
-LOAD_SECONDS = os.environ.get("BENCH_LOAD_SECONDS", "10s")
+LOAD_SECONDS = os.environ.get("BENCH_LOAD_SECONDS", "5s")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 HEARTBEAT_MS, ELECTION_MS = 50, 250
 
 
@@ -206,12 +209,22 @@ def failover(cluster, trials):
     return times
 
 
+def cpu_times():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v), v[7]  # total, steal
+
+
 def load(api, port, op, clients, seconds=LOAD_SECONDS):
+    t0, s0 = cpu_times()
     r = subprocess.run([str(BIN / "kvctl"), "load", "--api", api, "--port", str(port), "--op", op, "--clients", str(clients),
                         "--duration", seconds, "--threads", "2", "--json"], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         raise RuntimeError(f"kvctl load {api} {op}: {r.stderr or r.stdout}")
-    return json.loads(r.stdout)
+    out = json.loads(r.stdout)
+    t1, s1 = cpu_times()
+    out["steal_pct"] = 100 * (s1 - s0) / max(1, t1 - t0)
+    return out
 
 
 def rss_kb(pid):
@@ -221,7 +234,8 @@ def rss_kb(pid):
 
 def fmt_ci(xs):
     lo, hi = median_ci(xs)
-    return f"median {pct(xs, 50):.0f} ms [95% CI {lo:.0f}, {hi:.0f}], max {max(xs):.0f} ms"
+    slow = sum(1 for x in xs if x > 100)
+    return f"median {pct(xs, 50):.0f} ms [95% CI {lo:.0f}, {hi:.0f}], max {max(xs):.0f} ms, over 100 ms: {slow} of {len(xs)}"
 
 
 def main():
@@ -238,21 +252,27 @@ def main():
             etcd.start()
         print(f"clusters up: kvnode {sorted(ours.ports.values())}" + (f", etcd {sorted(etcd.ports.values())}" if etcd else ""))
 
-        # 2. throughput first, on fresh clusters.
-        for cluster, api in [(ours, "kvnode"), (etcd, "etcd")]:
-            if not cluster:
-                continue
-            leader = cluster.wait_healthy()
-            port = cluster.ports[leader]
-            before = cluster.status(leader)["wal"] if api == "kvnode" else None
+        # 2. throughput first, on fresh clusters, alternating between the two.
+        runs = {}
+        for rnd in range(ROUNDS):
             for op, clients in [("put", 16), ("put", 64), ("get", 64)]:
-                out[(api, op, clients)] = r = load(api, port, op, clients)
-                print(f"  {api:6} {op} x{clients}: {r['per_second']:.0f}/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
-                      f"{'' if not r['failed'] else ', failed ' + str(r['failed']) + ' ' + str(r['failures'])}", flush=True)
-                if api == "kvnode" and op == "put" and clients == 64:
-                    after = cluster.status(leader)["wal"]
-                    out["per_sync"] = (after["entries"] - before["entries"]) / max(1, after["syncs"] - before["syncs"])
-                before = cluster.status(leader)["wal"] if api == "kvnode" else None
+                for cluster, api in [(ours, "kvnode"), (etcd, "etcd")]:
+                    if not cluster:
+                        continue
+                    leader = cluster.wait_healthy()
+                    before = cluster.status(leader)["wal"] if api == "kvnode" else None
+                    r = load(api, cluster.ports[leader], op, clients)
+                    runs.setdefault((api, op, clients), []).append(r)
+                    if before is not None and op == "put" and clients == 64:
+                        after = cluster.status(leader)["wal"]
+                        out.setdefault("per_sync", []).append(
+                            (after["entries"] - before["entries"]) / max(1, after["syncs"] - before["syncs"]))
+                    print(f"  round {rnd + 1}: {api:6} {op} x{clients}: {r['per_second']:.0f}/s p50 {r['p50_ms']:.2f} ms "
+                          f"p99 {r['p99_ms']:.2f} ms, steal {r['steal_pct']:.0f}%"
+                          f"{'' if not r['failed'] else ', failed ' + str(r['failed']) + ' ' + str(r['failures'])}", flush=True)
+        for key, rs in runs.items():
+            out[key] = {f: pct([r[f] for r in rs], 50) for f in ("per_second", "p50_ms", "p99_ms", "steal_pct")}
+        out["per_sync"] = pct(out["per_sync"], 50)
 
         # 1. failover.
         for cluster in [ours, etcd]:
@@ -267,8 +287,16 @@ def main():
             entries = [{"key": f"mem-{batch * 1000 + i:06d}", "value": value} for i in range(1000)]
             r = request(ours.ports[leader], "POST", "/kv/mput", {"entries": entries}, timeout=10)
             assert r.status == 200, r
-        wait("every member applying the 100,000 keys",
-             lambda: all(ours.status(n)["keys"] >= 100_000 for n in ours.names), 30)
+        try:
+            wait("every member applying the 100,000 keys",
+                 lambda: all(ours.status(n)["keys"] >= 100_000 for n in ours.names), 60)
+        except RuntimeError:
+            for n in ours.names:
+                try:
+                    print(f"  {n}: {ours.status(n)}")
+                except OSError as e:
+                    print(f"  {n}: {e}")
+            raise
         out["rss"] = {n: rss_kb(ours.procs[n].pid) for n in ours.names}
         if etcd:
             out["etcd_rss"] = {n: rss_kb(etcd.procs[n].pid) for n in etcd.names}
@@ -286,20 +314,21 @@ def main():
         print(f"  etcd   {fmt_ci(fe)}")
         print(f"  ratio of medians {pct(fo, 50) / pct(fe, 50):.2f} (goal <= 0.80); max {max(fo):.0f} vs {max(fe):.0f} ms "
               f"(goal: ours <= etcd's)")
+    print(f"throughput: median of {ROUNDS} alternating rounds of {LOAD_SECONDS} each")
     for op, clients, goal in [("put", 16, "goal >= 1.5x at p99 no worse"), ("put", 64, "goal >= 1.5x at p99 no worse"),
                               ("get", 64, "goal >= 1.0x")]:
         k = out[("kvnode", op, clients)]
         line = f"{'durable puts' if op == 'put' else 'linearizable gets'}, {clients} clients: kvnode {k['per_second']:.0f}/s " \
-               f"(p50 {k['p50_ms']:.2f}, p99 {k['p99_ms']:.2f} ms)"
+               f"(p50 {k['p50_ms']:.2f}, p99 {k['p99_ms']:.2f} ms, steal {k['steal_pct']:.0f}%)"
         e = out.get(("etcd", op, clients))
         if e:
-            line += f"; etcd {e['per_second']:.0f}/s (p50 {e['p50_ms']:.2f}, p99 {e['p99_ms']:.2f} ms); " \
+            line += f"; etcd {e['per_second']:.0f}/s (p50 {e['p50_ms']:.2f}, p99 {e['p99_ms']:.2f} ms, steal {e['steal_pct']:.0f}%); " \
                     f"ratio {k['per_second'] / e['per_second']:.2f} ({goal})"
         print(line)
     print(f"group commit at 64 clients: {out['per_sync']:.1f} writes per fdatasync on the leader")
     rss = out["rss"]
     print(f"resident memory with 100,000 keys of 100 bytes: kvnode " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in rss.items())
-          + ("; etcd " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in out['etcd_rss'].items()) + " (no keys loaded)"
+          + ("; etcd " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in out['etcd_rss'].items()) + " (their 1,000 benchmark keys)"
              if "etcd_rss" in out else ""))
 
 

@@ -146,6 +146,21 @@ public struct Raft: Sendable {
         }
     }
 
+    /// The transport saw the connection from `id` close. If `id` is this follower's leader, its
+    /// process has most likely died (a crash closes its sockets at once; a pause or a partition
+    /// does not, and then the election timeout still applies). The follower stops counting on it:
+    /// it forgets the leader, so that its lease no longer refuses the other followers' pre-votes,
+    /// and campaigns after a random 1 to `heartbeatTicks` ticks instead of a whole election
+    /// timeout. Pre-vote keeps a mistaken suspicion harmless: a leader that still reaches a quorum
+    /// keeps its term, and its next append makes this replica a follower again.
+    public mutating func peerDisconnected(_ id: ReplicaID) {
+        guard role == .follower, leader == id, id != config.id else { return }
+        note("\(config.id) lost its connection from leader \(id) at term \(term): campaigning soon")
+        leader = nil
+        electionElapsed = max(electionElapsed, config.electionTicks)
+        randomizedTimeout = electionElapsed + 1 + Int(nextRandom() % UInt64(max(1, config.heartbeatTicks)))
+    }
+
     /// Starts an election now (the election timer does this by itself).
     public mutating func campaign() {
         guard role != .leader else { return }
@@ -392,13 +407,17 @@ public struct Raft: Sendable {
     private mutating func resetElectionTimer() {
         electionElapsed = 0
         // Uniform in [E, max) (max 2E by default, as etcd), from the config's seed.
+        let spread = max(1, (config.maxElectionTicks ?? 2 * config.electionTicks) - config.electionTicks)
+        randomizedTimeout = config.electionTicks + Int(nextRandom() % UInt64(spread))
+    }
+
+    /// SplitMix64 on the config's seed.
+    private mutating func nextRandom() -> UInt64 {
         rng = rng &+ 0x9E37_79B9_7F4A_7C15
         var z = rng
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        let spread = max(1, (config.maxElectionTicks ?? 2 * config.electionTicks) - config.electionTicks)
-        randomizedTimeout = config.electionTicks + Int(z % UInt64(spread))
+        return z ^ (z >> 31)
     }
 
     // MARK: Replication

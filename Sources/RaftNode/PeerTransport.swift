@@ -117,20 +117,33 @@ final class PeerLink: @unchecked Sendable {
 }
 
 /// Inbound side: each frame decoded and handed to `deliver`; a frame that does not decode closes
-/// that connection (the sender reconnects), never the node.
+/// that connection (the sender reconnects), never the node. When a connection that carried a
+/// peer's messages closes, `disconnected` hears which peer it was: a crashed process's sockets
+/// close at once, long before an election timeout.
 final class RaftInboundHandler: ChannelInboundHandler {
     typealias InboundIn = [UInt8]
     private let deliver: @Sendable (Message) -> Void
+    private let disconnected: @Sendable (ReplicaID) -> Void
     private let reject: @Sendable (String) -> Void
+    private var sender: ReplicaID?
 
-    init(deliver: @escaping @Sendable (Message) -> Void, reject: @escaping @Sendable (String) -> Void) {
+    init(deliver: @escaping @Sendable (Message) -> Void, disconnected: @escaping @Sendable (ReplicaID) -> Void,
+         reject: @escaping @Sendable (String) -> Void) {
         self.deliver = deliver
+        self.disconnected = disconnected
         self.reject = reject
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let sender { disconnected(sender) }
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         do {
-            deliver(try MessageCodec.decode(unwrapInboundIn(data)))
+            let m = try MessageCodec.decode(unwrapInboundIn(data))
+            sender = m.from
+            deliver(m)
         } catch {
             reject("peer connection from \(context.remoteAddress.map { "\($0)" } ?? "?") closed: \(error)")
             context.close(promise: nil)

@@ -65,6 +65,8 @@ final class RaftLoop: @unchecked Sendable {
         case message(Message)
         case write(KVRequest, Continuation)
         case read(key: String, ReadConsistency, Continuation)
+        /// A connection that carried this peer's messages closed.
+        case peerDisconnected(ReplicaID)
     }
     typealias Continuation = CheckedContinuation<KVReply, Never>
 
@@ -184,6 +186,8 @@ final class RaftLoop: @unchecked Sendable {
         switch input {
         case .message(let m):
             raft.step(m)
+        case .peerDisconnected(let peer):
+            raft.peerDisconnected(peer)
         case .write(let request, let reply):
             switch raft.propose(request.encoded()) {
             case .success(let index):

@@ -41,6 +41,7 @@ public enum RaftNodeMain {
                     // Only messages of this group, to this replica: anything else is someone else's traffic.
                     if m.to == me, voters.contains(m.from), m.from != me { loop.submit(.message(m)) }
                 },
+                disconnected: { peer in loop.submit(.peerDisconnected(peer)) },
                 reject: { writeStderr("\(nodeLabel): \($0)") }))
         }
         let ownURL = o.advertiseURL ?? "http://\(o.host == "0.0.0.0" || o.host == "::" ? "127.0.0.1" : o.host):\(o.httpPort)"

@@ -200,6 +200,11 @@ public final class Simulation {
             let from = rng.pick(ids), to = rng.pick(ids.filter { $0 != from })
             blocked.insert(Directed(from: from, to: to))
             log("one-way partition: \(from) -/-> \(to)")
+            // The cut connection may also close: a mistaken suspicion of a leader that is alive.
+            if running.contains(to), rng.chance(50) {
+                nodes[to]!.raft.peerDisconnected(from)
+                drainTrace(to)
+            }
         case 66..<70:
             for id in ids { side[id] = 0 }
             blocked = []
@@ -243,6 +248,11 @@ public final class Simulation {
         if midWrite { report.crashesMidWrite += 1 }
         log("crash \(id)" + (midWrite ? " in the middle of a write: \(what)" : ""))
         clients.forget(node: id)
+        // A crashed process's connections close: most peers' transports notice at once.
+        for other in running where rng.chance(70) {
+            nodes[other]!.raft.peerDisconnected(id)
+            drainTrace(other)
+        }
     }
 
     func restart(_ id: ReplicaID, step: Int) {
