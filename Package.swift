@@ -85,12 +85,12 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // kvnode's raft mode: the loop that carries Raft's Ready out against RaftStorage, the peer
-        // transport (binary frames over TCP), the HTTP API (Hummingbird), role events.
+        // transport (binary frames over TCP), the HTTP API (HummingbirdCore), role events.
         .target(name: "RaftNode", dependencies: [
             "Raft", "KVStore", "RaftStorage", "BinaryCodec", "Core", "Systemd", "CLinux", "Timing", "NodeRuntime",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
         ]),
