@@ -337,3 +337,40 @@ def test_kvctl_kv_follows_the_leader_and_retries_with_the_same_seq(raft):
     table = raft.kvctl("nodes").stdout
     assert "ROLE" in table and "leader" in table and f" {term} " in table
     assert raft.kvctl("leader").stdout.startswith(f"{leader} (term {term}")
+
+
+def test_damage_before_the_wal_tail_refuses_to_start_and_says_where(raft):
+    leader, _ = wait_leader(raft)
+    victim = next(n for n in NODES if n != leader)
+    client = Client("d", raft.ports)
+    for i in range(10):
+        assert client.call("PUT", f"/kv/d{i}", {"value": "x" * 50})[0].status == 200
+    wait_applied(raft, victim, status(raft, leader)["commit_index"])
+    raft.kvctl("stop", victim)
+    segment = sorted((raft.dir / "rt" / "nodes" / victim / "wal").glob("*.wal"))[-1]
+    data = bytearray(segment.read_bytes())
+    at = data.index(b"x" * 50)  # inside the first entry, with whole records after it
+    data[at] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    raft.kvctl("start", victim, check=False)
+    exited = raft.wait_events(lambda e: e["event"] == "node_exited" and e["node"] == victim and e.get("exit_code") == 1,
+                              timeout=10, what=f"{victim} refusing to start")
+    assert exited
+    text = raft.wait_log(f"{segment} is damaged at byte", 5)
+    line = next(l for l in text.splitlines() if "is damaged at byte" in l)
+    assert "checksum" in line and "Refusing to start" in line, line
+    # The other two still serve.
+    assert client.call("PUT", "/kv/after", {"value": "ok"})[0].status == 200
+
+
+def test_sync_none_says_what_it_gives_up(tmpdir_clean):
+    sup = start_raft(tmpdir_clean, cluster_extra='sync = "none"\n')
+    try:
+        text = sup.wait_log("--sync none: writes are acknowledged before they reach the disk", 5)
+        assert "For experiments only" in text
+        leader, _ = wait_leader(sup)
+        assert status(sup, leader)["wal"]["sync"] == "none"
+        assert request(port(sup, leader), "PUT", "/kv/x", {"value": "v"}).status == 200
+        assert status(sup, leader)["wal"]["syncs"] == 0
+    finally:
+        sup.stop()
