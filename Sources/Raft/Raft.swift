@@ -54,6 +54,10 @@ public struct Raft: Sendable {
         var recentActive = false
         /// The latest ReadIndex round this follower has answered in this term.
         var ackedRound: UInt64 = 0
+        /// A snapshot sent and not yet answered (etcd's StateSnapshot): no entries and no second
+        /// copy until the follower answers it or an election timeout passes (`snapshotWait` ticks).
+        var snapshotSent: (index: LogIndex, term: Term)?
+        var snapshotWait = 0
     }
 
     /// A ReadIndex request waiting for a quorum to answer a heartbeat of `round` (or a later one).
@@ -135,6 +139,11 @@ public struct Raft: Sendable {
                     becomeFollower(term, leader: nil)
                     return
                 }
+            }
+            for (id, pr) in progress where pr.snapshotSent != nil {
+                progress[id]!.snapshotWait += 1
+                // Lost, or the follower could not take it: send it again at the next append.
+                if pr.snapshotWait + 1 >= config.electionTicks { progress[id]!.snapshotSent = nil }
             }
             heartbeatElapsed += 1
             if heartbeatElapsed >= config.heartbeatTicks {
@@ -481,6 +490,14 @@ public struct Raft: Sendable {
             progress[from] = pr
             releaseReads()
         }
+        if let sent = pr.snapshotSent {
+            // Until the snapshot is answered, the follower's rejections of heartbeats say nothing new.
+            guard success, match >= sent.index else {
+                progress[from] = pr
+                return
+            }
+            pr.snapshotSent = nil
+        }
         if success {
             if match > pr.match { pr.match = match }
             if pr.next < pr.match + 1 { pr.next = pr.match + 1 }
@@ -511,11 +528,18 @@ public struct Raft: Sendable {
     /// empty append that serves as heartbeat and probe.
     private mutating func sendAppend(to id: ReplicaID) {
         guard var pr = progress[id] else { return }
+        if let sent = pr.snapshotSent {
+            // A heartbeat only: it keeps the follower from campaigning while the snapshot travels.
+            send(id, .append(prevIndex: sent.index, prevTerm: sent.term, entries: [], commit: log.committed, round: readRound))
+            return
+        }
         let prev = pr.next - 1
         guard let prevTerm = log.term(at: prev) else {
             // Compacted away: the follower gets the snapshot instead, then appends after it.
             pr.next = log.snapshotIndex + 1
             pr.inflight += 1
+            pr.snapshotSent = (log.snapshotIndex, log.snapshot.term)
+            pr.snapshotWait = 0
             progress[id] = pr
             send(id, .snapshot(log.snapshot))
             return

@@ -1,5 +1,6 @@
 """Raft mode through the supervisor: real kvnode processes with WALs in temp dirs, HTTP from
 http.client and curl, faults from kvctl. Every wait has a deadline."""
+import json
 import os
 import pathlib
 import socket
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Supervisor, process_alive
+from conftest import BIN, Supervisor, process_alive
 from kvhttp import Client, follow, port_of, request
 
 NODES = "ABC"
@@ -374,3 +375,91 @@ def test_sync_none_says_what_it_gives_up(tmpdir_clean):
         assert status(sup, leader)["wal"]["syncs"] == 0
     finally:
         sup.stop()
+
+
+def history_worker(n, ports, stop, events, lock):
+    """One client of a Jepsen-style run: random put, linearizable get and cas on two keys, each
+    recorded as invoke and ok / fail / info with CLOCK_MONOTONIC times."""
+    import random
+    rnd = random.Random(n)
+    client = Client(f"h{n}", ports)
+    written = 0
+
+    def record(kind, key, f, t, **fields):
+        with lock:
+            events.append(dict(v=1, type=kind, client=n, key=key, f=f, t_mono_ns=t, **fields))
+
+    while not stop.is_set():
+        key = rnd.choice(["x", "y"])
+        f = rnd.choice(["put", "put", "get", "get", "cas"])
+        if f == "put":
+            written += 1
+            value = f"{n}-{written}"
+            record("invoke", key, "put", time.monotonic_ns(), value=value)
+            try:
+                r, _ = client.call("PUT", f"/kv/{key}", {"value": value}, deadline_s=5)
+                record("ok" if r.status == 200 else "info", key, "put", time.monotonic_ns())
+            except AssertionError:
+                record("info", key, "put", time.monotonic_ns())
+        elif f == "get":
+            record("invoke", key, "get", time.monotonic_ns())
+            try:
+                r, _ = client.call("GET", f"/kv/{key}", {}, deadline_s=5)
+                if r.status in (200, 404):
+                    record("ok", key, "get", time.monotonic_ns(), value=r.json.get("value") if r.status == 200 else None)
+                else:
+                    record("fail", key, "get", time.monotonic_ns())
+            except AssertionError:
+                record("fail", key, "get", time.monotonic_ns())
+        else:
+            expected = rnd.choice([None, f"{rnd.randrange(4)}-{rnd.randrange(1, 4)}"])
+            written += 1
+            value = f"{n}-{written}"
+            record("invoke", key, "cas", time.monotonic_ns(), expected=expected, value=value)
+            try:
+                r, _ = client.call("POST", "/kv/cas", {"key": key, "expected": expected, "value": value}, deadline_s=5)
+                kind = "ok" if r.status == 200 else "fail" if r.status == 409 else "info"
+                record(kind, key, "cas", time.monotonic_ns(), **({"value": value} if kind == "ok" else {}))
+            except AssertionError:
+                record("info", key, "cas", time.monotonic_ns())
+
+
+def test_a_history_under_kills_pauses_and_partitions_is_linearizable(raft):
+    wait_leader(raft)
+    stop, events, lock = threading.Event(), [], threading.Lock()
+    threads = [threading.Thread(target=history_worker, args=(n, raft.ports, stop, events, lock)) for n in range(4)]
+    for t in threads:
+        t.start()
+    faults = []
+    try:
+        for round_ in range(3):
+            time.sleep(0.4)
+            leader, _ = wait_leader(raft, timeout=5)
+            raft.kvctl("inject", "kill", leader)
+            faults.append(f"kill {leader}")
+            time.sleep(0.4)
+            raft.kvctl("start", leader)
+            time.sleep(0.4)
+            leader, _ = wait_leader(raft, timeout=5)
+            raft.kvctl("inject", "stop", leader, "--for", "600ms")
+            faults.append(f"stop {leader} 600ms")
+            time.sleep(0.8)
+            leader, _ = wait_leader(raft, timeout=5)
+            raft.kvctl("inject", "partition", leader, "--for", "500ms")
+            faults.append(f"partition {leader} 500ms")
+            time.sleep(0.7)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    events.sort(key=lambda e: e["t_mono_ns"])
+    history = raft.dir / "history.jsonl"
+    history.write_text("".join(json.dumps(e) + "\n" for e in events))
+    done = [e for e in events if e["type"] != "invoke"]
+    counts = {k: sum(1 for e in done if e["type"] == k) for k in ("ok", "fail", "info")}
+    r = subprocess.run([str(BIN / "kvctl"), "check", str(history), "--json", "--no-html"], capture_output=True, text=True,
+                       timeout=120)
+    verdict = json.loads(r.stdout)["verdict"] if r.stdout.strip().startswith("{") else r.stdout + r.stderr
+    print(f"\n{len(done)} operations ({counts}) under {', '.join(faults)}: {verdict}")
+    assert counts["ok"] >= 100, counts
+    assert r.returncode == 0 and verdict == "linearizable", (r.returncode, verdict, history.read_text()[-2000:])
