@@ -16,7 +16,8 @@ enum HTTPServer {
         let server = Server(
             childChannelSetup: HTTP1Channel(responder: { request, writer, _ in
                 let reply = await respond(api, request)
-                var headers = HTTPFields()
+                // A length, not chunks: every reply is whole before it is written.
+                var headers: HTTPFields = [.contentLength: String(reply.body.count)]
                 for (name, value) in reply.headers {
                     if let n = HTTPField.Name(name) { headers.append(HTTPField(name: n, value: value)) }
                 }
