@@ -54,6 +54,8 @@ let package = Package(
         .target(name: "RaftSimulation", dependencies: [
             "Raft", "KVStore", "Linearizability", .product(name: "HeapModule", package: "swift-collections"),
         ]),
+        // Experiment specs (TOML), the sweep's plan of trials, the statistics its reports use. No I/O.
+        .target(name: "Experiments", dependencies: ["ConfigFile", "Core"]),
         // TOML (its own parser: TOMLKit imported Foundation, whose ICU data was 45 MB of the daemon) -> ClusterConfig.
         .target(name: "ConfigFile", dependencies: ["Core"]),
         // Exact wake-ups (sleep, then spin the last stretch) and detached OS threads.
@@ -112,6 +114,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "BinaryCodec"]),
         .testTarget(name: "RaftNodeTests", dependencies: ["RaftNode", "Raft", "KVStore"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "ConfigFile"]),
         .testTarget(name: "WALTests", dependencies: ["WAL", "RaftStorage", "Raft"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),

@@ -209,7 +209,8 @@ private struct Reader {
 }
 
 /// The allowed key nearest to a typo, if it is close enough to be a typo.
-func closest(_ key: String, in candidates: [String]) -> String? {
+/// The candidate nearest to a mistyped key, if one is near enough to suggest.
+public func closest(_ key: String, in candidates: [String]) -> String? {
     let scored = candidates.map { ($0, editDistance(key, $0)) }.min { $0.1 < $1.1 }
     guard let best = scored, best.1 <= max(2, key.count / 3) else { return nil }
     return best.0

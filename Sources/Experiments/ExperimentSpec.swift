@@ -1,0 +1,148 @@
+import ConfigFile
+
+/// What `kvctl experiment run FILE` asks the supervisor to run, validated. Specs are TOML:
+///
+///     [experiment]
+///     kind = "detection-sweep"
+///     hb_interval_ms = [50, 100, 200]
+///     hb_timeout_ms = [200, 300, 500]
+///     trials = 20
+///     fault = "kill"        # kill | stop | delay
+///     delay_ms = 0          # fault = "delay": added one-way latency (and jitter_ms)
+///     detector = "fixed"    # fixed | phi | ["fixed", "phi"]; phi_threshold = 8.0
+///     nodes = 2
+///     seed = 1
+public enum ExperimentSpec: Sendable, Equatable {
+    case detectionSweep(DetectionSweepSpec)
+}
+
+public struct DetectionSweepSpec: Sendable, Equatable {
+    public enum Fault: String, Sendable, CaseIterable { case kill, stop, delay }
+    public enum Detector: String, Sendable, CaseIterable { case fixed, phi }
+
+    public var intervalsMs: [Int]
+    public var timeoutsMs: [Int]
+    public var trials: Int
+    public var fault: Fault
+    public var delayMs: Int
+    public var jitterMs: Int
+    public var detectors: [Detector]
+    public var phiThreshold: Double
+    public var nodes: Int
+    public var seed: UInt64
+
+    public init(intervalsMs: [Int], timeoutsMs: [Int], trials: Int, fault: Fault = .kill, delayMs: Int = 0, jitterMs: Int = 0,
+                detectors: [Detector] = [.fixed], phiThreshold: Double = 8.0, nodes: Int = 2, seed: UInt64 = 1) {
+        self.intervalsMs = intervalsMs; self.timeoutsMs = timeoutsMs; self.trials = trials; self.fault = fault
+        self.delayMs = delayMs; self.jitterMs = jitterMs; self.detectors = detectors; self.phiThreshold = phiThreshold
+        self.nodes = nodes; self.seed = seed
+    }
+}
+
+public enum ExperimentSpecParser {
+    static let keys = ["kind", "hb_interval_ms", "hb_timeout_ms", "trials", "fault", "delay_ms", "jitter_ms", "detector",
+                       "phi_threshold", "nodes", "seed"]
+    public static let maxTrials = 100_000
+    public static let maxCells = 1000
+
+    /// Parses and validates a spec; every refusal names the file, the line and the key.
+    public static func parse(text: String, file: String) throws(ConfigError) -> ExperimentSpec {
+        let root: TOMLTable
+        do { root = try TOMLParser.parse(text) } catch {
+            throw ConfigError(file: file, line: error.line, problem: "TOML syntax: \(error.message)")
+        }
+        func fail(_ key: String?, _ problem: String, table: TOMLTable? = nil) -> ConfigError {
+            ConfigError(file: file, line: key.flatMap { table?.line(of: $0) } ?? table?.line,
+                        key: key.map { "experiment.\($0)" } ?? "experiment", problem: problem)
+        }
+        for key in root.keys where key != "experiment" {
+            throw ConfigError(file: file, line: root.line(of: key), key: key, problem: "unknown table or key; a spec has one [experiment] table")
+        }
+        guard let t = root["experiment"]?.table else {
+            throw ConfigError(file: file, key: "experiment", problem: "missing: a spec is one [experiment] table")
+        }
+        for key in t.keys where !keys.contains(key) {
+            let hint = closest(key, in: keys).map { " (did you mean '\($0)'?)" } ?? " (known: \(keys.joined(separator: ", ")))"
+            throw fail(key, "unknown key" + hint, table: t)
+        }
+        guard let kind = t["kind"] else { throw fail("kind", "missing: use kind = \"detection-sweep\"", table: t) }
+        guard kind.string == "detection-sweep" else {
+            throw fail("kind", "'\(kind.string ?? kind.typeName)' is not an experiment kind; use \"detection-sweep\"", table: t)
+        }
+
+        func ints(_ key: String, min: Int) throws(ConfigError) -> [Int] {
+            guard let v = t[key] else { throw fail(key, "missing: give a number of milliseconds or a list of them", table: t) }
+            let list = v.array ?? [v]
+            guard !list.isEmpty else { throw fail(key, "is empty: give at least one value", table: t) }
+            var out: [Int] = []
+            for item in list {
+                guard let n = item.int, n >= min, n <= 3_600_000 else {
+                    throw fail(key, "\(item.int.map(String.init) ?? item.typeName) is not a whole number of ms in \(min)...3600000", table: t)
+                }
+                out.append(n)
+            }
+            guard Set(out).count == out.count else { throw fail(key, "lists a value twice", table: t) }
+            return out
+        }
+        func int(_ key: String, default d: Int, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+            guard let v = t[key] else { return d }
+            guard let n = v.int, range.contains(n) else {
+                throw fail(key, "\(v.int.map(String.init) ?? v.typeName) must be a whole number in \(range.lowerBound)...\(range.upperBound)",
+                           table: t)
+            }
+            return n
+        }
+
+        let intervals = try ints("hb_interval_ms", min: 1)
+        let timeouts = try ints("hb_timeout_ms", min: 1)
+        guard intervals.contains(where: { i in timeouts.contains { $0 > i } }) else {
+            throw fail("hb_timeout_ms", "no cell has a timeout above its interval (\(intervals) x \(timeouts)): every peer would be "
+                       + "declared dead between beats", table: t)
+        }
+        guard t["trials"] != nil else { throw fail("trials", "missing: how many trials per cell", table: t) }
+        let trials = try int("trials", default: 0, 1...maxTrials)
+        guard intervals.count * timeouts.count <= maxCells else {
+            throw fail("hb_timeout_ms", "\(intervals.count * timeouts.count) cells exceed the limit of \(maxCells)", table: t)
+        }
+
+        var fault = DetectionSweepSpec.Fault.kill
+        if let v = t["fault"] {
+            guard let f = v.string.flatMap(DetectionSweepSpec.Fault.init(rawValue:)) else {
+                throw fail("fault", "'\(v.string ?? v.typeName)' is not a fault; use kill, stop or delay", table: t)
+            }
+            fault = f
+        }
+        let delay = try int("delay_ms", default: 0, 0...60_000)
+        let jitter = try int("jitter_ms", default: 0, 0...60_000)
+        if fault == .delay && delay == 0 && jitter == 0 {
+            throw fail("delay_ms", "fault = \"delay\" needs delay_ms or jitter_ms above 0", table: t)
+        }
+        if fault != .delay && (delay > 0 || jitter > 0) {
+            throw fail(delay > 0 ? "delay_ms" : "jitter_ms", "only applies to fault = \"delay\"", table: t)
+        }
+
+        var detectors: [DetectionSweepSpec.Detector] = [.fixed]
+        if let v = t["detector"] {
+            let list = v.array ?? [v]
+            detectors = []
+            for item in list {
+                guard let d = item.string.flatMap(DetectionSweepSpec.Detector.init(rawValue:)) else {
+                    throw fail("detector", "'\(item.string ?? item.typeName)' is not a detector; use fixed, phi or [\"fixed\", \"phi\"]",
+                               table: t)
+                }
+                if !detectors.contains(d) { detectors.append(d) }
+            }
+            guard !detectors.isEmpty else { throw fail("detector", "is empty: use fixed, phi or both", table: t) }
+        }
+        var phi = 8.0
+        if let v = t["phi_threshold"] {
+            guard let x = v.double, x > 0, x <= 100 else { throw fail("phi_threshold", "must be a number in (0, 100]", table: t) }
+            phi = x
+        }
+        let nodes = try int("nodes", default: 2, 2...16)
+        let seed = try int("seed", default: 1, 0...Int.max)
+        return .detectionSweep(DetectionSweepSpec(
+            intervalsMs: intervals, timeoutsMs: timeouts, trials: trials, fault: fault, delayMs: delay, jitterMs: jitter,
+            detectors: detectors, phiThreshold: phi, nodes: nodes, seed: UInt64(seed)))
+    }
+}
