@@ -56,6 +56,11 @@ let package = Package(
         ]),
         // Experiment specs (TOML), the sweep's plan of trials, the statistics its reports use. No I/O.
         .target(name: "Experiments", dependencies: ["ConfigFile", "Core"]),
+        // Runs experiments for the daemon: a cluster per cell, trials, run directories, resume.
+        .target(name: "ExperimentRunner", dependencies: [
+            "Experiments", "ConfigFile", "Core", "Events", "Faults", "Supervision",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // TOML (its own parser: TOMLKit imported Foundation, whose ICU data was 45 MB of the daemon) -> ClusterConfig.
         .target(name: "ConfigFile", dependencies: ["Core"]),
         // Exact wake-ups (sleep, then spin the last stretch) and detached OS threads.
@@ -75,7 +80,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "Daemon", dependencies: [
-            "Core", "CLinux", "ConfigFile", "Supervision", "Faults", "Events", "Varlink", "Systemd",
+            "Core", "CLinux", "ConfigFile", "Supervision", "Faults", "Events", "Varlink", "Systemd", "ExperimentRunner",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -97,7 +102,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ControlCLI", dependencies: [
-            "Core", "Varlink", "Linearizability", "Raft", "RaftSimulation",
+            "Core", "ConfigFile", "Varlink", "Linearizability", "Raft", "RaftSimulation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -108,7 +113,7 @@ let package = Package(
         ]),
         .executableTarget(name: "kvctl", dependencies: ["ControlCLI"]),
         .executableTarget(name: "kvnode", dependencies: [
-            "NodeRuntime", "RaftNode", "RaftStorage", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "NodeRuntime", "Detection", "RaftNode", "RaftStorage", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),

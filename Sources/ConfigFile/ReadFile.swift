@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Reads a whole file as UTF-8, or nil if it cannot be opened or is larger than `limit`.
-func readWholeFile(_ path: String, limit: Int) -> String? {
+public func readWholeFile(_ path: String, limit: Int) -> String? {
     guard let f = fopen(path, "rb") else { return nil }
     defer { fclose(f) }
     var bytes: [UInt8] = []

@@ -71,6 +71,11 @@ enum Explain {
         case "InvalidParameter":
             return "invalid parameter '\(Render.text(p?["parameter"]))'" + (p?["reason"].map { ": \(Render.text($0))" } ?? "")
         case "OperationFailed": return "failed: \(Render.text(p?["reason"]))"
+        case "ExperimentRunning":
+            let id = Render.text(p?["run_id"])
+            return "experiment \(id) is running; one runs at a time and manual faults wait for it (kvctl experiment cancel \(id) stops it)"
+        case "InvalidSpec": return "spec refused: \(Render.text(p?["reason"]))"
+        case "NoSuchExperiment": return "no experiment run \(Render.text(p?["run_id"])); list them with: kvctl experiment list"
         default: return "\(name): \(p.map(Render.json) ?? "")"
         }
     }

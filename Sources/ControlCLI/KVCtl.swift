@@ -9,7 +9,7 @@ public struct KVCtl: ParsableCommand {
         commandName: "kvctl",
         abstract: "Control a kvsupervisor: status, nodes, fault injection, events.",
         subcommands: [Status.self, Nodes.self, Inject.self, Heal.self, NodeAction.self, StopNode.self,
-                      RestartNode.self, Events.self, Leader.self, KV.self, Load.self, Check.self, Sim.self])
+                      RestartNode.self, Events.self, Leader.self, KV.self, Load.self, Check.self, Sim.self, Experiment.self])
 
     public init() {}
 
@@ -47,6 +47,11 @@ public struct KVCtl: ParsableCommand {
             else { break }
         }
         guard !globals.isEmpty, i < args.count else { return args }
+        // A command group takes the options after its subcommand (kvctl --socket S experiment run F).
+        let groups = ["experiment"]
+        if groups.contains(args[i]), i + 1 < args.count, !args[i + 1].hasPrefix("-") {
+            return [args[i], args[i + 1]] + globals + Array(args[(i + 2)...])
+        }
         return [args[i]] + globals + Array(args[(i + 1)...])
     }
 

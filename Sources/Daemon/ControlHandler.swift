@@ -1,5 +1,6 @@
 import Core
 import Events
+import ExperimentRunner
 import Faults
 import Supervision
 import Varlink
@@ -56,11 +57,43 @@ struct ControlHandler: Sendable {
                 }
                 sink.onTermination = { _ in pump.cancel() }
                 return .stream(stream)
+            case "RunExperiment", "ResumeExperiment":
+                guard call.wantsMore else { return .error(VarlinkError.expectedMore, [:]) }
+                let updates: AsyncStream<ControlProtocol.ExperimentUpdate>
+                if method == "RunExperiment" {
+                    let p = try call.decodeParameters(ControlProtocol.RunExperimentParameters.self)
+                    updates = try context.experiments.run(specText: p.spec, file: p.file)
+                } else {
+                    let p = try call.decodeParameters(ControlProtocol.RunIDParameter.self)
+                    guard let id = p.runID else { throw VarlinkParameterError(name: "run_id", reason: "is required") }
+                    updates = try context.experiments.resume(runID: id)
+                }
+                return .stream(Self.frames(updates))
+            case "CancelExperiment":
+                let p = try call.decodeParameters(ControlProtocol.RunIDParameter.self)
+                return .reply(ControlProtocol.CancelReply(runID: try context.experiments.cancel(runID: p.runID)))
+            case "ListExperiments":
+                return .reply(ControlProtocol.ExperimentRuns(runs: context.experiments.list()))
+            case "GetExperiment":
+                let p = try call.decodeParameters(ControlProtocol.RunIDParameter.self)
+                guard let id = p.runID else { throw VarlinkParameterError(name: "run_id", reason: "is required") }
+                return .reply(try context.experiments.detail(runID: id))
             default:
                 return .error(VarlinkError.methodNotFound, ["method": .string(call.method)])
             }
         } catch let e as VarlinkParameterError {
             return .error(VarlinkError.invalidParameter, ["parameter": .string(e.name), "reason": .string(e.reason)])
+        } catch let e as ExperimentError {
+            switch e {
+            case .busy(let id): return .error("io.kvsupervisor.ExperimentRunning", ["run_id": .string(id)])
+            case .invalidSpec(let c):
+                var p: [String: JSONValue] = ["file": .string(c.file), "reason": .string(c.description)]
+                if let line = c.line { p["line"] = .integer(Int64(line)) }
+                if let key = c.key { p["key"] = .string(key) }
+                return .error("io.kvsupervisor.InvalidSpec", .object(p))
+            case .noSuchRun(let id): return .error("io.kvsupervisor.NoSuchExperiment", ["run_id": .string(id)])
+            default: return .error("io.kvsupervisor.OperationFailed", ["reason": .string(e.description)])
+            }
         } catch let e as SupervisionError {
             switch e {
             case .noSuchNode(let id): return .error("io.kvsupervisor.NoSuchNode", ["node": .string(id.rawValue)])
@@ -71,8 +104,25 @@ struct ControlHandler: Sendable {
         }
     }
 
+    /// Progress replies with "continues" until the run's last one.
+    static func frames(_ updates: AsyncStream<ControlProtocol.ExperimentUpdate>) -> AsyncStream<[UInt8]> {
+        let (stream, sink) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .bufferingNewest(64))
+        let pump = Task {
+            for await u in updates {
+                sink.yield(VarlinkReply.frame(u, continues: u.state == "running"))
+                if u.state != "running" { break }
+            }
+            sink.finish()
+        }
+        sink.onTermination = { _ in pump.cancel() }
+        return stream
+    }
+
     private func inject(_ p: ControlProtocol.InjectParameters) async throws -> VarlinkResponse {
         let requested = Stamp.now()
+        if let run = context.experiments.activeRunID {
+            return .error("io.kvsupervisor.ExperimentRunning", ["run_id": .string(run)])
+        }
         var leaderTerm: UInt64?
         let node: NodeID
         if p.node == "leader" {

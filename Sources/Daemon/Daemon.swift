@@ -2,6 +2,7 @@ import CLinux
 import ConfigFile
 import Core
 import Events
+import ExperimentRunner
 import Faults
 import Logging
 import NIOPosix
@@ -122,8 +123,16 @@ public enum Daemon {
         } else {
             hub.log("fault timing: SCHED_FIFO priority \(config.schedPriority) from each fault's last wait to its applied stamp")
         }
+        // Experiments get clusters of their own (notify sockets in a directory of their own), so
+        // the configured cluster keeps running beside them.
+        let experimentRuntime = paths.runtimeDir + "/experiments"
+        _ = DaemonPaths.makeDirectories(experimentRuntime)
+        let experiments = ExperimentManager(environment: ExperimentEnvironment(
+            nodeBinary: nodeBinary, runtimeDir: experimentRuntime, stateDir: paths.stateDir, childEnvironment: environment,
+            timerSpinUs: config.timerSpinUs, schedPriority: config.schedPriority, stopGraceMs: config.stopGraceMs,
+            faultEffectDeadlineMs: config.faultEffectDeadlineMs, group: group), mainHub: hub)
         let context = DaemonContext(config: config, configFile: options.configFile, supervisor: supervisor,
-                                    engine: engine, hub: hub, paths: paths, runID: runID)
+                                    engine: engine, hub: hub, experiments: experiments, paths: paths, runID: runID)
         configBox.follow(context)
 
         var serverConfig = VarlinkServerConfig(socketPath: paths.socket)

@@ -1,5 +1,6 @@
 import Core
 import Events
+import ExperimentRunner
 import Faults
 import Supervision
 import Synchronization
@@ -10,6 +11,7 @@ final class DaemonContext: Sendable {
     let supervisor: NodeSupervisor
     let engine: FaultEngine
     let hub: EventHub
+    let experiments: ExperimentManager
     let paths: DaemonPaths
     let runID: String
     let configFile: String?
@@ -18,7 +20,8 @@ final class DaemonContext: Sendable {
     private let phase = Mutex("starting")
 
     init(config: ClusterConfig, configFile: String?, supervisor: NodeSupervisor, engine: FaultEngine, hub: EventHub,
-         paths: DaemonPaths, runID: String) {
+         experiments: ExperimentManager, paths: DaemonPaths, runID: String) {
+        self.experiments = experiments
         self.current = Mutex(config)
         self.configFile = configFile
         self.supervisor = supervisor

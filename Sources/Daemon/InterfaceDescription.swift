@@ -130,11 +130,115 @@ method ListEvents(limit: ?int, kinds: ?[]string) -> (events: []Event)
 # Streams every event as it happens (call with "more": true). replay sends that many past events first.
 method Subscribe(kinds: ?[]string, replay: ?int) -> (event: Event)
 
+# One trial as the original injector printed it: wall ms since the epoch.
+type ExperimentTrial (
+  t_fail: ?int,
+  t_detect: ?int,
+  detection_latency_ms: ?float,
+  outcome: (detected, missed, window)
+)
+
+# One cell of a sweep beside theory (a fixed detector: uniform on [T - I, T], median T - I/2).
+type ExperimentCell (
+  detector: string,
+  hb_interval_ms: int,
+  hb_timeout_ms: int,
+  trials: int,
+  missed: int,
+  false_positives: int,
+  median_ms: ?float,
+  ci_low_ms: ?float,
+  ci_high_ms: ?float,
+  p99_ms: ?float,
+  theory_median_ms: ?float,
+  mistakes_per_min: ?float,
+  mean_mistake_ms: ?float,
+  query_accuracy: ?float
+)
+
+# Progress of a run (state running), then its end (finished, cancelled or failed) with results.
+type ExperimentUpdate (
+  run_id: string,
+  state: string,
+  session: int,
+  done: int,
+  total: int,
+  cell: int,
+  cells: int,
+  cell_label: string,
+  elapsed_ms: int,
+  remaining_ms: ?int,
+  directory: string,
+  last_trial: ?ExperimentTrial,
+  results: ?[]ExperimentCell,
+  reason: ?string
+)
+
+type ExperimentRun (
+  run_id: string,
+  kind: string,
+  state: string,
+  created_wall_ms: int,
+  sessions: int,
+  done: int,
+  total: int,
+  directory: string
+)
+
+# Runs an experiment spec (TOML text; file names it in errors). Call with "more": true: progress
+# replies follow, the last one has the results. One experiment runs at a time; manual faults are
+# refused while it runs. The run continues if the caller goes away.
+method RunExperiment(spec: string, file: ?string) -> (
+  run_id: string,
+  state: string,
+  session: int,
+  done: int,
+  total: int,
+  cell: int,
+  cells: int,
+  cell_label: string,
+  elapsed_ms: int,
+  remaining_ms: ?int,
+  directory: string,
+  last_trial: ?ExperimentTrial,
+  results: ?[]ExperimentCell,
+  reason: ?string
+)
+
+# Continues an interrupted, cancelled or failed run from its last finished trial, as a new session.
+method ResumeExperiment(run_id: string) -> (
+  run_id: string,
+  state: string,
+  session: int,
+  done: int,
+  total: int,
+  cell: int,
+  cells: int,
+  cell_label: string,
+  elapsed_ms: int,
+  remaining_ms: ?int,
+  directory: string,
+  last_trial: ?ExperimentTrial,
+  results: ?[]ExperimentCell,
+  reason: ?string
+)
+
+# Stops the running experiment (the named one, or whichever runs); it writes a partial report.
+method CancelExperiment(run_id: ?string) -> (run_id: string)
+
+method ListExperiments() -> (runs: []ExperimentRun)
+
+# One run: its summary, its cells and its report.md.
+method GetExperiment(run_id: string) -> (run: ExperimentRun, results: []ExperimentCell, report: string)
+
 error NoSuchNode (node: string)
 error NoLeader (reason: string)
 error InvalidFault (reason: string)
 error NodeNotRunning (node: string, state: string)
 error OperationFailed (reason: string)
 error PermissionDenied (reason: string)
+error ExperimentRunning (run_id: string)
+error InvalidSpec (file: string, line: ?int, key: ?string, reason: string)
+error NoSuchExperiment (run_id: string)
 """#
 }

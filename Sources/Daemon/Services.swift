@@ -113,6 +113,8 @@ struct ClusterService: Service {
         context.setState("stopping")
         Notifier.stopping(status: "stopping \(total) nodes")
         context.hub.publish(Event(kind: .supervisorStopping, runID: context.runID))
+        // An experiment stops first, writing a partial report; `kvctl experiment resume` continues it.
+        await context.experiments.stopForShutdown()
         _ = context.engine.heal(node: nil)
         await context.supervisor.stopAll(graceMs: context.config.stopGraceMs)
         context.hub.close()

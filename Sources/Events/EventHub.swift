@@ -113,13 +113,15 @@ public final class EventHub: Sendable {
 
     /// Ends every subscription, writes what is queued and syncs the log to disk.
     public func close() {
-        let mustDrain = state.withLock { s -> Bool in
-            for (_, sub) in s.subscribers { sub.sink.finish() }
+        let (sinks, mustDrain) = state.withLock { s -> ([AsyncStream<Event>.Continuation], Bool) in
+            let sinks = s.subscribers.values.map(\.sink)
             s.subscribers.removeAll()
-            if s.draining { return false }
+            if s.draining { return (sinks, false) }
             s.draining = true
-            return true
+            return (sinks, true)
         }
+        // Outside the lock: finishing runs each stream's onTermination, which takes it.
+        for sink in sinks { sink.finish() }
         if mustDrain { drain() }
         // Another thread may be draining: wait (bounded) until it has written everything.
         let deadline = monotonicNow() + 2_000_000_000

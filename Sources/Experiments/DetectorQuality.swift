@@ -27,4 +27,13 @@ public struct DetectorQuality: Sendable, Equatable {
         let suspected = durations.reduce(0, +)
         queryAccuracy = windowMs > 0 ? max(0, 1 - suspected / windowMs) : 1
     }
+
+    /// Totals over several windows (a cell's delay trials): T_MR as window per mistake.
+    public init(mistakes: Int, windowMs: Double, suspectedMs: Double) {
+        self.mistakes = mistakes
+        self.windowMs = windowMs
+        meanRecurrenceMs = mistakes > 0 ? windowMs / Double(mistakes) : nil
+        meanDurationMs = mistakes > 0 ? suspectedMs / Double(mistakes) : nil
+        queryAccuracy = windowMs > 0 ? max(0, 1 - suspectedMs / windowMs) : 1
+    }
 }

@@ -30,18 +30,21 @@ public struct DetectionSweepSpec: Sendable, Equatable {
     public var phiThreshold: Double
     public var nodes: Int
     public var seed: UInt64
+    /// fault = "delay": how long each trial keeps the delay on and counts mistakes.
+    public var windowMs: Int
 
     public init(intervalsMs: [Int], timeoutsMs: [Int], trials: Int, fault: Fault = .kill, delayMs: Int = 0, jitterMs: Int = 0,
-                detectors: [Detector] = [.fixed], phiThreshold: Double = 8.0, nodes: Int = 2, seed: UInt64 = 1) {
+                detectors: [Detector] = [.fixed], phiThreshold: Double = 8.0, nodes: Int = 2, seed: UInt64 = 1,
+                windowMs: Int = 5000) {
         self.intervalsMs = intervalsMs; self.timeoutsMs = timeoutsMs; self.trials = trials; self.fault = fault
         self.delayMs = delayMs; self.jitterMs = jitterMs; self.detectors = detectors; self.phiThreshold = phiThreshold
-        self.nodes = nodes; self.seed = seed
+        self.nodes = nodes; self.seed = seed; self.windowMs = windowMs
     }
 }
 
 public enum ExperimentSpecParser {
     static let keys = ["kind", "hb_interval_ms", "hb_timeout_ms", "trials", "fault", "delay_ms", "jitter_ms", "detector",
-                       "phi_threshold", "nodes", "seed"]
+                       "phi_threshold", "nodes", "seed", "window_ms"]
     public static let maxTrials = 100_000
     public static let maxCells = 1000
 
@@ -114,8 +117,11 @@ public enum ExperimentSpecParser {
         }
         let delay = try int("delay_ms", default: 0, 0...60_000)
         let jitter = try int("jitter_ms", default: 0, 0...60_000)
-        if fault == .delay && delay == 0 && jitter == 0 {
-            throw fail("delay_ms", "fault = \"delay\" needs delay_ms or jitter_ms above 0", table: t)
+        if fault == .delay && delay == 0 {
+            throw fail("delay_ms", "fault = \"delay\" needs delay_ms above 0 (the one-way latency added; jitter_ms varies it)", table: t)
+        }
+        if jitter > delay {
+            throw fail("jitter_ms", "\(jitter) exceeds delay_ms (\(delay)): each message is delayed delay_ms +- jitter_ms", table: t)
         }
         if fault != .delay && (delay > 0 || jitter > 0) {
             throw fail(delay > 0 ? "delay_ms" : "jitter_ms", "only applies to fault = \"delay\"", table: t)
@@ -140,9 +146,11 @@ public enum ExperimentSpecParser {
             phi = x
         }
         let nodes = try int("nodes", default: 2, 2...16)
+        let window = try int("window_ms", default: 5000, 100...3_600_000)
+        if t["window_ms"] != nil && fault != .delay { throw fail("window_ms", "only applies to fault = \"delay\"", table: t) }
         let seed = try int("seed", default: 1, 0...Int.max)
         return .detectionSweep(DetectionSweepSpec(
             intervalsMs: intervals, timeoutsMs: timeouts, trials: trials, fault: fault, delayMs: delay, jitterMs: jitter,
-            detectors: detectors, phiThreshold: phi, nodes: nodes, seed: UInt64(seed)))
+            detectors: detectors, phiThreshold: phi, nodes: nodes, seed: UInt64(seed), windowMs: window))
     }
 }

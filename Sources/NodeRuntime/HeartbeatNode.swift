@@ -13,7 +13,7 @@ final class HeartbeatNode: Sendable {
     private let output: EventOutput
 
     private struct State {
-        var detector: HeartbeatDetector
+        var detector: FailureDetector
         var sequence: UInt64 = 0
         var unheard: Set<NodeID>
         /// Seed detectors know `--peer_addr` peers only by address: count them until their ids are heard.
@@ -29,7 +29,8 @@ final class HeartbeatNode: Sendable {
         self.output = output
         let watched: [NodeID] = options.role == .monitored ? [] : options.peers.compactMap(\.id)
         state = Mutex(State(
-            detector: HeartbeatDetector(peers: watched, timeoutNs: Int64(options.hbTimeoutMs) * 1_000_000),
+            detector: FailureDetector(kind: options.detector, peers: watched, intervalMs: options.hbIntervalMs,
+                                      timeoutMs: options.hbTimeoutMs, phiThreshold: options.phiThreshold),
             unheard: Set(watched),
             unheardAnonymous: options.role == .detector ? options.peers.filter { $0.id == nil }.count : 0))
     }

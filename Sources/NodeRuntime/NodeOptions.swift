@@ -1,4 +1,5 @@
 import Core
+import Detection
 
 /// How a node takes part in heartbeating.
 public enum NodeRole: String, Sendable, CaseIterable {
@@ -48,6 +49,9 @@ public struct NodeOptions: Sendable {
     public var eventsViaNotify: Bool
     /// The timing thread sleeps until this long before a beat or deadline and spins the rest.
     public var timerSpinUs: Int
+    /// fixed (declared dead after hbTimeoutMs of silence) or phi (accrual, see `FailureDetector`).
+    public var detector: FailureDetector.Kind = .fixed
+    public var phiThreshold: Double = 8
 
     public init(id: NodeID, host: String = "127.0.0.1", port: Int, role: NodeRole, peers: [PeerAddress],
                 hbIntervalMs: Int, hbTimeoutMs: Int, logPath: String?, runID: String, eventsViaNotify: Bool,

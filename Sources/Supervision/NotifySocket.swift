@@ -8,6 +8,9 @@ import Glibc
 public final class NotifySocket: Sendable {
     public let path: String
     public let fd: Int32
+    /// The bound file's identity: deinit unlinks the path only while it is still this socket, so
+    /// a successor bound to the same path (the next experiment cell's node) keeps its socket.
+    private let identity: (dev: UInt64, ino: UInt64)?
 
     public init(path: String) throws(SupervisionError) {
         unlink(path)
@@ -34,6 +37,13 @@ public final class NotifySocket: Sendable {
         }
         self.path = path
         self.fd = fd
+        identity = Self.identity(of: path)
+    }
+
+    private static func identity(of path: String) -> (dev: UInt64, ino: UInt64)? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
     }
 
     /// Reads every queued datagram without blocking.
@@ -50,7 +60,7 @@ public final class NotifySocket: Sendable {
 
     deinit {
         close(fd)
-        unlink(path)
+        if let mine = identity, let now = Self.identity(of: path), mine == now { unlink(path) }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Core
+import Detection
 import NodeRuntime
 import RaftNode
 import RaftStorage
@@ -67,6 +68,10 @@ struct KVNode: ParsableCommand {
     var hbIntervalMs = 100
     @Option(name: .customLong("hb_timeout_ms"), help: "Silence after which a peer is declared dead, in ms.")
     var hbTimeoutMs = 200
+    @Option(name: .customLong("detector"), help: "fixed (dead after --hb_timeout_ms of silence) or phi (accrual; T - I is its acceptable pause).")
+    var detector = "fixed"
+    @Option(name: .customLong("phi_threshold"), help: "phi detector: declare dead when phi reaches this (Akka's default is 8).")
+    var phiThreshold = 8.0
     @Option(name: .customLong("log_path"), help: "Append JSONL events to this file.")
     var logPath: String?
     @Option(name: .customLong("run_id"), help: "Run id written into every event.")
@@ -89,6 +94,8 @@ struct KVNode: ParsableCommand {
         guard spinRange.contains(timerSpinUs) else {
             throw ValidationError("--timer_spin_us \(timerSpinUs): must be \(spinRange.lowerBound)-\(spinRange.upperBound)")
         }
+        guard FailureDetector.Kind(rawValue: detector) != nil else { throw ValidationError("--detector '\(detector)': use fixed or phi") }
+        guard phiThreshold > 0, phiThreshold <= 100 else { throw ValidationError("--phi_threshold \(phiThreshold): must be in (0, 100]") }
         if let events, events != "notify" { throw ValidationError("--events '\(events)': the only sink is 'notify'") }
         for p in peerAddr where PeerAddress.parse(p) == nil {
             throw ValidationError("--peer_addr '\(p)': expected HOST:PORT")
@@ -149,10 +156,12 @@ struct KVNode: ParsableCommand {
     func run() throws {
         if isRaft { try runRaft() }
         let addresses = (peerAddr + peerList).compactMap(PeerAddress.parse)
-        let options = NodeOptions(
+        var options = NodeOptions(
             id: NodeID(validating: id)!, host: host, port: port, role: NodeRole(rawValue: role)!,
             peers: addresses, hbIntervalMs: hbIntervalMs, hbTimeoutMs: hbTimeoutMs, logPath: logPath,
             runID: runID, eventsViaNotify: events == "notify", timerSpinUs: timerSpinUs)
+        options.detector = FailureDetector.Kind(rawValue: detector)!
+        options.phiThreshold = phiThreshold
         try NodeMain.run(options)
     }
 

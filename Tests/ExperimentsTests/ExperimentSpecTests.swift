@@ -56,7 +56,7 @@ private let issueSpec = """
     ("hb_timeout_ms = [40, 50]", "experiment.hb_timeout_ms", "no cell has a timeout above its interval"),
     ("trials = 0", "experiment.trials", "1...100000"),
     ("fault = \"explode\"", "experiment.fault", "use kill, stop or delay"),
-    ("fault = \"delay\"", "experiment.delay_ms", "needs delay_ms or jitter_ms"),
+    ("fault = \"delay\"", "experiment.delay_ms", "needs delay_ms above 0"),
     ("delay_ms = 10", "experiment.delay_ms", "only applies to fault = \"delay\""),
     ("detector = \"psychic\"", "experiment.detector", "not a detector"),
     ("nodes = 1", "experiment.nodes", "2...16"),

@@ -1,0 +1,196 @@
+import ArgumentParser
+import ConfigFile
+import Core
+import Varlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Experiment: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run, resume, cancel and read experiments (the supervisor runs them).",
+        subcommands: [Run.self, Trial.self, Resume.self, Cancel.self, List.self, Show.self])
+
+    /// kvctl experiment run FILE
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run an experiment spec (TOML): progress, then the results table and the run directory.",
+            discussion: """
+                [experiment]
+                kind = "detection-sweep"
+                hb_interval_ms = [50, 100, 200]
+                hb_timeout_ms = [200, 300, 500]
+                trials = 20
+                fault = "kill"            # kill | stop | delay (delay_ms, jitter_ms, window_ms)
+                detector = "fixed"        # fixed | phi | ["fixed", "phi"]; phi_threshold = 8.0
+                nodes = 2
+                seed = 1
+                The run goes on if kvctl is interrupted: kvctl experiment cancel stops it.
+                """)
+        @OptionGroup var connection: Connection
+        @Argument(help: "The spec file.") var file: String
+
+        func run() throws {
+            guard let text = readWholeFile(file, limit: 1 << 20) else {
+                throw Failure("cannot read \(file): \(errno == 0 ? "larger than 1 MiB" : String(cString: strerror(errno)))")
+            }
+            let last = try Stream.follow(connection, "RunExperiment", ControlProtocol.RunExperimentParameters(spec: text, file: file))
+            try Stream.conclude(last, connection)
+        }
+    }
+
+    /// kvctl experiment trial: the original injector's one trial.
+    struct Trial: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One detection trial; prints {\"t_fail\": ..., \"t_detect\": ..., \"detection_latency_ms\": ...}.",
+            discussion: "Exit 0 only if the detection was seen. Times are wall ms since the epoch, as the original printed them.")
+        @OptionGroup var connection: Connection
+        @Option(name: .customLong("hb-interval-ms"), help: "Heartbeat interval.") var interval = 100
+        @Option(name: .customLong("hb-timeout-ms"), help: "Detector timeout.") var timeout = 200
+        @Option(help: "kill or stop.") var fault = "kill"
+        @Option(help: "fixed or phi.") var detector = "fixed"
+        @Option(help: "Seed of the fault's phase.") var seed = 1
+
+        func validate() throws {
+            guard ["kill", "stop"].contains(fault) else { throw ValidationError("--fault '\(fault)': use kill or stop") }
+            guard ["fixed", "phi"].contains(detector) else { throw ValidationError("--detector '\(detector)': use fixed or phi") }
+            guard seed >= 0 else { throw ValidationError("--seed must be 0 or more") }
+        }
+
+        func run() throws {
+            let spec = """
+                [experiment]
+                kind = "detection-sweep"
+                hb_interval_ms = [\(interval)]
+                hb_timeout_ms = [\(timeout)]
+                trials = 1
+                fault = "\(fault)"
+                detector = "\(detector)"
+                seed = \(seed)
+
+                """
+            let last = try Stream.follow(connection, "RunExperiment", ControlProtocol.RunExperimentParameters(spec: spec, file: "trial"),
+                                         quiet: true)
+            let t = last.lastTrial
+            print("{\"t_fail\": \(t?.tFail.map(String.init) ?? "null"), \"t_detect\": \(t?.tDetect.map(String.init) ?? "null"), "
+                  + "\"detection_latency_ms\": \(t?.detectionLatencyMs.map { String($0) } ?? "null")}")
+            if last.state != "finished" { throw Failure("trial \(last.state): \(last.reason ?? "")") }
+            if t?.outcome != "detected" { throw CommandExit(code: 1) }
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Continue an interrupted run from its last finished trial.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The run id (kvctl experiment list).") var runID: String
+        func run() throws {
+            let last = try Stream.follow(connection, "ResumeExperiment", ControlProtocol.RunIDParameter(runID: runID))
+            try Stream.conclude(last, connection)
+        }
+    }
+
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop the running experiment; it writes a partial report.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The run id (default: whichever runs).") var runID: String?
+        func run() throws {
+            let r = try connection.call("CancelExperiment", ControlProtocol.RunIDParameter(runID: runID), ControlProtocol.CancelReply.self)
+            print(connection.json ? Render.json(r) : "cancelling \(r.runID)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every run in the state directory.")
+        @OptionGroup var connection: Connection
+        func run() throws {
+            let runs = try connection.call("ListExperiments", ControlProtocol.ExperimentRuns.self).runs
+            if connection.json { print(Render.json(runs)); return }
+            print(Render.table(["RUN_ID", "KIND", "STATE", "TRIALS", "SESSIONS", "DIRECTORY"], runs.map {
+                [$0.runID, $0.kind, $0.state, "\($0.done)/\($0.total)", String($0.sessions), $0.directory]
+            }))
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One run's report (report.md), or with --json its figures.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The run id.") var runID: String
+        func run() throws {
+            let d = try connection.call("GetExperiment", ControlProtocol.RunIDParameter(runID: runID), ControlProtocol.ExperimentDetail.self)
+            if connection.json { print(Render.json(d)); return }
+            print("\(d.run.runID): \(d.run.state), \(d.run.done)/\(d.run.total) trials, \(d.run.directory)\n")
+            print(d.report)
+        }
+    }
+}
+
+/// Following a run's replies: a progress bar on a terminal, plain lines otherwise.
+enum Stream {
+    static func follow<P: Encodable>(_ connection: Connection, _ method: String, _ parameters: P, quiet: Bool = false) throws
+        -> ControlProtocol.ExperimentUpdate {
+        let client = try connection.client()
+        var reply = try client.call("io.kvsupervisor.\(method)", parameters, more: true,
+                                    replying: ControlProtocol.ExperimentUpdate.self)
+        let tty = isatty(2) == 1
+        var announced = false
+        while true {
+            switch reply {
+            case .error(let name, let p): throw Failure(Explain.error(name, p))
+            case .reply(let u, let continues):
+                if !quiet && !connection.json {
+                    if !announced {
+                        writeErr("experiment \(u.runID), session \(u.session): \(u.total - u.done) trials to run; "
+                                 + "it goes on if kvctl stops (kvctl experiment cancel \(u.runID))\n")
+                        announced = true
+                    }
+                    if continues { writeErr(tty ? "\r\u{1B}[K" + bar(u) : line(u) + "\n") } else if tty { writeErr("\r\u{1B}[K") }
+                }
+                if !continues { return u }
+            }
+            reply = try client.nextReply(as: ControlProtocol.ExperimentUpdate.self)
+        }
+    }
+
+    /// The end of `run`/`resume`: the table and where the files are; exit 1 unless finished.
+    static func conclude(_ u: ControlProtocol.ExperimentUpdate, _ connection: Connection) throws {
+        if connection.json { print(Render.json(u)) } else {
+            print(table(u.results ?? []))
+            print("\n\(u.state): \(u.done)/\(u.total) trials in \(seconds(u.elapsedMs)) this session"
+                  + (u.reason.map { " (\($0))" } ?? ""))
+            print("run directory: \(u.directory) (report.html, report.md, trials.csv, heatmap.csv, scatter.csv)")
+        }
+        if u.state != "finished" { throw CommandExit(code: 1) }
+    }
+
+    static func table(_ cells: [ControlProtocol.ExperimentCell]) -> String {
+        func f(_ x: Double?) -> String { x.map { String(Double(($0 * 10).rounded()) / 10) } ?? "-" }
+        return Render.table(["DETECTOR", "I_MS", "T_MS", "TRIALS", "MISSED", "FALSE_POS", "MEDIAN_MS", "95%_CI", "THEORY", "P99_MS", "MISTAKES/MIN"],
+                            cells.map { c in
+            [c.detector, String(c.hbIntervalMs), String(c.hbTimeoutMs), String(c.trials), String(c.missed), String(c.falsePositives),
+             f(c.medianMs), c.ciLowMs.map { "[\(f($0)), \(f(c.ciHighMs))]" } ?? "-", f(c.theoryMedianMs), f(c.p99Ms),
+             f(c.mistakesPerMin)]
+        })
+    }
+
+    static func bar(_ u: ControlProtocol.ExperimentUpdate) -> String {
+        let width = 30
+        let filled = u.total > 0 ? width * u.done / u.total : 0
+        return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+            + "\(u.done)/\(u.total) cell \(u.cell)/\(u.cells) \(u.cellLabel)  \(seconds(u.elapsedMs))"
+            + (u.remainingMs.map { " (about \(seconds($0)) left)" } ?? "")
+    }
+
+    static func line(_ u: ControlProtocol.ExperimentUpdate) -> String {
+        var s = "\(u.done)/\(u.total) cell \(u.cell)/\(u.cells) \(u.cellLabel) elapsed \(seconds(u.elapsedMs))"
+        if let r = u.remainingMs { s += " left ~\(seconds(r))" }
+        if let t = u.lastTrial { s += ": \(t.outcome)" + (t.detectionLatencyMs.map { " \(String(format1($0))) ms" } ?? "") }
+        return s
+    }
+
+    static func format1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+    static func seconds(_ ms: Int64) -> String { ms >= 60_000 ? "\(ms / 60_000)m\((ms % 60_000) / 1000)s" : "\(Double(ms / 100) / 10)s" }
+    static func writeErr(_ s: String) {
+        let b = Array(s.utf8)
+        _ = b.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}

@@ -1,0 +1,130 @@
+/// io.kvsupervisor's experiment calls (RunExperiment, ResumeExperiment, CancelExperiment,
+/// ListExperiments, GetExperiment) as types, shared by the daemon and kvctl.
+extension ControlProtocol {
+    public struct RunExperimentParameters: Codable, Sendable {
+        /// The spec's TOML text; `file` names it in refusals.
+        public var spec: String
+        public var file: String?
+        public init(spec: String, file: String?) { self.spec = spec; self.file = file }
+    }
+
+    public struct RunIDParameter: Codable, Sendable {
+        public var runID: String?
+        public init(runID: String?) { self.runID = runID }
+        enum CodingKeys: String, CodingKey { case runID = "run_id" }
+    }
+
+    /// One trial's result as the original injector printed it (wall ms since the epoch).
+    public struct ExperimentTrial: Codable, Sendable, Equatable {
+        public var tFail: Int64?
+        public var tDetect: Int64?
+        public var detectionLatencyMs: Double?
+        public var outcome: String
+        public init(tFail: Int64?, tDetect: Int64?, detectionLatencyMs: Double?, outcome: String) {
+            self.tFail = tFail; self.tDetect = tDetect; self.detectionLatencyMs = detectionLatencyMs; self.outcome = outcome
+        }
+        enum CodingKeys: String, CodingKey {
+            case tFail = "t_fail", tDetect = "t_detect", detectionLatencyMs = "detection_latency_ms", outcome
+        }
+    }
+
+    /// One cell's figures beside theory (a fixed detector's latency is uniform on [T - I, T]).
+    public struct ExperimentCell: Codable, Sendable, Equatable {
+        public var detector: String
+        public var hbIntervalMs: Int
+        public var hbTimeoutMs: Int
+        public var trials: Int
+        public var missed: Int
+        public var falsePositives: Int
+        public var medianMs: Double?
+        public var ciLowMs: Double?
+        public var ciHighMs: Double?
+        public var p99Ms: Double?
+        public var theoryMedianMs: Double?
+        public var mistakesPerMin: Double?
+        public var meanMistakeMs: Double?
+        public var queryAccuracy: Double?
+        public init(detector: String, hbIntervalMs: Int, hbTimeoutMs: Int, trials: Int, missed: Int, falsePositives: Int,
+                    medianMs: Double?, ciLowMs: Double?, ciHighMs: Double?, p99Ms: Double?, theoryMedianMs: Double?,
+                    mistakesPerMin: Double?, meanMistakeMs: Double?, queryAccuracy: Double?) {
+            self.detector = detector; self.hbIntervalMs = hbIntervalMs; self.hbTimeoutMs = hbTimeoutMs; self.trials = trials
+            self.missed = missed; self.falsePositives = falsePositives; self.medianMs = medianMs; self.ciLowMs = ciLowMs
+            self.ciHighMs = ciHighMs; self.p99Ms = p99Ms; self.theoryMedianMs = theoryMedianMs
+            self.mistakesPerMin = mistakesPerMin; self.meanMistakeMs = meanMistakeMs; self.queryAccuracy = queryAccuracy
+        }
+        enum CodingKeys: String, CodingKey {
+            case detector, hbIntervalMs = "hb_interval_ms", hbTimeoutMs = "hb_timeout_ms", trials, missed
+            case falsePositives = "false_positives", medianMs = "median_ms", ciLowMs = "ci_low_ms", ciHighMs = "ci_high_ms"
+            case p99Ms = "p99_ms", theoryMedianMs = "theory_median_ms", mistakesPerMin = "mistakes_per_min"
+            case meanMistakeMs = "mean_mistake_ms", queryAccuracy = "query_accuracy"
+        }
+    }
+
+    /// A progress reply of a running experiment ("more"), and its last reply (state no longer running).
+    public struct ExperimentUpdate: Codable, Sendable, Equatable {
+        public var runID: String
+        /// running, finished, cancelled, failed or interrupted.
+        public var state: String
+        public var session: Int
+        public var done: Int
+        public var total: Int
+        public var cell: Int
+        public var cells: Int
+        public var cellLabel: String
+        public var elapsedMs: Int64
+        public var remainingMs: Int64?
+        public var directory: String
+        public var lastTrial: ExperimentTrial?
+        public var results: [ExperimentCell]?
+        public var reason: String?
+        public init(runID: String, state: String, session: Int, done: Int, total: Int, cell: Int, cells: Int, cellLabel: String,
+                    elapsedMs: Int64, remainingMs: Int64?, directory: String, lastTrial: ExperimentTrial? = nil,
+                    results: [ExperimentCell]? = nil, reason: String? = nil) {
+            self.runID = runID; self.state = state; self.session = session; self.done = done; self.total = total
+            self.cell = cell; self.cells = cells; self.cellLabel = cellLabel; self.elapsedMs = elapsedMs
+            self.remainingMs = remainingMs; self.directory = directory; self.lastTrial = lastTrial; self.results = results
+            self.reason = reason
+        }
+        enum CodingKeys: String, CodingKey {
+            case runID = "run_id", state, session, done, total, cell, cells, cellLabel = "cell_label", elapsedMs = "elapsed_ms"
+            case remainingMs = "remaining_ms", directory, lastTrial = "last_trial", results, reason
+        }
+    }
+
+    public struct ExperimentRun: Codable, Sendable, Equatable {
+        public var runID: String
+        public var kind: String
+        public var state: String
+        public var createdWallMs: Int64
+        public var sessions: Int
+        public var done: Int
+        public var total: Int
+        public var directory: String
+        public init(runID: String, kind: String, state: String, createdWallMs: Int64, sessions: Int, done: Int, total: Int,
+                    directory: String) {
+            self.runID = runID; self.kind = kind; self.state = state; self.createdWallMs = createdWallMs
+            self.sessions = sessions; self.done = done; self.total = total; self.directory = directory
+        }
+        enum CodingKeys: String, CodingKey {
+            case runID = "run_id", kind, state, createdWallMs = "created_wall_ms", sessions, done, total, directory
+        }
+    }
+
+    public struct ExperimentRuns: Codable, Sendable { public var runs: [ExperimentRun]; public init(runs: [ExperimentRun]) { self.runs = runs } }
+
+    public struct ExperimentDetail: Codable, Sendable {
+        public var run: ExperimentRun
+        public var results: [ExperimentCell]
+        /// report.md's text.
+        public var report: String
+        public init(run: ExperimentRun, results: [ExperimentCell], report: String) {
+            self.run = run; self.results = results; self.report = report
+        }
+    }
+
+    public struct CancelReply: Codable, Sendable {
+        public var runID: String
+        public init(runID: String) { self.runID = runID }
+        enum CodingKeys: String, CodingKey { case runID = "run_id" }
+    }
+}

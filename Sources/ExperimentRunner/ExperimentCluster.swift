@@ -1,0 +1,150 @@
+import Core
+import Events
+import Experiments
+import Faults
+import NIOCore
+import Supervision
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What every experiment cluster is built from: the daemon's binaries, directories and timing settings.
+public struct ExperimentEnvironment: Sendable {
+    public var nodeBinary: String
+    /// Where the clusters' notify sockets go (a directory the daemon owns).
+    public var runtimeDir: String
+    /// Where `runs/` lives.
+    public var stateDir: String
+    public var childEnvironment: [String]
+    public var timerSpinUs: Int
+    public var schedPriority: Int
+    public var stopGraceMs: Int
+    public var faultEffectDeadlineMs: Int
+    /// Carries the link proxies' heartbeats.
+    public var group: any EventLoopGroup
+
+    public init(nodeBinary: String, runtimeDir: String, stateDir: String, childEnvironment: [String], timerSpinUs: Int,
+                schedPriority: Int, stopGraceMs: Int, faultEffectDeadlineMs: Int, group: any EventLoopGroup) {
+        self.nodeBinary = nodeBinary; self.runtimeDir = runtimeDir; self.stateDir = stateDir
+        self.childEnvironment = childEnvironment; self.timerSpinUs = timerSpinUs; self.schedPriority = schedPriority
+        self.stopGraceMs = stopGraceMs; self.faultEffectDeadlineMs = faultEffectDeadlineMs; self.group = group
+    }
+}
+
+/// One cell's cluster, fresh: heartbeat-mode nodes on loopback behind link proxies of their own,
+/// their own supervisor and fault engine, reporting into the run's event hub. The last node is
+/// the one faults hit; the others watch it.
+final class ExperimentCluster: Sendable {
+    let supervisor: NodeSupervisor
+    let links: LinkTable
+    let engine: FaultEngine
+    let nodes: [NodeID]
+    let target: NodeID
+    var observers: [NodeID] { nodes.filter { $0 != target } }
+    private let pump: Task<Void, Never>
+
+    struct StartError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func nodeIDs(count: Int) -> [NodeID] {
+        count == 2 ? ["detector", "monitored"]
+            : (1..<count).map { NodeID(validating: "detector\($0)")! } + ["monitored"]
+    }
+
+    static func start(cell: SweepPlan.Cell, spec: DetectionSweepSpec, runID: String, hub: EventHub,
+                      environment env: ExperimentEnvironment, log: @escaping @Sendable (NodeID, String) -> Void) async throws
+        -> ExperimentCluster {
+        let ids = nodeIDs(count: spec.nodes)
+        let ports = try LoopbackPorts.free(count: ids.count)
+        var config = ClusterConfig(nodes: zip(ids, ports).map { NodeConfig(id: $0, port: $1) })
+        config.mode = .heartbeat
+        config.hbIntervalMs = cell.intervalMs
+        config.hbTimeoutMs = cell.timeoutMs
+        let links = try await LinkTable.start(nodes: config.nodes, group: env.group)
+        let nodes = config.nodes
+        let makeSpec: NodeSupervisor.SpecBuilder = { node in
+            let peers = nodes.filter { $0.id != node.id }.map { peer in
+                "\(peer.id)=127.0.0.1:\(links.port(from: node.id, to: peer.id) ?? peer.port)"
+            }.joined(separator: ",")
+            return ChildSpec(id: node.id, executable: env.nodeBinary, arguments: [
+                "--id", node.id.rawValue, "--host", node.host, "--port", String(node.port), "--mode", "heartbeat",
+                "--peers", peers, "--hb_interval_ms", String(cell.intervalMs), "--hb_timeout_ms", String(cell.timeoutMs),
+                "--detector", cell.detector.rawValue, "--phi_threshold", String(spec.phiThreshold),
+                "--run_id", runID, "--events", "notify", "--timer_spin_us", String(env.timerSpinUs),
+            ], environment: env.childEnvironment)
+        }
+        // A directory per cluster for the notify sockets: node ids repeat from cell to cell.
+        let runtimeDir = env.runtimeDir + "/c\(clusterCounter.add(1, ordering: .relaxed).newValue)"
+        mkdir(runtimeDir, 0o755)
+        let supervisor: NodeSupervisor
+        do {
+            supervisor = try NodeSupervisor(config: config, runtimeDir: runtimeDir, runID: runID, makeSpec: makeSpec,
+                                            emit: { hub.publish($0) }, log: log)
+        } catch {
+            await links.closeAll()
+            throw StartError(description: "cannot set up the cell's nodes: \(error)")
+        }
+        let engine = FaultEngine(supervisor: supervisor, links: links, runID: runID,
+            effectDeadlineMs: env.faultEffectDeadlineMs, stopGraceMs: env.stopGraceMs, timerSpinUs: env.timerSpinUs,
+            schedPriority: env.schedPriority,
+            hooks: .init(emit: { hub.publish($0) },
+                         applied: { r in hub.faultApplied(id: r.id, kind: r.spec.kind, node: r.spec.node,
+                                                          affected: r.affected, appliedMonoNs: r.applied.monoNs) },
+                         cleared: { r in hub.faultCleared(id: r.id, kind: r.spec.kind, node: r.spec.node) }))
+        let pump = Task { await supervisor.run() }
+        return ExperimentCluster(supervisor: supervisor, links: links, engine: engine, nodes: ids, pump: pump, runtimeDir: runtimeDir)
+    }
+
+    private let runtimeDir: String
+
+    private init(supervisor: NodeSupervisor, links: LinkTable, engine: FaultEngine, nodes: [NodeID], pump: Task<Void, Never>,
+                 runtimeDir: String) {
+        self.supervisor = supervisor; self.links = links; self.engine = engine; self.nodes = nodes
+        self.target = nodes.last!; self.pump = pump; self.runtimeDir = runtimeDir
+    }
+
+    /// Starts every node that is not running.
+    func startAll() async throws {
+        for id in nodes where !(await supervisor.isRunning(id)) { try await supervisor.start(id) }
+    }
+
+    /// Stops the nodes (by their pids, SIGKILL after the grace), the proxies and the report pump.
+    func shutdown(graceMs: Int) async {
+        _ = engine.heal(node: nil)
+        await supervisor.stopAll(graceMs: graceMs)
+        await supervisor.shutdownReports()
+        _ = await pump.value
+        await links.closeAll()
+        for id in nodes { unlink("\(runtimeDir)/notify-\(id).sock") }
+        rmdir(runtimeDir)
+    }
+}
+
+private let clusterCounter = Atomic<Int>(0)
+
+/// Loopback ports nobody listens on now: bound to port 0 together (so they differ), then released.
+enum LoopbackPorts {
+    static func free(count: Int) throws -> [Int] {
+        var fds: [Int32] = []
+        defer { for fd in fds { close(fd) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw ExperimentCluster.StartError(description: "socket: \(String(cString: strerror(errno)))") }
+            fds.append(fd)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = 0
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let ok = withUnsafeMutablePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+            }
+            guard ok else { throw ExperimentCluster.StartError(description: "no free loopback port: \(String(cString: strerror(errno)))") }
+            ports.append(Int(UInt16(bigEndian: addr.sin_port)))
+        }
+        return ports
+    }
+}

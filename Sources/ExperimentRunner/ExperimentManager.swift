@@ -1,0 +1,267 @@
+import ConfigFile
+import Core
+import Events
+import Experiments
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum ExperimentError: Error, CustomStringConvertible {
+    case busy(runID: String)
+    case invalidSpec(ConfigError)
+    case noSuchRun(String)
+    case cannotResume(String)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .busy(let id): return "experiment \(id) is running; one runs at a time (kvctl experiment cancel \(id) stops it)"
+        case .invalidSpec(let e): return "\(e)"
+        case .noSuchRun(let id): return "no experiment run '\(id)' (kvctl experiment list shows them)"
+        case .cannotResume(let why): return why
+        case .io(let why): return why
+        }
+    }
+}
+
+/// The supervisor's experiments: one at a time, each in a run directory, resumable after the
+/// supervisor died under it. Progress goes to whoever started or resumed the run.
+public final class ExperimentManager: Sendable {
+    private struct Active {
+        var runID: String
+        var task: Task<Void, Never>
+        var listeners: [AsyncStream<ControlProtocol.ExperimentUpdate>.Continuation]
+    }
+    private let active = Mutex<Active?>(nil)
+    private let environment: ExperimentEnvironment
+    private let mainHub: EventHub
+
+    public init(environment: ExperimentEnvironment, mainHub: EventHub) {
+        self.environment = environment
+        self.mainHub = mainHub
+    }
+
+    /// The run under way, if any: manual faults are refused while it runs.
+    public var activeRunID: String? { active.withLock { $0?.runID } }
+
+    public func run(specText: String, file: String?) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
+        let spec: ExperimentSpec
+        do { spec = try ExperimentSpecParser.parse(text: specText, file: file ?? "spec") } catch { throw .invalidSpec(error) }
+        guard case .detectionSweep(let sweep) = spec else { throw .io("unsupported experiment kind") }
+        let plan = SweepPlan(sweep)
+        return try begin { () throws(ExperimentError) -> (String, RunDirectory, RunManifest, [TrialRecord]) in
+            let runID = RunIDs.make()
+            let manifest = RunManifest(runID: runID, kind: "detection-sweep", state: "running", createdWallMs: Stamp.now().wallMs,
+                                       total: plan.trials.count, sessions: [])
+            do {
+                let dir = try RunDirectory.create(stateDir: environment.stateDir, runID: runID, specText: specText, manifest: manifest)
+                return (runID, dir, manifest, [])
+            } catch { throw .io("\(error)") }
+        } spec: { sweep }
+    }
+
+    public func resume(runID: String) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
+        guard let dir = RunDirectory.open(stateDir: environment.stateDir, runID: runID) else { throw .noSuchRun(runID) }
+        let sweep: DetectionSweepSpec
+        do {
+            guard case .detectionSweep(let s) = try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: dir.path + "/spec.toml")
+            else { throw ExperimentError.io("unsupported experiment kind") }
+            sweep = s
+        } catch let e as ExperimentError { throw e } catch { throw .cannotResume("cannot read the run's spec: \(error)") }
+        return try begin { () throws(ExperimentError) -> (String, RunDirectory, RunManifest, [TrialRecord]) in
+            do {
+                let manifest = try dir.manifest()
+                if manifest.state == "finished" { throw ExperimentError.cannotResume("experiment \(runID) has finished; nothing to resume") }
+                try dir.truncateTornTail()
+                return (runID, dir, manifest, try dir.trials())
+            } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }
+        } spec: { sweep }
+    }
+
+    /// Claims the one slot, prepares the run directory, and starts the run's task.
+    private func begin(_ prepare: () throws(ExperimentError) -> (String, RunDirectory, RunManifest, [TrialRecord]),
+                       spec: () -> DetectionSweepSpec) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
+        let placeholder = "starting"
+        let claimed = active.withLock { a -> String? in
+            if let a { return a.runID }
+            a = Active(runID: placeholder, task: Task {}, listeners: [])
+            return nil
+        }
+        if let busy = claimed { throw .busy(runID: busy) }
+        let prepared: (String, RunDirectory, RunManifest, [TrialRecord])
+        do { prepared = try prepare() } catch { active.withLock { $0 = nil }; throw error }
+        let (runID, dir, manifest, done) = prepared
+        let (stream, sink) = AsyncStream.makeStream(of: ControlProtocol.ExperimentUpdate.self, bufferingPolicy: .bufferingNewest(64))
+        let sweep = spec()
+        let task = Task { [self] in
+            await self.execute(sweep, directory: dir, manifest: manifest, done: done)
+        }
+        active.withLock { $0 = Active(runID: runID, task: task, listeners: [sink]) }
+        return stream
+    }
+
+    /// Cancels the run (the named one, or whichever runs); returns its id.
+    public func cancel(runID: String?) throws(ExperimentError) -> String {
+        let found = active.withLock { a -> (String, Task<Void, Never>)? in
+            guard let a, runID == nil || runID == a.runID else { return nil }
+            return (a.runID, a.task)
+        }
+        guard let (id, task) = found else {
+            throw runID.map { .noSuchRun("\($0) (it is not running)") } ?? .noSuchRun("(none is running)")
+        }
+        task.cancel()
+        return id
+    }
+
+    /// Supervisor shutdown: stops the run and waits for it to write what it has; the run stays
+    /// resumable.
+    public func stopForShutdown() async {
+        guard let task = active.withLock({ $0?.task }) else { return }
+        task.cancel()
+        await task.value
+    }
+
+    private func send(_ update: ControlProtocol.ExperimentUpdate, final: Bool = false) {
+        let listeners = active.withLock { $0?.listeners ?? [] }
+        for l in listeners {
+            l.yield(update)
+            if final { l.finish() }
+        }
+    }
+
+    // MARK: The run
+
+    private func execute(_ spec: DetectionSweepSpec, directory dir: RunDirectory, manifest start: RunManifest,
+                         done: [TrialRecord]) async {
+        var manifest = start
+        let plan = SweepPlan(spec)
+        let session = (manifest.sessions.map(\.number).max() ?? 0) + 1
+        let began = Stamp.now()
+        manifest.state = "running"
+        manifest.reason = nil
+        manifest.sessions.append(.init(number: session, startedWallMs: began.wallMs, host: Self.hostname(), doneAtStart: done.count))
+        try? dir.save(manifest)
+        let cellCount = plan.cells.count
+        @Sendable func update(_ state: String, done: Int, cell: Int, trial: TrialRecord?, results: [ControlProtocol.ExperimentCell]? = nil,
+                    reason: String? = nil, remainingMs: Int64? = nil) -> ControlProtocol.ExperimentUpdate {
+            .init(runID: dir.runID, state: state, session: session, done: done, total: plan.trials.count, cell: cell + 1,
+                  cells: cellCount, cellLabel: cell < cellCount ? plan.cells[cell].description : "", elapsedMs: (monotonicNow() - began.monoNs) / 1_000_000,
+                  remainingMs: remainingMs, directory: dir.path,
+                  lastTrial: trial.map { .init(tFail: $0.failWallMs, tDetect: $0.detectWallMs, detectionLatencyMs: $0.latencyMs,
+                                               outcome: $0.outcome.rawValue) },
+                  results: results, reason: reason)
+        }
+
+        let runHub: EventHub
+        do { runHub = try EventHub(logPath: dir.path + "/events.jsonl", useJournal: false, echoToStderr: false) } catch {
+            finish(&manifest, dir: dir, state: "failed", reason: "\(error)", spec: spec, plan: plan, records: done, update: update)
+            return
+        }
+        // The run's events also go to the supervisor's log and journal (labels kept), so
+        // `journalctl KV_EVENT=declared_dead` shows the experiment's detections.
+        let forward = Task { [mainHub] in
+            for await e in runHub.subscribe(kinds: nil) { mainHub.publish(e) }
+        }
+        var started = Event(kind: .experimentStarted, runID: dir.runID)
+        started.reason = "detection-sweep, session \(session), \(done.count) of \(plan.trials.count) trials done"
+        started.path = dir.path
+        runHub.publish(started)
+        mainHub.log("experiment \(dir.runID): session \(session), \(plan.trials.count - done.count) trials to run in \(dir.path)")
+        send(update("running", done: done.count, cell: 0, trial: nil, remainingMs: nil))
+
+        let firstDone = done.count
+        let durations = Mutex<[Double]>([])
+        let sweep = SweepRun(
+            spec: spec, plan: plan, directory: dir, hub: runHub, environment: environment, session: session,
+            log: { [mainHub] node, line in mainHub.log(line, node: node) },
+            progress: { [self] record, doneNow, cell in
+                let mean = durations.withLock { d -> Double in d.append(record.durationMs); return d.reduce(0, +) / Double(d.count) }
+                let left = Int64(mean * Double(plan.trials.count - doneNow))
+                var e = Event(kind: .experimentProgress, runID: dir.runID)
+                e.reason = "\(doneNow)/\(plan.trials.count) \(record.cell) trial \(record.index + 1): \(record.outcome.rawValue)"
+                e.detectionLatencyMs = record.latencyMs
+                runHub.publish(e)
+                send(update("running", done: doneNow, cell: cell, trial: record, remainingMs: left))
+            })
+        var records = done
+        var state = "finished", reason: String?
+        do {
+            records += try await sweep.run(done: done)
+        } catch {
+            records = (try? dir.trials()) ?? records
+            if error is SweepRun.Stop {
+                state = "cancelled"
+                reason = "cancelled after \(records.count) of \(plan.trials.count) trials (\(records.count - firstDone) in this session)"
+            } else {
+                state = "failed"
+                reason = "\(error)"
+            }
+        }
+        var finished = Event(kind: .experimentFinished, runID: dir.runID)
+        finished.reason = reason ?? "finished: \(records.count) trials"
+        finished.path = dir.path
+        runHub.publish(finished)
+        runHub.close()
+        forward.cancel()
+        finish(&manifest, dir: dir, state: state, reason: reason, spec: spec, plan: plan, records: records, update: update)
+    }
+
+    private func finish(_ manifest: inout RunManifest, dir: RunDirectory, state: String, reason: String?, spec: DetectionSweepSpec,
+                        plan: SweepPlan, records: [TrialRecord],
+                        update: @Sendable (String, Int, Int, TrialRecord?, [ControlProtocol.ExperimentCell]?, String?, Int64?)
+                            -> ControlProtocol.ExperimentUpdate) {
+        manifest.state = state
+        manifest.reason = reason
+        if !manifest.sessions.isEmpty { manifest.sessions[manifest.sessions.count - 1].endedWallMs = Stamp.now().wallMs }
+        var finalReason = reason
+        do {
+            try dir.save(manifest)
+            try SweepOutputs.write(to: dir, spec: spec, plan: plan, records: records, manifest: manifest)
+        } catch {
+            finalReason = [reason, "cannot write the run's files: \(error)"].compactMap { $0 }.joined(separator: "; ")
+        }
+        let results = SweepOutputs.cells(plan: plan, records: records)
+        mainHub.log("experiment \(dir.runID) \(state): \(records.count) of \(plan.trials.count) trials; \(dir.path)/report.html"
+                    + (finalReason.map { " (\($0))" } ?? ""), priority: state == "failed" ? 3 : 6)
+        send(update(state, records.count, max(0, plan.cells.count - 1), records.last, results, finalReason, 0), final: true)
+        active.withLock { $0 = nil }
+    }
+
+    // MARK: Reading runs
+
+    public func list() -> [ControlProtocol.ExperimentRun] {
+        RunDirectory.list(stateDir: environment.stateDir).compactMap { id in
+            guard let dir = RunDirectory.open(stateDir: environment.stateDir, runID: id) else { return nil }
+            return try? summary(dir)
+        }
+    }
+
+    public func detail(runID: String) throws(ExperimentError) -> ControlProtocol.ExperimentDetail {
+        guard let dir = RunDirectory.open(stateDir: environment.stateDir, runID: runID) else { throw .noSuchRun(runID) }
+        do {
+            let run = try summary(dir)
+            guard case .detectionSweep(let spec) = try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: "spec.toml")
+            else { throw ExperimentError.io("unsupported kind") }
+            let plan = SweepPlan(spec)
+            let records = try dir.trials()
+            return .init(run: run, results: SweepOutputs.cells(plan: plan, records: records),
+                         report: (try? dir.read("report.md")) ?? "(no report yet: the run has not ended)\n")
+        } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }
+    }
+
+    private func summary(_ dir: RunDirectory) throws -> ControlProtocol.ExperimentRun {
+        let m = try dir.manifest()
+        let done = (try? dir.trials().count) ?? 0
+        // A run that says "running" but is not this process's is one a dead supervisor left.
+        let state = m.state == "running" && activeRunID != m.runID ? "interrupted" : m.state
+        return .init(runID: m.runID, kind: m.kind, state: state, createdWallMs: m.createdWallMs, sessions: m.sessions.count,
+                     done: done, total: m.total, directory: dir.path)
+    }
+
+    static func hostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

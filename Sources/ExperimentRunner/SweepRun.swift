@@ -1,0 +1,240 @@
+import Core
+import Events
+import Experiments
+import Faults
+
+/// Carries out a detection sweep's remaining trials: a fresh cluster per cell; per trial the
+/// fault at its planned phase after a heartbeat, the detection or a deadline, then recovery of
+/// what the fault took down. Each finished trial is a synced row of `trials.csv` before the next.
+struct SweepRun {
+    let spec: DetectionSweepSpec
+    let plan: SweepPlan
+    let directory: RunDirectory
+    let hub: EventHub
+    let environment: ExperimentEnvironment
+    let session: Int
+    let log: @Sendable (NodeID?, String) -> Void
+    let progress: @Sendable (TrialRecord, _ done: Int, _ cellIndex: Int) -> Void
+
+    enum Stop: Error { case cancelled }
+    struct TrialError: Error, CustomStringConvertible { var description: String }
+
+    /// Runs every planned trial not in `done`; returns the trials it ran. Throws `Stop.cancelled`
+    /// when the task is cancelled (checked between trials), with the rows so far already on disk.
+    func run(done: [TrialRecord]) async throws -> [TrialRecord] {
+        let finished = Set(done.map { TrialKey(cell: $0.cell, index: $0.index) })
+        var ran: [TrialRecord] = []
+        for (cellIndex, cell) in plan.cells.enumerated() {
+            let todo = plan.trials.filter { $0.cell == cell && !finished.contains(TrialKey(cell: cell, index: $0.index)) }
+            if todo.isEmpty { continue }
+            try checkCancelled()
+            var cluster = try await CellCluster.start(cell: cell, run: self)
+            do {
+                for trial in todo {
+                    try checkCancelled()
+                    let record: TrialRecord
+                    do { record = try await cluster.run(trial) } catch let e as TrialError {
+                        // A cluster that cannot recover is replaced; the trial runs again on the fresh one.
+                        log(nil, "experiment \(directory.runID): \(cell): \(e); starting the cell's cluster afresh")
+                        await cluster.shutdown()
+                        cluster = try await CellCluster.start(cell: cell, run: self)
+                        record = try await cluster.run(trial)
+                    }
+                    try directory.append(record)
+                    ran.append(record)
+                    progress(record, done.count + ran.count, cellIndex)
+                }
+            } catch {
+                await cluster.shutdown()
+                throw error
+            }
+            await cluster.shutdown()
+        }
+        return ran
+    }
+
+    func checkCancelled() throws { if Task.isCancelled { throw Stop.cancelled } }
+
+    struct TrialKey: Hashable { var cell: SweepPlan.Cell; var index: Int }
+}
+
+/// One cell's cluster and what the trials learn about it as they go.
+private struct CellCluster {
+    let cell: SweepPlan.Cell
+    let run: SweepRun
+    let cluster: ExperimentCluster
+    let feed: EventFeed
+    /// When an observer last heard the target, as told by an event a heartbeat caused (the
+    /// observer's readiness, or its declaring the target alive): the phase is counted from there.
+    var anchorMonoNs: MonotonicNanos
+
+    var intervalNs: Int64 { Int64(cell.intervalMs) * 1_000_000 }
+    var timeoutNs: Int64 { Int64(cell.timeoutMs) * 1_000_000 }
+    /// How long after the fault a detection may come before the trial counts a miss: a fixed
+    /// detector has T; phi's deadline stretches with the deviation it has seen, so it gets more.
+    var missAfterNs: Int64 { (cell.detector == .fixed ? timeoutNs : 4 * timeoutNs) + intervalNs + 1_000_000_000 }
+
+    static func start(cell: SweepPlan.Cell, run: SweepRun) async throws -> CellCluster {
+        let feed = EventFeed(run.hub.subscribe(kinds: nil))
+        let cluster: ExperimentCluster
+        do {
+            cluster = try await ExperimentCluster.start(cell: cell, spec: run.spec, runID: run.directory.runID, hub: run.hub,
+                                                        environment: run.environment, log: { node, line in run.log(node, line) })
+        } catch { feed.close(); throw error }
+        var c = CellCluster(cell: cell, run: run, cluster: cluster, feed: feed, anchorMonoNs: 0)
+        do {
+            try await cluster.startAll()
+            var ready = Set<NodeID>()
+            var anchor: MonotonicNanos = 0
+            let deadline = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + 10_000) * 1_000_000
+            let all = await feed.wait(until: deadline) { e in
+                if e.kind == .nodeReady, let n = e.node {
+                    ready.insert(n)
+                    if cluster.observers.contains(n) { anchor = max(anchor, e.tMonoNs) }
+                }
+                return ready.count == cluster.nodes.count
+            }
+            guard all else {
+                let waited = cell.timeoutMs + cell.intervalMs + 10_000
+                throw SweepRun.TrialError(description: "cell \(cell): \(ready.count) of \(cluster.nodes.count) nodes ready after \(waited) ms")
+            }
+            c.anchorMonoNs = anchor
+        } catch {
+            await c.shutdown()
+            throw error
+        }
+        return c
+    }
+
+    func shutdown() async {
+        feed.close()
+        await cluster.shutdown(graceMs: 1000)
+    }
+
+    mutating func run(_ trial: SweepPlan.Trial) async throws -> TrialRecord {
+        switch run.spec.fault {
+        case .kill, .stop: return try await crashTrial(trial)
+        case .delay: return try await delayTrial(trial)
+        }
+    }
+
+    /// kill or stop at anchor + phase (+ whole intervals, to be in the future), detect, recover.
+    mutating func crashTrial(_ trial: SweepPlan.Trial) async throws -> TrialRecord {
+        let start = Stamp.now()
+        let target = cluster.target
+        let phaseNs = Int64(trial.phaseUs) * 1000
+        var at = anchorMonoNs + phaseNs
+        // 3 ms leaves room for the fault thread to start and arm its wait.
+        while at < start.monoNs + 3_000_000 { at += intervalNs }
+        let afterMs = Int((at - start.monoNs + 999_999) / 1_000_000)
+        let requested = Stamp(wallMs: start.wallMs, monoNs: at - Int64(afterMs) * 1_000_000)
+        let kind: FaultKind = run.spec.fault == .kill ? .kill : .stop
+        let injected: FaultEngine.InjectResult
+        do {
+            injected = try await cluster.engine.inject(FaultSpec(kind: kind, node: target, afterMs: afterMs), requested: requested,
+                                                       knownNodes: Set(cluster.nodes))
+        } catch { throw SweepRun.TrialError(description: "cannot inject \(kind) on \(target): \(error)") }
+
+        var applied: Stamp?
+        var first: Event?
+        var detectedBy = Set<NodeID>()
+        var falsePositives = 0
+        var failure: String?
+        let observers = Set(cluster.observers)
+        _ = await feed.wait(until: at + missAfterNs) { e in
+            if e.faultID == injected.faultID && e.kind == .faultApplied { applied = e.applied }
+            if e.faultID == injected.faultID && e.kind == .faultFailed { failure = e.reason ?? "fault failed" }
+            if e.kind == .declaredDead {
+                if e.peer == target && e.label == .trueDetection, let n = e.node, observers.contains(n) {
+                    if first == nil { first = e }
+                    detectedBy.insert(n)
+                } else if e.label == .falseSuspicion {
+                    falsePositives += 1
+                }
+            }
+            return failure != nil || detectedBy == observers
+        }
+        if let failure { throw SweepRun.TrialError(description: "\(kind) on \(target) failed: \(failure)") }
+        guard let applied else { throw SweepRun.TrialError(description: "\(kind) on \(target) was not applied") }
+
+        try await recover(target, from: kind)
+        let end = monotonicNow()
+        return TrialRecord(
+            session: run.session, cell: cell, index: trial.index, fault: run.spec.fault, phasePlannedMs: Double(phaseNs) / 1e6,
+            phaseObservedMs: first?.lastHeardMonoNs.map { Double(applied.monoNs - $0) / 1e6 }, startWallMs: start.wallMs,
+            failWallMs: applied.wallMs, failMonoNs: applied.monoNs, detectWallMs: first?.tWallMs, detectMonoNs: first?.tMonoNs,
+            latencyMs: first?.detectionLatencyMs, overshootMs: first?.detectorOvershootMs,
+            outcome: first == nil ? .missed : .detected, falsePositives: falsePositives,
+            durationMs: Double(end - start.monoNs) / 1e6)
+    }
+
+    /// Brings back what the fault took down and waits until every observer trusts it again; the
+    /// last of those heartbeats is the next trial's anchor.
+    mutating func recover(_ target: NodeID, from kind: FaultKind) async throws {
+        if kind == .kill {
+            do { try await cluster.supervisor.start(target) } catch {
+                throw SweepRun.TrialError(description: "cannot restart \(target): \(error)")
+            }
+        } else {
+            do { _ = try await cluster.engine.inject(FaultSpec(kind: .cont, node: target), requested: .now(), knownNodes: Set(cluster.nodes)) }
+            catch { throw SweepRun.TrialError(description: "cannot continue \(target): \(error)") }
+        }
+        var trusting = Set<NodeID>()
+        // Trusted again means its heartbeats arrive; its own readiness (hearing the others) is not
+        // needed for the next fault, and waiting for it would push the anchor back by up to I.
+        var ready = true
+        var anchor = anchorMonoNs
+        let observers = Set(cluster.observers)
+        let deadline = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + 5000) * 1_000_000
+        let back = await feed.wait(until: deadline) { e in
+            if e.kind == .declaredAlive, e.peer == target, let n = e.node, observers.contains(n) {
+                trusting.insert(n)
+                anchor = max(anchor, e.tMonoNs)
+            }
+            if e.kind == .nodeReady, e.node == target { ready = true }
+            return ready && trusting == observers
+        }
+        guard back else {
+            throw SweepRun.TrialError(description: "\(target) did not come back within \(cell.timeoutMs + cell.intervalMs + 5000) ms "
+                                      + "(\(trusting.count) of \(observers.count) observers trust it, ready: \(ready))")
+        }
+        anchorMonoNs = anchor
+    }
+
+    /// A window of delay (and jitter) on the target's links: every suspicion in it is a mistake.
+    mutating func delayTrial(_ trial: SweepPlan.Trial) async throws -> TrialRecord {
+        let start = Stamp.now()
+        let target = cluster.target
+        let window = run.spec.windowMs
+        let injected: FaultEngine.InjectResult
+        do {
+            injected = try await cluster.engine.inject(
+                FaultSpec(kind: .delay, node: target, forMs: window, delayMs: run.spec.delayMs,
+                          jitterMs: run.spec.jitterMs > 0 ? run.spec.jitterMs : nil),
+                requested: start, knownNodes: Set(cluster.nodes))
+        } catch { throw SweepRun.TrialError(description: "cannot delay \(target)'s links: \(error)") }
+        guard let applied = injected.applied else { throw SweepRun.TrialError(description: "delay on \(target) was not applied") }
+        let windowEnd = applied.monoNs + Int64(window) * 1_000_000
+        var open: [NodeID: MonotonicNanos] = [:]
+        var mistakes = 0
+        var suspectedNs: Int64 = 0
+        let observers = Set(cluster.observers)
+        func observe(_ e: Event) {
+            guard e.peer == target, let n = e.node, observers.contains(n) else { return }
+            if e.kind == .declaredDead, e.tMonoNs <= windowEnd { open[n] = e.tMonoNs; mistakes += 1 }
+            if e.kind == .declaredAlive, let s = open.removeValue(forKey: n) { suspectedNs += min(e.tMonoNs, windowEnd) - s }
+        }
+        // The window, then until every suspicion it raised has ended (the delay is gone by then).
+        _ = await feed.wait(until: windowEnd) { observe($0); return false }
+        let settle = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + run.spec.delayMs + 5000) * 1_000_000
+        if !open.isEmpty { _ = await feed.wait(until: settle) { observe($0); return open.isEmpty } }
+        for (_, s) in open { suspectedNs += windowEnd - s }
+        if !open.isEmpty { throw SweepRun.TrialError(description: "\(target) still suspected after the delay ended") }
+        let end = monotonicNow()
+        return TrialRecord(
+            session: run.session, cell: cell, index: trial.index, fault: .delay, phasePlannedMs: 0, startWallMs: start.wallMs,
+            failWallMs: applied.wallMs, failMonoNs: applied.monoNs, outcome: .window, mistakes: mistakes,
+            suspectedMs: Double(suspectedNs) / 1e6, windowMs: Double(window * observers.count),
+            durationMs: Double(end - start.monoNs) / 1e6)
+    }
+}

@@ -1,0 +1,106 @@
+/// What a report says about where and when a run ran.
+public struct RunContext: Sendable {
+    public struct Session: Sendable {
+        public var number: Int
+        public var startedWallMs: Int64
+        public var endedWallMs: Int64?
+        public var host: String
+        public var trials: Int
+        public init(number: Int, startedWallMs: Int64, endedWallMs: Int64?, host: String, trials: Int) {
+            self.number = number; self.startedWallMs = startedWallMs; self.endedWallMs = endedWallMs; self.host = host
+            self.trials = trials
+        }
+    }
+    public var runID: String
+    public var state: String
+    public var reason: String?
+    public var specText: String
+    public var sessions: [Session]
+    public var total: Int
+    public init(runID: String, state: String, reason: String?, specText: String, sessions: [Session], total: Int) {
+        self.runID = runID; self.state = state; self.reason = reason; self.specText = specText; self.sessions = sessions
+        self.total = total
+    }
+}
+
+/// report.md: what ran, where, the tables, and how each cell compares with theory.
+public enum SweepReport {
+    public static func markdown(spec: DetectionSweepSpec, plan: SweepPlan, summary: SweepSummary, context c: RunContext) -> String {
+        var out = "# Detection sweep \(c.runID)\n\n"
+        out += "**\(headline(summary: summary, context: c))**\n\n"
+        if c.state != "finished" {
+            out += "> This report is partial: the run is \(c.state)" + (c.reason.map { " (\($0))" } ?? "") + ". "
+                + "`kvctl experiment resume \(c.runID)` continues it.\n\n"
+        }
+        out += "## What ran\n\n"
+        out += "- fault `\(spec.fault.rawValue)`" + (spec.fault == .delay ? " (\(spec.delayMs) ms +- \(spec.jitterMs) ms, "
+            + "\(spec.windowMs) ms windows, then a kill under the same delay)" : "") + ", detector "
+            + spec.detectors.map { "`\($0.rawValue)`" }.joined(separator: " and ")
+            + (spec.detectors.contains(.phi) ? " (phi threshold \(spec.phiThreshold))" : "") + "\n"
+        out += "- \(spec.nodes) nodes (the last is the one faults hit), \(spec.trials) trials per cell, seed \(spec.seed), "
+            + "\(plan.cells.count) cells, \(plan.trials.count) trials\n"
+        if !plan.skipped.isEmpty {
+            out += "- skipped (timeout not above interval): " + plan.skipped.map { "I=\($0.intervalMs) T=\($0.timeoutMs)" }
+                .joined(separator: ", ") + "\n"
+        }
+        out += "\n## Sessions\n\n| session | host | started (UTC ms) | ended | trials run |\n|---|---|---|---|---|\n"
+        for s in c.sessions {
+            out += "| \(s.number) | \(s.host) | \(s.startedWallMs) | \(s.endedWallMs.map(String.init) ?? "-") | \(s.trials) |\n"
+        }
+        out += "\n## Detection latency against theory\n\n"
+        out += "A fixed detector with interval I and timeout T notices a crash between T - I and T after it, uniformly: "
+            + "median T - I/2. The 95% CI is the median's, from order statistics.\n\n"
+        out += "| detector | I ms | T ms | trials | missed | false pos. | median ms [95% CI] | theory median | in [T-I, T+5] "
+            + "| p90 | p99 | overshoot p99 | overhead median |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        for r in summary.rows {
+            let cell = r.result.cell
+            let median = r.median.map { "\(f($0.median)) [\(f($0.low)), \(f($0.high))]" } ?? "-"
+            let verdict: String
+            if let t = r.theory, let m = r.median {
+                let covers = m.low <= t.medianMs && t.medianMs <= m.high
+                verdict = "\(r.result.latenciesMs.count - r.outOfBounds)/\(r.result.latenciesMs.count)" + (covers ? "" : " (CI misses theory)")
+            } else { verdict = "-" }
+            out += "| \(cell.detector.rawValue) | \(cell.intervalMs) | \(cell.timeoutMs) | \(r.result.trials) | \(r.result.missed) "
+                + "| \(r.result.falsePositives) | \(median) | \(r.theory.map { f($0.medianMs) } ?? "-") | \(verdict) | \(f(r.p90)) "
+                + "| \(f(r.p99)) | \(f(r.overshootP99)) | \(f(r.medianOverheadMs)) |\n"
+        }
+        if summary.rows.contains(where: { $0.result.quality != nil }) {
+            out += "\n## Detector quality under delay (Chen, Toueg and Aguilera)\n\n"
+            out += "| detector | I ms | T ms | window s | mistakes | per min | T_MR s | T_M ms | P_A | median detection ms |\n"
+                + "|---|---|---|---|---|---|---|---|---|---|\n"
+            for r in summary.rows {
+                guard let q = r.result.quality else { continue }
+                out += "| \(r.result.cell.detector.rawValue) | \(r.result.cell.intervalMs) | \(r.result.cell.timeoutMs) "
+                    + "| \(f(q.windowMs / 1000)) | \(q.mistakes) | \(f(q.mistakesPerMinute)) | \(f(q.meanRecurrenceMs.map { $0 / 1000 })) "
+                    + "| \(f(q.meanDurationMs)) | \(String(format4(q.queryAccuracy))) | \(f(r.median?.median)) |\n"
+            }
+        }
+        out += "\n## Files\n\n`spec.toml`, `events.jsonl`, `trials.csv` (every time of every trial), `heatmap.csv`, `scatter.csv`, "
+            + "`heatmap.svg`, `cdf.svg`, `latency.svg`" + (spec.fault == .delay ? ", `tradeoff.svg`" : "") + ", `report.html`.\n"
+        out += "\n## Spec\n\n```toml\n\(c.specText.hasSuffix("\n") ? c.specText : c.specText + "\n")```\n"
+        return out
+    }
+
+    /// One sentence a person reads first.
+    public static func headline(summary: SweepSummary, context c: RunContext) -> String {
+        let detected = summary.rows.reduce(0) { $0 + $1.result.latenciesMs.count }
+        let missed = summary.rows.reduce(0) { $0 + $1.result.missed }
+        let fp = summary.rows.reduce(0) { $0 + $1.result.falsePositives }
+        let out = summary.rows.reduce(0) { $0 + $1.outOfBounds }
+        let fixed = summary.rows.filter { $0.theory != nil && $0.median != nil }
+        let covered = fixed.filter { r in r.median!.low <= r.theory!.medianMs && r.theory!.medianMs <= r.median!.high }.count
+        var s = "\(c.state.capitalized): \(summary.records.count) of \(c.total) trials; \(detected) detections, \(missed) missed, "
+            + "\(fp) false suspicions"
+        if !fixed.isEmpty {
+            s += "; \(out) detections outside [T - I, T + 5 ms]; the median's 95% CI covers T - I/2 in \(covered) of \(fixed.count) cells"
+        }
+        return s + "."
+    }
+
+    static func f(_ x: Double?) -> String {
+        guard let x else { return "-" }
+        return SweepTables.number((x * 10).rounded() / 10)
+    }
+
+    static func format4(_ x: Double) -> String { SweepTables.number((x * 10000).rounded() / 10000) }
+}
