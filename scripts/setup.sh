@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-# chromium: the counterexample page is rendered headless by a test, as a person would see it.
+# chromium: the counterexample page and the experiment report are rendered headless by tests, as a person sees them.
 for pkg in libsystemd-dev pkg-config util-linux procps curl python3-venv chromium; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done

@@ -124,26 +124,30 @@ final class ExperimentCluster: Sendable {
 
 private let clusterCounter = Atomic<Int>(0)
 
-/// Loopback ports nobody listens on now: bound to port 0 together (so they differ), then released.
+/// Loopback ports nobody listens on now, picked at random below the ephemeral range (32768 up),
+/// where a client socket's automatic port cannot take one between this check and the node's bind.
 enum LoopbackPorts {
     static func free(count: Int) throws -> [Int] {
         var fds: [Int32] = []
         defer { for fd in fds { close(fd) } }
         var ports: [Int] = []
-        for _ in 0..<count {
+        var attempts = 0
+        while ports.count < count {
+            attempts += 1
+            guard attempts < 1000 else { throw ExperimentCluster.StartError(description: "no free loopback port in 20000-32000") }
+            let port = Int.random(in: 20000..<32000)
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw ExperimentCluster.StartError(description: "socket: \(String(cString: strerror(errno)))") }
-            fds.append(fd)
             var addr = sockaddr_in()
             addr.sin_family = sa_family_t(AF_INET)
             addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            addr.sin_port = 0
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let ok = withUnsafeMutablePointer(to: &addr) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+            addr.sin_port = UInt16(port).bigEndian
+            let ok = withUnsafePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
             }
-            guard ok else { throw ExperimentCluster.StartError(description: "no free loopback port: \(String(cString: strerror(errno)))") }
-            ports.append(Int(UInt16(bigEndian: addr.sin_port)))
+            // Held until all are chosen, so the same port is not picked twice.
+            fds.append(fd)
+            if ok { ports.append(port) }
         }
         return ports
     }

@@ -221,7 +221,7 @@ public final class ExperimentManager: Sendable {
         } catch {
             finalReason = [reason, "cannot write the run's files: \(error)"].compactMap { $0 }.joined(separator: "; ")
         }
-        let results = SweepOutputs.cells(plan: plan, records: records)
+        let results = SweepOutputs.cells(spec: spec, plan: plan, records: records)
         mainHub.log("experiment \(dir.runID) \(state): \(records.count) of \(plan.trials.count) trials; \(dir.path)/report.html"
                     + (finalReason.map { " (\($0))" } ?? ""), priority: state == "failed" ? 3 : 6)
         send(update(state, records.count, max(0, plan.cells.count - 1), records.last, results, finalReason, 0), final: true)
@@ -245,7 +245,7 @@ public final class ExperimentManager: Sendable {
             else { throw ExperimentError.io("unsupported kind") }
             let plan = SweepPlan(spec)
             let records = try dir.trials()
-            return .init(run: run, results: SweepOutputs.cells(plan: plan, records: records),
+            return .init(run: run, results: SweepOutputs.cells(spec: spec, plan: plan, records: records),
                          report: (try? dir.read("report.md")) ?? "(no report yet: the run has not ended)\n")
         } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }
     }

@@ -4,13 +4,18 @@ import Experiments
 /// Writes a sweep's tables, plots and reports into its run directory (at the end of every
 /// session, so a cancelled or failed run has a partial report that says so).
 enum SweepOutputs {
-    static func cells(plan: SweepPlan, records: [TrialRecord]) -> [ControlProtocol.ExperimentCell] {
-        SweepSummary(plan: plan, records: records).cells
+    static func summary(_ spec: DetectionSweepSpec, _ plan: SweepPlan, _ records: [TrialRecord]) -> SweepSummary {
+        spec.fault == .delay ? SweepSummary(plan: plan, records: records, delayMs: spec.delayMs, jitterMs: spec.jitterMs)
+            : SweepSummary(plan: plan, records: records)
+    }
+
+    static func cells(spec: DetectionSweepSpec, plan: SweepPlan, records: [TrialRecord]) -> [ControlProtocol.ExperimentCell] {
+        summary(spec, plan, records).cells
     }
 
     static func write(to dir: RunDirectory, spec: DetectionSweepSpec, plan: SweepPlan, records: [TrialRecord],
                       manifest: RunManifest) throws(RunDirectory.IOError) {
-        let summary = SweepSummary(plan: plan, records: records)
+        let summary = summary(spec, plan, records)
         let context = RunContext(
             runID: manifest.runID, state: manifest.state, reason: manifest.reason, specText: (try? dir.read("spec.toml")) ?? "",
             sessions: manifest.sessions.map { s in

@@ -69,12 +69,29 @@ private struct CellCluster {
     var anchorMonoNs: MonotonicNanos
 
     var intervalNs: Int64 { Int64(cell.intervalMs) * 1_000_000 }
+
+    /// How late the detector acted past its deadline, as the correlator computes it from the
+    /// fixed timeout: meaningless for phi, whose deadline moves with what it has seen.
+    func overshoot(_ e: Event?) -> Double? { cell.detector == .fixed ? e?.detectorOvershootMs : nil }
     var timeoutNs: Int64 { Int64(cell.timeoutMs) * 1_000_000 }
     /// How long after the fault a detection may come before the trial counts a miss: a fixed
     /// detector has T; phi's deadline stretches with the deviation it has seen, so it gets more.
     var missAfterNs: Int64 { (cell.detector == .fixed ? timeoutNs : 4 * timeoutNs) + intervalNs + 1_000_000_000 }
 
+    /// A cluster whose nodes all became ready; a start that fails (a port taken between the
+    /// check and the bind, say) is retried with new ports, twice.
     static func start(cell: SweepPlan.Cell, run: SweepRun) async throws -> CellCluster {
+        var attempt = 1
+        while true {
+            do { return try await startOnce(cell: cell, run: run) } catch {
+                if attempt == 3 || Task.isCancelled { throw error }
+                run.log(nil, "experiment \(run.directory.runID): \(cell): \(error); trying again with new ports")
+                attempt += 1
+            }
+        }
+    }
+
+    private static func startOnce(cell: SweepPlan.Cell, run: SweepRun) async throws -> CellCluster {
         let feed = EventFeed(run.hub.subscribe(kinds: nil))
         let cluster: ExperimentCluster
         do {
@@ -86,7 +103,7 @@ private struct CellCluster {
             try await cluster.startAll()
             var ready = Set<NodeID>()
             var anchor: MonotonicNanos = 0
-            let deadline = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + 10_000) * 1_000_000
+            let deadline = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + 5000) * 1_000_000
             let all = await feed.wait(until: deadline) { e in
                 if e.kind == .nodeReady, let n = e.node {
                     ready.insert(n)
@@ -95,7 +112,7 @@ private struct CellCluster {
                 return ready.count == cluster.nodes.count
             }
             guard all else {
-                let waited = cell.timeoutMs + cell.intervalMs + 10_000
+                let waited = cell.timeoutMs + cell.intervalMs + 5000
                 throw SweepRun.TrialError(description: "cell \(cell): \(ready.count) of \(cluster.nodes.count) nodes ready after \(waited) ms")
             }
             c.anchorMonoNs = anchor
@@ -163,7 +180,7 @@ private struct CellCluster {
             session: run.session, cell: cell, index: trial.index, fault: run.spec.fault, phasePlannedMs: Double(phaseNs) / 1e6,
             phaseObservedMs: first?.lastHeardMonoNs.map { Double(applied.monoNs - $0) / 1e6 }, startWallMs: start.wallMs,
             failWallMs: applied.wallMs, failMonoNs: applied.monoNs, detectWallMs: first?.tWallMs, detectMonoNs: first?.tMonoNs,
-            latencyMs: first?.detectionLatencyMs, overshootMs: first?.detectorOvershootMs,
+            latencyMs: first?.detectionLatencyMs, overshootMs: overshoot(first),
             outcome: first == nil ? .missed : .detected, falsePositives: falsePositives,
             durationMs: Double(end - start.monoNs) / 1e6)
     }
@@ -202,18 +219,21 @@ private struct CellCluster {
     }
 
     /// A window of delay (and jitter) on the target's links: every suspicion in it is a mistake.
+    /// Then, under the same delay, a kill at the planned phase: its detection latency is the other
+    /// axis of the trade-off. Then recovery, and the delay is healed.
     mutating func delayTrial(_ trial: SweepPlan.Trial) async throws -> TrialRecord {
         let start = Stamp.now()
         let target = cluster.target
+        let known = Set(cluster.nodes)
         let window = run.spec.windowMs
         let injected: FaultEngine.InjectResult
         do {
             injected = try await cluster.engine.inject(
-                FaultSpec(kind: .delay, node: target, forMs: window, delayMs: run.spec.delayMs,
-                          jitterMs: run.spec.jitterMs > 0 ? run.spec.jitterMs : nil),
-                requested: start, knownNodes: Set(cluster.nodes))
+                FaultSpec(kind: .delay, node: target, delayMs: run.spec.delayMs, jitterMs: run.spec.jitterMs > 0 ? run.spec.jitterMs : nil),
+                requested: start, knownNodes: known)
         } catch { throw SweepRun.TrialError(description: "cannot delay \(target)'s links: \(error)") }
         guard let applied = injected.applied else { throw SweepRun.TrialError(description: "delay on \(target) was not applied") }
+        defer { _ = cluster.engine.heal(node: target) }
         let windowEnd = applied.monoNs + Int64(window) * 1_000_000
         var open: [NodeID: MonotonicNanos] = [:]
         var mistakes = 0
@@ -221,20 +241,56 @@ private struct CellCluster {
         let observers = Set(cluster.observers)
         func observe(_ e: Event) {
             guard e.peer == target, let n = e.node, observers.contains(n) else { return }
-            if e.kind == .declaredDead, e.tMonoNs <= windowEnd { open[n] = e.tMonoNs; mistakes += 1 }
+            if e.kind == .declaredDead, open[n] == nil { open[n] = e.tMonoNs; mistakes += 1 }
             if e.kind == .declaredAlive, let s = open.removeValue(forKey: n) { suspectedNs += min(e.tMonoNs, windowEnd) - s }
         }
-        // The window, then until every suspicion it raised has ended (the delay is gone by then).
         _ = await feed.wait(until: windowEnd) { observe($0); return false }
-        let settle = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + run.spec.delayMs + 5000) * 1_000_000
-        if !open.isEmpty { _ = await feed.wait(until: settle) { observe($0); return open.isEmpty } }
+        // Suspicions still open at the window's end count up to it; wait for them to end before the kill.
         for (_, s) in open { suspectedNs += windowEnd - s }
-        if !open.isEmpty { throw SweepRun.TrialError(description: "\(target) still suspected after the delay ended") }
+        var stillOpen = Set(open.keys)
+        if !stillOpen.isEmpty {
+            let settle = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + 2 * run.spec.delayMs + 5000) * 1_000_000
+            _ = await feed.wait(until: settle) { e in
+                if e.kind == .declaredAlive, e.peer == target, let n = e.node { stillOpen.remove(n) }
+                return stillOpen.isEmpty
+            }
+            if !stillOpen.isEmpty { throw SweepRun.TrialError(description: "\(target) still suspected after the delay window") }
+        }
+
+        let at = monotonicNow() + 3_000_000 + Int64(trial.phaseUs) * 1000
+        let afterMs = Int((at - monotonicNow() + 999_999) / 1_000_000)
+        let requested = Stamp(wallMs: Stamp.now().wallMs, monoNs: at - Int64(afterMs) * 1_000_000)
+        let kill: FaultEngine.InjectResult
+        do { kill = try await cluster.engine.inject(FaultSpec(kind: .kill, node: target, afterMs: afterMs), requested: requested, knownNodes: known) }
+        catch { throw SweepRun.TrialError(description: "cannot kill \(target) under delay: \(error)") }
+        var killed: Stamp?
+        var first: Event?
+        var suspecting = Set<NodeID>()
+        func watch(_ e: Event) -> Bool {
+            if e.faultID == kill.faultID && e.kind == .faultApplied { killed = e.applied }
+            guard e.peer == target, let n = e.node, observers.contains(n) else { return false }
+            if e.kind == .declaredDead && e.label == .trueDetection && first == nil { first = e; return true }
+            if e.kind == .declaredDead { suspecting.insert(n) } else if e.kind == .declaredAlive { suspecting.remove(n) }
+            return false
+        }
+        // Beats sent before the kill arrive up to delay + jitter after it. An observer that
+        // suspects the target then and hears nothing more had detected the crash when it happened
+        // (Chen et al.'s T_D = 0): it never declares it dead again.
+        let inFlightNs = Int64(run.spec.delayMs + run.spec.jitterMs + 50) * 1_000_000
+        _ = await feed.wait(until: at + inFlightNs) { watch($0) }
+        var preSuspected = false
+        if first == nil, killed != nil, !suspecting.isEmpty { preSuspected = true } else if first == nil {
+            _ = await feed.wait(until: at + missAfterNs + Int64(2 * run.spec.delayMs) * 1_000_000) { watch($0) }
+        }
+        guard let killed else { throw SweepRun.TrialError(description: "kill on \(target) under delay was not applied") }
+        try await recover(target, from: .kill)
         let end = monotonicNow()
         return TrialRecord(
-            session: run.session, cell: cell, index: trial.index, fault: .delay, phasePlannedMs: 0, startWallMs: start.wallMs,
-            failWallMs: applied.wallMs, failMonoNs: applied.monoNs, outcome: .window, mistakes: mistakes,
-            suspectedMs: Double(suspectedNs) / 1e6, windowMs: Double(window * observers.count),
-            durationMs: Double(end - start.monoNs) / 1e6)
+            session: run.session, cell: cell, index: trial.index, fault: .delay, phasePlannedMs: Double(trial.phaseUs) / 1000,
+            startWallMs: start.wallMs, failWallMs: killed.wallMs, failMonoNs: killed.monoNs,
+            detectWallMs: preSuspected ? killed.wallMs : first?.tWallMs, detectMonoNs: preSuspected ? killed.monoNs : first?.tMonoNs,
+            latencyMs: preSuspected ? 0 : first?.detectionLatencyMs, overshootMs: overshoot(first),
+            outcome: first == nil && !preSuspected ? .missed : .detected, mistakes: mistakes, suspectedMs: Double(suspectedNs) / 1e6,
+            windowMs: Double(window * observers.count), durationMs: Double(end - start.monoNs) / 1e6)
     }
 }

@@ -8,12 +8,14 @@ public enum SVGPlots {
     public static func heatmap(_ summary: SweepSummary, spec: DetectionSweepSpec) -> String {
         let cw = 120.0, ch = 56.0, left = 110.0, top = 58.0
         let gridW = cw * Double(spec.intervalsMs.count), gridH = ch * Double(spec.timeoutsMs.count)
-        let width = left + (gridW + 40) * Double(spec.detectors.count) + 10, height = top + gridH + 50
+        // Each detector's grid gets at least the width of its title.
+        let stride = max(gridW, 300) + 40
+        let width = max(640, left + stride * Double(spec.detectors.count) + 10), height = top + gridH + 50
         let medians = summary.rows.compactMap { $0.median?.median }
         let lo = medians.min() ?? 0, hi = max(medians.max() ?? 1, lo + 1)
         var s = open(width, height) + text(width / 2, 22, "Median detection latency (ms) per cell; theory T - I/2 below it", size: 15, anchor: "middle", bold: true)
         for (k, detector) in spec.detectors.enumerated() {
-            let x0 = left + Double(k) * (gridW + 40)
+            let x0 = left + Double(k) * stride
             s += text(x0 + gridW / 2, top - 20, "\(detector.rawValue) detector: heartbeat interval I (ms)", size: 12, anchor: "middle")
             for (ci, interval) in spec.intervalsMs.enumerated() {
                 s += text(x0 + (Double(ci) + 0.5) * cw, top - 5, "\(interval)", size: 12, anchor: "middle")
@@ -47,7 +49,7 @@ public enum SVGPlots {
         let rows = summary.rows.filter { !$0.result.latenciesMs.isEmpty }
         let cols = max(1, min(spec.intervalsMs.count, 3)), pw = 250.0, ph = 170.0, pad = 52.0
         let nrows = (rows.count + cols - 1) / cols
-        let width = Double(cols) * (pw + pad) + pad, height = 50 + Double(nrows) * (ph + pad + 10)
+        let width = max(720, Double(cols) * (pw + pad) + pad), height = 50 + Double(nrows) * (ph + pad + 10)
         var s = open(width, height) + text(width / 2, 22, "Detection latency CDF per cell (solid) and theory, uniform on [T - I, T] (dashed)",
                                            size: 15, anchor: "middle", bold: true)
         for (k, r) in rows.enumerated() {

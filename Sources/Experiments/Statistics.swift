@@ -22,14 +22,20 @@ public enum OrderStatistics {
 
 /// A fixed-timeout detector's latency in theory: a kill at a uniform phase of the interval I is
 /// noticed between T - I and T after it (the last beat came 0 to I before the kill), uniformly,
-/// so the median is T - I/2.
+/// so the median is T - I/2. A one-way delay d shifts all of it by d (the last beat arrives d
+/// late); a jitter j widens the bounds by j each way.
 public struct DetectionTheory: Sendable, Equatable {
     public var intervalMs: Double
     public var timeoutMs: Double
-    public init(intervalMs: Int, timeoutMs: Int) { self.intervalMs = Double(intervalMs); self.timeoutMs = Double(timeoutMs) }
-    public var lowMs: Double { timeoutMs - intervalMs }
-    public var highMs: Double { timeoutMs }
-    public var medianMs: Double { timeoutMs - intervalMs / 2 }
+    public var delayMs: Double
+    public var jitterMs: Double
+    public init(intervalMs: Int, timeoutMs: Int, delayMs: Int = 0, jitterMs: Int = 0) {
+        self.intervalMs = Double(intervalMs); self.timeoutMs = Double(timeoutMs)
+        self.delayMs = Double(delayMs); self.jitterMs = Double(jitterMs)
+    }
+    public var lowMs: Double { timeoutMs - intervalMs + delayMs - jitterMs }
+    public var highMs: Double { timeoutMs + delayMs + jitterMs }
+    public var medianMs: Double { timeoutMs - intervalMs / 2 + delayMs }
     /// Whether a measured latency fits, with `slackMs` for wake-up and scheduling.
     public func admits(_ ms: Double, slackMs: Double) -> Bool { ms >= lowMs - slackMs && ms <= highMs + slackMs }
 }

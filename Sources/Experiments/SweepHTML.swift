@@ -15,7 +15,7 @@ public enum SweepHTML {
               border:1px solid \(partial ? "#f0b35a" : "#8cc78c")}
             .meta{color:#444;font-size:13px;margin:6px 0 0}
             table{border-collapse:collapse;font-size:13px;margin:6px 0} th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-            th{background:#f3f3f3} td.l,th.l{text-align:left} .bad{background:#fde2e2} .good{background:#e6f4e6}
+            th{background:#f3f3f3} td.l,th.l{text-align:left} .bad{background:#fde2e2} .warn{background:#fff4d6} .good{background:#e6f4e6}
             pre{background:#f6f6f6;padding:10px;font-size:12px;overflow:auto} figure{margin:12px 0}
             figcaption{font-size:13px;color:#333;margin-bottom:4px}
             </style></head><body>
@@ -28,16 +28,18 @@ public enum SweepHTML {
 
             """
         h += "<h2>Each cell against theory</h2><p class=\"meta\">A fixed detector notices a crash between T − I and T after it, "
-            + "uniformly: median T − I/2. Green: the median's 95% CI covers theory and every detection is in [T − I, T + 5 ms].</p>"
+            + "uniformly: median T − I/2. Green: every detection in [T − I, T + 5 ms] and the median's 95% CI covers theory; amber: in "
+            + "bounds, but the CI misses theory; red: a miss or a detection out of bounds."
+            + (spec.fault == .delay ? " Under the delay d ± j of these kills theory shifts to [T − I + d − j, T + d + j], median "
+               + "T − I/2 + d; a kill while the detector already suspected the node counts as detected at once." : "") + "</p>"
         h += "<table><tr><th class=l>detector</th><th>I ms</th><th>T ms</th><th>trials</th><th>missed</th><th>false pos.</th>"
             + "<th>median ms</th><th>95% CI</th><th>theory T − I/2</th><th>in bounds</th><th>p90</th><th>p99</th>"
             + "<th>overshoot p99</th><th>overhead median</th></tr>"
         for r in summary.rows {
             let cell = r.result.cell
-            var cls = ""
-            if let t = r.theory, let m = r.median {
-                cls = m.low <= t.medianMs && t.medianMs <= m.high && r.outOfBounds == 0 && r.result.missed == 0 ? "good" : "bad"
-            }
+            // Red: a miss or a detection out of bounds. Amber: in bounds, but the median's CI misses theory.
+            var cls = r.result.missed > 0 || r.outOfBounds > 0 ? "bad" : ""
+            if cls.isEmpty, let t = r.theory, let m = r.median { cls = m.low <= t.medianMs && t.medianMs <= m.high ? "good" : "warn" }
             h += "<tr class=\"\(cls)\"><td class=l>\(cell.detector.rawValue)</td><td>\(cell.intervalMs)</td><td>\(cell.timeoutMs)</td>"
                 + "<td>\(r.result.trials)</td><td>\(r.result.missed)</td><td>\(r.result.falsePositives)</td><td>\(f(r.median?.median))</td>"
                 + "<td>\(r.median.map { "[\(f($0.low)), \(f($0.high))]" } ?? "-")</td><td>\(f(r.theory?.medianMs))</td>"
@@ -61,9 +63,9 @@ public enum SweepHTML {
         }
         h += "<h2>Plots</h2>"
         for p in plots { h += "<figure><figcaption>\(e(p.title))</figcaption>\(p.svg)</figure>" }
-        h += "<h2>Sessions</h2><table><tr><th>session</th><th class=l>host</th><th>started (UTC ms)</th><th>ended</th><th>trials run</th></tr>"
+        h += "<h2>Sessions</h2><table><tr><th>session</th><th class=l>host</th><th>started (UTC)</th><th>ended</th><th>trials run</th></tr>"
         for s in c.sessions {
-            h += "<tr><td>\(s.number)</td><td class=l>\(e(s.host))</td><td>\(s.startedWallMs)</td><td>\(s.endedWallMs.map(String.init) ?? "-")</td>"
+            h += "<tr><td>\(s.number)</td><td class=l>\(e(s.host))</td><td>\(WallTime.text(s.startedWallMs))</td><td>\(s.endedWallMs.map(WallTime.text) ?? "-")</td>"
                 + "<td>\(s.trials)</td></tr>"
         }
         h += "</table><h2>Spec</h2><pre>\(e(c.specText))</pre></body></html>\n"

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What a report says about where and when a run ran.
 public struct RunContext: Sendable {
     public struct Session: Sendable {
@@ -43,13 +47,16 @@ public enum SweepReport {
             out += "- skipped (timeout not above interval): " + plan.skipped.map { "I=\($0.intervalMs) T=\($0.timeoutMs)" }
                 .joined(separator: ", ") + "\n"
         }
-        out += "\n## Sessions\n\n| session | host | started (UTC ms) | ended | trials run |\n|---|---|---|---|---|\n"
+        out += "\n## Sessions\n\n| session | host | started (UTC) | ended | trials run |\n|---|---|---|---|---|\n"
         for s in c.sessions {
-            out += "| \(s.number) | \(s.host) | \(s.startedWallMs) | \(s.endedWallMs.map(String.init) ?? "-") | \(s.trials) |\n"
+            out += "| \(s.number) | \(s.host) | \(WallTime.text(s.startedWallMs)) | \(s.endedWallMs.map(WallTime.text) ?? "-") | \(s.trials) |\n"
         }
         out += "\n## Detection latency against theory\n\n"
         out += "A fixed detector with interval I and timeout T notices a crash between T - I and T after it, uniformly: "
-            + "median T - I/2. The 95% CI is the median's, from order statistics.\n\n"
+            + "median T - I/2. The 95% CI is the median's, from order statistics."
+            + (spec.fault == .delay ? " Under the delay d +- j the kills happened in, theory shifts: [T - I + d - j, T + d + j], median "
+               + "T - I/2 + d; a kill while the detector already suspected the node counts as detected at once (T_D = 0)." : "")
+            + "\n\n"
         out += "| detector | I ms | T ms | trials | missed | false pos. | median ms [95% CI] | theory median | in [T-I, T+5] "
             + "| p90 | p99 | overshoot p99 | overhead median |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         for r in summary.rows {
@@ -103,4 +110,17 @@ public enum SweepReport {
     }
 
     static func format4(_ x: Double) -> String { SweepTables.number((x * 10000).rounded() / 10000) }
+}
+
+/// Wall-clock milliseconds as people read them: "2026-11-23 11:19:02.123 UTC".
+public enum WallTime {
+    public static func text(_ ms: Int64) -> String {
+        var t = time_t(ms / 1000)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let milli = Int(ms % 1000)
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):"
+            + "\(two(parts.tm_sec)).\(milli < 10 ? "00" : milli < 100 ? "0" : "")\(milli) UTC"
+    }
 }

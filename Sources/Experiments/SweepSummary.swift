@@ -21,13 +21,16 @@ public struct SweepSummary: Sendable {
     public let rows: [Row]
     public let records: [TrialRecord]
 
-    public init(plan: SweepPlan, records: [TrialRecord]) {
+    /// `delayMs`/`jitterMs`: the delay the kills happened under (fault = "delay"), which shifts theory.
+    public init(plan: SweepPlan, records: [TrialRecord], delayMs: Int = 0, jitterMs: Int = 0) {
         self.records = records
         rows = plan.cells.map { cell in
             let mine = records.filter { $0.cell == cell }
             let result = CellResult(cell: cell, records: mine)
-            let theory = cell.detector == .fixed ? DetectionTheory(intervalMs: cell.intervalMs, timeoutMs: cell.timeoutMs) : nil
-            let out = theory.map { t in result.latenciesMs.filter { $0 < t.lowMs || $0 > t.highMs + Self.boundSlackMs }.count } ?? 0
+            let theory = cell.detector == .fixed ? DetectionTheory(intervalMs: cell.intervalMs, timeoutMs: cell.timeoutMs, delayMs: delayMs,
+                                                                          jitterMs: jitterMs) : nil
+            // A kill while already suspected (delay runs) is detected at once: not a latency to bound.
+            let out = theory.map { t in result.latenciesMs.filter { $0 > 0 && ($0 < t.lowMs || $0 > t.highMs + Self.boundSlackMs) }.count } ?? 0
             return Row(result: result, median: OrderStatistics.medianCI(result.latenciesMs),
                        p90: OrderStatistics.percentile(result.latenciesMs, 90), p99: OrderStatistics.percentile(result.latenciesMs, 99),
                        overshootP99: OrderStatistics.percentile(mine.compactMap(\.overshootMs), 99), outOfBounds: out, theory: theory,

@@ -49,3 +49,20 @@ private func detector(threshold: Double = 8) -> PhiAccrualDetector {
     #expect(wait > 200 && wait < 260, "\(wait) ms")
     #expect(d.heartbeat(from: "C", at: 5) == nil, "an unknown peer is ignored")
 }
+
+/// The node's phi detector at (I, T): regular beats every I put its deadline a little after T
+/// (T - I is the acceptable pause, I/10 the deviation floor), where the fixed one's is exactly T.
+@Test func failureDetectorKindsAgreeOnAQuietPeerAtTheirDeadlines() {
+    let ms: Int64 = 1_000_000
+    for kind in FailureDetector.Kind.allCases {
+        var d = FailureDetector(kind: kind, peers: ["B"], intervalMs: 100, timeoutMs: 300)
+        for k in 0...20 { _ = d.heartbeat(from: "B", at: Int64(k) * 100 * ms) }
+        let last = 2000 * ms
+        let deadline = d.deadline(of: "B")!
+        if kind == .fixed { #expect(deadline == last + 300 * ms) } else { #expect(deadline > last + 300 * ms && deadline < last + 400 * ms) }
+        #expect(d.expireDue(at: deadline - 1).isEmpty)
+        let dead = d.expireDue(at: deadline)
+        #expect(dead.map(\.peer) == ["B"] && dead[0].verdict == .dead)
+        #expect(d.heartbeat(from: "B", at: deadline + ms)?.verdict == .alive)
+    }
+}
