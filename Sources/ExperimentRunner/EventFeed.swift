@@ -49,26 +49,29 @@ final class EventFeed: Sendable {
         waiter?.resume()
     }
 
-    /// Feeds events to `accept` until it returns true (then true) or `deadline` (monotonic ns) passes (false).
+    /// Feeds events to `accept` until it returns true (then true) or `deadline` (monotonic ns)
+    /// passes or the task is cancelled (false).
     func wait(until deadline: MonotonicNanos, _ accept: (Event) -> Bool) async -> Bool {
         while true {
             while let event = take() {
                 if accept(event) { return true }
             }
-            if state.withLock({ $0.finished }) || monotonicNow() >= deadline { return false }
+            if state.withLock({ $0.finished }) || monotonicNow() >= deadline || Task.isCancelled { return false }
             let timer = Task { [weak self] in
                 let ns = deadline - monotonicNow()
                 if ns > 0 { try? await Task.sleep(for: .nanoseconds(ns)) }
                 if !Task.isCancelled { self?.wake() }
             }
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if !s.buffer.isEmpty || s.finished { return true }
-                    s.waiter = c
-                    return false
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let now = state.withLock { s -> Bool in
+                        if !s.buffer.isEmpty || s.finished || Task.isCancelled { return true }
+                        s.waiter = c
+                        return false
+                    }
+                    if now { c.resume() }
                 }
-                if now { c.resume() }
-            }
+            } onCancel: { self.wake() }
             timer.cancel()
         }
     }

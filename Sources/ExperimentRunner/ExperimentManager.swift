@@ -34,6 +34,8 @@ public final class ExperimentManager: Sendable {
         var listeners: [AsyncStream<ControlProtocol.ExperimentUpdate>.Continuation]
     }
     private let active = Mutex<Active?>(nil)
+    /// Set by `stopForShutdown`: the run it stops ends "interrupted", not "cancelled".
+    private let shuttingDown = Atomic<Bool>(false)
     private let environment: ExperimentEnvironment
     private let mainHub: EventHub
 
@@ -117,6 +119,7 @@ public final class ExperimentManager: Sendable {
     /// Supervisor shutdown: stops the run and waits for it to write what it has; the run stays
     /// resumable.
     public func stopForShutdown() async {
+        shuttingDown.store(true, ordering: .sequentiallyConsistent)
         guard let task = active.withLock({ $0?.task }) else { return }
         task.cancel()
         await task.value
@@ -190,7 +193,10 @@ public final class ExperimentManager: Sendable {
             records += try await sweep.run(done: done)
         } catch {
             records = (try? dir.trials()) ?? records
-            if error is SweepRun.Stop {
+            if error is SweepRun.Stop, shuttingDown.load(ordering: .sequentiallyConsistent) {
+                state = "interrupted"
+                reason = "the supervisor stopped after \(records.count) of \(plan.trials.count) trials; kvctl experiment resume \(dir.runID) continues"
+            } else if error is SweepRun.Stop {
                 state = "cancelled"
                 reason = "cancelled after \(records.count) of \(plan.trials.count) trials (\(records.count - firstDone) in this session)"
             } else {

@@ -28,12 +28,13 @@ struct SweepRun {
             let todo = plan.trials.filter { $0.cell == cell && !finished.contains(TrialKey(cell: cell, index: $0.index)) }
             if todo.isEmpty { continue }
             try checkCancelled()
-            var cluster = try await CellCluster.start(cell: cell, run: self)
+            var cluster: CellCluster
+            do { cluster = try await CellCluster.start(cell: cell, run: self) } catch { throw Task.isCancelled ? Stop.cancelled : error }
             do {
                 for trial in todo {
                     try checkCancelled()
                     let record: TrialRecord
-                    do { record = try await cluster.run(trial) } catch let e as TrialError {
+                    do { record = try await cluster.run(trial) } catch let e as TrialError where !Task.isCancelled {
                         // A cluster that cannot recover is replaced; the trial runs again on the fresh one.
                         log(nil, "experiment \(directory.runID): \(cell): \(e); starting the cell's cluster afresh")
                         await cluster.shutdown()
@@ -46,7 +47,8 @@ struct SweepRun {
                 }
             } catch {
                 await cluster.shutdown()
-                throw error
+                // A trial cut short by the cancel is not recorded: it runs again on resume.
+                throw Task.isCancelled ? Stop.cancelled : error
             }
             await cluster.shutdown()
         }

@@ -1,5 +1,6 @@
 """kvsupervisor as a real systemd service, in order: verify, start, control, inject, journal,
-catalog, reload, watchdog, stop, socket activation, kvnode@, power off. Each step prints what it saw."""
+experiments (a trial, a sweep resumed after systemctl restart), catalog, reload, watchdog, stop,
+socket activation, kvnode@, power off. Each step prints what it saw."""
 import json
 import re
 import time
@@ -109,6 +110,49 @@ def test_kill_detection_reaches_the_journal(machine):
         # Whatever the verdict, the later tests need all three nodes.
         machine.run("kvctl", "start", "B", check=True)
         machine.wait_for("B ready again", lambda: "3/3 nodes ready" in machine.run("kvctl", "status").stdout, timeout=10)
+
+
+def test_an_experiment_trial_under_systemd_reaches_the_journal_and_the_state_dir(machine):
+    r = machine.run("kvctl", "experiment", "trial", "--hb-interval-ms", "50", "--hb-timeout-ms", "150", timeout=60)
+    step(f"kvctl experiment trial -> {r.returncode}: {r.stdout.strip()}")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert list(out) == ["t_fail", "t_detect", "detection_latency_ms"] and 100 <= out["detection_latency_ms"] <= 155
+    runs = json.loads(machine.run("kvctl", "--json", "experiment", "list", check=True).stdout)
+    run = runs[-1]
+    step(f"kvctl experiment list: {run['run_id']} {run['state']} {run['done']}/{run['total']} in {run['directory']}")
+    assert run["state"] == "finished" and run["directory"].startswith("/var/lib/kvsupervisor/runs/")
+    files = machine.run("ls", run["directory"], check=True).stdout.split()
+    assert {"report.html", "trials.csv", "scatter.csv", "heatmap.csv", "events.jsonl"} <= set(files), files
+    e = journal_json(machine, "-u", "kvsupervisor", "KV_EVENT=declared_dead", f"KV_RUN_ID={run['run_id']}")
+    step(f"journal: {[x['MESSAGE'] for x in e]}")
+    assert len(e) == 1 and e[0]["KV_PEER"] == "monitored" and e[0]["KV_LABEL"] == "true_detection"
+
+
+def test_an_experiment_survives_systemctl_restart_and_resumes(machine):
+    machine.sh("printf '[experiment]\\nkind = \"detection-sweep\"\\nhb_interval_ms = [50]\\nhb_timeout_ms = [150, 200]\\n"
+               "trials = 8\\n' > /root/sweep.toml", check=True)
+    machine.sh("kvctl experiment run /root/sweep.toml > /root/sweep.out 2>&1 &", check=True)
+    runs_dir = "/var/lib/kvsupervisor/runs"
+
+    def some_trials():
+        r = machine.sh(f"for d in {runs_dir}/exp-*; do echo $d $(wc -l < $d/trials.csv); done")
+        rows = [l.split() for l in r.stdout.splitlines() if len(l.split()) == 2]
+        fresh = [(d, int(n)) for d, n in rows if int(n) >= 3 and "finished" not in machine.run("cat", d + "/run.json").stdout]
+        return fresh and fresh[-1]
+    run_dir, lines = machine.wait_for("three trials of the sweep", some_trials, timeout=30)
+    machine.run("systemctl", "restart", "kvsupervisor", check=True)
+    run_id = run_dir.rsplit("/", 1)[1]
+    listed = {x["run_id"]: x for x in json.loads(machine.run("kvctl", "--json", "experiment", "list", check=True).stdout)}
+    step(f"after systemctl restart: {run_id} {listed[run_id]['state']} {listed[run_id]['done']}/{listed[run_id]['total']}")
+    assert listed[run_id]["state"] == "interrupted" and listed[run_id]["done"] < 16
+    r = machine.run("kvctl", "experiment", "resume", run_id, timeout=120)
+    step(f"kvctl experiment resume -> {r.returncode}: {r.stdout.strip().splitlines()[-2:]}")
+    assert r.returncode == 0 and "finished: 16/16 trials" in r.stdout, r.stdout + r.stderr
+    sessions = machine.sh(f"cut -d, -f1 {run_dir}/trials.csv | sort | uniq -c").stdout.split()
+    step(f"trials per session: {sessions}")
+    assert "1" in sessions and "2" in sessions
+    machine.wait_for("only the configured cluster's three kvnodes", lambda: len(node_processes(machine)) == 3, timeout=10)
 
 
 def test_the_default_raft_cluster_elects_a_leader_and_serves_kv(machine):
