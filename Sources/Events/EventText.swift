@@ -39,6 +39,9 @@ public enum EventText {
                 : "node \(node) lost its leader \(who) in term \(e.term.map(String.init) ?? "?")"
         case .walTruncated:
             return "node \(node) cut a torn WAL record off \(e.path ?? "?") at byte \(e.offset.map(String.init) ?? "?"): \(e.reason ?? "")"
+        case .experimentStarted: return "experiment \(e.runID) started: \(e.reason ?? "")" + (e.path.map { " in \($0)" } ?? "")
+        case .experimentProgress: return "experiment \(e.runID): \(e.reason ?? "")"
+        case .experimentFinished: return "experiment \(e.runID) ended: \(e.reason ?? "")" + (e.path.map { "; report \($0)/report.html" } ?? "")
         case .supervisorStarted: return "kvsupervisor started"
         case .supervisorStopping: return "kvsupervisor stopping"
         case .configReloaded: return "configuration reloaded"
