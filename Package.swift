@@ -120,6 +120,7 @@ let package = Package(
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "BinaryCodec"]),
         .testTarget(name: "RaftNodeTests", dependencies: ["RaftNode", "Raft", "KVStore"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "ConfigFile"]),
+        .testTarget(name: "ExperimentRunnerTests", dependencies: ["ExperimentRunner", "Core"]),
         .testTarget(name: "WALTests", dependencies: ["WAL", "RaftStorage", "Raft"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),

@@ -55,6 +55,9 @@ struct Experiment: ParsableCommand {
             guard ["kill", "stop"].contains(fault) else { throw ValidationError("--fault '\(fault)': use kill or stop") }
             guard ["fixed", "phi"].contains(detector) else { throw ValidationError("--detector '\(detector)': use fixed or phi") }
             guard seed >= 0 else { throw ValidationError("--seed must be 0 or more") }
+            guard interval >= 1, timeout > interval else {
+                throw ValidationError("--hb-timeout-ms (\(timeout)) must be greater than --hb-interval-ms (\(interval)), which must be at least 1")
+            }
         }
 
         func run() throws {

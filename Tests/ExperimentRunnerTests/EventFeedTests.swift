@@ -1,0 +1,55 @@
+import Core
+import Testing
+@testable import ExperimentRunner
+
+private func event(_ kind: EventKind, _ node: NodeID) -> Event { Event(kind: kind, runID: "t", node: node, at: .now()) }
+
+@Test func aWaitSeesEveryEventUntilItsMatchAndKeepsTheRest() async {
+    let (stream, sink) = AsyncStream.makeStream(of: Event.self)
+    let feed = EventFeed(stream)
+    defer { feed.close() }
+    sink.yield(event(.nodeStarted, "a"))
+    sink.yield(event(.nodeReady, "a"))
+    sink.yield(event(.nodeReady, "b"))
+    var seen: [EventKind] = []
+    let found = await feed.wait(until: monotonicNow() + 5_000_000_000) { e in seen.append(e.kind); return e.kind == .nodeReady }
+    #expect(found && seen == [.nodeStarted, .nodeReady])
+    var rest: [NodeID?] = []
+    feed.drain { rest.append($0.node) }
+    #expect(rest == ["b"])
+}
+
+@Test func aWaitEndsAtItsDeadlineWithoutEvents() async {
+    let (stream, _) = AsyncStream.makeStream(of: Event.self)
+    let feed = EventFeed(stream)
+    defer { feed.close() }
+    let start = monotonicNow()
+    let found = await feed.wait(until: start + 50_000_000) { _ in true }
+    let waited = monotonicNow() - start
+    #expect(!found && waited >= 50_000_000 && waited < 2_000_000_000)
+}
+
+@Test func anEventArrivingDuringTheWaitEndsIt() async {
+    let (stream, sink) = AsyncStream.makeStream(of: Event.self)
+    let feed = EventFeed(stream)
+    defer { feed.close() }
+    let later = Task {
+        try? await Task.sleep(for: .milliseconds(20))
+        sink.yield(event(.declaredDead, "a"))
+    }
+    let found = await feed.wait(until: monotonicNow() + 10_000_000_000) { $0.kind == .declaredDead }
+    #expect(found)
+    await later.value
+}
+
+@Test func cancellingTheWaitingTaskEndsTheWaitAtOnce() async {
+    let (stream, _) = AsyncStream.makeStream(of: Event.self)
+    let feed = EventFeed(stream)
+    defer { feed.close() }
+    let start = monotonicNow()
+    let waiter = Task { await feed.wait(until: monotonicNow() + 30_000_000_000) { _ in true } }
+    try? await Task.sleep(for: .milliseconds(20))
+    waiter.cancel()
+    let found = await waiter.value
+    #expect(!found && monotonicNow() - start < 5_000_000_000)
+}
