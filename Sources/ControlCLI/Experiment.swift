@@ -158,6 +158,9 @@ enum Stream {
     static func conclude(_ u: ControlProtocol.ExperimentUpdate, _ connection: Connection) throws {
         if connection.json { print(Render.json(u)) } else {
             print(table(u.results ?? []))
+            if let skipped = u.skipped, !skipped.isEmpty {
+                print("skipped (timeout not above interval): " + skipped.joined(separator: ", "))
+            }
             print("\n\(u.state): \(u.done)/\(u.total) trials in \(seconds(u.elapsedMs)) this session"
                   + (u.reason.map { " (\($0))" } ?? ""))
             print("run directory: \(u.directory) (report.html, report.md, trials.csv, heatmap.csv, scatter.csv)")

@@ -76,18 +76,20 @@ extension ControlProtocol {
         public var directory: String
         public var lastTrial: ExperimentTrial?
         public var results: [ExperimentCell]?
+        /// Cells not run because their timeout is not above their interval.
+        public var skipped: [String]?
         public var reason: String?
         public init(runID: String, state: String, session: Int, done: Int, total: Int, cell: Int, cells: Int, cellLabel: String,
                     elapsedMs: Int64, remainingMs: Int64?, directory: String, lastTrial: ExperimentTrial? = nil,
-                    results: [ExperimentCell]? = nil, reason: String? = nil) {
+                    results: [ExperimentCell]? = nil, skipped: [String]? = nil, reason: String? = nil) {
             self.runID = runID; self.state = state; self.session = session; self.done = done; self.total = total
             self.cell = cell; self.cells = cells; self.cellLabel = cellLabel; self.elapsedMs = elapsedMs
             self.remainingMs = remainingMs; self.directory = directory; self.lastTrial = lastTrial; self.results = results
-            self.reason = reason
+            self.skipped = skipped; self.reason = reason
         }
         enum CodingKeys: String, CodingKey {
             case runID = "run_id", state, session, done, total, cell, cells, cellLabel = "cell_label", elapsedMs = "elapsed_ms"
-            case remainingMs = "remaining_ms", directory, lastTrial = "last_trial", results, reason
+            case remainingMs = "remaining_ms", directory, lastTrial = "last_trial", results, skipped, reason
         }
     }
 

@@ -171,6 +171,7 @@ type ExperimentUpdate (
   directory: string,
   last_trial: ?ExperimentTrial,
   results: ?[]ExperimentCell,
+  skipped: ?[]string,
   reason: ?string
 )
 
@@ -202,6 +203,7 @@ method RunExperiment(spec: string, file: ?string) -> (
   directory: string,
   last_trial: ?ExperimentTrial,
   results: ?[]ExperimentCell,
+  skipped: ?[]string,
   reason: ?string
 )
 
@@ -220,6 +222,7 @@ method ResumeExperiment(run_id: string) -> (
   directory: string,
   last_trial: ?ExperimentTrial,
   results: ?[]ExperimentCell,
+  skipped: ?[]string,
   reason: ?string
 )
 

@@ -153,7 +153,7 @@ public final class ExperimentManager: Sendable {
                   remainingMs: remainingMs, directory: dir.path,
                   lastTrial: trial.map { .init(tFail: $0.failWallMs, tDetect: $0.detectWallMs, detectionLatencyMs: $0.latencyMs,
                                                outcome: $0.outcome.rawValue) },
-                  results: results, reason: reason)
+                  results: results, skipped: results == nil ? nil : plan.skipped.map(\.description), reason: reason)
         }
 
         let runHub: EventHub

@@ -19,17 +19,18 @@ private func event(_ kind: EventKind, _ node: NodeID) -> Event { Event(kind: kin
     #expect(rest == ["b"])
 }
 
-@Test func aWaitEndsAtItsDeadlineWithoutEvents() async {
+// Upper bounds are time limits, not assertions: with every test of the package running at once
+// on two cores, the cooperative pool that runs the deadline's timer can be busy for seconds.
+@Test(.timeLimit(.minutes(1))) func aWaitEndsAtItsDeadlineWithoutEvents() async {
     let (stream, _) = AsyncStream.makeStream(of: Event.self)
     let feed = EventFeed(stream)
     defer { feed.close() }
     let start = monotonicNow()
     let found = await feed.wait(until: start + 50_000_000) { _ in true }
-    let waited = monotonicNow() - start
-    #expect(!found && waited >= 50_000_000 && waited < 2_000_000_000)
+    #expect(!found && monotonicNow() - start >= 50_000_000)
 }
 
-@Test func anEventArrivingDuringTheWaitEndsIt() async {
+@Test(.timeLimit(.minutes(1))) func anEventArrivingDuringTheWaitEndsIt() async {
     let (stream, sink) = AsyncStream.makeStream(of: Event.self)
     let feed = EventFeed(stream)
     defer { feed.close() }
@@ -37,19 +38,18 @@ private func event(_ kind: EventKind, _ node: NodeID) -> Event { Event(kind: kin
         try? await Task.sleep(for: .milliseconds(20))
         sink.yield(event(.declaredDead, "a"))
     }
-    let found = await feed.wait(until: monotonicNow() + 10_000_000_000) { $0.kind == .declaredDead }
+    let found = await feed.wait(until: monotonicNow() + 600_000_000_000) { $0.kind == .declaredDead }
     #expect(found)
     await later.value
 }
 
-@Test func cancellingTheWaitingTaskEndsTheWaitAtOnce() async {
+/// The wait's deadline is ten minutes away: only the cancellation can end it within the limit.
+@Test(.timeLimit(.minutes(1))) func cancellingTheWaitingTaskEndsTheWait() async {
     let (stream, _) = AsyncStream.makeStream(of: Event.self)
     let feed = EventFeed(stream)
     defer { feed.close() }
-    let start = monotonicNow()
-    let waiter = Task { await feed.wait(until: monotonicNow() + 30_000_000_000) { _ in true } }
+    let waiter = Task { await feed.wait(until: monotonicNow() + 600_000_000_000) { _ in true } }
     try? await Task.sleep(for: .milliseconds(20))
     waiter.cancel()
-    let found = await waiter.value
-    #expect(!found && monotonicNow() - start < 5_000_000_000)
+    #expect(await waiter.value == false)
 }
