@@ -167,7 +167,9 @@ private struct CellCluster {
                 if e.peer == target && e.label == .trueDetection, let n = e.node, observers.contains(n) {
                     if first == nil { first = e }
                     detectedBy.insert(n)
-                } else if e.label == .falseSuspicion {
+                } else if e.label == .falseSuspicion, let n = e.node, observers.contains(n) {
+                    // Only the observers' suspicions count: a node coming back from SIGSTOP finds
+                    // its own deadlines long past, which is the pause, not the detector under test.
                     falsePositives += 1
                 }
             }

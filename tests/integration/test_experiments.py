@@ -146,14 +146,18 @@ def test_report_html_renders_in_headless_chromium(sweep):
     assert html.count("<svg") == 3 and "Finished: 12 of 12 trials" in html and "<script" not in html
 
 
-def test_one_trial_prints_the_original_json(sup):
-    r = sup.kvctl("experiment", "trial", "--hb-interval-ms", "50", "--hb-timeout-ms", "150", timeout=60)
+@pytest.mark.parametrize("fault", ["kill", "stop"])
+def test_one_trial_prints_the_original_json(sup, fault):
+    r = sup.kvctl("experiment", "trial", "--hb-interval-ms", "50", "--hb-timeout-ms", "150", "--fault", fault, timeout=60)
     assert r.stdout.count("\n") == 1
     out = json.loads(r.stdout)
     assert list(out) == ["t_fail", "t_detect", "detection_latency_ms"]
     assert 100 <= out["detection_latency_ms"] <= 155
     assert abs(out["t_detect"] - out["t_fail"] - out["detection_latency_ms"]) <= 2
     assert abs(out["t_fail"] / 1000 - time.time()) < 30
+    run = sup.json("experiment", "list")[-1]
+    cell = sup.json("experiment", "show", run["run_id"])["results"][0]
+    assert (cell["trials"], cell["missed"], cell["false_positives"]) == (1, 0, 0), cell
 
 
 @pytest.mark.parametrize("line,key,words", [
