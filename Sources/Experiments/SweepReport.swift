@@ -53,7 +53,8 @@ public enum SweepReport {
         }
         out += "\n## Detection latency against theory\n\n"
         out += "A fixed detector with interval I and timeout T notices a crash between T - I and T after it, uniformly: "
-            + "median T - I/2. The 95% CI is the median's, from order statistics."
+            + "median T - I/2. The 95% CI is the median's, from order statistics. Overhead is a trial's time beyond its phase wait "
+            + "and its detection (restart, re-trust, bookkeeping)."
             + (spec.fault == .delay ? " Under the delay d +- j the kills happened in, theory shifts: [T - I + d - j, T + d + j], median "
                + "T - I/2 + d; a kill while the detector already suspected the node counts as detected at once (T_D = 0)." : "")
             + "\n\n"
