@@ -102,17 +102,33 @@ private final class Forwarder: ChannelInboundHandler {
         release = max(release, lastReleaseNs)
         lastReleaseNs = release
         let peer = self.peer
+        let written = context.eventLoop.makePromise(of: Void.self)
+        lastWrite = written.futureResult
         if release <= now {
-            peer.writeAndFlush(chunk, promise: nil)
+            peer.writeAndFlush(chunk, promise: written)
         } else {
-            context.eventLoop.scheduleTask(in: .nanoseconds(release - now)) {
-                peer.writeAndFlush(chunk, promise: nil)
+            let scheduled = context.eventLoop.scheduleTask(in: .nanoseconds(release - now)) {
+                peer.writeAndFlush(chunk, promise: written)
             }
+            // A loop shut down before the release cancels the task: the promise must still end.
+            scheduled.futureResult.whenFailure { written.fail($0) }
         }
     }
 
+    /// The last chunk's write, done or to come: the close waits for it.
+    private var lastWrite: EventLoopFuture<Void>?
+
+    /// The close travels like the bytes before it: chunks a delay still holds are delivered first,
+    /// as packets already in flight are when a sender dies, and the other side sees the close after
+    /// them. (Closing at once dropped them, so a kill under delay looked detected early; closing at
+    /// the last release time raced the write scheduled for that same moment.)
     func channelInactive(context: ChannelHandlerContext) {
-        peer.close(promise: nil)
+        let peer = self.peer
+        if let lastWrite {
+            lastWrite.whenComplete { _ in peer.close(promise: nil) }
+        } else {
+            peer.close(promise: nil)
+        }
         context.fireChannelInactive()
     }
 
