@@ -142,11 +142,11 @@ enum Stream {
             case .reply(let u, let continues):
                 if !quiet && !connection.json {
                     if !announced {
-                        writeErr("experiment \(u.runID), session \(u.session): \(u.total - u.done) trials to run; "
+                        KVCtl.writeStandardError("experiment \(u.runID), session \(u.session): \(u.total - u.done) trials to run; "
                                  + "it goes on if kvctl stops (kvctl experiment cancel \(u.runID))\n")
                         announced = true
                     }
-                    if continues { writeErr(tty ? "\r\u{1B}[K" + bar(u) : line(u) + "\n") } else if tty { writeErr("\r\u{1B}[K") }
+                    if continues { KVCtl.writeStandardError(tty ? "\r\u{1B}[K" + bar(u) : line(u) + "\n") } else if tty { KVCtl.writeStandardError("\r\u{1B}[K") }
                 }
                 if !continues { return u }
             }
@@ -195,8 +195,4 @@ enum Stream {
 
     static func format1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
     static func seconds(_ ms: Int64) -> String { ms >= 60_000 ? "\(ms / 60_000)m\((ms % 60_000) / 1000)s" : "\(Double(ms / 100) / 10)s" }
-    static func writeErr(_ s: String) {
-        let b = Array(s.utf8)
-        _ = b.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    }
 }

@@ -57,8 +57,11 @@ public struct KVCtl: ParsableCommand {
 
     static func isUsage(_ error: any Error) -> Bool { error is ValidationError || exitCode(for: error).rawValue == 64 }
 
-    static func writeError(_ s: String) {
-        let bytes = Array((s + "\n").utf8)
+    static func writeError(_ s: String) { writeStandardError(s + "\n") }
+
+    /// Bytes to stderr as they are (a progress bar redraws its line with \r).
+    static func writeStandardError(_ s: String) {
+        let bytes = Array(s.utf8)
         _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 }

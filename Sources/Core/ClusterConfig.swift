@@ -93,6 +93,14 @@ public struct ClusterConfig: Sendable, Equatable {
     public var nodeIDs: [NodeID] { nodes.map(\.id) }
     public func node(_ id: NodeID) -> NodeConfig? { nodes.first { $0.id == id } }
 
+    /// The kvnode arguments every supervised node gets, whatever its mode: identity, heartbeat
+    /// timing, events on its notify socket.
+    public func commonNodeArguments(for node: NodeConfig, runID: String) -> [String] {
+        ["--id", node.id.rawValue, "--host", node.host, "--port", String(node.port),
+         "--hb_interval_ms", String(hbIntervalMs), "--hb_timeout_ms", String(hbTimeoutMs),
+         "--run_id", runID, "--events", "notify", "--timer_spin_us", String(timerSpinUs)]
+    }
+
     /// The port that peers' traffic (heartbeats, and in raft mode Raft) goes to.
     public func peerTrafficPort(of node: NodeConfig) -> Int { mode == .raft ? node.effectivePeerPort : node.port }
 }

@@ -48,15 +48,7 @@ struct ControlHandler: Sendable {
                 let q = try call.decodeParameters(ControlProtocol.EventQuery.self)
                 let replay = try inRange(q.replay, "replay", 0...EventHub.historySize) ?? 0
                 let events = context.hub.subscribe(kinds: try kinds(q.kinds), replay: replay)
-                let (stream, sink) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .bufferingNewest(16))
-                let pump = Task {
-                    for await event in events {
-                        sink.yield(VarlinkReply.frame(ControlProtocol.EventReply(event: event), continues: true))
-                    }
-                    sink.finish()
-                }
-                sink.onTermination = { _ in pump.cancel() }
-                return .stream(stream)
+                return .stream(Self.frames(events.map { ControlProtocol.EventReply(event: $0) }, buffer: 16) { _ in false })
             case "RunExperiment", "ResumeExperiment":
                 guard call.wantsMore else { return .error(VarlinkError.expectedMore, [:]) }
                 let updates: AsyncStream<ControlProtocol.ExperimentUpdate>
@@ -68,7 +60,7 @@ struct ControlHandler: Sendable {
                     guard let id = p.runID else { throw VarlinkParameterError(name: "run_id", reason: "is required") }
                     updates = try context.experiments.resume(runID: id)
                 }
-                return .stream(Self.frames(updates))
+                return .stream(Self.frames(updates, buffer: 64) { $0.state != "running" })
             case "CancelExperiment":
                 let p = try call.decodeParameters(ControlProtocol.RunIDParameter.self)
                 return .reply(ControlProtocol.CancelReply(runID: try context.experiments.cancel(runID: p.runID)))
@@ -104,14 +96,19 @@ struct ControlHandler: Sendable {
         }
     }
 
-    /// Progress replies with "continues" until the run's last one.
-    static func frames(_ updates: AsyncStream<ControlProtocol.ExperimentUpdate>) -> AsyncStream<[UInt8]> {
-        let (stream, sink) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .bufferingNewest(64))
+    /// A "more" call's replies as frames, each with "continues" until `isLast` says otherwise; the
+    /// pump stops when the client goes away.
+    static func frames<S: AsyncSequence & Sendable>(_ replies: S, buffer: Int, isLast: @escaping @Sendable (S.Element) -> Bool)
+        -> AsyncStream<[UInt8]> where S.Element: Encodable & Sendable {
+        let (stream, sink) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .bufferingNewest(buffer))
         let pump = Task {
-            for await u in updates {
-                sink.yield(VarlinkReply.frame(u, continues: u.state == "running"))
-                if u.state != "running" { break }
-            }
+            do {
+                for try await reply in replies {
+                    let last = isLast(reply)
+                    sink.yield(VarlinkReply.frame(reply, continues: !last))
+                    if last { break }
+                }
+            } catch {}
             sink.finish()
         }
         sink.onTermination = { _ in pump.cancel() }

@@ -79,14 +79,8 @@ public enum Daemon {
         let environment = childEnvironment()
         let makeSpec: NodeSupervisor.SpecBuilder = { node in
             let c = configBox.value
-            let peers = c.nodes.filter { $0.id != node.id }.map { peer in
-                "\(peer.id)=127.0.0.1:\(links.port(from: node.id, to: peer.id) ?? peer.port)"
-            }.joined(separator: ",")
-            var arguments = [
-                "--id", node.id.rawValue, "--host", node.host, "--port", String(node.port),
-                "--hb_interval_ms", String(c.hbIntervalMs), "--hb_timeout_ms", String(c.hbTimeoutMs),
-                "--run_id", runID, "--events", "notify", "--timer_spin_us", String(c.timerSpinUs),
-            ]
+            let peers = links.peerAddresses(for: node.id, among: c.nodes)
+            var arguments = c.commonNodeArguments(for: node, runID: runID)
             if c.mode == .raft {
                 let others = c.nodes.filter { $0.id != node.id }
                 arguments += [
@@ -112,11 +106,7 @@ public enum Daemon {
 
         let engine = FaultEngine(supervisor: supervisor, links: links, runID: runID,
             effectDeadlineMs: config.faultEffectDeadlineMs, stopGraceMs: config.stopGraceMs,
-            timerSpinUs: config.timerSpinUs, schedPriority: config.schedPriority,
-            hooks: .init(emit: { hub.publish($0) },
-                         applied: { r in hub.faultApplied(id: r.id, kind: r.spec.kind, node: r.spec.node,
-                                                          affected: r.affected, appliedMonoNs: r.applied.monoNs) },
-                         cleared: { r in hub.faultCleared(id: r.id, kind: r.spec.kind, node: r.spec.node) }))
+            timerSpinUs: config.timerSpinUs, schedPriority: config.schedPriority, hooks: .publishing(to: hub))
         if let reason = engine.realtimeUnavailableReason {
             hub.log("fault timing: SCHED_OTHER, since \(reason); a fault's applied stamp may then trail its "
                     + "syscall by up to about 1 ms on a busy host", priority: config.schedPriority > 0 ? 5 : 6)

@@ -60,8 +60,7 @@ public struct Correlator: Sendable {
                 leaderLost = nil
             }
         case .declaredDead:
-            // Already labelled by the hub of the cluster it came from (an experiment's): keep that.
-            guard let peer = event.peer, event.label == nil else { return }
+            guard let peer = event.peer else { return }
             if let last = event.lastHeardMonoNs, let timeout = event.timeoutMs {
                 event.detectorOvershootMs = millisBetween(last + Int64(timeout) * 1_000_000, event.tMonoNs)
             }

@@ -45,10 +45,12 @@ public final class EventHub: Sendable {
         self.logPath = logPath
     }
 
-    public func publish(_ incoming: Event) {
+    /// `alreadyCorrelated`: the event comes from another hub that labelled it (an experiment's,
+    /// whose faults this hub's correlator never saw): it is recorded and passed on as it is.
+    public func publish(_ incoming: Event, alreadyCorrelated: Bool = false) {
         let mustDrain = state.withLock { s -> Bool in
             var event = incoming
-            s.correlator.process(&event)
+            if !alreadyCorrelated { s.correlator.process(&event) }
             s.history.append(event)
             if s.history.count > Self.historySize { s.history.removeFirst(s.history.count - Self.historySize) }
             for (_, sub) in s.subscribers where sub.kinds == nil || sub.kinds!.contains(event.kind) {

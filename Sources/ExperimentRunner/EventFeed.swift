@@ -76,11 +76,6 @@ final class EventFeed: Sendable {
         }
     }
 
-    /// Passes every event that arrived so far to `observe`, without waiting.
-    func drain(_ observe: (Event) -> Void) {
-        while let event = take() { observe(event) }
-    }
-
     private func take() -> Event? {
         state.withLock { s in s.buffer.isEmpty ? nil : s.buffer.removeFirst() }
     }

@@ -62,17 +62,12 @@ final class ExperimentCluster: Sendable {
         config.mode = .heartbeat
         config.hbIntervalMs = cell.intervalMs
         config.hbTimeoutMs = cell.timeoutMs
+        config.timerSpinUs = env.timerSpinUs
         let links = try await LinkTable.start(nodes: config.nodes, group: env.group)
-        let nodes = config.nodes
-        let makeSpec: NodeSupervisor.SpecBuilder = { node in
-            let peers = nodes.filter { $0.id != node.id }.map { peer in
-                "\(peer.id)=127.0.0.1:\(links.port(from: node.id, to: peer.id) ?? peer.port)"
-            }.joined(separator: ",")
-            return ChildSpec(id: node.id, executable: env.nodeBinary, arguments: [
-                "--id", node.id.rawValue, "--host", node.host, "--port", String(node.port), "--mode", "heartbeat",
-                "--peers", peers, "--hb_interval_ms", String(cell.intervalMs), "--hb_timeout_ms", String(cell.timeoutMs),
+        let makeSpec: NodeSupervisor.SpecBuilder = { [config] node in
+            ChildSpec(id: node.id, executable: env.nodeBinary, arguments: config.commonNodeArguments(for: node, runID: runID) + [
+                "--mode", "heartbeat", "--peers", links.peerAddresses(for: node.id, among: config.nodes),
                 "--detector", cell.detector.rawValue, "--phi_threshold", String(spec.phiThreshold),
-                "--run_id", runID, "--events", "notify", "--timer_spin_us", String(env.timerSpinUs),
             ], environment: env.childEnvironment)
         }
         // A directory per cluster for the notify sockets: node ids repeat from cell to cell.
@@ -88,11 +83,7 @@ final class ExperimentCluster: Sendable {
         }
         let engine = FaultEngine(supervisor: supervisor, links: links, runID: runID,
             effectDeadlineMs: env.faultEffectDeadlineMs, stopGraceMs: env.stopGraceMs, timerSpinUs: env.timerSpinUs,
-            schedPriority: env.schedPriority,
-            hooks: .init(emit: { hub.publish($0) },
-                         applied: { r in hub.faultApplied(id: r.id, kind: r.spec.kind, node: r.spec.node,
-                                                          affected: r.affected, appliedMonoNs: r.applied.monoNs) },
-                         cleared: { r in hub.faultCleared(id: r.id, kind: r.spec.kind, node: r.spec.node) }))
+            schedPriority: env.schedPriority, hooks: .publishing(to: hub))
         let pump = Task { await supervisor.run() }
         return ExperimentCluster(supervisor: supervisor, links: links, engine: engine, nodes: ids, pump: pump, runtimeDir: runtimeDir)
     }
@@ -123,6 +114,17 @@ final class ExperimentCluster: Sendable {
 }
 
 private let clusterCounter = Atomic<Int>(0)
+
+extension FaultEngine.Hooks {
+    /// A fault engine reporting to an event hub: its events, and what the hub's correlator must
+    /// know to label detections (the daemon's cluster and each experiment cell wire it so).
+    public static func publishing(to hub: EventHub) -> Self {
+        .init(emit: { hub.publish($0) },
+              applied: { r in hub.faultApplied(id: r.id, kind: r.spec.kind, node: r.spec.node, affected: r.affected,
+                                               appliedMonoNs: r.applied.monoNs) },
+              cleared: { r in hub.faultCleared(id: r.id, kind: r.spec.kind, node: r.spec.node) })
+    }
+}
 
 /// Loopback ports nobody listens on now, picked at random below the ephemeral range (32768 up),
 /// where a client socket's automatic port cannot take one between this check and the node's bind.

@@ -48,58 +48,56 @@ public final class ExperimentManager: Sendable {
     public var activeRunID: String? { active.withLock { $0?.runID } }
 
     public func run(specText: String, file: String?) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
-        let spec: ExperimentSpec
-        do { spec = try ExperimentSpecParser.parse(text: specText, file: file ?? "spec") } catch { throw .invalidSpec(error) }
-        guard case .detectionSweep(let sweep) = spec else { throw .io("unsupported experiment kind") }
+        let sweep: DetectionSweepSpec
+        do { sweep = try ExperimentSpecParser.parse(text: specText, file: file ?? "spec").sweep } catch { throw .invalidSpec(error) }
         let plan = SweepPlan(sweep)
-        return try begin { () throws(ExperimentError) -> (String, RunDirectory, RunManifest, [TrialRecord]) in
+        return try begin(sweep) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
             let runID = RunIDs.make()
             let manifest = RunManifest(runID: runID, kind: "detection-sweep", state: "running", createdWallMs: Stamp.now().wallMs,
                                        total: plan.trials.count, sessions: [])
             do {
-                let dir = try RunDirectory.create(stateDir: environment.stateDir, runID: runID, specText: specText, manifest: manifest)
-                return (runID, dir, manifest, [])
+                return (try RunDirectory.create(stateDir: environment.stateDir, runID: runID, specText: specText, manifest: manifest),
+                        manifest, [])
             } catch { throw .io("\(error)") }
-        } spec: { sweep }
+        }
     }
 
     public func resume(runID: String) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
         guard let dir = RunDirectory.open(stateDir: environment.stateDir, runID: runID) else { throw .noSuchRun(runID) }
         let sweep: DetectionSweepSpec
-        do {
-            guard case .detectionSweep(let s) = try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: dir.path + "/spec.toml")
-            else { throw ExperimentError.io("unsupported experiment kind") }
-            sweep = s
-        } catch let e as ExperimentError { throw e } catch { throw .cannotResume("cannot read the run's spec: \(error)") }
-        return try begin { () throws(ExperimentError) -> (String, RunDirectory, RunManifest, [TrialRecord]) in
+        do { sweep = try Self.sweep(of: dir) } catch { throw .cannotResume("cannot read the run's spec: \(error)") }
+        return try begin(sweep) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
             do {
                 let manifest = try dir.manifest()
                 if manifest.state == "finished" { throw ExperimentError.cannotResume("experiment \(runID) has finished; nothing to resume") }
                 try dir.truncateTornTail()
-                return (runID, dir, manifest, try dir.trials())
+                return (dir, manifest, try dir.trials())
             } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }
-        } spec: { sweep }
+        }
+    }
+
+    /// The spec a run directory holds.
+    private static func sweep(of dir: RunDirectory) throws -> DetectionSweepSpec {
+        try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: dir.path + "/spec.toml").sweep
     }
 
     /// Claims the one slot, prepares the run directory, and starts the run's task.
-    private func begin(_ prepare: () throws(ExperimentError) -> (String, RunDirectory, RunManifest, [TrialRecord]),
-                       spec: () -> DetectionSweepSpec) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
-        let placeholder = "starting"
+    private func begin(_ sweep: DetectionSweepSpec, prepare: () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]))
+        throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
         let claimed = active.withLock { a -> String? in
             if let a { return a.runID }
-            a = Active(runID: placeholder, task: Task {}, listeners: [])
+            a = Active(runID: "starting", task: Task {}, listeners: [])
             return nil
         }
         if let busy = claimed { throw .busy(runID: busy) }
-        let prepared: (String, RunDirectory, RunManifest, [TrialRecord])
+        let prepared: (RunDirectory, RunManifest, [TrialRecord])
         do { prepared = try prepare() } catch { active.withLock { $0 = nil }; throw error }
-        let (runID, dir, manifest, done) = prepared
+        let (dir, manifest, done) = prepared
         let (stream, sink) = AsyncStream.makeStream(of: ControlProtocol.ExperimentUpdate.self, bufferingPolicy: .bufferingNewest(64))
-        let sweep = spec()
         let task = Task { [self] in
             await self.execute(sweep, directory: dir, manifest: manifest, done: done)
         }
-        active.withLock { $0 = Active(runID: runID, task: task, listeners: [sink]) }
+        active.withLock { $0 = Active(runID: dir.runID, task: task, listeners: [sink]) }
         return stream
     }
 
@@ -145,33 +143,24 @@ public final class ExperimentManager: Sendable {
         manifest.reason = nil
         manifest.sessions.append(.init(number: session, startedWallMs: began.wallMs, host: Self.hostname(), doneAtStart: done.count))
         try? dir.save(manifest)
-        let cellCount = plan.cells.count
-        @Sendable func update(_ state: String, done: Int, cell: Int, trial: TrialRecord?, results: [ControlProtocol.ExperimentCell]? = nil,
-                    reason: String? = nil, remainingMs: Int64? = nil) -> ControlProtocol.ExperimentUpdate {
-            .init(runID: dir.runID, state: state, session: session, done: done, total: plan.trials.count, cell: cell + 1,
-                  cells: cellCount, cellLabel: cell < cellCount ? plan.cells[cell].description : "", elapsedMs: (monotonicNow() - began.monoNs) / 1_000_000,
-                  remainingMs: remainingMs, directory: dir.path,
-                  lastTrial: trial.map { .init(tFail: $0.failWallMs, tDetect: $0.detectWallMs, detectionLatencyMs: $0.latencyMs,
-                                               outcome: $0.outcome.rawValue) },
-                  results: results, skipped: results == nil ? nil : plan.skipped.map(\.description), reason: reason)
-        }
+        let updates = SessionUpdates(runID: dir.runID, directory: dir.path, session: session, plan: plan, began: began)
 
         let runHub: EventHub
         do { runHub = try EventHub(logPath: dir.path + "/events.jsonl", useJournal: false, echoToStderr: false) } catch {
-            finish(&manifest, dir: dir, state: "failed", reason: "\(error)", spec: spec, plan: plan, records: done, update: update)
+            finish(&manifest, dir: dir, state: "failed", reason: "\(error)", spec: spec, plan: plan, records: done, updates: updates)
             return
         }
         // The run's events also go to the supervisor's log and journal (labels kept), so
         // `journalctl KV_EVENT=declared_dead` shows the experiment's detections.
         let forward = Task { [mainHub] in
-            for await e in runHub.subscribe(kinds: nil) { mainHub.publish(e) }
+            for await e in runHub.subscribe(kinds: nil) { mainHub.publish(e, alreadyCorrelated: true) }
         }
         var started = Event(kind: .experimentStarted, runID: dir.runID)
         started.reason = "detection-sweep, session \(session), \(done.count) of \(plan.trials.count) trials done"
         started.path = dir.path
         runHub.publish(started)
         mainHub.log("experiment \(dir.runID): session \(session), \(plan.trials.count - done.count) trials to run in \(dir.path)")
-        send(update("running", done: done.count, cell: 0, trial: nil, remainingMs: nil))
+        send(updates.progress(done: done.count, cell: 0, trial: nil, remainingMs: nil))
 
         let firstDone = done.count
         let durations = Mutex<[Double]>([])
@@ -185,7 +174,7 @@ public final class ExperimentManager: Sendable {
                 e.reason = "\(doneNow)/\(plan.trials.count) \(record.cell) trial \(record.index + 1): \(record.outcome.rawValue)"
                 e.detectionLatencyMs = record.latencyMs
                 runHub.publish(e)
-                send(update("running", done: doneNow, cell: cell, trial: record, remainingMs: left))
+                send(updates.progress(done: doneNow, cell: cell, trial: record, remainingMs: left))
             })
         var records = done
         var state = "finished", reason: String?
@@ -210,27 +199,25 @@ public final class ExperimentManager: Sendable {
         runHub.publish(finished)
         runHub.close()
         forward.cancel()
-        finish(&manifest, dir: dir, state: state, reason: reason, spec: spec, plan: plan, records: records, update: update)
+        finish(&manifest, dir: dir, state: state, reason: reason, spec: spec, plan: plan, records: records, updates: updates)
     }
 
     private func finish(_ manifest: inout RunManifest, dir: RunDirectory, state: String, reason: String?, spec: DetectionSweepSpec,
-                        plan: SweepPlan, records: [TrialRecord],
-                        update: @Sendable (String, Int, Int, TrialRecord?, [ControlProtocol.ExperimentCell]?, String?, Int64?)
-                            -> ControlProtocol.ExperimentUpdate) {
+                        plan: SweepPlan, records: [TrialRecord], updates: SessionUpdates) {
         manifest.state = state
         manifest.reason = reason
         if !manifest.sessions.isEmpty { manifest.sessions[manifest.sessions.count - 1].endedWallMs = Stamp.now().wallMs }
         var finalReason = reason
+        let summary = SweepSummary(spec: spec, plan: plan, records: records)
         do {
             try dir.save(manifest)
-            try SweepOutputs.write(to: dir, spec: spec, plan: plan, records: records, manifest: manifest)
+            try SweepOutputs.write(to: dir, spec: spec, plan: plan, summary: summary, manifest: manifest)
         } catch {
             finalReason = [reason, "cannot write the run's files: \(error)"].compactMap { $0 }.joined(separator: "; ")
         }
-        let results = SweepOutputs.cells(spec: spec, plan: plan, records: records)
         mainHub.log("experiment \(dir.runID) \(state): \(records.count) of \(plan.trials.count) trials; \(dir.path)/report.html"
                     + (finalReason.map { " (\($0))" } ?? ""), priority: state == "failed" ? 3 : 6)
-        send(update(state, records.count, max(0, plan.cells.count - 1), records.last, results, finalReason, 0), final: true)
+        send(updates.last(state: state, records: records, results: summary.cells, reason: finalReason), final: true)
         active.withLock { $0 = nil }
     }
 
@@ -247,11 +234,8 @@ public final class ExperimentManager: Sendable {
         guard let dir = RunDirectory.open(stateDir: environment.stateDir, runID: runID) else { throw .noSuchRun(runID) }
         do {
             let run = try summary(dir)
-            guard case .detectionSweep(let spec) = try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: "spec.toml")
-            else { throw ExperimentError.io("unsupported kind") }
-            let plan = SweepPlan(spec)
-            let records = try dir.trials()
-            return .init(run: run, results: SweepOutputs.cells(spec: spec, plan: plan, records: records),
+            let spec = try Self.sweep(of: dir)
+            return .init(run: run, results: SweepSummary(spec: spec, plan: SweepPlan(spec), records: try dir.trials()).cells,
                          report: (try? dir.read("report.md")) ?? "(no report yet: the run has not ended)\n")
         } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }
     }
@@ -269,5 +253,35 @@ public final class ExperimentManager: Sendable {
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count - 1)
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// The replies of one session of a run: progress after each trial, then the last one.
+private struct SessionUpdates: Sendable {
+    let runID: String
+    let directory: String
+    let session: Int
+    let plan: SweepPlan
+    let began: Stamp
+
+    func progress(done: Int, cell: Int, trial: TrialRecord?, remainingMs: Int64?) -> ControlProtocol.ExperimentUpdate {
+        make("running", done: done, cell: cell, trial: trial, remainingMs: remainingMs)
+    }
+
+    func last(state: String, records: [TrialRecord], results: [ControlProtocol.ExperimentCell], reason: String?)
+        -> ControlProtocol.ExperimentUpdate {
+        var u = make(state, done: records.count, cell: max(0, plan.cells.count - 1), trial: records.last, remainingMs: 0)
+        u.results = results
+        u.skipped = plan.skipped.map(\.description)
+        u.reason = reason
+        return u
+    }
+
+    private func make(_ state: String, done: Int, cell: Int, trial: TrialRecord?, remainingMs: Int64?) -> ControlProtocol.ExperimentUpdate {
+        .init(runID: runID, state: state, session: session, done: done, total: plan.trials.count, cell: cell + 1,
+              cells: plan.cells.count, cellLabel: cell < plan.cells.count ? plan.cells[cell].description : "",
+              elapsedMs: (monotonicNow() - began.monoNs) / 1_000_000, remainingMs: remainingMs, directory: directory,
+              lastTrial: trial.map { .init(tFail: $0.failWallMs, tDetect: $0.detectWallMs, detectionLatencyMs: $0.latencyMs,
+                                           outcome: $0.outcome.rawValue) })
     }
 }

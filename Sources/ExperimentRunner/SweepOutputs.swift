@@ -4,18 +4,9 @@ import Experiments
 /// Writes a sweep's tables, plots and reports into its run directory (at the end of every
 /// session, so a cancelled or failed run has a partial report that says so).
 enum SweepOutputs {
-    static func summary(_ spec: DetectionSweepSpec, _ plan: SweepPlan, _ records: [TrialRecord]) -> SweepSummary {
-        spec.fault == .delay ? SweepSummary(plan: plan, records: records, delayMs: spec.delayMs, jitterMs: spec.jitterMs)
-            : SweepSummary(plan: plan, records: records)
-    }
-
-    static func cells(spec: DetectionSweepSpec, plan: SweepPlan, records: [TrialRecord]) -> [ControlProtocol.ExperimentCell] {
-        summary(spec, plan, records).cells
-    }
-
-    static func write(to dir: RunDirectory, spec: DetectionSweepSpec, plan: SweepPlan, records: [TrialRecord],
+    static func write(to dir: RunDirectory, spec: DetectionSweepSpec, plan: SweepPlan, summary: SweepSummary,
                       manifest: RunManifest) throws(RunDirectory.IOError) {
-        let summary = summary(spec, plan, records)
+        let records = summary.records
         let context = RunContext(
             runID: manifest.runID, state: manifest.state, reason: manifest.reason, specText: (try? dir.read("spec.toml")) ?? "",
             sessions: manifest.sessions.map { s in

@@ -79,6 +79,21 @@ private struct CellCluster {
     /// How long after the fault a detection may come before the trial counts a miss: a fixed
     /// detector has T; phi's deadline stretches with the deviation it has seen, so it gets more.
     var missAfterNs: Int64 { (cell.detector == .fixed ? timeoutNs : 4 * timeoutNs) + intervalNs + 1_000_000_000 }
+    /// How long nodes get to become ready, or a restarted one to be trusted again.
+    var comeBackMs: Int { cell.timeoutMs + cell.intervalMs + 5000 }
+
+    /// Injects `kind` on the target so that it lands at the monotonic moment `at` (at least 3 ms
+    /// ahead, room for the fault thread to start and arm its wait): the engine waits `after_ms`
+    /// from the requested stamp, so the stamp is set that many whole ms before `at`.
+    func inject(_ kind: FaultKind, at: MonotonicNanos) async throws -> FaultEngine.InjectResult {
+        let now = Stamp.now()
+        let afterMs = Int((at - now.monoNs + 999_999) / 1_000_000)
+        let requested = Stamp(wallMs: now.wallMs, monoNs: at - Int64(afterMs) * 1_000_000)
+        do {
+            return try await cluster.engine.inject(FaultSpec(kind: kind, node: cluster.target, afterMs: afterMs), requested: requested,
+                                                   knownNodes: Set(cluster.nodes))
+        } catch { throw SweepRun.TrialError(description: "cannot inject \(kind) on \(cluster.target): \(error)") }
+    }
 
     /// A cluster whose nodes all became ready; a start that fails (a port taken between the
     /// check and the bind, say) is retried with new ports, twice.
@@ -105,8 +120,7 @@ private struct CellCluster {
             try await cluster.startAll()
             var ready = Set<NodeID>()
             var anchor: MonotonicNanos = 0
-            let deadline = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + 5000) * 1_000_000
-            let all = await feed.wait(until: deadline) { e in
+            let all = await feed.wait(until: monotonicNow() + Int64(c.comeBackMs) * 1_000_000) { e in
                 if e.kind == .nodeReady, let n = e.node {
                     ready.insert(n)
                     if cluster.observers.contains(n) { anchor = max(anchor, e.tMonoNs) }
@@ -114,8 +128,7 @@ private struct CellCluster {
                 return ready.count == cluster.nodes.count
             }
             guard all else {
-                let waited = cell.timeoutMs + cell.intervalMs + 5000
-                throw SweepRun.TrialError(description: "cell \(cell): \(ready.count) of \(cluster.nodes.count) nodes ready after \(waited) ms")
+                throw SweepRun.TrialError(description: "cell \(cell): \(ready.count) of \(cluster.nodes.count) nodes ready after \(c.comeBackMs) ms")
             }
             c.anchorMonoNs = anchor
         } catch {
@@ -143,16 +156,9 @@ private struct CellCluster {
         let target = cluster.target
         let phaseNs = Int64(trial.phaseUs) * 1000
         var at = anchorMonoNs + phaseNs
-        // 3 ms leaves room for the fault thread to start and arm its wait.
         while at < start.monoNs + 3_000_000 { at += intervalNs }
-        let afterMs = Int((at - start.monoNs + 999_999) / 1_000_000)
-        let requested = Stamp(wallMs: start.wallMs, monoNs: at - Int64(afterMs) * 1_000_000)
         let kind: FaultKind = run.spec.fault == .kill ? .kill : .stop
-        let injected: FaultEngine.InjectResult
-        do {
-            injected = try await cluster.engine.inject(FaultSpec(kind: kind, node: target, afterMs: afterMs), requested: requested,
-                                                       knownNodes: Set(cluster.nodes))
-        } catch { throw SweepRun.TrialError(description: "cannot inject \(kind) on \(target): \(error)") }
+        let injected = try await inject(kind, at: at)
 
         var applied: Stamp?
         var first: Event?
@@ -200,24 +206,21 @@ private struct CellCluster {
             do { _ = try await cluster.engine.inject(FaultSpec(kind: .cont, node: target), requested: .now(), knownNodes: Set(cluster.nodes)) }
             catch { throw SweepRun.TrialError(description: "cannot continue \(target): \(error)") }
         }
-        var trusting = Set<NodeID>()
         // Trusted again means its heartbeats arrive; its own readiness (hearing the others) is not
         // needed for the next fault, and waiting for it would push the anchor back by up to I.
-        var ready = true
+        var trusting = Set<NodeID>()
         var anchor = anchorMonoNs
         let observers = Set(cluster.observers)
-        let deadline = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + 5000) * 1_000_000
-        let back = await feed.wait(until: deadline) { e in
+        let back = await feed.wait(until: monotonicNow() + Int64(comeBackMs) * 1_000_000) { e in
             if e.kind == .declaredAlive, e.peer == target, let n = e.node, observers.contains(n) {
                 trusting.insert(n)
                 anchor = max(anchor, e.tMonoNs)
             }
-            if e.kind == .nodeReady, e.node == target { ready = true }
-            return ready && trusting == observers
+            return trusting == observers
         }
         guard back else {
-            throw SweepRun.TrialError(description: "\(target) did not come back within \(cell.timeoutMs + cell.intervalMs + 5000) ms "
-                                      + "(\(trusting.count) of \(observers.count) observers trust it, ready: \(ready))")
+            throw SweepRun.TrialError(description: "\(target) did not come back within \(comeBackMs) ms "
+                                      + "(\(trusting.count) of \(observers.count) observers trust it)")
         }
         anchorMonoNs = anchor
     }
@@ -240,17 +243,16 @@ private struct CellCluster {
         defer { _ = cluster.engine.heal(node: target) }
         let windowEnd = applied.monoNs + Int64(window) * 1_000_000
         var open: [NodeID: MonotonicNanos] = [:]
-        var mistakes = 0
-        var suspectedNs: Int64 = 0
+        var suspicions: [(start: Int64, end: Int64?)] = []
         let observers = Set(cluster.observers)
-        func observe(_ e: Event) {
-            guard e.peer == target, let n = e.node, observers.contains(n) else { return }
-            if e.kind == .declaredDead, open[n] == nil { open[n] = e.tMonoNs; mistakes += 1 }
-            if e.kind == .declaredAlive, let s = open.removeValue(forKey: n) { suspectedNs += min(e.tMonoNs, windowEnd) - s }
+        _ = await feed.wait(until: windowEnd) { e in
+            guard e.peer == target, let n = e.node, observers.contains(n) else { return false }
+            if e.kind == .declaredDead, open[n] == nil { open[n] = e.tMonoNs }
+            if e.kind == .declaredAlive, let s = open.removeValue(forKey: n) { suspicions.append((s, e.tMonoNs)) }
+            return false
         }
-        _ = await feed.wait(until: windowEnd) { observe($0); return false }
         // Suspicions still open at the window's end count up to it; wait for them to end before the kill.
-        for (_, s) in open { suspectedNs += windowEnd - s }
+        let quality = DetectorQuality(suspicions: suspicions + open.values.map { ($0, nil) }, from: applied.monoNs, to: windowEnd)
         var stillOpen = Set(open.keys)
         if !stillOpen.isEmpty {
             let settle = monotonicNow() + Int64(cell.timeoutMs + cell.intervalMs + 2 * run.spec.delayMs + 5000) * 1_000_000
@@ -262,11 +264,7 @@ private struct CellCluster {
         }
 
         let at = monotonicNow() + 3_000_000 + Int64(trial.phaseUs) * 1000
-        let afterMs = Int((at - monotonicNow() + 999_999) / 1_000_000)
-        let requested = Stamp(wallMs: Stamp.now().wallMs, monoNs: at - Int64(afterMs) * 1_000_000)
-        let kill: FaultEngine.InjectResult
-        do { kill = try await cluster.engine.inject(FaultSpec(kind: .kill, node: target, afterMs: afterMs), requested: requested, knownNodes: known) }
-        catch { throw SweepRun.TrialError(description: "cannot kill \(target) under delay: \(error)") }
+        let kill = try await inject(.kill, at: at)
         var killed: Stamp?
         var first: Event?
         var suspecting = Set<NodeID>()
@@ -294,7 +292,8 @@ private struct CellCluster {
             startWallMs: start.wallMs, failWallMs: killed.wallMs, failMonoNs: killed.monoNs,
             detectWallMs: preSuspected ? killed.wallMs : first?.tWallMs, detectMonoNs: preSuspected ? killed.monoNs : first?.tMonoNs,
             latencyMs: preSuspected ? 0 : first?.detectionLatencyMs, overshootMs: overshoot(first),
-            outcome: first == nil && !preSuspected ? .missed : .detected, mistakes: mistakes, suspectedMs: Double(suspectedNs) / 1e6,
+            outcome: first == nil && !preSuspected ? .missed : .detected, mistakes: quality.mistakes,
+            suspectedMs: (quality.meanDurationMs ?? 0) * Double(quality.mistakes),
             windowMs: Double(window * observers.count), durationMs: Double(end - start.monoNs) / 1e6)
     }
 }

@@ -14,6 +14,11 @@ import ConfigFile
 ///     seed = 1
 public enum ExperimentSpec: Sendable, Equatable {
     case detectionSweep(DetectionSweepSpec)
+
+    /// The detection sweep's settings (the only kind so far).
+    public var sweep: DetectionSweepSpec {
+        switch self { case .detectionSweep(let s): return s }
+    }
 }
 
 public struct DetectionSweepSpec: Sendable, Equatable {

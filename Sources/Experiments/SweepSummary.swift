@@ -21,6 +21,12 @@ public struct SweepSummary: Sendable {
     public let rows: [Row]
     public let records: [TrialRecord]
 
+    /// A run's summary: a delay run's kills happened under its delay, which shifts theory.
+    public init(spec: DetectionSweepSpec, plan: SweepPlan, records: [TrialRecord]) {
+        self.init(plan: plan, records: records, delayMs: spec.fault == .delay ? spec.delayMs : 0,
+                  jitterMs: spec.fault == .delay ? spec.jitterMs : 0)
+    }
+
     /// `delayMs`/`jitterMs`: the delay the kills happened under (fault = "delay"), which shifts theory.
     public init(plan: SweepPlan, records: [TrialRecord], delayMs: Int = 0, jitterMs: Int = 0) {
         self.records = records

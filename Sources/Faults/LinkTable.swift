@@ -21,6 +21,12 @@ public final class LinkTable: Sendable {
         links.first { $0.from == from && $0.to == to }?.port
     }
 
+    /// kvnode's `--peers` for `node`: each other node as ID=127.0.0.1:PORT of the proxy that leads to it.
+    public func peerAddresses(for node: NodeID, among nodes: [NodeConfig]) -> String {
+        nodes.filter { $0.id != node }.map { "\($0.id)=127.0.0.1:\(port(from: node, to: $0.id) ?? $0.port)" }
+            .joined(separator: ",")
+    }
+
     /// Links carrying traffic into or out of `node`, limited to `peers` when given.
     public func touching(_ node: NodeID, peers: [NodeID]?) -> [LinkProxy] {
         links.filter { link in
