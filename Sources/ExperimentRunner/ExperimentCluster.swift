@@ -96,9 +96,13 @@ final class ExperimentCluster: Sendable {
         self.target = nodes.last!; self.pump = pump; self.runtimeDir = runtimeDir
     }
 
-    /// Starts every node that is not running.
+    /// Starts every node that is not running, the target first: an observer is ready once it has
+    /// heard the target, so the last readiness is a fresh receipt of the target's heartbeat, the
+    /// anchor the first trial's phase counts from. (Started the other way round, the anchor was up
+    /// to an interval old, the fault landed a whole interval later, and a heartbeat arriving a
+    /// millisecond late in between put the detection below T - I.)
     func startAll() async throws {
-        for id in nodes where !(await supervisor.isRunning(id)) { try await supervisor.start(id) }
+        for id in [target] + observers where !(await supervisor.isRunning(id)) { try await supervisor.start(id) }
     }
 
     /// Stops the nodes (by their pids, SIGKILL after the grace), the proxies and the report pump.
