@@ -1,6 +1,7 @@
 import BinaryCodec
-/// What a client asks of the store. Every request carries (client, seq) so that a retry of the
-/// same request is applied once (Raft dissertation §6.3).
+/// What a client asks of the store. A request with a (client, seq) is applied once however often it
+/// is retried (Raft dissertation §6.3); an anonymous one has no session and is applied each time
+/// it reaches the log.
 public enum KVCommand: Hashable, Sendable {
     case put(key: String, value: String)
     case get(key: String)
@@ -18,10 +19,16 @@ public struct KeyValue: Hashable, Sendable {
 }
 
 public struct KVRequest: Hashable, Sendable {
+    /// Empty: anonymous (see `anonymous(_:)`).
     public var client: String
     public var seq: UInt64
     public var command: KVCommand
     public init(client: String, seq: UInt64, command: KVCommand) { self.client = client; self.seq = seq; self.command = command }
+
+    /// A request with no session: nothing on any replica remembers it, so nothing can mistake a
+    /// later one for its retry (a per-process counter did, once the process restarted).
+    public static func anonymous(_ command: KVCommand) -> KVRequest { KVRequest(client: "", seq: 0, command: command) }
+    public var isAnonymous: Bool { client.isEmpty }
 
     /// The bytes of a log entry.
     public func encoded() -> [UInt8] {

@@ -27,6 +27,7 @@ public struct KVStateMachine: Hashable, Sendable {
     }
 
     mutating func apply(_ r: KVRequest) -> KVResult {
+        if r.isAnonymous { return execute(r.command) }
         if let s = sessions[r.client] {
             if r.seq == s.seq { return s.result }  // a retry: the first answer, applied once
             if r.seq < s.seq { return .staleSequence(latest: s.seq) }

@@ -40,6 +40,10 @@ public struct Raft: Sendable {
         case voteWithoutPersisting
         /// Accept an append without checking the previous entry's term.
         case appendWithoutPrevCheck
+        /// Not in the core but in the node around it (the simulator plays that part): give a write
+        /// with no client id the session "~<replica>-<counter>", seq 1, with a counter that restarts
+        /// with the process, so that after a restart new writes are taken for retries of old ones.
+        case anonymousCounter
     }
 
     private func planted(_ bug: PlantedBug) -> Bool { config.plantedBug == bug }

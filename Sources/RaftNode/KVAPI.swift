@@ -1,6 +1,5 @@
 import KVStore
 import Raft
-import Synchronization
 
 /// A reply before it becomes HTTP.
 struct APIReply: Sendable, Equatable {
@@ -31,8 +30,6 @@ final class KVAPI: Sendable {
     let defaultConsistency: ReadConsistency
     let syncMode: String
     private let loop: RaftLoop
-    /// Requests without a client_id get a one-off client (no dedup across retries).
-    private let anonymous = Atomic<UInt64>(0)
 
     init(selfID: String, members: [ReplicaID: Member], loop: RaftLoop, defaultConsistency: ReadConsistency,
          syncMode: String, limits: Limits = Limits()) {
@@ -132,8 +129,8 @@ final class KVAPI: Sendable {
             guard let seq, seq > 0 else { return error(400, "client_id '\(client)' needs a seq of 1 or more", "bad_body") }
             request = KVRequest(client: client, seq: seq, command: command)
         } else {
-            // No client: a one-off session (the "~" prefix cannot collide with a client's own id).
-            request = KVRequest(client: "~\(selfID)-\(anonymous.add(1, ordering: .relaxed).newValue)", seq: 1, command: command)
+            // No client: no session, applied each time it reaches the log.
+            request = .anonymous(command)
         }
         let reply = await loop.request { .write(request, $0) }
         guard case .applied(let result, let index) = reply else { return answer(reply, path: path, query: query) }

@@ -4,8 +4,10 @@ import Raft
 
 /// The simulated clients: each has one operation outstanding at a time, sends it to the replica
 /// it takes for leader, follows "not leader" hints, and retries after a timeout with the same
-/// (client, seq), so that the store's deduplication is what keeps a retried write single. Every
-/// operation goes into a history for the linearizability checker.
+/// (client, seq), so that the store's deduplication is what keeps a retried write single. A quarter
+/// of the writes are anonymous (no client id, no session, as a curl user sends them): one of those
+/// is never retried; after a timeout its outcome stays unknown. Every operation goes into a history
+/// for the linearizability checker.
 struct Clients {
     struct Outstanding {
         var history: Int
@@ -62,6 +64,13 @@ struct Clients {
         } else if sim.now < list[c].retryAt {
             return
         } else if list[c].awaiting {
+            if list[c].op!.request?.isAnonymous == true {
+                // An anonymous write is not retried: a retry would be a second write. Its outcome stays unknown.
+                sim.log("\(list[c].name) gives up on its anonymous write: outcome unknown")
+                list[c].op = nil
+                list[c].awaiting = false
+                return
+            }
             // Timed out: the replica may be stopped, cut off or deposed; ask another.
             let others = sim.ids.filter { $0 != list[c].guess }
             if !others.isEmpty { list[c].guess = sim.rng.pick(others) }
@@ -93,8 +102,12 @@ struct Clients {
         if case .cas(_, let v) = input { written[key, default: []].insert(v) }
         var request: KVRequest?
         if let command {
-            list[c].seq += 1
-            request = KVRequest(client: list[c].name, seq: list[c].seq, command: command)
+            if sim.rng.chance(25) {
+                request = .anonymous(command)
+            } else {
+                list[c].seq += 1
+                request = KVRequest(client: list[c].name, seq: list[c].seq, command: command)
+            }
         }
         history.append(Operation(client: c, key: key, input: input, output: nil, outcome: .unknown, invoke: clock(), complete: nil))
         list[c].op = Outstanding(history: history.count - 1, key: key, request: request)
@@ -144,7 +157,9 @@ struct Clients {
     private mutating func send(_ sim: Simulation, _ c: Int, to target: ReplicaID) {
         guard let op = list[c].op else { return }
         let outcome: Result<Void, Raft.ProposeError>
-        if let request = op.request {
+        if let original = op.request {
+            let request = asReceived(sim, original, at: target)
+            list[c].op!.request = request
             outcome = sim.nodes[target]!.raft.propose(request.encoded()).map { index in
                 proposals[target, default: [:]][index] = c
             }
@@ -164,6 +179,17 @@ struct Clients {
         case .failure:
             list[c].retryAt = sim.now + 5
         }
+    }
+
+    /// The request as the node's API puts it in the log: as sent, except with the planted bug.
+    private func asReceived(_ sim: Simulation, _ request: KVRequest, at target: ReplicaID) -> KVRequest {
+        #if RAFT_PLANTED_BUGS
+        if request.isAnonymous, sim.nodes[target]!.raft.config.plantedBug == .anonymousCounter {
+            sim.nodes[target]!.anonymousCounter += 1
+            return KVRequest(client: "~\(target)-\(sim.nodes[target]!.anonymousCounter)", seq: 1, command: request.command)
+        }
+        #endif
+        return request
     }
 
     /// A replica applied the entry at `index`: if it was proposed there for a client still
@@ -214,7 +240,7 @@ struct Clients {
             sim.report.violations.append("\(list[c].name) got \(result) for its outstanding \(h.input) on \(op.key)")
             return
         }
-        if let r = op.request, h.input != .get { acknowledged.append(Ack(client: r.client, seq: r.seq, index: index)) }
+        if let r = op.request, h.input != .get, !r.isAnonymous { acknowledged.append(Ack(client: r.client, seq: r.seq, index: index)) }
         h.complete = clock()
         history[op.history] = h
         list[c].op = nil

@@ -435,4 +435,6 @@ struct SimNode {
     var state = KVStateMachine()
     /// ReadIndex answers waiting until the store has applied their index.
     var confirmedReads: [ReadState] = []
+    /// For the planted bug `anonymousCounter`: a per-process counter, reset by a restart.
+    var anonymousCounter: UInt64 = 0
 }

@@ -51,6 +51,8 @@ public final class DiskStorage {
     private let snapDir: String
     private var segments: [(seq: UInt64, maxIndex: LogIndex)] = []
     private var fd: Int32 = -1
+    /// The data directory's lock (`LOCK`), held for the life of this value.
+    private var lockFD: Int32 = -1
     private var writeOffset = 0
     private var hardState = HardState()
     private var snapshotIndex: LogIndex = 0
@@ -63,7 +65,10 @@ public final class DiskStorage {
         snapDir = options.directory + "/snap"
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit {
+        if fd >= 0 { close(fd) }
+        if lockFD >= 0 { close(lockFD) }
+    }
 
     public static func open(_ options: StorageOptions) throws(StorageError) -> (DiskStorage, Recovered) {
         let s = DiskStorage(options: options)
@@ -86,6 +91,7 @@ public final class DiskStorage {
         guard !buffer.isEmpty else { return }
         if writeOffset + buffer.count > options.segmentBytes && !entries.isEmpty { try startSegment() }
         try FileIO.pwriteAll(fd, buffer, at: writeOffset, path: currentPath)
+        try crashPoint("save.written")
         writeOffset += buffer.count
         if let hs { hardState = hs }
         if let last = entries.last { segments[segments.count - 1].maxIndex = max(segments[segments.count - 1].maxIndex, last.index) }
@@ -108,7 +114,9 @@ public final class DiskStorage {
             try FileIO.fsync(out, path: tmp)
         } catch { close(out); throw error }
         close(out)
+        try crashPoint("snapshot.temp-written")
         try FileIO.rename(tmp, path)
+        try crashPoint("snapshot.renamed")
         try FileIO.syncDirectory(snapDir)
 
         snapshotIndex = snapshot.index
@@ -118,6 +126,7 @@ public final class DiskStorage {
         try FileIO.pwriteAll(fd, bytes, at: writeOffset, path: currentPath)
         writeOffset += bytes.count
         if options.sync == .fdatasync { try FileIO.fdatasync(fd, path: currentPath); stats.syncs += 1 }
+        try crashPoint("snapshot.marked")
         try removeObsolete(through: snapshot.index, replacesLog: replacesLog, keeping: name)
     }
 
@@ -126,10 +135,14 @@ public final class DiskStorage {
         while segments.count > 1, replacesLog || segments[0].maxIndex <= index {
             try FileIO.remove(segmentPath(segments[0].seq))
             segments.removeFirst()
+            try crashPoint("compaction.segment-removed")
         }
         // Snapshot files: the newest and the one before it.
         let snaps = try FileIO.list(snapDir).filter { $0.hasSuffix(".snap") && $0 != newest }
-        for old in snaps.dropLast(1) { try FileIO.remove(snapDir + "/" + old) }
+        for old in snaps.dropLast(1) {
+            try FileIO.remove(snapDir + "/" + old)
+            try crashPoint("compaction.snapshot-removed")
+        }
         try FileIO.syncDirectory(walDir)
     }
 
@@ -138,17 +151,29 @@ public final class DiskStorage {
     private var currentPath: String { segmentPath(segments.last!.seq) }
     private func segmentPath(_ seq: UInt64) -> String { walDir + "/" + hex16(seq) + ".wal" }
 
-    /// A new preallocated segment that begins with the hard state and the snapshot it follows.
+    /// A new preallocated segment that begins with the hard state and the snapshot it follows. The
+    /// old segment is synced first (the records in it that only moved the commit index were not);
+    /// the new one is built as a temp file and renamed into place, so that a crash leaves either no
+    /// new segment or a whole one, never one without the header that holds term and vote.
     private func startSegment() throws(StorageError) {
+        if fd >= 0, options.sync == .fdatasync {
+            try FileIO.fdatasync(fd, path: currentPath)
+            stats.syncs += 1
+        }
+        try crashPoint("rollover.old-synced")
         let seq = (segments.last?.seq ?? 0) + 1
         let path = segmentPath(seq)
-        let newFD = try FileIO.open(path, flags: O_RDWR | O_CREAT | O_EXCL)
+        let tmp = path + ".tmp"
+        let newFD = try FileIO.open(tmp, flags: O_RDWR | O_CREAT | O_TRUNC)
         var header = StorageRecord.hardState(hardState).walRecord.framed()
         header += StorageRecord.snapshotMarker(index: snapshotIndex, term: snapshotTerm, replacesLog: false).walRecord.framed()
         do {
-            try FileIO.preallocate(newFD, bytes: options.segmentBytes, path: path)
-            try FileIO.pwriteAll(newFD, header, at: 0, path: path)
-            try FileIO.fsync(newFD, path: path)
+            try FileIO.preallocate(newFD, bytes: options.segmentBytes, path: tmp)
+            try FileIO.pwriteAll(newFD, header, at: 0, path: tmp)
+            try FileIO.fsync(newFD, path: tmp)
+            try crashPoint("rollover.temp-written")
+            try FileIO.rename(tmp, path)
+            try crashPoint("rollover.renamed")
             try FileIO.syncDirectory(walDir)
         } catch { close(newFD); throw error }
         if fd >= 0 { close(fd) }
@@ -157,9 +182,21 @@ public final class DiskStorage {
         segments.append((seq, 0))
     }
 
+    /// Tests only: asked at each step of rollover and compaction where a crash could land; true
+    /// stops the operation there with `crashed(at:)`, as a crash of the process would (what was
+    /// written stays written; nothing after it happens).
+    var crashHookForTests: ((String) -> Bool)?
+    static let crashPointOperation = "crash point"
+    private func crashPoint(_ name: String) throws(StorageError) {
+        if crashHookForTests?(name) == true { throw .io(path: name, operation: Self.crashPointOperation, errno: 0) }
+    }
+
     // MARK: Recovery
 
     private func recover() throws(StorageError) -> Recovered {
+        // Before anything is read, cut or deleted: a second process on a live directory must touch nothing.
+        try FileIO.makeDirectory(options.directory)
+        lockFD = try FileIO.lockExclusive(options.directory + "/LOCK", directory: options.directory)
         try FileIO.makeDirectory(walDir)
         try FileIO.makeDirectory(snapDir)
         var out = Recovered()
@@ -167,6 +204,8 @@ public final class DiskStorage {
         snapshotIndex = out.snapshot.index
         snapshotTerm = out.snapshot.term
 
+        // A segment still being built when the process died: never renamed into place, never used.
+        for tmp in try FileIO.list(walDir) where tmp.hasSuffix(".wal.tmp") { try FileIO.remove(walDir + "/" + tmp) }
         let names = try FileIO.list(walDir).filter { $0.hasSuffix(".wal") }
         var entries: [Entry] = []
         var lastMarker: LogIndex = 0

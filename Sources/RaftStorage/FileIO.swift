@@ -68,7 +68,37 @@ enum FileIO {
         if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
             try makeDirectory(String(path[..<slash]))
         }
-        guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw .io(path: path, operation: "mkdir", errno: errno) }
+        guard mkdir(path, 0o700) == 0 else {
+            if errno == EEXIST { return }
+            throw .io(path: path, operation: "mkdir", errno: errno)
+        }
+        // The new directory's entry is durable only once its parent is synced.
+        try syncDirectory(parentDirectory(path))
+    }
+
+    static func parentDirectory(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// An exclusive flock on `path` (created if absent), held as long as the returned descriptor is
+    /// open: the kernel drops it when the process dies, however it dies. The holder's pid is
+    /// written into the file so that a second process can name it.
+    static func lockExclusive(_ path: String, directory: String) throws(StorageError) -> Int32 {
+        let fd = try open(path, flags: O_RDWR | O_CREAT, mode: 0o600)
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            defer { close(fd) }
+            guard e == EWOULDBLOCK else { throw .io(path: path, operation: "flock", errno: e) }
+            let text = (try? readAll(path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let pid = text.split(separator: "\n").first.map(String.init) ?? ""
+            throw .locked(directory: directory, holder: pid.isEmpty ? "pid unknown" : "pid \(pid)")
+        }
+        do {
+            try truncate(fd, to: 0, path: path)
+            try pwriteAll(fd, Array("\(getpid())\n".utf8), at: 0, path: path)
+        } catch { close(fd); throw error }
+        return fd
     }
 
     static func list(_ dir: String) throws(StorageError) -> [String] {

@@ -5,6 +5,8 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
     /// repaired silently.
     case corrupt(path: String, offset: Int, reason: String)
     case gap(reason: String)
+    /// Another process holds the data directory's lock.
+    case locked(directory: String, holder: String)
 
     public var description: String {
         switch self {
@@ -13,6 +15,9 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
         case .corrupt(let path, let offset, let reason):
             return "\(path) is damaged at byte \(offset): \(reason). Refusing to start rather than apply it: "
                 + "restore the data directory from a replica or backup, or move it away to rejoin empty"
+        case .locked(let directory, let holder):
+            return "the data directory \(directory) is in use by another kvnode (\(holder)): two processes on one WAL "
+                + "would destroy it. Stop that one first, or give this one its own --data-dir"
         case .gap(let reason):
             return "the data directory is incomplete: \(reason). Refusing to start: move it away to rejoin empty"
         }

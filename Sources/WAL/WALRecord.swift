@@ -39,14 +39,21 @@ public struct WALRecord: Hashable, Sendable {
 public enum WALEnd: Hashable, Sendable {
     /// The file ends with a whole record (or with zeros: space allocated, never written).
     case clean
-    /// The last record is incomplete or fails its checksum and nothing follows it: a write that a
-    /// crash cut short. Truncate at `offset`; nothing after it was ever acknowledged.
+    /// The last record was cut short by the end of the file, or fails its checksum with a sector of
+    /// it still zero, and no whole record follows it anywhere: a write that a crash cut short, never
+    /// synced, never acknowledged. Truncate at `offset`.
     case tornTail(offset: Int, reason: String)
-    /// A damaged record with data after it: not a torn write but corruption. Refuse to start.
+    /// Anything else: a damaged length, a checksum failure with every sector written, a bad record
+    /// with a whole record after it. Records after it may be synced and acknowledged, so cutting
+    /// there could lose them: refuse to start.
     case corrupt(offset: Int, reason: String)
 }
 
 public enum WALScanner {
+    /// Disks write whole sectors: a write cut by a crash leaves some of a record's sectors as they
+    /// were, zero in a preallocated segment (etcd's torn-write test uses the same unit).
+    public static let sectorSize = 512
+
     /// The whole records from the start of `bytes`, and how the file ends.
     public static func scan(_ bytes: [UInt8]) -> (records: [WALRecord], validLength: Int, end: WALEnd) {
         var records: [WALRecord] = []
@@ -62,14 +69,23 @@ public enum WALScanner {
             let crc = WALRecord.readLE(bytes, at: i + 4)
             let bodyStart = i + WALRecord.headerSize
             guard length >= 1, length <= WALRecord.maxBodySize else {
-                return (records, i, damaged(bytes, at: i, next: nil, "a record length of \(length) bytes"))
+                // A torn write leaves a header whole or zero, never a wrong length: this is damage.
+                return (records, i, .corrupt(offset: i, reason: "a record length of \(length) bytes at byte \(i)"))
             }
             guard bytes.count - bodyStart >= length else {
-                return (records, i, .tornTail(offset: i, reason: "a record of \(length) bytes cut short at \(bytes.count - bodyStart)"))
+                let what = "a record of \(length) bytes cut short at \(bytes.count - bodyStart)"
+                return (records, i, tornIfNothingFollows(bytes, at: i, what))
             }
             let body = bytes[bodyStart..<bodyStart + length]
             guard CRC32C.checksum(body) == crc else {
-                return (records, i, damaged(bytes, at: i, next: bodyStart + length, "a checksum mismatch"))
+                let end = bodyStart + length
+                if end < bytes.count, !isZero(bytes, from: end) {
+                    return (records, i, .corrupt(offset: i, reason: "a checksum mismatch at byte \(i), with \(bytes.count - end) bytes of records after it"))
+                }
+                guard let zero = zeroSector(bytes, from: i, to: end) else {
+                    return (records, i, .corrupt(offset: i, reason: "a checksum mismatch at byte \(i) in a record whose every sector was written"))
+                }
+                return (records, i, tornIfNothingFollows(bytes, at: i, "a checksum mismatch, with the sector at byte \(zero) still zero"))
             }
             records.append(WALRecord(type: body.first!, payload: Array(body.dropFirst())))
             i = bodyStart + length
@@ -77,15 +93,42 @@ public enum WALScanner {
         return (records, i, .clean)
     }
 
-    /// A bad record is a torn tail only if nothing but zeros follows where it ends.
-    private static func damaged(_ bytes: [UInt8], at offset: Int, next: Int?, _ what: String) -> WALEnd {
-        if let next, next < bytes.count, !isZero(bytes, from: next) {
-            return .corrupt(offset: offset, reason: "\(what) at byte \(offset), with \(bytes.count - next) bytes of records after it")
-        }
-        if next == nil, bytes.count - offset > WALRecord.headerSize + WALRecord.maxBodySize {
-            return .corrupt(offset: offset, reason: "\(what) at byte \(offset), far from the end of the file")
+    /// A bad record at `offset` is a torn tail only if no whole record starts anywhere after it: a
+    /// damaged length can claim the records behind it, and those may have been synced.
+    private static func tornIfNothingFollows(_ bytes: [UInt8], at offset: Int, _ what: String) -> WALEnd {
+        if let next = wholeRecord(in: bytes, after: offset) {
+            return .corrupt(offset: offset, reason: "\(what) at byte \(offset), with a whole record at byte \(next) after it")
         }
         return .tornTail(offset: offset, reason: what)
+    }
+
+    /// The first offset after `offset` where a whole record (length in range, inside the file,
+    /// checksum good) starts. Only on the damaged path; bounded by the last non-zero byte.
+    static func wholeRecord(in bytes: [UInt8], after offset: Int) -> Int? {
+        guard let lastNonZero = bytes.lastIndex(where: { $0 != 0 }) else { return nil }
+        var j = offset + 1
+        while j <= lastNonZero, j + WALRecord.headerSize < bytes.count {
+            let length = Int(WALRecord.readLE(bytes, at: j))
+            let bodyStart = j + WALRecord.headerSize
+            if length >= 1, length <= WALRecord.maxBodySize, bodyStart + length <= bytes.count,
+               CRC32C.checksum(bytes[bodyStart..<bodyStart + length]) == WALRecord.readLE(bytes, at: j + 4) {
+                return j
+            }
+            j += 1
+        }
+        return nil
+    }
+
+    /// The start of the first part of [start, end) that fills one disk sector's share of the span
+    /// and is all zeros, if any (etcd's isTornEntry).
+    static func zeroSector(_ bytes: [UInt8], from start: Int, to end: Int) -> Int? {
+        var chunk = start
+        while chunk < end {
+            let next = min(end, (chunk / sectorSize + 1) * sectorSize)
+            if bytes[chunk..<next].allSatisfy({ $0 == 0 }) { return chunk }
+            chunk = next
+        }
+        return nil
     }
 
     /// Whether everything from `start` on is zero: 8 bytes at a time, since a preallocated

@@ -105,3 +105,21 @@ private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {
     }
     #expect(refused > 20_000)  // most mutations are caught; none crashed
 }
+
+/// A write with no client id has no session: each copy that reaches the log is applied, and none
+/// is taken for the retry of another (a per-process counter once made the first writes after a
+/// restart "retries" of the writes before it, answered ok and never applied).
+@Test func anAnonymousWriteIsAppliedEveryTimeAndLeavesNoSession() throws {
+    var m = KVStateMachine()
+    #expect(m.apply(index: 1, KVRequest.anonymous(.put(key: "k", value: "v1")).encoded()).result == .ok)
+    #expect(m.apply(index: 2, KVRequest.anonymous(.put(key: "k", value: "v2")).encoded()).result == .ok)
+    #expect(m.data["k"] == "v2")
+    #expect(m.apply(index: 3, KVRequest.anonymous(.cas(key: "k", expected: "v2", value: "v3")).encoded()).result == .ok)
+    #expect(m.apply(index: 4, KVRequest.anonymous(.cas(key: "k", expected: "v2", value: "v4")).encoded()).result
+            == .casFailed(current: "v3"))
+    #expect(m.sessions.isEmpty)
+    var restored = try KVStateMachine(snapshot: m.snapshot())
+    #expect(restored.apply(index: 5, KVRequest.anonymous(.put(key: "k", value: "v5")).encoded()).result == .ok)
+    #expect(restored.data["k"] == "v5")
+    #expect(try KVRequest(decoding: KVRequest.anonymous(.delete(key: "k")).encoded()).isAnonymous)
+}

@@ -32,13 +32,26 @@ private let sample = (0..<5).map { WALRecord(type: UInt8($0 % 3), payload: Array
     }
 }
 
-@Test func aDamagedLastRecordIsTornButDamageBeforeTheTailIsCorruption() {
-    var bytes = file(sample)
-    let lastStart = file(Array(sample.dropLast())).count
-    bytes[bytes.count - 2] ^= 0x40
-    guard case .tornTail(let at, let why) = WALScanner.scan(bytes).end else { Issue.record("expected a torn tail"); return }
-    #expect(at == lastStart && why.contains("checksum"))
+/// etcd's rule: a checksum failure is a torn write only if a sector of the record is still zero
+/// (the crash came before the disk wrote it); with every sector written, it is damage.
+@Test func aLastRecordWithAZeroSectorIsTornButAFlippedBitIsCorruption() {
+    let big = sample + [WALRecord(type: 2, payload: [UInt8](repeating: 0x5A, count: 1500))]
+    let lastStart = file(sample).count
+    var torn = file(big) + [UInt8](repeating: 0, count: 4096)
+    let sector = (lastStart / WALScanner.sectorSize + 2) * WALScanner.sectorSize
+    for k in sector..<(sector + WALScanner.sectorSize) { torn[k] = 0 }  // this sector never reached the disk
+    let scan = WALScanner.scan(torn)
+    #expect(scan.records == sample)
+    guard case .tornTail(let at, let why) = scan.end else { Issue.record("expected a torn tail, got \(scan.end)"); return }
+    #expect(at == lastStart && why.contains("still zero"))
 
+    var flipped = file(big) + [UInt8](repeating: 0, count: 4096)
+    flipped[lastStart + 700] ^= 0x40
+    guard case .corrupt(let offset, let reason) = WALScanner.scan(flipped).end else { Issue.record("expected corruption"); return }
+    #expect(offset == lastStart && reason.contains("every sector was written"))
+}
+
+@Test func damageBeforeTheTailIsCorruption() {
     var middle = file(sample)
     let secondStart = sample[0].framed().count
     middle[secondStart + 10] ^= 0x01
@@ -46,6 +59,32 @@ private let sample = (0..<5).map { WALRecord(type: UInt8($0 % 3), payload: Array
     #expect(scan.records == [sample[0]])
     guard case .corrupt(let offset, let reason) = scan.end else { Issue.record("expected corruption, got \(scan.end)"); return }
     #expect(offset == secondStart && reason.contains("bytes of records after it"))
+}
+
+/// A damaged length field must never pass for a torn tail: wherever it points (into the zeros of
+/// a preallocated segment, past the end of the file, out of range), the records it hides may be
+/// synced and acknowledged, and cutting there would lose them.
+@Test func aDamagedLengthInTheMiddleIsCorruptionWhereverItPoints() {
+    let preallocated = file(sample) + [UInt8](repeating: 0, count: 8192)
+    let secondStart = sample[0].framed().count
+    func withLength(_ bytes: [UInt8], _ length: UInt32) -> [UInt8] {
+        var b = bytes
+        for k in 0..<4 { b[secondStart + k] = UInt8(truncatingIfNeeded: length >> (8 * UInt32(k))) }
+        return b
+    }
+    let cases: [(String, [UInt8])] = [
+        ("into the preallocated zeros", withLength(preallocated, 2000)),
+        ("past the end of a preallocated file", withLength(preallocated, 60_000)),
+        ("past the end of an unpreallocated file", withLength(file(sample), 4000)),
+        ("out of range", withLength(preallocated, UInt32(WALRecord.maxBodySize + 1))),
+        ("zero", withLength(preallocated, 0)),
+    ]
+    for (name, bytes) in cases {
+        let scan = WALScanner.scan(bytes)
+        #expect(scan.records == [sample[0]], "\(name)")
+        guard case .corrupt(let offset, _) = scan.end else { Issue.record("length \(name): \(scan.end), not corruption"); continue }
+        #expect(offset == secondStart, "\(name)")
+    }
 }
 
 /// Seeded random damage to random files: the scanner never traps and never returns a record that
