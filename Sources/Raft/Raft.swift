@@ -23,6 +23,13 @@ public struct Raft: Sendable {
         /// Appends with entries in flight to one follower at most (flow control).
         public var maxInflight = 64
         public var maxEntriesPerAppend = 64
+        /// An append carries at most this many bytes of entries (one larger entry goes alone), so
+        /// that a message stays far below any frame or memory limit (etcd's MaxSizePerMsg, 1 MiB).
+        public var maxBytesPerAppend = 1 << 20
+        /// A leader refuses proposals while its uncommitted entries hold more than this (etcd's
+        /// MaxUncommittedEntriesSize): without a quorum, the log would otherwise grow until memory
+        /// runs out.
+        public var maxUncommittedBytes = 64 << 20
         public var seed: UInt64 = 1
         #if RAFT_PLANTED_BUGS
         /// Only in a test build (-DRAFT_PLANTED_BUGS): a known bug, to show the simulation finds it.
@@ -96,6 +103,8 @@ public struct Raft: Sendable {
     /// Leadership transfer in progress: to whom, and for how many ticks.
     public private(set) var transferee: ReplicaID?
     private var transferElapsed = 0
+    /// A leader's: the data bytes of its entries after the commit index.
+    private var uncommittedBytes = 0
 
     /// A replica starting from what it had persisted (nothing, the first time): its hard state, its
     /// latest snapshot (the application restores its state from it) and the entries after it.
@@ -185,12 +194,15 @@ public struct Raft: Sendable {
         /// Proposals wait while leadership moves, so that the new leader is not chasing a moving log.
         case transferring(to: ReplicaID)
         case unknownReplica(ReplicaID)
+        /// The uncommitted tail is at its byte limit: the quorum is slow or gone; retry later.
+        case overloaded(uncommittedBytes: Int)
 
         public var description: String {
             switch self {
             case .notLeader(let l): return "not the leader (leader: \(l.map(String.init) ?? "unknown"))"
             case .transferring(let to): return "leadership is moving to \(to)"
             case .unknownReplica(let id): return "no replica \(id) in this group"
+            case .overloaded(let b): return "\(b) bytes of entries await a quorum"
             }
         }
     }
@@ -199,8 +211,12 @@ public struct Raft: Sendable {
     public mutating func propose(_ data: [UInt8]) -> Result<LogIndex, ProposeError> {
         guard role == .leader else { return .failure(.notLeader(leader: leader)) }
         if let target = transferee { return .failure(.transferring(to: target)) }
+        if uncommittedBytes > 0 && uncommittedBytes + data.count > config.maxUncommittedBytes {
+            return .failure(.overloaded(uncommittedBytes: uncommittedBytes))
+        }
         let entry = Entry(term: term, index: log.lastIndex + 1, data: data)
         log.append(entry)
+        uncommittedBytes += data.count
         broadcastAppend()
         return .success(entry.index)
     }
@@ -407,6 +423,7 @@ public struct Raft: Sendable {
         note("\(config.id) became leader at term \(term)")
         // Raft §8: a no-op of its own term, so that earlier entries can be committed (§5.4.2).
         log.append(Entry(term: term, index: log.lastIndex + 1, data: []))
+        uncommittedBytes = log.bytes(after: log.committed, through: log.lastIndex)
         broadcastAppend()
     }
 
@@ -464,9 +481,28 @@ public struct Raft: Sendable {
                                        conflictTerm: ours, round: round))
             return
         }
-        let last = log.merge(after: prevIndex, entries)
+        guard Self.contiguous(entries, after: prevIndex, term: term),
+              let last = log.merge(after: prevIndex, entries) else {
+            // No correct leader sends this (entries out of order, from a later term, or overwriting
+            // what is committed here): refused and noted, never obeyed, never a crash.
+            note("\(config.id) refused an append from \(from) at term \(term): entries \(entries.map(\.description)) after \(prevIndex) "
+                 + "are not contiguous or would overwrite committed entries (commit \(log.committed))")
+            return
+        }
         if commit > log.committed { log.committed = min(commit, last) }
         send(from, .appendResponse(success: true, matchIndex: last, conflictIndex: 0, conflictTerm: nil, round: round))
+    }
+
+    /// Entries prevIndex+1, prevIndex+2, ... with terms that never fall and never pass the leader's.
+    static func contiguous(_ entries: [Entry], after prevIndex: LogIndex, term: Term) -> Bool {
+        var expected = prevIndex + 1
+        var lastTerm: Term = 0
+        for e in entries {
+            guard e.index == expected, e.term >= lastTerm, e.term <= term else { return false }
+            expected = expected + 1
+            lastTerm = e.term
+        }
+        return true
     }
 
     /// InstallSnapshot (Raft §7), answered as an append of everything through the snapshot.
@@ -550,7 +586,7 @@ public struct Raft: Sendable {
         }
         var entries: [Entry] = []
         if pr.inflight < config.maxInflight {
-            entries = log.entries(from: pr.next, max: config.maxEntriesPerAppend)
+            entries = log.entries(from: pr.next, max: config.maxEntriesPerAppend, maxBytes: config.maxBytesPerAppend)
             if let last = entries.last {
                 pr.next = last.index + 1
                 pr.inflight += 1
@@ -570,6 +606,7 @@ public struct Raft: Sendable {
         if planted(.commitPreviousTerm) { currentTerm = true }
         #endif
         guard n > log.committed, currentTerm else { return }
+        uncommittedBytes -= log.bytes(after: log.committed, through: n)
         log.committed = n
         // The first commit of this term: reads that waited for it can start.
         let waiting = readsAwaitingCommit

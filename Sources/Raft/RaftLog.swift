@@ -10,6 +10,9 @@ public struct RaftLog: Sendable {
     public private(set) var stable: LogIndex = 0
     public var committed: LogIndex = 0
     public var applied: LogIndex = 0
+    /// The bytes of the entries held (their data): what the log costs in memory, for compaction
+    /// by size as well as by count.
+    public private(set) var byteCount = 0
 
     public init() {}
 
@@ -22,6 +25,7 @@ public struct RaftLog: Sendable {
         stable = lastIndex
         committed = snapshot.index
         applied = snapshot.index
+        byteCount = self.entries.reduce(0) { $0 + $1.data.count }
     }
 
     public var snapshotIndex: LogIndex { snapshot.index }
@@ -43,10 +47,25 @@ public struct RaftLog: Sendable {
         return entries[offset(index)]
     }
 
-    public func entries(from start: LogIndex, max: Int) -> [Entry] {
+    /// Up to `max` entries from `start`, and no more than `maxBytes` of data unless one entry alone
+    /// is larger (it goes by itself: etcd's MaxSizePerMsg).
+    public func entries(from start: LogIndex, max: Int, maxBytes: Int = .max) -> [Entry] {
         guard start <= lastIndex, start > snapshot.index else { return [] }
         let from = offset(start)
-        return Array(entries[from..<min(entries.count, from + max)])
+        var end = from, bytes = 0
+        while end < entries.count, end - from < max {
+            bytes += entries[end].data.count
+            if bytes > maxBytes && end > from { break }
+            end += 1
+        }
+        return Array(entries[from..<end])
+    }
+
+    /// The data bytes of the entries held in (after, through].
+    public func bytes(after: LogIndex, through: LogIndex) -> Int {
+        let lo = max(after, snapshot.index), hi = min(through, lastIndex)
+        guard lo < hi else { return 0 }
+        return entries[(offset(lo) + 1)...offset(hi)].reduce(0) { $0 + $1.data.count }
     }
 
     /// Raft §5.4.1: a candidate's log is at least as up to date as ours.
@@ -72,21 +91,28 @@ public struct RaftLog: Sendable {
     mutating func append(_ entry: Entry) {
         precondition(entry.index == lastIndex + 1, "log append out of order: \(entry.index) after \(lastIndex)")
         entries.append(entry)
+        byteCount += entry.data.count
     }
 
     /// Appends the leader's entries after `prev`, truncating our conflicting suffix first (§5.3).
     /// Entries we already hold with the same term are kept: a stale, reordered append must not
     /// cut entries off. Entries at or behind our snapshot are committed and skipped. Returns the
-    /// index of the last entry the message covered.
-    mutating func merge(after prev: LogIndex, _ incoming: [Entry]) -> LogIndex {
+    /// index of the last entry the message covered, or nil, changing nothing, for an append that
+    /// would overwrite a committed entry (no correct leader sends one: it is refused, not obeyed).
+    mutating func merge(after prev: LogIndex, _ incoming: [Entry]) -> LogIndex? {
+        let overwritesCommitted = incoming.contains { e in
+            e.index > snapshot.index && e.index <= committed && term(at: e.index).map { $0 != e.term } ?? false
+        }
+        if overwritesCommitted { return nil }
         for e in incoming where e.index > snapshot.index {
             if let t = term(at: e.index) {
                 if t == e.term { continue }
-                precondition(e.index > committed, "conflict at committed index \(e.index): a safety violation")
+                byteCount -= entries[offset(e.index)...].reduce(0) { $0 + $1.data.count }
                 entries.removeSubrange(offset(e.index)...)
                 if stable >= e.index { stable = e.index - 1 }
             }
             entries.append(e)
+            byteCount += e.data.count
         }
         return prev + incoming.count
     }
@@ -102,13 +128,16 @@ public struct RaftLog: Sendable {
     mutating func compact(to snapshot: Snapshot) {
         precondition(snapshot.index <= applied, "snapshot at \(snapshot.index) is ahead of applied \(applied)")
         guard snapshot.index > self.snapshot.index else { return }
-        entries.removeFirst(offset(snapshot.index) + 1)
+        let dropped = offset(snapshot.index) + 1
+        byteCount -= entries[..<dropped].reduce(0) { $0 + $1.data.count }
+        entries.removeFirst(dropped)
         self.snapshot = snapshot
     }
 
     /// A leader's snapshot replaces everything we hold (our log is behind it or disagrees with it).
     mutating func restore(_ snapshot: Snapshot) {
         entries = []
+        byteCount = 0
         self.snapshot = snapshot
         stable = snapshot.index
         committed = snapshot.index

@@ -166,6 +166,10 @@ final class KVAPI: Sendable {
                                         + "retry with the same client_id and seq (applied at most once)", code: "timeout"))
             r.headers.append(("Retry-After", "1"))
             return r
+        case .overloaded(let why):
+            var r = json(503, ErrorBody(error: "overloaded: \(why); nothing was applied, retry after a second", code: "overloaded"))
+            r.headers.append(("Retry-After", "1"))
+            return r
         case .applied, .value:
             return error(500, "unexpected reply", "internal")
         }

@@ -4,8 +4,10 @@ import Raft
 import Synchronization
 
 /// One persistent outbound TCP connection per peer, carrying this node's messages to it (the
-/// peer's answers come back on its own connection to us). Reconnects with backoff; a queue that
-/// would grow past `maxQueuedBytes` drops the message instead, which Raft repairs by resending.
+/// peer's answers come back on its own connection to us). Reconnects with backoff. A message with
+/// no connection to go on, or that would grow the queue past `maxQueuedBytes`, is dropped (Raft
+/// resends what a follower did not acknowledge), counted, and reported: at once the first time,
+/// then at most once a second per peer, never silently.
 final class PeerTransport: Sendable {
     struct Peer: Sendable {
         var replica: ReplicaID
@@ -19,9 +21,9 @@ final class PeerTransport: Sendable {
 
     private let links: [ReplicaID: PeerLink]
 
-    init(peers: [Peer], group: any EventLoopGroup) {
+    init(peers: [Peer], group: any EventLoopGroup, report: @escaping @Sendable (String) -> Void = { _ in }) {
         var links: [ReplicaID: PeerLink] = [:]
-        for p in peers { links[p.replica] = PeerLink(peer: p, loop: group.next()) }
+        for p in peers { links[p.replica] = PeerLink(peer: p, loop: group.next(), report: report) }
         self.links = links
     }
 
@@ -46,15 +48,29 @@ final class PeerLink: @unchecked Sendable {
     let peer: PeerTransport.Peer
     let loop: any EventLoop
     let dropped = Atomic<Int>(0)
+    private let report: @Sendable (String) -> Void
+    private var reportedDrops = 0
+    private var reportedAt: NIODeadline = .distantPast
     // Touched on `loop` only.
     private var channel: (any Channel)?
     private var connecting = false
     private var backoffMs = PeerTransport.backoffStartMs
     private var queuedBytes = 0
 
-    init(peer: PeerTransport.Peer, loop: any EventLoop) {
+    init(peer: PeerTransport.Peer, loop: any EventLoop, report: @escaping @Sendable (String) -> Void) {
         self.peer = peer
         self.loop = loop
+        self.report = report
+    }
+
+    private func drop(_ count: Int, _ why: String) {
+        let total = dropped.add(count, ordering: .relaxed).newValue
+        let now = NIODeadline.now()
+        guard reportedDrops == 0 || now - reportedAt >= .seconds(1) else { return }
+        report("dropped \(total - reportedDrops) message(s) to replica \(peer.replica) at \(peer.host):\(peer.port): \(why) "
+               + "(\(total) since start; Raft resends what the peer does not acknowledge)")
+        reportedDrops = total
+        reportedAt = now
     }
 
     func connect() {
@@ -93,13 +109,13 @@ final class PeerLink: @unchecked Sendable {
 
     func write(_ frames: [[UInt8]]) {
         guard let ch = channel else {
-            dropped.add(frames.count, ordering: .relaxed)
+            drop(frames.count, connecting ? "still connecting" : "not connected")
             return
         }
         var wrote = false
         for f in frames {
             guard queuedBytes + f.count + 4 <= PeerTransport.maxQueuedBytes else {
-                dropped.add(1, ordering: .relaxed)
+                drop(1, "\(queuedBytes) bytes already queued for a slow peer (limit \(PeerTransport.maxQueuedBytes))")
                 continue
             }
             var buf = ch.allocator.buffer(capacity: 4 + f.count)

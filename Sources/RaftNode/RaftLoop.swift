@@ -17,6 +17,9 @@ enum KVReply: Sendable, Equatable {
     /// The deadline passed before the outcome was known: the write may or may not be applied.
     /// A retry with the same (client_id, seq) is applied at most once.
     case timedOut
+    /// Refused before it reached the log (too much is waiting for a quorum, or for an answer);
+    /// nothing was applied, retry later.
+    case overloaded(String)
 }
 
 enum ReadConsistency: String, Sendable, CaseIterable {
@@ -52,6 +55,11 @@ struct RaftTiming: Sendable {
     var snapshotEntries = 10_000
     /// A request whose outcome is not known by then is answered `timedOut`.
     var requestTimeoutMs = 3000
+    /// Compact the log once the applied entries since the last snapshot hold this many bytes, so
+    /// that the log never keeps in memory much more than the snapshot already holds.
+    var snapshotBytes = 64 << 20
+    /// Writes waiting for their answer; past this, new ones get 503 instead of an unbounded queue.
+    var maxPendingWrites = 10_000
 }
 
 /// The one thread that owns the Raft value, the disk and the store, and carries out each Ready
@@ -189,6 +197,10 @@ final class RaftLoop: @unchecked Sendable {
         case .peerDisconnected(let peer):
             raft.peerDisconnected(peer)
         case .write(let request, let reply):
+            guard writes.count < timing.maxPendingWrites else {
+                reply.resume(returning: .overloaded("\(writes.count) writes are waiting for their answer"))
+                return
+            }
             switch raft.propose(request.encoded()) {
             case .success(let index):
                 // An earlier waiter at this index belonged to an entry that was overwritten.
@@ -213,6 +225,7 @@ final class RaftLoop: @unchecked Sendable {
         case .notLeader(let l): return .notLeader(leader: l)
         case .transferring: return .transferring
         case .unknownReplica: return .notLeader(leader: nil)
+        case .overloaded: return .overloaded("\(e): the quorum is slow or unreachable")
         }
     }
 
@@ -282,8 +295,11 @@ final class RaftLoop: @unchecked Sendable {
 
     private func maybeCompact() {
         let applied = LogIndex(store.applied)
-        guard applied.value >= raft.snapshot.index.value + UInt64(timing.snapshotEntries),
-              let term = raft.log.term(at: applied) else { return }
+        let dueByCount = applied.value >= raft.snapshot.index.value + UInt64(timing.snapshotEntries)
+        // byteCount first: the exact sum walks the log, and is needed only when the whole log is that large.
+        let dueBySize = raft.log.byteCount >= timing.snapshotBytes
+            && raft.log.bytes(after: raft.snapshot.index, through: applied) >= timing.snapshotBytes
+        guard dueByCount || dueBySize, applied > raft.snapshot.index, let term = raft.log.term(at: applied) else { return }
         let data = store.snapshot()
         do {
             try storage.saveSnapshot(Snapshot(index: applied, term: term, data: data), replacesLog: false)

@@ -64,7 +64,8 @@ public enum RaftNodeMain {
                 output.emit(e)
             }
             let transport = PeerTransport(
-                peers: o.peers.map { .init(replica: ids[$0.id]!, host: $0.peerHost, port: $0.peerPort) }, group: raftGroup)
+                peers: o.peers.map { .init(replica: ids[$0.id]!, host: $0.peerHost, port: $0.peerPort) }, group: raftGroup,
+                report: { writeStderr("\(nodeLabel): \($0)") })
             loop.start(transport: transport) { change in
                 var e = Event(kind: change.kind == .elected ? .leaderElected : .leaderLost, runID: o.runID, node: o.id)
                 e.leader = memberNames[change.leader].flatMap { NodeID(validating: $0.id) }

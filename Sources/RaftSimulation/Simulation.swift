@@ -105,6 +105,10 @@ public final class Simulation {
         var c = Raft.Config(id: id, voters: ids)
         c.seed = seed
         c.maxEntriesPerAppend = maxEntries
+        // Byte limits small enough to bind: appends split by size (an entry is 15-30 bytes), and a
+        // leader without a quorum soon refuses proposals.
+        c.maxBytesPerAppend = [1 << 20, 24, 80][Int(seed / 9 % 3)]
+        if seed % 5 == 0 { c.maxUncommittedBytes = 150 }
         options.configure(&c)
         return c
     }

@@ -6,6 +6,7 @@ import Testing
 /// A small cluster driven by scenario scripts (testdata/*.txt), as etcd-io/raft's interaction
 /// tests are. Commands:
 ///   add-nodes 3 [prevote=true] [checkquorum=true] [election=10] [heartbeat=1] [max-append=64]
+///             [max-append-bytes=1048576] [max-uncommitted-bytes=67108864]
 ///   campaign 1 | propose 1 v1 | tick 1 [n=10] | tick-all [n=1] | stabilize
 ///   isolate 1 | partition 1,2 3,4,5 | heal | crash 1 | restart 1 | drop (lose every queued message)
 ///   kv 1 client=c1 seq=1 put x v | get x | delete x | cas x expected|- new | mput x=1,y=2
@@ -46,6 +47,8 @@ final class RaftEnv {
                 cfg.electionTicks = try c.int("election", default: 10)
                 cfg.heartbeatTicks = try c.int("heartbeat", default: 1)
                 cfg.maxEntriesPerAppend = try c.int("max-append", default: 64)
+                cfg.maxBytesPerAppend = try c.int("max-append-bytes", default: cfg.maxBytesPerAppend)
+                cfg.maxUncommittedBytes = try c.int("max-uncommitted-bytes", default: cfg.maxUncommittedBytes)
                 configs[i] = cfg
                 nodes[i] = Raft(config: cfg)
                 states[i] = KVStateMachine()
