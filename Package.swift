@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "BinaryCodec"),
         // The write-ahead log's record format (length, CRC-32C, type, payload) and its scanner: a
         // torn tail is told from corruption before the tail. Segment files and fsync come with kvnode.
-        .target(name: "WAL"),
+        .target(name: "WAL", dependencies: ["CLinux"]),
         // The node's disk: WAL segment files (fdatasync, preallocated), atomic snapshot files, recovery
         // that truncates a torn tail and refuses corruption before it.
         .target(name: "RaftStorage", dependencies: ["Raft", "WAL", "BinaryCodec", "CLinux"]),
@@ -94,7 +94,7 @@ let package = Package(
         // kvnode's raft mode: the loop that carries Raft's Ready out against RaftStorage, the peer
         // transport (binary frames over TCP), the HTTP API (HummingbirdCore), role events.
         .target(name: "RaftNode", dependencies: [
-            "Raft", "KVStore", "RaftStorage", "BinaryCodec", "Core", "Systemd", "CLinux", "Timing", "NodeRuntime",
+            "Raft", "KVStore", "RaftStorage", "BinaryCodec", "WAL", "Core", "Systemd", "CLinux", "Timing", "NodeRuntime",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -247,3 +247,53 @@ long kv_raise_nofile(long cap) {
     }
     return (long)rl.rlim_cur;
 }
+
+/* CRC-32C (Castagnoli). The SSE4.2 crc32 instruction when the CPU has it (8 bytes a cycle or so,
+ * tens of GB/s), else a byte table: every WAL record, snapshot chunk and peer frame is checked, and
+ * a table loop in Swift was the bottleneck of a snapshot stream. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+static uint32_t kv_crc32c_table[256];
+static int kv_crc32c_ready;
+
+static void kv_crc32c_init(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        kv_crc32c_table[n] = c;
+    }
+    __atomic_store_n(&kv_crc32c_ready, 1, __ATOMIC_RELEASE);
+}
+
+static uint32_t kv_crc32c_soft(uint32_t crc, const uint8_t *p, size_t n) {
+    if (!__atomic_load_n(&kv_crc32c_ready, __ATOMIC_ACQUIRE)) kv_crc32c_init();
+    while (n--) crc = kv_crc32c_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+    return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2")))
+static uint32_t kv_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
+    uint64_t c = crc;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32;
+}
+#endif
+
+uint32_t kv_crc32c(uint32_t seed, const void *data, size_t length) {
+    uint32_t crc = ~seed;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2")) return ~kv_crc32c_hw(crc, data, length);
+#endif
+    return ~kv_crc32c_soft(crc, data, length);
+}

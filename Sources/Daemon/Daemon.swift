@@ -89,6 +89,8 @@ public enum Daemon {
                     "--peers", others.map { "\($0.id)=http://\($0.host):\($0.port)" }.joined(separator: ","),
                     "--raft-peers", peers,
                     "--data-dir", node.dataDir ?? paths.stateDir + "/nodes/" + node.id.rawValue,
+                    // Nodes of another supervisor's cluster (same ids, other run) cannot join this one.
+                    "--cluster-token", "kvsupervisor-" + runID,
                     "--sync", c.raft.sync, "--tick-ms", String(c.raft.tickMs), "--heartbeat-ms", String(c.raft.heartbeatMs),
                     "--election-ms", String(c.raft.electionMs), "--election-max-ms", String(c.raft.electionMaxMs),
                     "--snapshot-entries", String(c.raft.snapshotEntries), "--read-policy", c.raft.readPolicy,

@@ -7,6 +7,8 @@ public struct KVStateMachine: Hashable, Sendable {
     public struct Session: Hashable, Sendable {
         public var seq: UInt64
         public var result: KVResult
+        /// The index of the entry that last used it.
+        public var lastIndex: UInt64 = 0
     }
 
     public private(set) var data: [String: String] = [:]
@@ -33,7 +35,7 @@ public struct KVStateMachine: Hashable, Sendable {
             if r.seq < s.seq { return .staleSequence(latest: s.seq) }
         }
         let result = execute(r.command)
-        sessions[r.client] = Session(seq: r.seq, result: result)
+        sessions[r.client] = Session(seq: r.seq, result: result, lastIndex: applied)
         return result
     }
 
@@ -57,27 +59,28 @@ public struct KVStateMachine: Hashable, Sendable {
 
     // MARK: Snapshot
 
-    /// The state as bytes, keys in order so that equal states give equal snapshots.
+    /// The whole snapshot as one byte array: its chunks (`SnapshotChunks`), each length-prefixed.
+    /// For small stores and the simulator; kvnode writes and sends the chunks one at a time.
     public func snapshot() -> [UInt8] {
         var w = ByteWriter()
-        w.byte(1)
-        w.uint(applied)
-        w.uint(UInt64(data.count))
-        for k in data.keys.sorted() { w.string(k); w.string(data[k]!) }
-        w.uint(UInt64(sessions.count))
-        for c in sessions.keys.sorted() {
-            let s = sessions[c]!
-            w.string(c)
-            w.uint(s.seq)
-            Self.encode(s.result, &w)
-        }
+        for chunk in SnapshotChunks(self) { w.data(chunk) }
         return w.bytes
     }
 
     public init(snapshot bytes: [UInt8]) throws {
+        // Format 1 (one blob, before chunks) starts with its version byte; format 2 with the
+        // header chunk's length, which is at least 4.
+        if bytes.first == 1 { try self.init(legacySnapshot: bytes); return }
         var r = ByteReader(bytes)
-        let version = try r.byte()
-        guard version == 1 else { throw DecodeError("unknown snapshot format \(version)") }
+        var assembler = SnapshotAssembler()
+        while !r.atEnd { try assembler.add(try r.data()) }
+        self = try assembler.finish()
+    }
+
+    /// Format 1, as data directories written before chunked snapshots hold it.
+    private init(legacySnapshot bytes: [UInt8]) throws {
+        var r = ByteReader(bytes)
+        _ = try r.byte()
         applied = try r.uint()
         for _ in 0..<(try r.count(max: bytes.count)) {
             let k = try r.string()
@@ -86,12 +89,16 @@ public struct KVStateMachine: Hashable, Sendable {
         for _ in 0..<(try r.count(max: bytes.count)) {
             let c = try r.string()
             let seq = try r.uint()
-            sessions[c] = Session(seq: seq, result: try Self.decodeResult(&r))
+            sessions[c] = Session(seq: seq, result: try Self.decodeResult(&r), lastIndex: applied)
         }
         guard r.atEnd else { throw DecodeError("\(bytes.count - r.position) trailing bytes in snapshot") }
     }
 
-    private static func encode(_ result: KVResult, _ w: inout ByteWriter) {
+    mutating func restoreApplied(_ index: UInt64) { applied = index }
+    mutating func restoreKey(_ key: String, _ value: String) { data[key] = value }
+    mutating func restoreSession(_ client: String, _ session: Session) { sessions[client] = session }
+
+    static func encode(_ result: KVResult, _ w: inout ByteWriter) {
         switch result {
         case .ok: w.byte(0)
         case .value(let v): w.byte(1); w.optionalString(v)
@@ -101,7 +108,7 @@ public struct KVStateMachine: Hashable, Sendable {
         }
     }
 
-    private static func decodeResult(_ r: inout ByteReader) throws -> KVResult {
+    static func decodeResult(_ r: inout ByteReader) throws -> KVResult {
         switch try r.byte() {
         case 0: return .ok
         case 1: return .value(try r.optionalString())

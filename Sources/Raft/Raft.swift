@@ -30,6 +30,10 @@ public struct Raft: Sendable {
         /// MaxUncommittedEntriesSize): without a quorum, the log would otherwise grow until memory
         /// runs out.
         public var maxUncommittedBytes = 64 << 20
+        /// Ticks a leader waits for a follower to answer a snapshot before it sends it again (nil:
+        /// an election timeout). A node that streams large snapshots sets it long and reports a
+        /// failed stream with `reportSnapshot`, so a slow transfer is not started over and over.
+        public var snapshotWaitTicks: Int?
         public var seed: UInt64 = 1
         #if RAFT_PLANTED_BUGS
         /// Only in a test build (-DRAFT_PLANTED_BUGS): a known bug, to show the simulation finds it.
@@ -156,7 +160,7 @@ public struct Raft: Sendable {
             for (id, pr) in progress where pr.snapshotSent != nil {
                 progress[id]!.snapshotWait += 1
                 // Lost, or the follower could not take it: send it again at the next append.
-                if pr.snapshotWait + 1 >= config.electionTicks { progress[id]!.snapshotSent = nil }
+                if pr.snapshotWait + 1 >= (config.snapshotWaitTicks ?? config.electionTicks) { progress[id]!.snapshotSent = nil }
             }
             heartbeatElapsed += 1
             if heartbeatElapsed >= config.heartbeatTicks {
@@ -181,6 +185,15 @@ public struct Raft: Sendable {
         leader = nil
         electionElapsed = max(electionElapsed, config.electionTicks)
         randomizedTimeout = electionElapsed + 1 + Int(nextRandom() % UInt64(max(1, config.heartbeatTicks)))
+    }
+
+    /// The transport could not deliver the snapshot sent to `id` (etcd's ReportSnapshot with
+    /// failure): send it again at the next heartbeat instead of waiting for an answer that will
+    /// not come.
+    public mutating func reportSnapshotFailed(to id: ReplicaID) {
+        guard role == .leader, progress[id]?.snapshotSent != nil else { return }
+        note("\(config.id) will send its snapshot to \(id) again: the transfer failed")
+        progress[id]!.snapshotSent = nil
     }
 
     /// Starts an election now (the election timer does this by itself).

@@ -1,15 +1,13 @@
 import BinaryCodec
 import NIOCore
 import Raft
+import WAL
 
-/// Raft messages on the wire between kvnodes: a connection opens with `magic`, then carries
-/// frames of `length: UInt32 LE` + one message in BinaryCodec (LEB128 integers). Compact and
-/// strict: a frame that does not decode closes the connection, never the node.
+/// Raft messages in BinaryCodec (LEB128 integers): compact and strict, a message that does not
+/// decode is an error, never a guess. `PeerFrame` puts them on the wire.
 enum MessageCodec {
     /// Also how the peer port tells a Raft connection from a heartbeat one ("HB ..." lines).
-    static let magic: [UInt8] = Array("KVRAFT01".utf8)
-    /// A snapshot of 100,000 keys of 100 bytes is about 12 MB; room for ten times that.
-    static let maxFrameBytes = 256 << 20
+    static let magic: [UInt8] = Array("KVRAFT02".utf8)
 
     static func encode(_ m: Message) -> [UInt8] {
         var w = ByteWriter()
@@ -75,8 +73,78 @@ enum MessageCodec {
     }
 }
 
-/// Splits the byte stream after the magic into frames; a wrong magic or an oversized frame is an
-/// error (the channel closes).
+/// What a peer connection carries after `MessageCodec.magic`, each frame as
+///
+///     length: UInt32 LE (of the body) · crc: UInt32 LE (CRC-32C of the body) · body: type byte + payload
+///
+/// The first frame is a hello naming the cluster and both ends; a connection from another
+/// cluster, for another replica, or whose bytes only look like frames is refused and closed.
+enum PeerFrame: Equatable {
+    struct Hello: Equatable { var cluster: String; var from: ReplicaID; var to: ReplicaID }
+    /// One chunk of the sender's snapshot (index, term), `seq` from 0; the `.snapshot` Raft
+    /// message follows the last one.
+    struct SnapshotChunk: Equatable { var from: ReplicaID; var index: LogIndex; var term: Term; var seq: UInt64; var bytes: [UInt8] }
+
+    case hello(Hello)
+    case message(Message)
+    case snapshotChunk(SnapshotChunk)
+
+    /// Appends carry at most 1 MiB of entries or one larger entry (an mput of up to 4 MiB);
+    /// snapshot chunks about 1 MiB plus one pair. Anything larger is not a frame of ours.
+    static let maxBodyBytes = 16 << 20
+
+    func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        switch self {
+        case .hello(let h):
+            w.byte(1); w.string(h.cluster); w.uint(UInt64(h.from)); w.uint(UInt64(h.to))
+        case .message(let m):
+            w.byte(2)
+            let body = MessageCodec.encode(m)
+            return Self.framed(w.bytes + body)
+        case .snapshotChunk(let c):
+            w.byte(3); w.uint(UInt64(c.from)); w.uint(c.index.value); w.uint(c.term.value); w.uint(c.seq); w.data(c.bytes)
+        }
+        return Self.framed(w.bytes)
+    }
+
+    static func framed(_ body: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + body.count)
+        WALRecord.appendLE(UInt32(body.count), to: &out)
+        WALRecord.appendLE(CRC32C.checksum(body), to: &out)
+        return out + body
+    }
+
+    static func decode(body: [UInt8]) throws -> PeerFrame {
+        guard let type = body.first else { throw DecodeError("an empty frame") }
+        switch type {
+        case 1:
+            var r = ByteReader(Array(body.dropFirst()))
+            let h = Hello(cluster: try r.string(), from: try replica(&r), to: try replica(&r))
+            try r.expectEnd()
+            return .hello(h)
+        case 2:
+            return .message(try MessageCodec.decode(Array(body.dropFirst())))
+        case 3:
+            var r = ByteReader(Array(body.dropFirst()))
+            let c = SnapshotChunk(from: try replica(&r), index: LogIndex(try r.uint()), term: Term(try r.uint()), seq: try r.uint(), bytes: try r.data())
+            try r.expectEnd()
+            return .snapshotChunk(c)
+        default:
+            throw DecodeError("unknown frame type \(type)")
+        }
+    }
+
+    private static func replica(_ r: inout ByteReader) throws -> ReplicaID {
+        let v = try r.uint()
+        guard v <= 1 << 20 else { throw DecodeError("replica id \(v) out of range") }
+        return ReplicaID(v)
+    }
+}
+
+/// Splits the byte stream after the magic into frame bodies whose checksum holds; a wrong magic,
+/// an oversized frame or a checksum mismatch is an error (the channel closes).
 struct RaftFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = [UInt8]
     private var sawMagic = false
@@ -84,16 +152,19 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if !sawMagic {
             guard let head = buffer.readBytes(length: MessageCodec.magic.count) else { return .needMoreData }
-            guard head == MessageCodec.magic else { throw DecodeError("not a kvnode raft connection (bad magic)") }
+            guard head == MessageCodec.magic else { throw DecodeError("not a kvnode raft connection of this version (bad magic)") }
             sawMagic = true
         }
-        guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) else { return .needMoreData }
-        guard Int(length) <= MessageCodec.maxFrameBytes else {
-            throw DecodeError("a frame of \(length) bytes exceeds \(MessageCodec.maxFrameBytes)")
+        guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self),
+              let crc = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .little, as: UInt32.self) else { return .needMoreData }
+        guard length >= 1, Int(length) <= PeerFrame.maxBodyBytes else {
+            throw DecodeError("a frame of \(length) bytes (limit \(PeerFrame.maxBodyBytes))")
         }
-        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 4)
-        context.fireChannelRead(wrapInboundOut(buffer.readBytes(length: Int(length))!))
+        guard buffer.readableBytes >= 8 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 8)
+        let body = buffer.readBytes(length: Int(length))!
+        guard CRC32C.checksum(body) == crc else { throw DecodeError("a frame of \(length) bytes fails its checksum") }
+        context.fireChannelRead(wrapInboundOut(body))
         return .continue
     }
 }

@@ -1,6 +1,9 @@
+import BinaryCodec
+import Core
 import NIOCore
 import NIOPosix
 import Raft
+import RaftStorage
 import Synchronization
 
 /// One persistent outbound TCP connection per peer, carrying this node's messages to it (the
@@ -20,11 +23,18 @@ final class PeerTransport: Sendable {
     static let backoffMaxMs: Int64 = 500
 
     private let links: [ReplicaID: PeerLink]
+    private let report: @Sendable (String) -> Void
 
-    init(peers: [Peer], group: any EventLoopGroup, report: @escaping @Sendable (String) -> Void = { _ in }) {
+    /// `cluster` and `me` go into the hello each connection opens with.
+    init(peers: [Peer], cluster: String, me: ReplicaID, group: any EventLoopGroup,
+         report: @escaping @Sendable (String) -> Void = { _ in }) {
         var links: [ReplicaID: PeerLink] = [:]
-        for p in peers { links[p.replica] = PeerLink(peer: p, loop: group.next(), report: report) }
+        for p in peers {
+            let hello = PeerFrame.hello(.init(cluster: cluster, from: me, to: p.replica)).encoded()
+            links[p.replica] = PeerLink(peer: p, loop: group.next(), hello: hello, report: report)
+        }
         self.links = links
+        self.report = report
     }
 
     func start() { for link in links.values { link.loop.execute { link.connect() } } }
@@ -33,14 +43,47 @@ final class PeerTransport: Sendable {
     /// once per destination on the link's event loop.
     func send(_ messages: [Message]) {
         var byPeer: [ReplicaID: [[UInt8]]] = [:]
-        for m in messages { byPeer[m.to, default: []].append(MessageCodec.encode(m)) }
+        for m in messages { byPeer[m.to, default: []].append(PeerFrame.message(m).encoded()) }
         for (to, frames) in byPeer {
             guard let link = links[to] else { continue }
             if link.loop.inEventLoop { link.write(frames) } else { link.loop.execute { link.write(frames) } }
         }
     }
 
+    /// Streams the snapshot file at `path` to `m.to` on a worker of `pool`, one chunk in flight
+    /// (read, written, flushed, then the next), and then `m` itself, the InstallSnapshot message
+    /// that tells the peer the chunks are complete. One stream per peer at a time; a stream cut by
+    /// a lost connection is abandoned, and Raft sends the snapshot again after its wait.
+    func sendSnapshot(_ m: Message, path: String, pool: NIOThreadPool, failed: @escaping @Sendable () -> Void) {
+        guard case .snapshot(let s) = m.kind, let link = links[m.to], link.beginStream() else { return }
+        let report = self.report
+        pool.submit { state in
+            defer { link.endStream() }
+            guard case .active = state else { return }
+            let started = monotonicNow()
+            do {
+                let channel = try link.currentChannel()
+                var seq: UInt64 = 0
+                let meta = try SnapshotFile.read(path) { chunk in
+                    let frame = PeerFrame.snapshotChunk(.init(from: m.from, index: s.index, term: s.term, seq: seq, bytes: chunk))
+                    try link.writeAndWait(frame.encoded(), on: channel)
+                    seq += 1
+                }
+                try link.writeAndWait(PeerFrame.message(m).encoded(), on: channel)
+                report("sent snapshot \(s.term)/\(s.index) to replica \(m.to): \(meta.chunks) chunks, \(meta.bytes) bytes in "
+                       + "\((monotonicNow() - started) / 1_000_000) ms")
+            } catch {
+                report("snapshot \(s.term)/\(s.index) to replica \(m.to) abandoned: \(error); it will be sent again")
+                failed()
+            }
+        }
+    }
+
     var dropped: Int { links.values.reduce(0) { $0 + $1.dropped.load(ordering: .relaxed) } }
+}
+
+struct PeerLinkError: Error, CustomStringConvertible {
+    var description: String
 }
 
 /// The connection to one peer. Its state lives on `loop`.
@@ -57,10 +100,37 @@ final class PeerLink: @unchecked Sendable {
     private var backoffMs = PeerTransport.backoffStartMs
     private var queuedBytes = 0
 
-    init(peer: PeerTransport.Peer, loop: any EventLoop, report: @escaping @Sendable (String) -> Void) {
+    private let hello: [UInt8]
+    private let streaming = Atomic<Bool>(false)
+
+    init(peer: PeerTransport.Peer, loop: any EventLoop, hello: [UInt8], report: @escaping @Sendable (String) -> Void) {
         self.peer = peer
         self.loop = loop
+        self.hello = hello
         self.report = report
+    }
+
+    func beginStream() -> Bool { !streaming.exchange(true, ordering: .acquiringAndReleasing) }
+    func endStream() { streaming.store(false, ordering: .releasing) }
+
+    /// From a worker thread: the connection as it is now (a stream stays on it).
+    func currentChannel() throws -> any Channel {
+        try loop.submit { () throws -> any Channel in
+            guard let ch = self.channel else { throw PeerLinkError(description: "no connection to replica \(self.peer.replica)") }
+            return ch
+        }.wait()
+    }
+
+    /// From a worker thread: writes `frame` on `channel` and waits until the kernel took it.
+    func writeAndWait(_ frame: [UInt8], on channel: any Channel) throws {
+        try loop.flatSubmit { () -> EventLoopFuture<Void> in
+            guard self.channel === channel else {
+                return self.loop.makeFailedFuture(PeerLinkError(description: "the connection to replica \(self.peer.replica) was replaced"))
+            }
+            var buf = channel.allocator.buffer(capacity: frame.count)
+            buf.writeBytes(frame)
+            return channel.writeAndFlush(buf)
+        }.wait()
     }
 
     private func drop(_ count: Int, _ why: String) {
@@ -89,8 +159,9 @@ final class PeerLink: @unchecked Sendable {
                 case .success(let ch):
                     self.channel = ch
                     self.backoffMs = PeerTransport.backoffStartMs
-                    var hello = ch.allocator.buffer(capacity: MessageCodec.magic.count)
+                    var hello = ch.allocator.buffer(capacity: MessageCodec.magic.count + self.hello.count)
                     hello.writeBytes(MessageCodec.magic)
+                    hello.writeBytes(self.hello)
                     ch.writeAndFlush(hello, promise: nil)
                     ch.closeFuture.hop(to: self.loop).whenComplete { _ in
                         if self.channel === ch { self.channel = nil; self.reconnectLater() }
@@ -114,12 +185,11 @@ final class PeerLink: @unchecked Sendable {
         }
         var wrote = false
         for f in frames {
-            guard queuedBytes + f.count + 4 <= PeerTransport.maxQueuedBytes else {
+            guard queuedBytes + f.count <= PeerTransport.maxQueuedBytes else {
                 drop(1, "\(queuedBytes) bytes already queued for a slow peer (limit \(PeerTransport.maxQueuedBytes))")
                 continue
             }
-            var buf = ch.allocator.buffer(capacity: 4 + f.count)
-            buf.writeInteger(UInt32(f.count), endianness: .little)
+            var buf = ch.allocator.buffer(capacity: f.count)
             buf.writeBytes(f)
             let size = buf.readableBytes
             queuedBytes += size
@@ -132,42 +202,102 @@ final class PeerLink: @unchecked Sendable {
     }
 }
 
-/// Inbound side: each frame decoded and handed to `deliver`; a frame that does not decode closes
-/// that connection (the sender reconnects), never the node. When a connection that carried a
-/// peer's messages closes, `disconnected` hears which peer it was: a crashed process's sockets
-/// close at once, long before an election timeout.
+/// What an inbound peer connection needs to know and whom it tells.
+struct PeerInbound: Sendable {
+    var cluster: String
+    var me: ReplicaID
+    var voters: Set<ReplicaID>
+    var deliver: @Sendable (Message) -> Void
+    var disconnected: @Sendable (ReplicaID) -> Void
+    var reject: @Sendable (String) -> Void
+    /// Where the snapshot of (index, term) goes once installed (received files wait beside it).
+    var snapshotPath: @Sendable (LogIndex, Term) -> String
+    /// A received snapshot's writer, every chunk in it, with the InstallSnapshot message that ended
+    /// it: to be finished (synced), checked and turned into a store off the event loop.
+    var snapshotReceived: @Sendable (_ message: Message, _ writer: SnapshotFile.Writer) -> Void
+}
+
+/// Inbound side. The first frame must be a hello from a voter of this cluster to this replica;
+/// after it, messages from that voter to this replica only. A frame that does not decode, or that
+/// breaks these rules, closes the connection (the sender reconnects), never the node. Snapshot
+/// chunks are written to a temp file as they come (one in memory), then handed on with the
+/// InstallSnapshot message that follows them. When a connection that carried a peer's messages
+/// closes, `disconnected` hears which peer it was: a crashed process's sockets close at once, long
+/// before an election timeout.
 final class RaftInboundHandler: ChannelInboundHandler {
     typealias InboundIn = [UInt8]
-    private let deliver: @Sendable (Message) -> Void
-    private let disconnected: @Sendable (ReplicaID) -> Void
-    private let reject: @Sendable (String) -> Void
+    private let inbound: PeerInbound
     private var sender: ReplicaID?
+    private struct Receiving { var writer: SnapshotFile.Writer; var index: LogIndex; var term: Term; var next: UInt64 }
+    private var receiving: Receiving?
+    private static let streams = Atomic<Int>(0)
 
-    init(deliver: @escaping @Sendable (Message) -> Void, disconnected: @escaping @Sendable (ReplicaID) -> Void,
-         reject: @escaping @Sendable (String) -> Void) {
-        self.deliver = deliver
-        self.disconnected = disconnected
-        self.reject = reject
-    }
+    init(_ inbound: PeerInbound) { self.inbound = inbound }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let sender { disconnected(sender) }
+        receiving?.writer.discard()
+        receiving = nil
+        if let sender { inbound.disconnected(sender) }
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         do {
-            let m = try MessageCodec.decode(unwrapInboundIn(data))
-            sender = m.from
-            deliver(m)
+            let frame = try PeerFrame.decode(body: unwrapInboundIn(data))
+            guard let sender else {
+                guard case .hello(let h) = frame else { throw DecodeError("the first frame is not a hello") }
+                guard h.cluster == inbound.cluster else { throw DecodeError("a hello from cluster '\(h.cluster)', this is '\(inbound.cluster)'") }
+                guard h.to == inbound.me, inbound.voters.contains(h.from), h.from != inbound.me else {
+                    throw DecodeError("a hello from replica \(h.from) to \(h.to); this is replica \(inbound.me)")
+                }
+                self.sender = h.from
+                return
+            }
+            switch frame {
+            case .hello: throw DecodeError("a second hello")
+            case .message(let m):
+                guard m.from == sender, m.to == inbound.me else { throw DecodeError("a message from \(m.from) to \(m.to) on replica \(sender)'s connection") }
+                if case .snapshot(let s) = m.kind { snapshotComplete(m, s) } else { inbound.deliver(m) }
+            case .snapshotChunk(let c):
+                guard c.from == sender else { throw DecodeError("a snapshot chunk from \(c.from) on replica \(sender)'s connection") }
+                try chunk(c)
+            }
         } catch {
-            reject("peer connection from \(context.remoteAddress.map { "\($0)" } ?? "?") closed: \(error)")
+            inbound.reject("peer connection from \(context.remoteAddress.map { "\($0)" } ?? "?") closed: \(error)")
             context.close(promise: nil)
         }
     }
 
+    private func chunk(_ c: PeerFrame.SnapshotChunk) throws {
+        if c.seq == 0 {
+            receiving?.writer.discard()
+            // A temp file per stream: the previous one may still be read on a worker.
+            let stream = RaftInboundHandler.streams.add(1, ordering: .relaxed).newValue
+            let writer = try SnapshotFile.Writer(path: inbound.snapshotPath(c.index, c.term), index: c.index, term: c.term,
+                                                 tempSuffix: ".recv-\(c.from)-\(stream).tmp")
+            receiving = Receiving(writer: writer, index: c.index, term: c.term, next: 0)
+        }
+        guard var r = receiving, r.index == c.index, r.term == c.term, r.next == c.seq else {
+            receiving?.writer.discard()
+            receiving = nil
+            throw DecodeError("snapshot chunk \(c.seq) of \(c.term)/\(c.index) out of order")
+        }
+        try r.writer.append(c.bytes)
+        r.next += 1
+        receiving = r
+    }
+
+    private func snapshotComplete(_ m: Message, _ s: Snapshot) {
+        guard let r = receiving, r.index == s.index, r.term == s.term, r.next > 0 else {
+            inbound.reject("snapshot \(s.term)/\(s.index) from replica \(m.from) arrived without its chunks; ignored (the leader sends it again)")
+            return
+        }
+        receiving = nil
+        inbound.snapshotReceived(m, r.writer)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        reject("peer connection from \(context.remoteAddress.map { "\($0)" } ?? "?") closed: \(error)")
+        inbound.reject("peer connection from \(context.remoteAddress.map { "\($0)" } ?? "?") closed: \(error)")
         context.close(promise: nil)
     }
 }

@@ -3,6 +3,7 @@ import KVStore
 import Raft
 import RaftStorage
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// What a client request came to.
@@ -75,6 +76,10 @@ final class RaftLoop: @unchecked Sendable {
         case read(key: String, ReadConsistency, Continuation)
         /// A connection that carried this peer's messages closed.
         case peerDisconnected(ReplicaID)
+        /// A leader's InstallSnapshot, its file complete and synced at `tempPath`, its store built.
+        case snapshotReceived(Message, KVStateMachine, tempPath: String)
+        /// A snapshot stream to this peer broke off.
+        case snapshotSendFailed(ReplicaID)
     }
     typealias Continuation = CheckedContinuation<KVReply, Never>
 
@@ -113,18 +118,28 @@ final class RaftLoop: @unchecked Sendable {
     private var confirmed: [(index: LogIndex, read: PendingRead)] = []
     private var nextReadContext: UInt64 = 1
     private var snapshotsReceived = 0
+    /// Received snapshots handed to Raft and not yet taken or refused, by (index, term).
+    private var prepared: [LogIndex: (term: Term, state: KVStateMachine, tempPath: String)] = [:]
+    /// A snapshot of this node's own store is being written on a worker.
+    private var snapshotting = false
+    /// Workers for snapshot files: writing this node's, streaming them to peers, reading received ones.
+    let pool: NIOThreadPool
     private var lastRole: Role = .follower
     private var lastLeader: ReplicaID?
 
-    init(config: Raft.Config, timing: RaftTiming, storage: DiskStorage, recovered: Recovered, eventLoop: any EventLoop,
-         onFatal: @escaping @Sendable (String) -> Never) throws {
+    /// `state` is the store as the recovered snapshot holds it. Raft's snapshots carry no data
+    /// here: the state lives in snapshot files, written, sent and read one chunk at a time.
+    init(config: Raft.Config, timing: RaftTiming, storage: DiskStorage, recovered: Recovered, state: KVStateMachine,
+         eventLoop: any EventLoop, pool: NIOThreadPool, onFatal: @escaping @Sendable (String) -> Never) {
         self.eventLoop = eventLoop
         self.id = config.id
         self.timing = timing
         self.storage = storage
+        self.pool = pool
         self.onFatal = onFatal
-        raft = Raft(config: config, hardState: recovered.hardState, snapshot: recovered.snapshot, entries: recovered.entries)
-        store = recovered.snapshot.isEmpty ? KVStateMachine() : try KVStateMachine(snapshot: recovered.snapshot.data)
+        raft = Raft(config: config, hardState: recovered.hardState, snapshot: Snapshot(index: recovered.snapshot.index, term: recovered.snapshot.term),
+                    entries: recovered.entries)
+        store = state
     }
 
     /// `onStatus` hears of role, term and leader changes at once, of index changes at most every 100 ms.
@@ -185,6 +200,9 @@ final class RaftLoop: @unchecked Sendable {
         } catch {
             onFatal("cannot write to the data directory: \(error). Stopping: a node that cannot persist must not vote or acknowledge")
         }
+        // Received snapshots Raft did not take (it had caught up meanwhile, or the term moved on).
+        for (_, p) in prepared { SnapshotFile.discard(p.tempPath) }
+        prepared = [:]
         noticeRoleChange()
         refreshStatus()
     }
@@ -196,6 +214,13 @@ final class RaftLoop: @unchecked Sendable {
             raft.step(m)
         case .peerDisconnected(let peer):
             raft.peerDisconnected(peer)
+        case .snapshotSendFailed(let peer):
+            raft.reportSnapshotFailed(to: peer)
+        case .snapshotReceived(let m, let state, let tempPath):
+            guard case .snapshot(let s) = m.kind else { return }
+            if let old = prepared[s.index], old.tempPath != tempPath { SnapshotFile.discard(old.tempPath) }
+            prepared[s.index] = (s.term, state, tempPath)
+            raft.step(m)
         case .write(let request, let reply):
             guard writes.count < timing.maxPendingWrites else {
                 reply.resume(returning: .overloaded("\(writes.count) writes are waiting for their answer"))
@@ -230,18 +255,32 @@ final class RaftLoop: @unchecked Sendable {
     }
 
     private func process(_ rd: Raft.Ready) throws {
-        let early = rd.messages.filter(Self.sendsBeforePersisting)
+        var messages = rd.messages
+        // InstallSnapshot goes as a stream of chunks from the snapshot file, on a worker.
+        messages.removeAll { m in
+            guard case .snapshot(let s) = m.kind else { return false }
+            transport?.sendSnapshot(m, path: storage.snapshotPath(index: s.index, term: s.term), pool: pool) { [weak self] in
+                self?.submit(.snapshotSendFailed(m.to))
+            }
+            return true
+        }
+        let early = messages.filter(Self.sendsBeforePersisting)
         if !early.isEmpty { transport?.send(early) }
-        if let s = rd.snapshot { try storage.saveSnapshot(s, replacesLog: true) }
+        var installed: KVStateMachine?
+        if let s = rd.snapshot {
+            guard let p = prepared.removeValue(forKey: s.index), p.term == s.term else {
+                onFatal("Raft installed snapshot \(s.term)/\(s.index), which this node did not receive")
+            }
+            try storage.install(snapshotAt: p.tempPath, index: s.index, term: s.term, replacesLog: true)
+            installed = p.state
+        }
         try storage.save(hardState: rd.hardState, entries: rd.entries)
-        let late = rd.messages.filter { !Self.sendsBeforePersisting($0) }
+        let late = messages.filter { !Self.sendsBeforePersisting($0) }
         if !late.isEmpty { transport?.send(late) }
 
-        if let s = rd.snapshot {
+        if let s = rd.snapshot, let state = installed {
             snapshotsReceived += 1
-            do { store = try KVStateMachine(snapshot: s.data) } catch {
-                onFatal("the leader's snapshot at \(s.index) does not decode: \(error)")
-            }
+            store = state
             for (index, w) in writes where index <= s.index {
                 writes[index] = nil
                 answerFromSession(w, index: index)
@@ -293,20 +332,50 @@ final class RaftLoop: @unchecked Sendable {
         }
     }
 
+    /// Snapshots the store once enough was applied since the last one, on a worker: the store is
+    /// copied (its storage shared until the next write changes it), written chunk by chunk, synced,
+    /// and only then installed and the log compacted, here on the loop. The loop goes on meanwhile,
+    /// so a large store's snapshot does not hold up heartbeats.
     private func maybeCompact() {
+        guard !snapshotting else { return }
         let applied = LogIndex(store.applied)
         let dueByCount = applied.value >= raft.snapshot.index.value + UInt64(timing.snapshotEntries)
         // byteCount first: the exact sum walks the log, and is needed only when the whole log is that large.
         let dueBySize = raft.log.byteCount >= timing.snapshotBytes
             && raft.log.bytes(after: raft.snapshot.index, through: applied) >= timing.snapshotBytes
         guard dueByCount || dueBySize, applied > raft.snapshot.index, let term = raft.log.term(at: applied) else { return }
-        let data = store.snapshot()
+        snapshotting = true
+        let state = store
+        let writer: SnapshotFile.Writer
         do {
-            try storage.saveSnapshot(Snapshot(index: applied, term: term, data: data), replacesLog: false)
+            writer = try SnapshotFile.Writer(path: storage.snapshotPath(index: applied, term: term), index: applied, term: term)
         } catch {
             onFatal("cannot write a snapshot: \(error)")
         }
-        raft.compact(through: applied, data: data)
+        pool.runIfActive(eventLoop: eventLoop) { () throws -> Void in
+            do {
+                for chunk in SnapshotChunks(state) { try writer.append(chunk) }
+                try writer.finish(rename: false)
+            } catch {
+                writer.discard()
+                throw error
+            }
+        }.whenComplete { result in
+            self.snapshotting = false
+            switch result {
+            case .failure(let error):
+                self.onFatal("cannot write a snapshot: \(error)")
+            case .success where applied <= self.raft.snapshot.index:
+                writer.discard()  // a leader's snapshot got there first
+            case .success:
+                do {
+                    try self.storage.install(snapshotAt: writer.tempPath, index: applied, term: term, replacesLog: false)
+                } catch {
+                    self.onFatal("cannot install a snapshot: \(error)")
+                }
+                self.raft.compact(through: applied, data: [])
+            }
+        }
     }
 
     private func expire(now: MonotonicNanos) {

@@ -18,31 +18,56 @@ public enum RaftNodeMain {
         config.maxElectionTicks = max(config.electionTicks + 1, o.electionMaxMs / o.tickMs)
         config.heartbeatTicks = max(1, o.heartbeatMs / o.tickMs)
         config.seed = UInt64(truncatingIfNeeded: monotonicNow()) ^ UInt64(me)
+        // Snapshots stream at disk and network speed (a GiB takes seconds): wait 30 s for an answer;
+        // a stream that breaks off is reported and sent again at once.
+        config.snapshotWaitTicks = max(config.electionTicks, 30_000 / o.tickMs)
 
-        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: o.dataDir, sync: o.sync))
-        // One thread for the Raft loop and its outbound peer connections.
-        let raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let nodeLabel = "kvnode \(o.id)"
-        let loop = try RaftLoop(
+        let snapshotLoader = SnapshotLoader()
+        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: o.dataDir, sync: o.sync), snapshotChunk: snapshotLoader.add)
+        let state = recovered.snapshot.isEmpty ? KVStateMachine() : try snapshotLoader.finish(index: recovered.snapshot.index)
+        if snapshotLoader.wasLegacy {
+            // Written before chunked snapshots: rewrite it in chunks, so that it can be sent.
+            try SnapshotLoader.rewrite(state, storage: storage, index: recovered.snapshot.index, term: recovered.snapshot.term)
+        }
+        // One thread for the Raft loop and its outbound peer connections; workers for snapshot files.
+        let raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        let loop = RaftLoop(
             config: config,
             timing: RaftTiming(tickMs: o.tickMs, heartbeatMs: o.heartbeatMs, electionMs: o.electionMs,
                                electionMaxMs: o.electionMaxMs, snapshotEntries: o.snapshotEntries,
                                requestTimeoutMs: o.requestTimeoutMs),
-            storage: storage, recovered: recovered, eventLoop: raftGroup.next(),
+            storage: storage, recovered: recovered, state: state, eventLoop: raftGroup.next(), pool: pool,
             onFatal: { message in
                 writeStderr("\(nodeLabel): \(message)")
                 exit(1)
             })
-        let voters = Set(ids.values)
+        let report: @Sendable (String) -> Void = { writeStderr("\(nodeLabel): \($0)") }
+        let cluster = o.clusterID
+        let dataDir = o.dataDir
+        let inbound = PeerInbound(
+            cluster: cluster, me: me, voters: Set(ids.values),
+            deliver: { m in loop.submit(.message(m)) },
+            disconnected: { peer in loop.submit(.peerDisconnected(peer)) },
+            reject: report,
+            snapshotPath: { index, term in DiskStorage.snapshotPath(directory: dataDir, index: index, term: term) },
+            snapshotReceived: { m, writer in
+                pool.submit { _ in
+                    do {
+                        try writer.finish(rename: false)
+                        let state = try SnapshotLoader.load(writer.tempPath)
+                        loop.submit(.snapshotReceived(m, state, tempPath: writer.tempPath))
+                    } catch {
+                        writer.discard()
+                        report("snapshot \(writer.term)/\(writer.index) from replica \(m.from) refused: \(error)")
+                    }
+                }
+            })
         let guest = PeerPortGuest(magic: MessageCodec.magic) { channel in
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RaftFrameDecoder()))
-            try channel.pipeline.syncOperations.addHandler(RaftInboundHandler(
-                deliver: { m in
-                    // Only messages of this group, to this replica: anything else is someone else's traffic.
-                    if m.to == me, voters.contains(m.from), m.from != me { loop.submit(.message(m)) }
-                },
-                disconnected: { peer in loop.submit(.peerDisconnected(peer)) },
-                reject: { writeStderr("\(nodeLabel): \($0)") }))
+            try channel.pipeline.syncOperations.addHandler(RaftInboundHandler(inbound))
         }
         let ownURL = o.advertiseURL ?? "http://\(o.host == "0.0.0.0" || o.host == "::" ? "127.0.0.1" : o.host):\(o.httpPort)"
         var members: [ReplicaID: KVAPI.Member] = [me: .init(id: o.id.rawValue, httpURL: ownURL)]
@@ -64,8 +89,8 @@ public enum RaftNodeMain {
                 output.emit(e)
             }
             let transport = PeerTransport(
-                peers: o.peers.map { .init(replica: ids[$0.id]!, host: $0.peerHost, port: $0.peerPort) }, group: raftGroup,
-                report: { writeStderr("\(nodeLabel): \($0)") })
+                peers: o.peers.map { .init(replica: ids[$0.id]!, host: $0.peerHost, port: $0.peerPort) }, cluster: cluster, me: me,
+                group: raftGroup, report: report)
             loop.start(transport: transport) { change in
                 var e = Event(kind: change.kind == .elected ? .leaderElected : .leaderLost, runID: o.runID, node: o.id)
                 e.leader = memberNames[change.leader].flatMap { NodeID(validating: $0.id) }

@@ -36,6 +36,12 @@ public struct RaftNodeOptions: Sendable {
     /// How clients reach this node's HTTP API (its own /status leader_addr); default http://host:port,
     /// or http://127.0.0.1:port when listening on every address.
     public var advertiseURL: String?
+    /// Names the cluster in each peer connection's hello, with the members: a connection from a
+    /// cluster of other members, or with another token, is refused.
+    public var clusterToken = "kvnode"
+
+    /// What the hello says: the token and every member's id, in order.
+    var clusterID: String { clusterToken + "/" + ([id] + peers.map(\.id)).map(\.rawValue).sorted().joined(separator: ",") }
 
     public init(id: NodeID, host: String, httpPort: Int, peerPort: Int, peers: [Member], dataDir: String,
                 sync: SyncMode = .fdatasync, tickMs: Int = 10, heartbeatMs: Int = 50, electionMs: Int = 150,

@@ -24,7 +24,9 @@ public struct StorageOptions: Sendable {
 /// What a start found on disk.
 public struct Recovered: Sendable {
     public var hardState = HardState()
+    /// The newest snapshot's index and term (its state went to the chunk consumer).
     public var snapshot = Snapshot()
+    public var snapshotPath: String?
     public var entries: [Entry] = []
     /// A torn final record that was cut off: where, and why it was taken for torn.
     public var truncated: (path: String, offset: Int, reason: String)?
@@ -70,9 +72,13 @@ public final class DiskStorage {
         if lockFD >= 0 { close(lockFD) }
     }
 
-    public static func open(_ options: StorageOptions) throws(StorageError) -> (DiskStorage, Recovered) {
+    /// Recovers what the directory holds. The snapshot's state is handed to `snapshotChunk` one
+    /// chunk at a time as the file is read (and checked); `Recovered.snapshot` carries its index
+    /// and term, not its data.
+    public static func open(_ options: StorageOptions, snapshotChunk: ([UInt8]) throws -> Void = { _ in })
+        throws(StorageError) -> (DiskStorage, Recovered) {
         let s = DiskStorage(options: options)
-        let recovered = try s.recover()
+        let recovered = try s.recover(snapshotChunk: snapshotChunk)
         return (s, recovered)
     }
 
@@ -101,33 +107,47 @@ public final class DiskStorage {
         stats.bytes += buffer.count
     }
 
-    /// Writes `snapshot` to its own file atomically (temp file, fsync, rename, directory fsync),
-    /// then marks it in the WAL and deletes the segments and older snapshot files it makes
-    /// unnecessary. `replacesLog`: it came from the leader, and the log before it is void.
+    /// Where the snapshot of (index, term) lives once installed. Thread-safe (a name only).
+    public func snapshotPath(index: LogIndex, term: Term) -> String {
+        Self.snapshotPath(directory: options.directory, index: index, term: term)
+    }
+
+    public static func snapshotPath(directory: String, index: LogIndex, term: Term) -> String {
+        directory + "/snap/" + hex16(term.value) + "-" + hex16(index.value) + ".snap"
+    }
+
+    /// Writes `snapshot.data` as a one-chunk snapshot file and installs it (tests, and states small
+    /// enough to hold whole; kvnode writes its snapshots chunk by chunk with `SnapshotFile.Writer`).
     public func saveSnapshot(_ snapshot: Snapshot, replacesLog: Bool) throws(StorageError) {
-        let name = hex16(snapshot.term.value) + "-" + hex16(snapshot.index.value) + ".snap"
-        let path = snapDir + "/" + name
-        let tmp = path + ".tmp"
-        let out = try FileIO.open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        let w = try SnapshotFile.Writer(path: snapshotPath(index: snapshot.index, term: snapshot.term),
+                                        index: snapshot.index, term: snapshot.term)
         do {
-            try FileIO.pwriteAll(out, SnapshotFileFormat.encode(snapshot), at: 0, path: tmp)
-            try FileIO.fsync(out, path: tmp)
-        } catch { close(out); throw error }
-        close(out)
+            if !snapshot.data.isEmpty { try w.append(snapshot.data) }
+            try w.finish(rename: false)
+        } catch { w.discard(); throw error }
+        try install(snapshotAt: w.tempPath, index: snapshot.index, term: snapshot.term, replacesLog: replacesLog)
+    }
+
+    /// A snapshot file, whole and synced at `tempPath` (by `SnapshotFile.Writer.finish(rename:
+    /// false)`), becomes this node's snapshot: renamed into place, marked in the WAL, and the
+    /// segments and older snapshot files it makes unnecessary are deleted. `replacesLog`: it came
+    /// from the leader, and the log before it is void.
+    public func install(snapshotAt tempPath: String, index: LogIndex, term: Term, replacesLog: Bool) throws(StorageError) {
+        let path = snapshotPath(index: index, term: term)
         try crashPoint("snapshot.temp-written")
-        try FileIO.rename(tmp, path)
+        if tempPath != path { try FileIO.rename(tempPath, path) }
         try crashPoint("snapshot.renamed")
         try FileIO.syncDirectory(snapDir)
 
-        snapshotIndex = snapshot.index
-        snapshotTerm = snapshot.term
-        let marker = StorageRecord.snapshotMarker(index: snapshot.index, term: snapshot.term, replacesLog: replacesLog)
+        snapshotIndex = index
+        snapshotTerm = term
+        let marker = StorageRecord.snapshotMarker(index: index, term: term, replacesLog: replacesLog)
         let bytes = marker.walRecord.framed()
         try FileIO.pwriteAll(fd, bytes, at: writeOffset, path: currentPath)
         writeOffset += bytes.count
         if options.sync == .fdatasync { try FileIO.fdatasync(fd, path: currentPath); stats.syncs += 1 }
         try crashPoint("snapshot.marked")
-        try removeObsolete(through: snapshot.index, replacesLog: replacesLog, keeping: name)
+        try removeObsolete(through: index, replacesLog: replacesLog, keeping: String(path.dropFirst(snapDir.count + 1)))
     }
 
     private func removeObsolete(through index: LogIndex, replacesLog: Bool, keeping newest: String) throws(StorageError) {
@@ -193,14 +213,14 @@ public final class DiskStorage {
 
     // MARK: Recovery
 
-    private func recover() throws(StorageError) -> Recovered {
+    private func recover(snapshotChunk: ([UInt8]) throws -> Void) throws(StorageError) -> Recovered {
         // Before anything is read, cut or deleted: a second process on a live directory must touch nothing.
         try FileIO.makeDirectory(options.directory)
         lockFD = try FileIO.lockExclusive(options.directory + "/LOCK", directory: options.directory)
         try FileIO.makeDirectory(walDir)
         try FileIO.makeDirectory(snapDir)
         var out = Recovered()
-        out.snapshot = try loadSnapshot()
+        (out.snapshot, out.snapshotPath) = try loadSnapshot(snapshotChunk)
         snapshotIndex = out.snapshot.index
         snapshotTerm = out.snapshot.term
 
@@ -282,18 +302,20 @@ public final class DiskStorage {
         return kept
     }
 
-    private func loadSnapshot() throws(StorageError) -> Snapshot {
+    private func loadSnapshot(_ consume: ([UInt8]) throws -> Void) throws(StorageError) -> (Snapshot, String?) {
         let names = try FileIO.list(snapDir)
-        for tmp in names where tmp.hasSuffix(".snap.tmp") { try FileIO.remove(snapDir + "/" + tmp) }
+        // Snapshots being built or received when the process died: never renamed into place.
+        for tmp in names where tmp.hasSuffix(".tmp") { try FileIO.remove(snapDir + "/" + tmp) }
         let snaps = names.filter { $0.hasSuffix(".snap") }.compactMap { name -> (LogIndex, String)? in
             let parts = name.dropLast(5).split(separator: "-")
             guard parts.count == 2, let index = UInt64(parts[1], radix: 16) else { return nil }
             return (LogIndex(index), name)
         }.sorted { $0.0 < $1.0 }
-        guard let newest = snaps.last else { return Snapshot() }
+        guard let newest = snaps.last else { return (Snapshot(), nil) }
         let path = snapDir + "/" + newest.1
         do {
-            return try SnapshotFileFormat.decode(try FileIO.readAll(path))
+            let meta = try SnapshotFile.read(path, chunk: consume)
+            return (Snapshot(index: meta.index, term: meta.term), path)
         } catch let e as StorageError {
             throw e
         } catch {

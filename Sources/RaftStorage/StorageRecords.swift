@@ -55,25 +55,3 @@ enum StorageRecord: Equatable {
     }
 }
 
-/// A snapshot file is one WAL record (so it carries its own length and checksum).
-enum SnapshotFileFormat {
-    static func encode(_ s: Snapshot) -> [UInt8] {
-        var w = ByteWriter()
-        w.uint(s.index.value)
-        w.uint(s.term.value)
-        w.data(s.data)
-        return WALRecord(type: StorageRecord.Tag.snapshotFile.rawValue, payload: w.bytes).framed()
-    }
-
-    static func decode(_ bytes: [UInt8]) throws -> Snapshot {
-        let scan = WALScanner.scan(bytes)
-        guard scan.end == .clean, scan.records.count == 1, let record = scan.records.first,
-              record.type == StorageRecord.Tag.snapshotFile.rawValue else {
-            throw DecodeError("not one whole snapshot record (\(scan.records.count) records, end: \(scan.end))")
-        }
-        var r = ByteReader(record.payload)
-        let s = Snapshot(index: LogIndex(try r.uint()), term: Term(try r.uint()), data: try r.data())
-        try r.expectEnd()
-        return s
-    }
-}

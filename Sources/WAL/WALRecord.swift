@@ -26,11 +26,11 @@ public struct WALRecord: Hashable, Sendable {
         return out + body
     }
 
-    static func appendLE(_ v: UInt32, to out: inout [UInt8]) {
+    public static func appendLE(_ v: UInt32, to out: inout [UInt8]) {
         for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) }
     }
 
-    static func readLE(_ bytes: [UInt8], at i: Int) -> UInt32 {
+    public static func readLE(_ bytes: [UInt8], at i: Int) -> UInt32 {
         (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[i + $1]) << UInt32(8 * $1) }
     }
 }

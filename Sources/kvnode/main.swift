@@ -62,6 +62,9 @@ struct KVNode: ParsableCommand {
     var requestTimeoutMs = 3000
     @Option(name: .customLong("advertise-url"), help: "Raft: this node's HTTP address as clients reach it (shown in /status).")
     var advertiseURL: String?
+    @Option(name: .customLong("cluster-token"),
+            help: "Raft: names this cluster in every peer connection's hello, with the member ids; a peer with another token or other members is refused.")
+    var clusterToken = "kvnode"
     @Option(name: .customLong("read-policy"), help: "Raft: default read consistency, linearizable or stale (per request: ?consistency=).")
     var readPolicy = "linearizable"
     @Option(name: .customLong("hb_interval_ms"), help: "Heartbeat interval in ms.")
@@ -177,6 +180,7 @@ struct KVNode: ParsableCommand {
         var raft = raftOptions
         raft.reportViaNotify = events == "notify"
         raft.advertiseURL = advertiseURL
+        raft.clusterToken = clusterToken
         let ext: NodeExtension
         do { ext = try RaftNodeMain.prepare(raft) } catch { NodeMain.fail(options, "\(error)") }
         try NodeMain.run(options, extension: ext)

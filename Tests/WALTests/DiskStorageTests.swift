@@ -124,8 +124,9 @@ private func fileSize(_ path: String) -> Int {
         let walFiles = try FileIO.list(dir.path + "/wal")
         // About 34 entries fit a 4 KiB segment: those that hold only entries <= 300 are gone.
         #expect(walFiles.count <= 5 && walFiles.first.map { $0 >= "0000000000000008.wal" } == true, "\(walFiles)")
-        let (_, r) = try DiskStorage.open(options)
-        #expect(r.snapshot == Snapshot(index: 300, term: 1, data: Array("state@300".utf8)))
+        var chunks: [[UInt8]] = []
+        let (_, r) = try DiskStorage.open(options) { chunks.append($0) }
+        #expect(r.snapshot == Snapshot(index: 300, term: 1) && chunks == [Array("state@300".utf8)])
         #expect(r.entries == entries(301...400, term: 1, padding: 100))
         #expect(r.hardState.commit == 391)
     }
@@ -200,7 +201,57 @@ private func fileSize(_ path: String) -> Int {
             }
         }
     }
+
+    /// A snapshot file of any size: written and read back one chunk at a time, each a record of its
+    /// own (no record, and no read, holds the whole state). 70 chunks of 1 MiB here, past the 64 MiB
+    /// that one record may hold.
+    @Test func aSnapshotLargerThanARecordIsWrittenAndReadInChunks() throws {
+        let dir = TempDir()
+        let options = StorageOptions(directory: dir.path, segmentBytes: 1 << 16)
+        let chunk = { (i: Int) in [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 1 << 20) }
+        do {
+            let (s, _) = try DiskStorage.open(options)
+            try s.save(hardState: HardState(term: 1, vote: 1, commit: 2), entries: entries(1...2, term: 1))
+            let w = try SnapshotFile.Writer(path: s.snapshotPath(index: 2, term: 1), index: 2, term: 1)
+            for i in 0..<70 { try w.append(chunk(i)) }
+            try w.finish(rename: false)
+            try s.install(snapshotAt: w.tempPath, index: 2, term: 1, replacesLog: false)
+        }
+        var seen = 0
+        var largest = 0
+        let (_, r) = try DiskStorage.open(options) { c in
+            #expect(c == chunk(seen))
+            seen += 1
+            largest = max(largest, c.count)
+        }
+        #expect(r.snapshot == Snapshot(index: 2, term: 1) && seen == 70 && largest == 1 << 20)
+    }
+
+    /// A snapshot file without its end record (or with a chunk missing) is damage, not a snapshot.
+    @Test func anIncompleteSnapshotFileRefusesToStart() throws {
+        let dir = TempDir()
+        let options = StorageOptions(directory: dir.path, segmentBytes: 1 << 16)
+        let path: String
+        do {
+            let (s, _) = try DiskStorage.open(options)
+            try s.save(hardState: nil, entries: entries(1...2, term: 1))
+            let w = try SnapshotFile.Writer(path: s.snapshotPath(index: 2, term: 1), index: 2, term: 1)
+            for i in 0..<3 { try w.append([UInt8](repeating: UInt8(i), count: 1000)) }
+            try w.finish(rename: false)
+            try s.install(snapshotAt: w.tempPath, index: 2, term: 1, replacesLog: false)
+            path = s.snapshotPath(index: 2, term: 1)
+        }
+        // Cut off the end record (8 bytes of header + type + a one-byte count).
+        #expect(truncate(path, off_t(fileSize(path) - 10)) == 0)
+        #expect {
+            _ = try DiskStorage.open(options)
+        } throws: { error in
+            guard case StorageError.corrupt(let p, _, let reason) = error else { return false }
+            return p == path && reason.contains("no end record")
+        }
+    }
 }
+
 
 /// Where the workload crashes: at the k-th crash point it passes (nil: nowhere).
 private final class CrashPlan {

@@ -4,6 +4,7 @@ import os
 import time
 
 from kvhttp import follow, request
+from conftest import tmpdir_clean  # noqa: F401 (a fixture)
 from test_raft import NODES, port, raft, status, wait_applied, wait_leader  # noqa: F401 (raft is a fixture)
 
 
@@ -99,3 +100,57 @@ def test_a_second_kvnode_on_a_live_data_dir_is_refused_and_the_live_node_is_unha
     for i in range(30):
         r = request(port(raft, victim), "GET", f"/kv/a{i}?consistency=stale")
         assert r.status == 200 and r.json["value"] == str(i), (i, r)
+
+
+def big_value(i):
+    """Exactly 1 MiB (the value limit), its number at the front."""
+    head = f"value-{i:04d}-"
+    return head + "x" * ((1 << 20) - len(head))
+
+
+def test_eighty_values_of_a_mebibyte_survive_snapshots_a_lagging_follower_and_restarts(tmpdir_clean):
+    """80 MiB of values with a snapshot every 20 entries: each snapshot is past the 64 MiB one WAL
+    record may hold (which once crash-looped every replica), and the follower stopped across them
+    gets the newest as a stream of chunks. Then every node restarts from its own snapshot file."""
+    from conftest import Supervisor
+    from kvhttp import Client
+
+    sup = Supervisor(tmpdir_clean, mode="raft", cluster_extra="snapshot_entries = 20\n")
+    sup.wait_ready()
+    try:
+        leader, _ = wait_leader(sup)
+        lagging = next(n for n in NODES if n != leader)
+        sup.kvctl("stop", lagging)
+        client = Client("big", [port(sup, n) for n in NODES if n != lagging])
+        for i in range(80):
+            r, _ = client.call("PUT", f"/kv/big{i}", {"value": big_value(i)}, deadline_s=60)
+            assert r.status == 200, (i, r)
+        leader_status = status(sup, leader)
+        assert leader_status["snapshot_index"] >= 60, leader_status
+        sup.kvctl("start", lagging)
+        s = wait_applied(sup, lagging, leader_status["commit_index"], timeout=60)
+        assert s["snapshots_received"] >= 1, s
+        for node in NODES:
+            sup.kvctl("restart", node)
+            wait_leader(sup, timeout=15)
+        commit = max(status_or_none(sup, n, "commit_index") for n in NODES)
+        for node in NODES:
+            wait_applied(sup, node, commit, timeout=60)
+            for i in range(80):
+                r = request(port(sup, node), "GET", f"/kv/big{i}?consistency=stale", timeout=10)
+                assert r.status == 200 and r.json["value"] == big_value(i), (node, i, r.status, r.body[:80])
+    finally:
+        sup.stop()
+        # Shown by pytest only when the test fails: what the nodes said about snapshots and peers.
+        lines = (sup.dir / "supervisor.stderr").read_text(errors="replace").splitlines()
+        print("\n".join(l for l in lines if "snapshot" in l or "peer connection" in l or "dropped" in l or "leader" in l)[-6000:])
+
+
+def status_or_none(sup, node, field):
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return status(sup, node)[field]
+        except OSError:
+            assert time.monotonic() < deadline, f"{node} does not answer /status"
+            time.sleep(0.05)

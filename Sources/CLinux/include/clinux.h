@@ -33,4 +33,7 @@ int kv_tcp_listen(const char *host, int port);
 int kv_tcp_accept(int listen_fd);
 int kv_tcp_peer_closed(int fd);
 long kv_tcp_send(int fd, const void *buf, size_t len);
+/// CRC-32C of `length` bytes, continuing from `seed` (0 to start): hardware crc32 where the CPU has it.
+uint32_t kv_crc32c(uint32_t seed, const void *data, size_t length);
+
 #endif
