@@ -1,4 +1,5 @@
 import Core
+import Systemd
 import NIOCore
 import NIOPosix
 
@@ -20,6 +21,7 @@ final class LineHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        context.triggerUserOutboundEvent(ConnectionIdentified(), promise: nil)
         node.received(line: String(buffer: buffer))
     }
 
@@ -36,6 +38,7 @@ final class HeartbeatNetwork {
     private let loop: any EventLoop
     private let guest: PeerPortGuest?
     static let maxLineBytes = 512
+    static let maxPeerConnections = 1024
 
     init(node: HeartbeatNode, loop: any EventLoop, guest: PeerPortGuest?) {
         self.node = node
@@ -51,10 +54,17 @@ final class HeartbeatNetwork {
         let net = bound
         let node = self.node
         let guest = self.guest
+        // A peer says who it is at once (Raft's hello) or within an interval (a heartbeat line): a
+        // connection that has not by then is not a peer. At most 1024 at a time: a node has a
+        // handful of peers.
+        let guardian = ConnectionGuard(limit: connectionCap(preferred: HeartbeatNetwork.maxPeerConnections, share: 0.2),
+                                       identifyWithin: .milliseconds(Int64(max(5000, 3 * options.hbIntervalMs))), loop: loop,
+                                       onEvict: { writeStderr("kvnode \(options.id): peer port: \($0)") })
         let server = ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
+                do { try channel.pipeline.syncOperations.addHandler(guardian.handler()) } catch { return channel.eventLoop.makeFailedFuture(error) }
                 guard let guest else { return HeartbeatNetwork.addLineHandlers(channel, node: node, onInactive: nil) }
                 // Heartbeat lines and the guest protocol share the port: the first bytes decide.
                 return channel.eventLoop.makeCompletedFuture {

@@ -18,11 +18,30 @@ public struct NodeExtension: Sendable {
     }
 }
 
+/// A soft limit of 1024 (systemd's default) is less than the HTTP server's connection cap: take
+/// the hard limit, as Go's runtime does.
+private func raiseFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+/// How many connections a server may hold: `preferred`, or `share` of the file descriptors when
+/// they are fewer, so that clients can never take the ones the WAL, snapshots and peers need.
+public func connectionCap(preferred: Int, share: Double) -> Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return preferred }
+    let fds = UInt64(limit.rlim_cur)  // RLIM_INFINITY is the largest value: no bound here
+    return max(16, min(preferred, Int(Double(min(fds, 1 << 30)) * share)))
+}
+
 /// Runs one kvnode until it is signalled. Sends READY=1 once it listens.
 public enum NodeMain {
     public static func run(_ options: NodeOptions, extension ext: NodeExtension? = nil) throws -> Never {
         try ParentWatch.armIfSupervised()
         installTerminationHandlers()
+        raiseFileLimit()
 
         let output: EventOutput
         do {

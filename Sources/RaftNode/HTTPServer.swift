@@ -3,16 +3,31 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
+import NodeRuntime
 
 /// The HTTP API on HummingbirdCore 2 (the server without Hummingbird's router, middleware and
 /// file serving, which kvnode does not use and which cost 2 MB of binary): reads the body
 /// (bounded), hands the request to `KVAPI`, writes its reply.
 enum HTTPServer {
     /// Starts serving; returns once the port accepts connections, or throws why it cannot.
-    static func start(api: KVAPI, host: String, port: Int, group: any EventLoopGroup) throws {
+    /// Connections held at once (or half the file descriptors, if fewer); past it, a new one closes
+    /// the one quiet longest (a stalled or half-sent request, never one being answered), so slow
+    /// clients cannot starve the rest, nor take the descriptors the WAL needs.
+    static let maxConnections = 4096
+    /// A connection with no request in progress, or a request head not complete, for this long is
+    /// closed (Hummingbird's idle timeout).
+    static let idleTimeout = TimeAmount.seconds(10)
+
+    /// Starts serving on `group` (one thread: the connection guard lives on it); returns once the
+    /// port accepts connections, or throws why it cannot.
+    static func start(api: KVAPI, host: String, port: Int, group: MultiThreadedEventLoopGroup,
+                      report: @escaping @Sendable (String) -> Void) throws {
         var logger = Logger(label: "kvnode-http")
         logger.logLevel = .error
-        let running = group.next().makePromise(of: Void.self)
+        let loop = group.next()
+        let running = loop.makePromise(of: Void.self)
+        let guardian = ConnectionGuard(limit: connectionCap(preferred: maxConnections, share: 0.5), loop: loop,
+                                       onEvict: { report("HTTP: \($0)") })
         let server = Server(
             childChannelSetup: HTTP1Channel(responder: { request, writer, _ in
                 let reply = await respond(api, request)
@@ -23,7 +38,7 @@ enum HTTPServer {
                 }
                 try await writer.write(response: HTTPResponse(status: .init(code: reply.status), headerFields: headers),
                                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: reply.body)))
-            }),
+            }, configuration: .init(additionalChannelHandlers: [guardian.handler()], idleTimeout: idleTimeout)),
             configuration: ServerConfiguration(address: .hostname(host, port: port), serverName: nil, reuseAddress: true),
             onServerRunning: { _ in running.succeed(()) },
             eventLoopGroup: group,

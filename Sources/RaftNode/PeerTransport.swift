@@ -2,6 +2,7 @@ import BinaryCodec
 import Core
 import NIOCore
 import NIOPosix
+import NodeRuntime
 import Raft
 import RaftStorage
 import Synchronization
@@ -251,6 +252,7 @@ final class RaftInboundHandler: ChannelInboundHandler {
                     throw DecodeError("a hello from replica \(h.from) to \(h.to); this is replica \(inbound.me)")
                 }
                 self.sender = h.from
+                context.triggerUserOutboundEvent(ConnectionIdentified(), promise: nil)
                 return
             }
             switch frame {

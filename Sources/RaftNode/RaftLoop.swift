@@ -122,6 +122,9 @@ final class RaftLoop: @unchecked Sendable {
     private var prepared: [LogIndex: (term: Term, state: KVStateMachine, tempPath: String)] = [:]
     /// A snapshot of this node's own store is being written on a worker.
     private var snapshotting = false
+    /// After a failed snapshot (out of file descriptors, a full disk), not before this.
+    private var nextSnapshotAttempt: MonotonicNanos = 0
+    private let report: @Sendable (String) -> Void
     /// Workers for snapshot files: writing this node's, streaming them to peers, reading received ones.
     let pool: NIOThreadPool
     private var lastRole: Role = .follower
@@ -130,8 +133,10 @@ final class RaftLoop: @unchecked Sendable {
     /// `state` is the store as the recovered snapshot holds it. Raft's snapshots carry no data
     /// here: the state lives in snapshot files, written, sent and read one chunk at a time.
     init(config: Raft.Config, timing: RaftTiming, storage: DiskStorage, recovered: Recovered, state: KVStateMachine,
-         eventLoop: any EventLoop, pool: NIOThreadPool, onFatal: @escaping @Sendable (String) -> Never) {
+         eventLoop: any EventLoop, pool: NIOThreadPool, report: @escaping @Sendable (String) -> Void,
+         onFatal: @escaping @Sendable (String) -> Never) {
         self.eventLoop = eventLoop
+        self.report = report
         self.id = config.id
         self.timing = timing
         self.storage = storage
@@ -337,7 +342,7 @@ final class RaftLoop: @unchecked Sendable {
     /// and only then installed and the log compacted, here on the loop. The loop goes on meanwhile,
     /// so a large store's snapshot does not hold up heartbeats.
     private func maybeCompact() {
-        guard !snapshotting else { return }
+        guard !snapshotting, monotonicNow() >= nextSnapshotAttempt else { return }
         let applied = LogIndex(store.applied)
         let dueByCount = applied.value >= raft.snapshot.index.value + UInt64(timing.snapshotEntries)
         // byteCount first: the exact sum walks the log, and is needed only when the whole log is that large.
@@ -350,7 +355,7 @@ final class RaftLoop: @unchecked Sendable {
         do {
             writer = try SnapshotFile.Writer(path: storage.snapshotPath(index: applied, term: term), index: applied, term: term)
         } catch {
-            onFatal("cannot write a snapshot: \(error)")
+            return snapshotFailed(error)
         }
         pool.runIfActive(eventLoop: eventLoop) { () throws -> Void in
             do {
@@ -364,7 +369,7 @@ final class RaftLoop: @unchecked Sendable {
             self.snapshotting = false
             switch result {
             case .failure(let error):
-                self.onFatal("cannot write a snapshot: \(error)")
+                self.snapshotFailed(error)
             case .success where applied <= self.raft.snapshot.index:
                 writer.discard()  // a leader's snapshot got there first
             case .success:
@@ -376,6 +381,13 @@ final class RaftLoop: @unchecked Sendable {
                 self.raft.compact(through: applied, data: [])
             }
         }
+    }
+
+    /// A snapshot is an economy, not a duty: the log still holds everything, so a node that cannot
+    /// write one (EMFILE, ENOSPC) says so and tries again in a second instead of stopping.
+    private func snapshotFailed(_ error: any Error) {
+        report("cannot write a snapshot: \(error); the log keeps every entry meanwhile; trying again in 1 s")
+        nextSnapshotAttempt = monotonicNow() + 1_000_000_000
     }
 
     private func expire(now: MonotonicNanos) {

@@ -34,17 +34,17 @@ public enum RaftNodeMain {
         let raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
+        let report: @Sendable (String) -> Void = { writeStderr("\(nodeLabel): \($0)") }
         let loop = RaftLoop(
             config: config,
             timing: RaftTiming(tickMs: o.tickMs, heartbeatMs: o.heartbeatMs, electionMs: o.electionMs,
                                electionMaxMs: o.electionMaxMs, snapshotEntries: o.snapshotEntries,
                                requestTimeoutMs: o.requestTimeoutMs),
-            storage: storage, recovered: recovered, state: state, eventLoop: raftGroup.next(), pool: pool,
+            storage: storage, recovered: recovered, state: state, eventLoop: raftGroup.next(), pool: pool, report: report,
             onFatal: { message in
                 writeStderr("\(nodeLabel): \(message)")
                 exit(1)
             })
-        let report: @Sendable (String) -> Void = { writeStderr("\(nodeLabel): \($0)") }
         let cluster = o.clusterID
         let dataDir = o.dataDir
         let inbound = PeerInbound(
@@ -103,7 +103,8 @@ public enum RaftNodeMain {
                 Notifier.send([RaftView.notifyPrefix + view.jsonLine()])
             }
             transport.start()
-            try HTTPServer.start(api: api, host: o.host, port: o.httpPort, group: MultiThreadedEventLoopGroup(numberOfThreads: 1))
+            try HTTPServer.start(api: api, host: o.host, port: o.httpPort, group: MultiThreadedEventLoopGroup(numberOfThreads: 1),
+                                 report: report)
             return "raft replica \(me) of \(ids.count), HTTP on \(o.host):\(o.httpPort), data in \(o.dataDir) "
                 + "(term \(recovered.hardState.term), \(recovered.entries.count) entries after snapshot \(recovered.snapshot.index))"
         }

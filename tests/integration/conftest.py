@@ -126,7 +126,7 @@ class NotifyListener:
 
 
 class Supervisor:
-    def __init__(self, tmp, hb_interval=100, hb_timeout=200, extra="", env=None, mode="heartbeat", cluster_extra=""):
+    def __init__(self, tmp, hb_interval=100, hb_timeout=200, extra="", env=None, mode="heartbeat", cluster_extra="", nofile=None):
         self.dir = pathlib.Path(tmp)
         self.mode, self.cluster_extra = mode, cluster_extra
         self.ports = free_ports(3, offset=1000 if mode == "raft" else None)
@@ -139,8 +139,12 @@ class Supervisor:
         env = dict(os.environ, NOTIFY_SOCKET=self.notify.path, KV_LOG_STDERR="1", **(env or {}))
         env.pop("XDG_RUNTIME_DIR", None)
         self.stderr = open(self.dir / "supervisor.stderr", "w")
+        def limit_files():  # nofile: the supervisor and its nodes get this many file descriptors, soft and hard
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen([str(BIN / "kvsupervisor"), "--config", str(self.config)],
-                                     env=env, stdout=self.stderr, stderr=subprocess.STDOUT, cwd=self.dir)
+                                     env=env, stdout=self.stderr, stderr=subprocess.STDOUT, cwd=self.dir,
+                                     preexec_fn=limit_files if nofile else None)
         self.node_pids = []
         self._events, self._offset = [], 0
 

@@ -1,0 +1,136 @@
+"""Store hardening (issue 22): no client and no peer can stop a node. Real kvnode processes under
+the supervisor, real sockets; every wait has a deadline."""
+import os
+import socket
+import struct
+import time
+
+from conftest import Supervisor, process_alive, tmpdir_clean  # noqa: F401 (tmpdir_clean is a fixture)
+from kvhttp import Client, request
+from test_raft import NODES, port, raft, wait_leader  # noqa: F401 (raft is a fixture)
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def uvarint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def string(s):
+    b = s.encode()
+    return uvarint(len(b)) + b
+
+
+def frame(body):
+    return struct.pack("<II", len(body), crc32c(body)) + body
+
+
+MAGIC = b"KVRAFT02"
+
+
+def hello(cluster, frm, to):
+    return frame(b"\x01" + string(cluster) + uvarint(frm) + uvarint(to))
+
+
+def peer_port(sup, node):
+    return port(sup, node) + 1000  # the node's own peer port, not its link proxy
+
+
+def node_pid(sup, node):
+    return next(n["pid"] for n in sup.json("nodes")["nodes"] if n["id"] == node)
+
+
+def served_within(sup, node, seconds):
+    """A stale GET answered by `node` and a PUT acknowledged by the cluster, each within `seconds`."""
+    t0 = time.monotonic()
+    r = request(port(sup, node), "GET", "/kv/probe?consistency=stale", timeout=seconds)
+    get_s = time.monotonic() - t0
+    assert r.status in (200, 404), r
+    t0 = time.monotonic()
+    r, _ = Client("probe", sup.ports).call("PUT", "/kv/probe", {"value": "v"}, deadline_s=seconds)
+    put_s = time.monotonic() - t0
+    assert r.status == 200, r
+    return get_s, put_s
+
+
+def test_two_thousand_half_sent_requests_and_silent_peers_do_not_starve_a_normal_client(tmpdir_clean):
+    """With 1024 file descriptors (systemd's default soft limit), 2000 half-sent HTTP requests and
+    2000 silent connections to the peer port would take every descriptor the node has; its
+    connection caps (a share of the descriptors) close the connections quiet longest instead."""
+    sup = Supervisor(tmpdir_clean, mode="raft", nofile=1024)
+    sup.wait_ready()
+    socks = []
+    try:
+        leader, _ = wait_leader(sup)
+        victim = leader
+        pid = node_pid(sup, victim)
+        for i in range(2000):
+            s = socket.create_connection(("127.0.0.1", port(sup, victim)), timeout=5)
+            s.sendall(b"PUT /kv/slow HTTP/1.1\r\nHost: x\r\nContent-Le")
+            socks.append(s)
+            p = socket.create_connection(("127.0.0.1", peer_port(sup, victim)), timeout=5)
+            socks.append(p)
+        get_s, put_s = served_within(sup, victim, 1.0)
+        print(f"with 4000 hostile connections open: stale GET {get_s * 1000:.1f} ms, PUT {put_s * 1000:.1f} ms")
+        assert process_alive(pid) and node_pid(sup, victim) == pid, "the node must not have restarted"
+        log = (sup.dir / "supervisor.stderr").read_text(errors="replace")
+        assert "closed the one quiet longest" in log, log[-2000:]
+    finally:
+        for s in socks:
+            s.close()
+        sup.stop()
+
+
+def test_garbage_and_forged_frames_on_the_peer_port_are_refused_and_the_node_serves_on(raft):
+    leader, term = wait_leader(raft)
+    victim = next(n for n in NODES if n != leader)
+    pid = node_pid(raft, victim)
+    me = NODES.index(victim) + 1
+    other = NODES.index(leader) + 1
+    cluster = "kvsupervisor-itest/A,B,C"
+
+    def send(data, read_reply=True):
+        s = socket.create_connection(("127.0.0.1", peer_port(raft, victim)), timeout=5)
+        try:
+            s.sendall(data)
+            if read_reply:
+                s.settimeout(5)
+                try:
+                    return s.recv(100)  # b"" once the node closes it
+                except (ConnectionResetError, socket.timeout) as e:
+                    return e
+        finally:
+            s.close()
+
+    assert send(b"Z" * 4096) == b"", "a heartbeat 'line' past 512 bytes closes"
+    send(os.urandom(4096), read_reply=False)  # anything at all: the node must take it in its stride
+    assert send(MAGIC + struct.pack("<II", 5, 0) + b"\x02abcd") == b"", "a checksum mismatch closes"
+    assert send(MAGIC + struct.pack("<II", 1 << 30, 0)) == b"", "a frame of a GiB closes"
+    assert send(MAGIC + hello("another-cluster/A,B,C", other, me)) == b"", "another cluster is refused"
+    assert send(MAGIC + hello(cluster, other, me + 10)) == b"", "a hello for another replica is refused"
+    assert send(MAGIC + frame(b"\x02" + uvarint(other) + uvarint(me) + uvarint(1) + b"\x08")) == b"", "no hello first"
+    # A forged append (right cluster, the leader's id, its term) with entries out of order: refused, not merged.
+    entries = uvarint(term) + uvarint(10_000) + uvarint(1) + b"x" + uvarint(term) + uvarint(10_005) + uvarint(1) + b"y"
+    append = b"\x05" + uvarint(9_999) + uvarint(term) + uvarint(0) + uvarint(0) + uvarint(2) + entries
+    forged = b"\x02" + uvarint(other) + uvarint(me) + uvarint(term) + append
+    send(MAGIC + hello(cluster, other, me) + frame(forged), read_reply=False)
+    log = raft.wait_log("fails its checksum", 5)
+    for expected in ("a frame of 1073741824 bytes", "a hello from cluster 'another-cluster/A,B,C'", "the first frame is not a hello"):
+        assert expected in log, expected
+    assert process_alive(pid) and node_pid(raft, victim) == pid
+    get_s, put_s = served_within(raft, victim, 2.0)
+    status = request(port(raft, victim), "GET", "/status").json
+    assert status["last_index"] < 10_000, status
