@@ -79,20 +79,59 @@ private final class ConnectUpstream: ChannelInboundHandler, RemovableChannelHand
     }
 }
 
-/// Forwards bytes to `peer`, delayed or dropped as the link's fault says. Delayed chunks keep
-/// their order: each is released no earlier than the one before it.
+/// Forwards bytes to `peer`, delayed or held as the link's fault says. Delayed chunks keep their
+/// order: each is released no earlier than the one before it. A partition holds the bytes, as a
+/// real one does: the proxy stops reading, the sender's socket buffers fill as TCP's would while it
+/// retransmits into the void, and at the heal everything flows on in order. (Dropping chunks of a
+/// live stream, as it once did, cut holes in it that no network makes: the receiver read garbage.)
 private final class Forwarder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let peer: any Channel
     let control: LinkControl
     private var lastReleaseNs: Int64 = 0
+    /// Chunks read before the proxy stopped reading, while the link is cut.
+    private var held: [ByteBuffer] = []
+    private var holding = false
+    /// The sender closed while the link was cut: its close follows the held bytes at the heal.
+    private var closeAfterHeal = false
+    static let healPoll = TimeAmount.milliseconds(2)
 
     init(peer: any Channel, control: LinkControl) { self.peer = peer; self.control = control }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let chunk = unwrapInboundIn(data)
+        if holding { held.append(chunk); return }
         let fault = control.faultForChunk()
-        if fault.dropping { return }
+        if fault.dropping {
+            holding = true
+            held.append(chunk)
+            _ = context.channel.setOption(.autoRead, value: false)
+            waitForHeal(channel: context.channel)
+            return
+        }
+        forward(chunk, fault, loop: context.eventLoop)
+    }
+
+    private func waitForHeal(channel: any Channel) {
+        channel.eventLoop.scheduleTask(in: Self.healPoll) { [self] in
+            if control.current.dropping && (channel.isActive || closeAfterHeal) {
+                waitForHeal(channel: channel)
+                return
+            }
+            holding = false
+            let chunks = held
+            held = []
+            for c in chunks { forward(c, control.faultForChunk(), loop: channel.eventLoop) }
+            if closeAfterHeal {
+                closePeerAfterWrites()
+            } else {
+                _ = channel.setOption(.autoRead, value: true)
+                channel.read()
+            }
+        }
+    }
+
+    private func forward(_ chunk: ByteBuffer, _ fault: LinkFault, loop: any EventLoop) {
         let now = monotonicNow()
         var release = now
         if fault.delayNs > 0 {
@@ -102,12 +141,12 @@ private final class Forwarder: ChannelInboundHandler {
         release = max(release, lastReleaseNs)
         lastReleaseNs = release
         let peer = self.peer
-        let written = context.eventLoop.makePromise(of: Void.self)
+        let written = loop.makePromise(of: Void.self)
         lastWrite = written.futureResult
         if release <= now {
             peer.writeAndFlush(chunk, promise: written)
         } else {
-            let scheduled = context.eventLoop.scheduleTask(in: .nanoseconds(release - now)) {
+            let scheduled = loop.scheduleTask(in: .nanoseconds(release - now)) {
                 peer.writeAndFlush(chunk, promise: written)
             }
             // A loop shut down before the release cancels the task: the promise must still end.
@@ -120,16 +159,25 @@ private final class Forwarder: ChannelInboundHandler {
 
     /// The close travels like the bytes before it: chunks a delay still holds are delivered first,
     /// as packets already in flight are when a sender dies, and the other side sees the close after
-    /// them. (Closing at once dropped them, so a kill under delay looked detected early; closing at
-    /// the last release time raced the write scheduled for that same moment.)
+    /// them; while the link is cut, not before the heal. (Closing at once dropped them, so a kill
+    /// under delay looked detected early; closing at the last release time raced the write
+    /// scheduled for that same moment.)
     func channelInactive(context: ChannelHandlerContext) {
+        if holding {
+            closeAfterHeal = true
+        } else {
+            closePeerAfterWrites()
+        }
+        context.fireChannelInactive()
+    }
+
+    private func closePeerAfterWrites() {
         let peer = self.peer
         if let lastWrite {
             lastWrite.whenComplete { _ in peer.close(promise: nil) }
         } else {
             peer.close(promise: nil)
         }
-        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -186,6 +186,12 @@ final class PeerLink: @unchecked Sendable {
         }
         var wrote = false
         for f in frames {
+            // Not writable: the peer (or the link to it) stopped reading, and 8 MiB already wait.
+            // Raft resends what matters; a backlog of stale heartbeats would only arrive late.
+            guard ch.isWritable else {
+                drop(1, "the connection is not taking bytes (\(queuedBytes) queued; a cut link, or a stopped peer)")
+                continue
+            }
             guard queuedBytes + f.count <= PeerTransport.maxQueuedBytes else {
                 drop(1, "\(queuedBytes) bytes already queued for a slow peer (limit \(PeerTransport.maxQueuedBytes))")
                 continue

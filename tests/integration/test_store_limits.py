@@ -134,3 +134,43 @@ def test_garbage_and_forged_frames_on_the_peer_port_are_refused_and_the_node_ser
     get_s, put_s = served_within(raft, victim, 2.0)
     status = request(port(raft, victim), "GET", "/status").json
     assert status["last_index"] < 10_000, status
+
+
+def test_a_partition_through_the_proxy_holds_the_stream_and_heals_without_a_decode_error(raft):
+    """A partition holds the bytes (as TCP retransmits them after a heal); it once dropped chunks of
+    a live connection, and the receiver read the rest of the stream as garbage. Writes of 200 KB go
+    on across the cut and the heal, so frames are in flight at both moments."""
+    import threading
+
+    leader, _ = wait_leader(raft)
+    follower = next(n for n in NODES if n != leader)
+    stop, errors = threading.Event(), []
+
+    def writer():
+        client = Client("p", [port(raft, leader)])
+        i = 0
+        while not stop.is_set():
+            r, _ = client.call("PUT", f"/kv/p{i % 50}", {"value": "x" * 200_000})
+            if r.status != 200:
+                errors.append(r)
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        time.sleep(0.3)
+        raft.kvctl("inject", "partition", follower, "--for", "2s")
+        raft.wait_events(lambda e: e["event"] == "fault_cleared", timeout=10, what="the heal")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join(30)
+    assert not errors, errors[:3]
+    commit = request(port(raft, leader), "GET", "/status").json["commit_index"]
+    deadline = time.monotonic() + 10
+    while request(port(raft, follower), "GET", "/status").json["applied_index"] < commit:
+        assert time.monotonic() < deadline, "the follower did not catch up after the heal"
+        time.sleep(0.05)
+    log = (raft.dir / "supervisor.stderr").read_text(errors="replace")
+    bad = [l for l in log.splitlines() if "peer connection" in l and "closed" in l]
+    assert not bad, "\n".join(bad[:10])
