@@ -52,7 +52,7 @@ let package = Package(
         // The deterministic simulator: Raft replicas running KVStore over a faulty network and disk,
         // with retrying clients; the invariants; election-time trials. Used by tests and `kvctl sim`.
         .target(name: "RaftSimulation", dependencies: [
-            "Raft", "KVStore", "Linearizability", .product(name: "HeapModule", package: "swift-collections"),
+            "Raft", "KVStore", "BinaryCodec", "Linearizability", .product(name: "HeapModule", package: "swift-collections"),
         ]),
         // Experiment specs (TOML), the sweep's plan of trials, the statistics its reports use. No I/O.
         .target(name: "Experiments", dependencies: ["ConfigFile", "Core"]),

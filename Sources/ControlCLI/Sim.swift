@@ -61,6 +61,7 @@ struct SimSchedules: ParsableCommand {
     struct Summary: Encodable {
         var schedules = 0, violations = 0, leadersElected = 0, entriesCommitted = 0, crashes = 0, crashesMidWrite = 0, pauses = 0
         var snapshotsInstalled = 0, transfers = 0, operations = 0, acknowledged = 0, readIndexReads = 0, staleReads = 0
+        var anonymousWrites = 0, sessionsExpired = 0, expiredRetries = 0
         var linearizable = 0, unknown = 0
         var seconds = 0.0
         var failedSeeds: [UInt64] = []
@@ -68,6 +69,7 @@ struct SimSchedules: ParsableCommand {
             case schedules, violations, crashes, pauses, transfers, operations, acknowledged, linearizable, unknown, seconds
             case leadersElected = "leaders_elected", entriesCommitted = "entries_committed", crashesMidWrite = "crashes_mid_write"
             case snapshotsInstalled = "snapshots_installed", readIndexReads = "readindex_reads", staleReads = "stale_reads", failedSeeds = "failed_seeds"
+            case anonymousWrites = "anonymous_writes", sessionsExpired = "sessions_expired", expiredRetries = "expired_retries"
         }
 
         mutating func add(_ r: ScheduleReport) {
@@ -76,6 +78,7 @@ struct SimSchedules: ParsableCommand {
             crashesMidWrite += r.crashesMidWrite; pauses += r.pauses; snapshotsInstalled += r.snapshotsInstalled; transfers += r.transfers
             operations += r.operations; acknowledged += r.acknowledged; readIndexReads += r.readIndexReads
             staleReads += r.staleReads
+            anonymousWrites += r.anonymousWrites; sessionsExpired += r.sessionsExpired; expiredRetries += r.expiredRetries
             if r.linearizable == .linearizable { linearizable += 1 }
             if r.linearizable == .unknown { unknown += 1 }
             if !r.violations.isEmpty { violations += 1; failedSeeds.append(r.seed) }
@@ -141,7 +144,8 @@ struct SimSchedules: ParsableCommand {
               + (s.violations == 0 ? "no invariant violated" : "\(s.violations) violated an invariant"))
         print("  \(s.leadersElected) leaders elected, \(s.entriesCommitted) entries committed, \(s.crashes) crashes "
               + "(\(s.crashesMidWrite) mid-write), \(s.pauses) pauses, \(s.snapshotsInstalled) snapshots installed, \(s.transfers) transfers")
-        print("  clients: \(s.operations) operations, \(s.acknowledged) writes acknowledged, \(s.readIndexReads) ReadIndex reads, \(s.staleReads) stale local reads; "
+        print("  clients: \(s.operations) operations, \(s.acknowledged) writes acknowledged, \(s.readIndexReads) ReadIndex reads, \(s.staleReads) stale local reads, "
+              + "\(s.anonymousWrites) anonymous writes, \(s.sessionsExpired) sessions expired (\(s.expiredRetries) requests refused for it); "
               + "histories linearizable: \(s.linearizable)" + (s.unknown > 0 ? ", unknown (checker limit): \(s.unknown)" : ""))
         for r in failures.prefix(10) {
             print("seed \(r.seed) (\(r.size) replicas): \(r.violations.joined(separator: "; "))")

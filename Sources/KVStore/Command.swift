@@ -82,6 +82,9 @@ public enum KVResult: Hashable, Sendable, CustomStringConvertible {
     case staleSequence(latest: UInt64)
     /// An entry that is not a request this machine knows (every replica refuses it alike).
     case invalid(String)
+    /// The client has no session, and sessions have expired: `seq` (above 1) may be the retry of a
+    /// write applied before its session went. Not applied; the client starts over with a new id.
+    case sessionExpired(seq: UInt64)
 
     public var description: String {
         switch self {
@@ -90,6 +93,7 @@ public enum KVResult: Hashable, Sendable, CustomStringConvertible {
         case .casFailed(let c): return "cas failed (current: \(c.map { "\"\($0)\"" } ?? "absent"))"
         case .staleSequence(let l): return "stale sequence (latest \(l))"
         case .invalid(let why): return "invalid entry: \(why)"
+        case .sessionExpired(let seq): return "session expired (seq \(seq))"
         }
     }
 }

@@ -3,6 +3,14 @@ import BinaryCodec
 /// sequence number and answer. Pure and deterministic: replicas that apply the same entries hold
 /// the same state and give the same answers. The session table is part of the snapshot, so that a
 /// retry after a snapshot install or a restart is still recognised.
+///
+/// Sessions expire by count, the same way on every replica: past `sessionLimit` clients, a new one
+/// evicts the session used longest ago (by log index). A request from a client the store does not
+/// know, with a seq above 1, once any session has expired, may be the retry of a write applied
+/// before its session went: it is refused with `sessionExpired` (the client must start again under
+/// a new client_id), never applied a second time. A seq of 1 cannot be told from a new client's
+/// first request: a client whose session expired while its first request was unanswered may see
+/// that request applied twice (Raft dissertation §6.3 has clients register first for this).
 public struct KVStateMachine: Hashable, Sendable {
     public struct Session: Hashable, Sendable {
         public var seq: UInt64
@@ -15,8 +23,28 @@ public struct KVStateMachine: Hashable, Sendable {
     public private(set) var sessions: [String: Session] = [:]
     /// The index of the last entry applied (or of the snapshot restored).
     public private(set) var applied: UInt64 = 0
+    /// The sessions kept (10,000 clients by default; the same on every replica).
+    public let sessionLimit: Int
+    /// The last-used index of the most recently expired session (0: none has expired).
+    public private(set) var expiredThrough: UInt64 = 0
+    /// Sessions by when they were last used: (index, client), oldest first. An entry is current if
+    /// the client's session still has that index; older ones are skipped (and pruned).
+    private var useOrder: [(index: UInt64, client: String)] = []
+    private var useHead = 0
+    /// Sessions this value has evicted (a counter for reports: not replicated, not in the snapshot).
+    public private(set) var evictions = 0
 
-    public init() {}
+    public static let defaultSessionLimit = 10_000
+
+    public init(sessionLimit: Int = defaultSessionLimit) { self.sessionLimit = max(1, sessionLimit) }
+
+    public static func == (a: KVStateMachine, b: KVStateMachine) -> Bool {
+        a.applied == b.applied && a.expiredThrough == b.expiredThrough && a.data == b.data && a.sessions == b.sessions
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(applied); h.combine(expiredThrough); h.combine(data); h.combine(sessions)
+    }
 
     /// Applies the log entry at `index`; an empty entry is a leader's no-op.
     public mutating func apply(index: UInt64, _ bytes: [UInt8]) -> (request: KVRequest?, result: KVResult) {
@@ -31,12 +59,52 @@ public struct KVStateMachine: Hashable, Sendable {
     mutating func apply(_ r: KVRequest) -> KVResult {
         if r.isAnonymous { return execute(r.command) }
         if let s = sessions[r.client] {
-            if r.seq == s.seq { return s.result }  // a retry: the first answer, applied once
+            if r.seq == s.seq {  // a retry: the first answer, applied once
+                touch(r.client)
+                return s.result
+            }
             if r.seq < s.seq { return .staleSequence(latest: s.seq) }
+        } else if r.seq > 1 && expiredThrough > 0 {
+            return .sessionExpired(seq: r.seq)
         }
+        let isNew = sessions[r.client] == nil
         let result = execute(r.command)
         sessions[r.client] = Session(seq: r.seq, result: result, lastIndex: applied)
+        useOrder.append((applied, r.client))
+        if isNew { expireBeyondLimit() }
+        pruneUseOrder()
         return result
+    }
+
+    private mutating func touch(_ client: String) {
+        sessions[client]!.lastIndex = applied
+        useOrder.append((applied, client))
+        pruneUseOrder()
+    }
+
+    /// Evicts the sessions used longest ago until `sessionLimit` remain.
+    private mutating func expireBeyondLimit() {
+        while sessions.count > sessionLimit, useHead < useOrder.count {
+            let (index, client) = useOrder[useHead]
+            useHead += 1
+            guard sessions[client]?.lastIndex == index else { continue }  // used again since
+            sessions[client] = nil
+            expiredThrough = max(expiredThrough, index)
+            evictions += 1
+        }
+    }
+
+    /// Drops stale and consumed entries once they outnumber the live ones: amortized O(1) a use.
+    private mutating func pruneUseOrder() {
+        guard useOrder.count > 2 * sessions.count + 64 else { return }
+        useOrder = useOrder[useHead...].filter { sessions[$0.client]?.lastIndex == $0.index }
+        useHead = 0
+    }
+
+    /// The use order a restored table implies.
+    mutating func rebuildUseOrder() {
+        useOrder = sessions.map { ($0.value.lastIndex, $0.key) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+        useHead = 0
     }
 
     /// A read outside the log (after ReadIndex, or a stale local read).
@@ -67,18 +135,19 @@ public struct KVStateMachine: Hashable, Sendable {
         return w.bytes
     }
 
-    public init(snapshot bytes: [UInt8]) throws {
+    public init(snapshot bytes: [UInt8], sessionLimit: Int = defaultSessionLimit) throws {
         // Format 1 (one blob, before chunks) starts with its version byte; format 2 with the
         // header chunk's length, which is at least 4.
-        if bytes.first == 1 { try self.init(legacySnapshot: bytes); return }
+        if bytes.first == 1 { try self.init(legacySnapshot: bytes, sessionLimit: sessionLimit); return }
         var r = ByteReader(bytes)
-        var assembler = SnapshotAssembler()
+        var assembler = SnapshotAssembler(sessionLimit: sessionLimit)
         while !r.atEnd { try assembler.add(try r.data()) }
         self = try assembler.finish()
     }
 
     /// Format 1, as data directories written before chunked snapshots hold it.
-    private init(legacySnapshot bytes: [UInt8]) throws {
+    private init(legacySnapshot bytes: [UInt8], sessionLimit: Int) throws {
+        self.init(sessionLimit: sessionLimit)
         var r = ByteReader(bytes)
         _ = try r.byte()
         applied = try r.uint()
@@ -92,9 +161,11 @@ public struct KVStateMachine: Hashable, Sendable {
             sessions[c] = Session(seq: seq, result: try Self.decodeResult(&r), lastIndex: applied)
         }
         guard r.atEnd else { throw DecodeError("\(bytes.count - r.position) trailing bytes in snapshot") }
+        rebuildUseOrder()
     }
 
     mutating func restoreApplied(_ index: UInt64) { applied = index }
+    mutating func restoreExpiredThrough(_ index: UInt64) { expiredThrough = index }
     mutating func restoreKey(_ key: String, _ value: String) { data[key] = value }
     mutating func restoreSession(_ client: String, _ session: Session) { sessions[client] = session }
 
@@ -105,6 +176,7 @@ public struct KVStateMachine: Hashable, Sendable {
         case .casFailed(let c): w.byte(2); w.optionalString(c)
         case .staleSequence(let l): w.byte(3); w.uint(l)
         case .invalid(let why): w.byte(4); w.string(why)
+        case .sessionExpired(let seq): w.byte(5); w.uint(seq)
         }
     }
 
@@ -115,6 +187,7 @@ public struct KVStateMachine: Hashable, Sendable {
         case 2: return .casFailed(current: try r.optionalString())
         case 3: return .staleSequence(latest: try r.uint())
         case 4: return .invalid(try r.string())
+        case 5: return .sessionExpired(seq: try r.uint())
         case let t: throw DecodeError("unknown result tag \(t)")
         }
     }

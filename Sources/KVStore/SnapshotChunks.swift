@@ -4,7 +4,7 @@ import BinaryCodec
 /// any size is written, sent, received and read back one chunk at a time: memory while doing so is
 /// one chunk (about `chunkBytes`) beside the state itself.
 ///
-///     chunk 0:   version 2, applied index, key count, session count
+///     chunk 0:   version 2, applied index, key count, session count, expired-through index
 ///     then:      tag 1 + pairs (key, value) ... until every key is out
 ///     then:      tag 2 + sessions (client, seq, last index, result) ... until every session is out
 ///
@@ -38,6 +38,7 @@ public struct SnapshotChunks: Sequence, IteratorProtocol, Sendable {
             w.uint(state.applied)
             w.uint(UInt64(keys.count))
             w.uint(UInt64(clients.count))
+            w.uint(state.expiredThrough)
             return w.bytes
         }
         if nextKey < keys.count {
@@ -79,12 +80,12 @@ public struct SnapshotChunks: Sequence, IteratorProtocol, Sendable {
 /// count that does not add up, a chunk after the last, or a missing one is an error, never a
 /// partial store.
 public struct SnapshotAssembler: Sendable {
-    private var state = KVStateMachine()
+    private var state: KVStateMachine
     private var keysLeft: UInt64?
     private var sessionsLeft: UInt64 = 0
     public private(set) var chunks = 0
 
-    public init() {}
+    public init(sessionLimit: Int = KVStateMachine.defaultSessionLimit) { state = KVStateMachine(sessionLimit: sessionLimit) }
 
     /// Every key and session arrived.
     public var isComplete: Bool { keysLeft == 0 && sessionsLeft == 0 }
@@ -98,6 +99,7 @@ public struct SnapshotAssembler: Sendable {
             state.restoreApplied(try r.uint())
             keysLeft = try r.uint()
             sessionsLeft = try r.uint()
+            state.restoreExpiredThrough(try r.uint())
             try r.expectEnd()
             return
         }
@@ -129,6 +131,8 @@ public struct SnapshotAssembler: Sendable {
     public func finish() throws -> KVStateMachine {
         guard keysLeft != nil else { throw DecodeError("an empty snapshot (no header chunk)") }
         guard isComplete else { throw DecodeError("the snapshot ends early: \(keysLeft!) keys and \(sessionsLeft) sessions missing") }
-        return state
+        var s = state
+        s.rebuildUseOrder()
+        return s
     }
 }

@@ -142,6 +142,10 @@ final class KVAPI: Sendable {
         case .staleSequence(let latest):
             return json(409, ErrorBody(error: "seq \(request.seq) is older than this client's latest (\(latest)): its answer is gone; "
                                        + "use a new seq", code: "stale_sequence", latest_seq: latest))
+        case .sessionExpired(let seq):
+            return error(409, "client_id '\(request.client)' has no session here (the store keeps the latest "
+                         + "\(KVStateMachine.defaultSessionLimit) clients' sessions, and older ones have expired): seq \(seq) may repeat "
+                         + "a write already applied, so it was not applied. Start again with a new client_id and seq 1", "session_expired")
         case .invalid(let why): return error(500, "the entry did not apply: \(why)", "invalid_entry")
         }
     }

@@ -27,6 +27,21 @@ struct Clients {
         var awaiting = false
         var counter = 0
         var lastSeen: [String: String] = [:]
+        /// The client's base name; `name` is it with a generation once it has taken a new one.
+        var base: String = ""
+        var generation = 0
+        /// Just took a new name: its first request (seq 1) is a get through the log, the one request
+        /// whose retry after an expiry may be applied twice (harmless for a get).
+        var fresh = false
+
+        /// Starts over under a new client id (as a restarted client process would).
+        mutating func rename() {
+            if base.isEmpty { base = name }
+            generation += 1
+            name = "\(base)g\(generation)"
+            seq = 0
+            fresh = true
+        }
     }
 
     struct Ack { var client: String; var seq: UInt64; var index: LogIndex }
@@ -39,6 +54,8 @@ struct Clients {
     var acknowledged: [Ack] = []
     var readIndexReads = 0
     var staleReads = 0
+    var anonymousWrites = 0
+    var expiredRetries = 0
     /// Every value a client asked to write, per key: a stale read may be old, never invented.
     private var written: [String: Set<String>] = [:]
     private var nextContext: UInt64 = 1
@@ -49,7 +66,7 @@ struct Clients {
     private var blocked: [ReplicaID: [Int]] = [:]
 
     init(count: Int, nodes: [ReplicaID]) {
-        list = (0..<count).map { Client(name: "c\($0 + 1)", guess: nodes[$0 % nodes.count]) }
+        list = (0..<count).map { Client(name: "c\($0 + 1)", guess: nodes[$0 % nodes.count], fresh: true) }
     }
 
     var idle: Bool { list.allSatisfy { $0.op == nil } }
@@ -85,7 +102,9 @@ struct Clients {
         let value = "\(list[c].name).\(list[c].counter)"
         let input: KVModel.Input
         var command: KVCommand?
-        switch sim.rng.below(100) {
+        let roll = list[c].fresh ? 50 : sim.rng.below(100)  // a fresh name starts with a get through the log
+        list[c].fresh = false
+        switch roll {
         case 95..<100:
             staleRead(sim, c, key)
             return
@@ -102,8 +121,9 @@ struct Clients {
         if case .cas(_, let v) = input { written[key, default: []].insert(v) }
         var request: KVRequest?
         if let command {
-            if sim.rng.chance(25) {
+            if sim.rng.chance(25) && list[c].seq > 0 {
                 request = .anonymous(command)
+                anonymousWrites += 1
             } else {
                 list[c].seq += 1
                 request = KVRequest(client: list[c].name, seq: list[c].seq, command: command)
@@ -197,6 +217,15 @@ struct Clients {
     mutating func applied(_ sim: Simulation, node: ReplicaID, index: LogIndex, request: KVRequest?, result: KVResult) {
         guard let c = proposals[node]?.removeValue(forKey: index), let op = list[c].op,
               let request, request == op.request else { return }
+        if case .sessionExpired = result {
+            // Its session expired while it waited: the outcome stays unknown; start over.
+            sim.log("\(list[c].name) #\(request.seq): session expired; outcome unknown, new name")
+            expiredRetries += 1
+            list[c].op = nil
+            list[c].awaiting = false
+            list[c].rename()
+            return
+        }
         complete(sim, c, result: result, index: index)
     }
 
@@ -244,6 +273,7 @@ struct Clients {
         h.complete = clock()
         history[op.history] = h
         list[c].op = nil
+        if sim.sessionLimit < KVStateMachine.defaultSessionLimit && sim.rng.chance(15) { list[c].rename() }
         sim.log("\(list[c].name) completes \(h.input) on \(op.key): \(result) at index \(index)")
     }
 }

@@ -1,3 +1,4 @@
+import BinaryCodec
 import KVStore
 import Linearizability
 import Raft
@@ -38,6 +39,10 @@ public struct ScheduleReport: Sendable {
     public var acknowledged = 0
     public var readIndexReads = 0
     public var staleReads = 0
+    public var anonymousWrites = 0
+    /// Sessions evicted past the limit (counted on replica 1), and requests refused as `sessionExpired`.
+    public var sessionsExpired = 0
+    public var expiredRetries = 0
     /// The clients' history checked by the linearizability checker (nil: the check did not run,
     /// because an invariant failed first).
     public var linearizable: Verdict?
@@ -65,11 +70,13 @@ public final class Simulation {
     /// SIGSTOPped replicas and the step they resume at: no ticks, no Readies, and what is sent to
     /// them waits (in the socket buffer) until they run again.
     var paused: [ReplicaID: Int] = [:]
-    var held: [ReplicaID: [Message]] = [:]
+    var held: [ReplicaID: [Packet]] = [:]
     var side: [ReplicaID: Int] = [:]
     var blocked: Set<Directed> = []
     /// Messages on the wire, by the step they arrive at.
-    var network: [Int: [Message]] = [:]
+    var network: [Int: [Packet]] = [:]
+    /// Snapshots arriving chunk by chunk, per receiver: from whom, which, and what came so far.
+    var assembling: [ReplicaID: (from: ReplicaID, index: LogIndex, term: Term, next: Int, chunks: [[UInt8]], assembler: SnapshotAssembler)] = [:]
     var inFlight = 0
     /// More than this on the wire at once is a message storm: a liveness bug, reported as such.
     static let stormLimit = 50_000
@@ -79,6 +86,9 @@ public final class Simulation {
     var now = 0
     let maxEntries: Int
     let snapshotEvery: UInt64
+    /// A third of the schedules keep 4 sessions, fewer than the clients use as they take new
+    /// names, so that sessions expire (by the same rule on every replica) and retries meet it.
+    let sessionLimit: Int
     var clients: Clients
     var background: UInt64 = 0
     var report: ScheduleReport
@@ -92,10 +102,11 @@ public final class Simulation {
         // its no-op does, the case the current-term commit rule exists for.
         maxEntries = [1, 2, 64][Int(options.seed % 3)]
         snapshotEvery = [8, 20, 1000][Int(options.seed / 3 % 3)]
+        sessionLimit = options.seed % 3 == 1 ? 4 : KVStateMachine.defaultSessionLimit
         clients = Clients(count: options.clients, nodes: ids)
         report = ScheduleReport(seed: options.seed, size: options.size)
         for id in ids {
-            nodes[id] = SimNode(raft: Raft(config: config(id, seed: options.seed)))
+            nodes[id] = SimNode(raft: Raft(config: config(id, seed: options.seed)), sessionLimit: sessionLimit)
             disks[id] = SimDisk()
             side[id] = 0
         }
@@ -247,6 +258,7 @@ public final class Simulation {
         down.insert(id)
         paused[id] = nil
         held[id] = nil
+        assembling[id] = nil
         report.crashes += 1
         let what = disks[id]!.crash(&rng)
         if midWrite { report.crashesMidWrite += 1 }
@@ -262,9 +274,10 @@ public final class Simulation {
     func restart(_ id: ReplicaID, step: Int) {
         down.remove(id)
         let (hs, snap, entries) = disks[id]!.recover()
-        var node = SimNode(raft: Raft(config: config(id, seed: options.seed &+ UInt64(step)), hardState: hs, snapshot: snap, entries: entries))
+        var node = SimNode(raft: Raft(config: config(id, seed: options.seed &+ UInt64(step)), hardState: hs, snapshot: snap, entries: entries),
+                           sessionLimit: sessionLimit)
         if !snap.isEmpty {
-            do { node.state = try KVStateMachine(snapshot: snap.data) } catch {
+            do { node.state = try KVStateMachine(snapshot: snap.data, sessionLimit: sessionLimit) } catch {
                 report.violations.append("replica \(id) cannot read its own snapshot at \(snap.index): \(error)")
             }
         }
@@ -308,22 +321,66 @@ public final class Simulation {
         }
     }
 
+    /// A snapshot goes as its chunks (the store's format), each a packet of its own that the
+    /// network may lose, delay, duplicate or reorder, then the InstallSnapshot message without its
+    /// data; the receiver takes the message only if every chunk came, in order, before it (as
+    /// kvnode's stream does).
     private func send(_ m: Message) {
+        guard case .snapshot(let s) = m.kind, !s.data.isEmpty else { return transmit(.message(m)) }
+        var r = ByteReader(s.data)
+        var seq = 0
+        while !r.atEnd, let chunk = try? r.data() {
+            transmit(.chunk(from: m.from, to: m.to, index: s.index, term: s.term, seq: seq, bytes: chunk))
+            seq += 1
+        }
+        transmit(.message(Message(from: m.from, to: m.to, term: m.term, kind: .snapshot(Snapshot(index: s.index, term: s.term)))))
+    }
+
+    private func transmit(_ p: Packet) {
         if rng.chance(lossPercent) { return }
         // Mostly quick, sometimes slow: a message may arrive after its sender or receiver restarted.
         let delay = rng.chance(10) ? 1 + rng.below(30) : 1 + rng.below(6)
-        network[now + delay, default: []].append(m)
+        network[now + delay, default: []].append(p)
         inFlight += 1
         if rng.chance(3) {  // duplicated
-            network[now + 1 + rng.below(10), default: []].append(m)
+            network[now + 1 + rng.below(10), default: []].append(p)
             inFlight += 1
         }
+    }
+
+    /// A chunk continues the receiver's snapshot only as the next of the same one; chunk 0 starts
+    /// one afresh; anything else breaks it off (the stream would have been cut).
+    private func received(chunk bytes: [UInt8], from: ReplicaID, to: ReplicaID, index: LogIndex, term: Term, seq: Int) {
+        if seq == 0 { assembling[to] = (from, index, term, 0, [], SnapshotAssembler(sessionLimit: sessionLimit)) }
+        guard var a = assembling[to], a.from == from, a.index == index, a.term == term, a.next == seq else {
+            assembling[to] = nil
+            return
+        }
+        do { try a.assembler.add(bytes) } catch {
+            report.violations.append("replica \(to): chunk \(seq) of snapshot \(term)/\(index) from \(from) does not decode: \(error)")
+        }
+        a.chunks.append(bytes)
+        a.next += 1
+        assembling[to] = a
+    }
+
+    /// The InstallSnapshot message: with its data if every chunk arrived, else nil (dropped).
+    private func completed(_ m: Message) -> Message? {
+        guard case .snapshot(let s) = m.kind else { return m }
+        guard let a = assembling[m.to], a.from == m.from, a.index == s.index, a.term == s.term, a.assembler.isComplete else {
+            log("\(m.to) dropped snapshot \(s.term)/\(s.index) from \(m.from): its chunks did not all arrive")
+            return nil
+        }
+        assembling[m.to] = nil
+        var w = ByteWriter()
+        for c in a.chunks { w.data(c) }
+        return Message(from: m.from, to: m.to, term: m.term, kind: .snapshot(Snapshot(index: s.index, term: s.term, data: w.bytes)))
     }
 
     private func installSnapshot(_ id: ReplicaID, _ s: Snapshot) {
         report.snapshotsInstalled += 1
         do {
-            let state = try KVStateMachine(snapshot: s.data)
+            let state = try KVStateMachine(snapshot: s.data, sessionLimit: sessionLimit)
             invariants.sawState(self, id, state, index: s.index)
             nodes[id]!.state = state
             log("\(id) restored its state from \(s)")
@@ -351,17 +408,23 @@ public final class Simulation {
 
     func deliver() {
         // Due messages in a shuffled order: reordering within and across links.
-        guard var messages = network.removeValue(forKey: now) else { return }
-        inFlight -= messages.count
-        messages.shuffle(using: &rng)
-        for m in messages where !down.contains(m.to) && side[m.to] == side[m.from] && !blocked.contains(Directed(from: m.from, to: m.to)) {
-            if paused[m.to] != nil {
-                held[m.to, default: []].append(m)
+        guard var packets = network.removeValue(forKey: now) else { return }
+        inFlight -= packets.count
+        packets.shuffle(using: &rng)
+        for p in packets where !down.contains(p.to) && side[p.to] == side[p.from] && !blocked.contains(Directed(from: p.from, to: p.to)) {
+            if paused[p.to] != nil {
+                held[p.to, default: []].append(p)
                 continue
             }
-            log(m.description)
-            nodes[m.to]!.raft.step(m)
-            drainTrace(m.to)
+            switch p {
+            case .chunk(let from, let to, let index, let term, let seq, let bytes):
+                received(chunk: bytes, from: from, to: to, index: index, term: term, seq: seq)
+            case .message(let original):
+                guard let m = completed(original) else { continue }
+                log(m.description)
+                nodes[m.to]!.raft.step(m)
+                drainTrace(m.to)
+            }
         }
     }
 
@@ -414,8 +477,11 @@ public final class Simulation {
         }
         for ack in clients.acknowledged {
             for id in ids where nodes[id]!.state.applied >= ack.index.value {
-                let seen = nodes[id]!.state.sessions[ack.client]?.seq ?? 0
-                if seen < ack.seq {
+                let state = nodes[id]!.state
+                let seen = state.sessions[ack.client]?.seq ?? 0
+                // A session that expired after the write took its record with it (the store's rule).
+                let expired = state.sessions[ack.client] == nil && state.expiredThrough >= ack.index.value
+                if seen < ack.seq && !expired {
                     report.violations.append("acknowledged write lost: \(ack.client) #\(ack.seq) (index \(ack.index)) is not in replica \(id), which applied through \(nodes[id]!.state.applied)")
                 }
             }
@@ -423,6 +489,9 @@ public final class Simulation {
         report.acknowledged = clients.acknowledged.count
         report.readIndexReads = clients.readIndexReads
         report.staleReads = clients.staleReads
+        report.anonymousWrites = clients.anonymousWrites
+        report.expiredRetries = clients.expiredRetries
+        report.sessionsExpired = ids.map { nodes[$0]!.state.evictions }.max() ?? 0
         let result = Checker.check(KVModel(), clients.history, limits: CheckLimits(timeoutNs: 20_000_000_000))
         report.linearizable = result.verdict
         if result.verdict == .notLinearizable {
@@ -433,10 +502,20 @@ public final class Simulation {
     }
 }
 
+/// What the simulated network carries: Raft messages, and the chunks snapshots travel in.
+enum Packet {
+    case message(Message)
+    case chunk(from: ReplicaID, to: ReplicaID, index: LogIndex, term: Term, seq: Int, bytes: [UInt8])
+
+    var from: ReplicaID { switch self { case .message(let m): m.from; case .chunk(let f, _, _, _, _, _): f } }
+    var to: ReplicaID { switch self { case .message(let m): m.to; case .chunk(_, let t, _, _, _, _): t } }
+}
+
 /// One replica: its consensus state and its store.
 struct SimNode {
+    init(raft: Raft, sessionLimit: Int) { self.raft = raft; state = KVStateMachine(sessionLimit: sessionLimit) }
     var raft: Raft
-    var state = KVStateMachine()
+    var state: KVStateMachine
     /// ReadIndex answers waiting until the store has applied their index.
     var confirmedReads: [ReadState] = []
     /// For the planted bug `anonymousCounter`: a per-process counter, reset by a restart.

@@ -156,3 +156,45 @@ private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {
     let m = try KVStateMachine(snapshot: v1)
     #expect(m.data == ["a": "1"] && m.applied == 7 && m.sessions["c1"]?.seq == 3 && m.sessions["c1"]?.result == .ok)
 }
+
+/// Sessions expire by count, least recently used first, the same on every replica: one restored
+/// from a snapshot midway makes the same evictions as one that applied every entry.
+@Test func sessionsExpireLeastRecentlyUsedFirstAndAlikeOnEveryReplica() throws {
+    var a = KVStateMachine(sessionLimit: 3)
+    var index: UInt64 = 0
+    func apply(_ m: inout KVStateMachine, _ client: String, _ seq: UInt64, _ c: KVCommand) -> KVResult {
+        m.apply(index: index, entry(client, seq, c)).result
+    }
+    var log: [(String, UInt64, KVCommand)] = []
+    for c in ["c1", "c2", "c3"] { log.append((c, 1, .put(key: c, value: "1"))) }
+    log.append(("c1", 2, .put(key: "c1", value: "2")))  // c1 used again: c2 is now the oldest
+    log.append(("c4", 1, .put(key: "c4", value: "1")))  // past the limit: c2 goes
+    var b: KVStateMachine?
+    for (i, (client, seq, command)) in log.enumerated() {
+        index += 1
+        _ = apply(&a, client, seq, command)
+        if i == 3 { b = try KVStateMachine(snapshot: a.snapshot(), sessionLimit: 3) }
+        else if b != nil { _ = apply(&b!, client, seq, command) }
+    }
+    #expect(Set(a.sessions.keys) == ["c1", "c3", "c4"] && a.expiredThrough == 2)
+    #expect(b == a)
+    // c2's next write may be a retry of one applied before its session went: refused, not applied.
+    index += 1
+    #expect(apply(&a, "c2", 2, .put(key: "c2", value: "again")) == .sessionExpired(seq: 2))
+    #expect(a.data["c2"] == "1")
+    // A new client starts at seq 1 and is served; it pushes out the next oldest (c3), also in b.
+    index += 1
+    #expect(apply(&a, "c5", 1, .put(key: "c5", value: "1")) == .ok)
+    index -= 1
+    _ = apply(&b!, "c2", 2, .put(key: "c2", value: "again"))
+    index += 1
+    _ = apply(&b!, "c5", 1, .put(key: "c5", value: "1"))
+    #expect(Set(a.sessions.keys) == ["c1", "c4", "c5"] && b == a)
+    #expect(try KVStateMachine(snapshot: a.snapshot(), sessionLimit: 3) == a)
+}
+
+/// With no session ever expired, a client may start at any seq (as before expiry existed).
+@Test func beforeAnyExpiryAClientMayStartAtAnySeq() {
+    var m = KVStateMachine(sessionLimit: 3)
+    #expect(m.apply(index: 1, entry("c", 7, .put(key: "k", value: "v"))).result == .ok)
+}
