@@ -15,7 +15,11 @@ randomizes in [250, 500) ms, as etcd does), pre-vote on, fsync on. etcd is Debia
    host's steal time moves between runs, so the runs alternate (kvnode, etcd, kvnode, etcd, ...)
    for BENCH_ROUNDS rounds and each figure is the median over rounds; the steal of every run is
    printed. kvnode's WAL counters give the writes per fdatasync at 64 clients.
-3. kvnode resident memory with 100,000 keys of 100 bytes (loaded with mput).
+3. The same puts and gets from an outside load generator, Debian's wrk, with a Lua script for each
+   API (bench/wrk/kvnode.lua: anonymous PUTs; bench/wrk/etcd.lua: the v3 gateway): 64 connections,
+   10-s rounds, alternating, so that no figure rests on the project's own client alone.
+4. kvnode resident memory with 100,000 keys of 100 bytes (loaded with mput), then with BENCH_GIB
+   (1) GiB of 1-MiB values, against the data's size: the log must not keep what a snapshot holds.
 """
 import json
 import os
@@ -36,6 +40,9 @@ from kvhttp import request  # noqa: E402
 TRIALS = int(os.environ.get("BENCH_FAILOVER_TRIALS", "30"))
 LOAD_SECONDS = os.environ.get("BENCH_LOAD_SECONDS", "5s")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
+GIB = float(os.environ.get("BENCH_GIB", "1"))
+WRK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk")
 HEARTBEAT_MS, ELECTION_MS = 50, 250
 
 
@@ -52,6 +59,49 @@ def ensure_etcd():
     # The package enables a system etcd on 2379/2380; this benchmark runs its own.
     subprocess.run(["systemctl", "disable", "--now", "etcd"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return shutil.which("etcd") is not None
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return True
+    if os.geteuid() != 0:
+        print("wrk is not installed and this is not root: apt-get install wrk, then run again")
+        return False
+    print("installing Debian's wrk (once) ...", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "wrk"], env=env, check=True, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") is not None
+
+
+def wrk_ms(text):
+    """wrk's latency with its unit (us, ms, s) in ms."""
+    for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    raise ValueError(text)
+
+
+def wrk(api, port, op, seconds=WRK_SECONDS, connections=64):
+    t0, s0 = cpu_times()
+    r = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", os.path.join(WRK_DIR, f"{api}.lua"),
+                        f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=seconds + 60,
+                       env=dict(os.environ, WRK_OP=op))
+    if r.returncode != 0:
+        raise RuntimeError(f"wrk {api} {op}: {r.stderr or r.stdout}")
+    t1, s1 = cpu_times()
+    out = {"steal_pct": 100 * (s1 - s0) / max(1, t1 - t0), "non2xx": 0, "errors": ""}
+    lines = r.stdout.splitlines()
+    for i, line in enumerate(lines):
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            out["per_second"] = float(parts[1])
+        elif line.strip().startswith("Non-2xx or 3xx responses:"):
+            out["non2xx"] = int(parts[-1])
+        elif line.strip().startswith("Socket errors:"):
+            out["errors"] = line.strip()
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            out[f"p{parts[0][:-1]}_ms"] = wrk_ms(parts[1])
+    return out
 
 
 def wait(what, predicate, timeout):
@@ -238,8 +288,26 @@ def fmt_ci(xs):
     return f"median {pct(xs, 50):.0f} ms [95% CI {lo:.0f}, {hi:.0f}], max {max(xs):.0f} ms, over 100 ms: {slow} of {len(xs)}"
 
 
+def load_gib(cluster, leader, gib):
+    """gib GiB of 1-MiB values (the value limit), put one by one through the leader."""
+    value_len = (1 << 20) - 16
+    count = int(gib * 1024)
+    started = time.monotonic()
+    for i in range(count):
+        head = f"{i:08d}"
+        r = request(cluster.ports[leader], "PUT", f"/kv/big-{i}", {"value": head + "b" * (value_len - len(head))}, timeout=30)
+        if r.status == 307:
+            leader = cluster.wait_healthy()
+            r = request(cluster.ports[leader], "PUT", f"/kv/big-{i}", {"value": head + "b" * (value_len - len(head))}, timeout=30)
+        assert r.status == 200, r
+    wait(f"every member applying {count} values of 1 MiB",
+         lambda: all(cluster.status(n)["applied_index"] >= cluster.status(leader)["commit_index"] for n in cluster.names), 120)
+    return count * (value_len + len("big-00000")), time.monotonic() - started
+
+
 def main():
     have_etcd = ensure_etcd()
+    have_wrk = ensure_wrk()
     tmp = tempfile.mkdtemp(prefix="kvbench-")
     ours, etcd = KVNodes(os.path.join(tmp, "kv")), Etcd(os.path.join(tmp, "etcd")) if have_etcd else None
     os.makedirs(ours.tmp)
@@ -274,6 +342,23 @@ def main():
             out[key] = {f: pct([r[f] for r in rs], 50) for f in ("per_second", "p50_ms", "p99_ms", "steal_pct")}
         out["per_sync"] = pct(out["per_sync"], 50)
 
+        # 3. the same with wrk, an outside load generator.
+        if have_wrk:
+            for rnd in range(ROUNDS):
+                for op in ("put", "get"):
+                    for cluster, api in [(ours, "kvnode"), (etcd, "etcd")]:
+                        if not cluster:
+                            continue
+                        leader = cluster.wait_healthy()
+                        r = wrk(api, cluster.ports[leader], op)
+                        runs.setdefault(("wrk", api, op), []).append(r)
+                        print(f"  round {rnd + 1}: wrk {api:6} {op} x64: {r['per_second']:.0f}/s p50 {r['p50_ms']:.2f} ms "
+                              f"p99 {r['p99_ms']:.2f} ms, steal {r['steal_pct']:.0f}%, non-2xx {r['non2xx']} {r['errors']}", flush=True)
+            for key, rs in runs.items():
+                if key[0] == "wrk":
+                    out[key] = {f: pct([r[f] for r in rs], 50) for f in ("per_second", "p50_ms", "p99_ms", "steal_pct")}
+                    out[key]["non2xx"] = sum(r["non2xx"] for r in rs)
+
         # 1. failover.
         for cluster in [ours, etcd]:
             if cluster:
@@ -300,6 +385,15 @@ def main():
         out["rss"] = {n: rss_kb(ours.procs[n].pid) for n in ours.names}
         if etcd:
             out["etcd_rss"] = {n: rss_kb(etcd.procs[n].pid) for n in etcd.names}
+
+        # 4. memory with a GiB of 1-MiB values.
+        if GIB > 0:
+            leader = ours.wait_healthy()
+            data_bytes, took = load_gib(ours, leader, GIB)
+            out["gib"] = {"data": data_bytes, "seconds": took,
+                          "rss": {n: rss_kb(ours.procs[n].pid) for n in ours.names},
+                          "status": {n: ours.status(n) for n in ours.names}}
+            print(f"  loaded {data_bytes / 2**30:.2f} GiB in {took:.1f} s", flush=True)
     finally:
         ours.stop()
         if etcd:
@@ -326,10 +420,25 @@ def main():
                     f"ratio {k['per_second'] / e['per_second']:.2f} ({goal})"
         print(line)
     print(f"group commit at 64 clients: {out['per_sync']:.1f} writes per fdatasync on the leader")
+    if ("wrk", "kvnode", "put") in out:
+        print(f"wrk (Debian's, Lua scripts in bench/wrk), 64 connections, median of {ROUNDS} alternating rounds of {WRK_SECONDS} s:")
+        for op in ("put", "get"):
+            k, e = out[("wrk", "kvnode", op)], out.get(("wrk", "etcd", op))
+            line = f"  {'anonymous puts' if op == 'put' else 'linearizable gets'}: kvnode {k['per_second']:.0f}/s " \
+                   f"(p50 {k['p50_ms']:.2f}, p99 {k['p99_ms']:.2f} ms, non-2xx {k['non2xx']})"
+            if e:
+                line += f"; etcd {e['per_second']:.0f}/s (p50 {e['p50_ms']:.2f}, p99 {e['p99_ms']:.2f} ms, non-2xx {e['non2xx']}); " \
+                        f"ratio {k['per_second'] / e['per_second']:.2f}, p99 {k['p99_ms'] / e['p99_ms']:.2f}x etcd's (goal: <= 1)"
+            print(line)
     rss = out["rss"]
     print(f"resident memory with 100,000 keys of 100 bytes: kvnode " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in rss.items())
           + ("; etcd " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in out['etcd_rss'].items()) + " (their 1,000 benchmark keys)"
              if "etcd_rss" in out else ""))
+    if "gib" in out:
+        g = out["gib"]
+        print(f"resident memory with {g['data'] / 2**30:.2f} GiB of 1-MiB values (loaded in {g['seconds']:.1f} s): "
+              + ", ".join(f"{n} {kb / 1024:.0f} MB ({kb * 1024 / g['data']:.2f}x the data; log {s['last_index'] - s['snapshot_index']} "
+                          f"entries past snapshot {s['snapshot_index']})" for (n, kb), s in zip(g["rss"].items(), g["status"].values())))
 
 
 if __name__ == "__main__":

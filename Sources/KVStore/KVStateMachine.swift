@@ -33,6 +33,8 @@ public struct KVStateMachine: Hashable, Sendable {
     private var useHead = 0
     /// Sessions this value has evicted (a counter for reports: not replicated, not in the snapshot).
     public private(set) var evictions = 0
+    /// The bytes of every key and value held (UTF-8): what a snapshot of the data weighs.
+    public private(set) var dataBytes = 0
 
     public static let defaultSessionLimit = 10_000
 
@@ -112,17 +114,22 @@ public struct KVStateMachine: Hashable, Sendable {
 
     private mutating func execute(_ c: KVCommand) -> KVResult {
         switch c {
-        case .put(let k, let v): data[k] = v; return .ok
+        case .put(let k, let v): set(k, v); return .ok
         case .get(let k): return .value(data[k])
-        case .delete(let k): data[k] = nil; return .ok
+        case .delete(let k): set(k, nil); return .ok
         case .cas(let k, let expected, let v):
             guard data[k] == expected else { return .casFailed(current: data[k]) }
-            data[k] = v
+            set(k, v)
             return .ok
         case .mput(let pairs):
-            for p in pairs { data[p.key] = p.value }
+            for p in pairs { set(p.key, p.value) }
             return .ok
         }
+    }
+
+    private mutating func set(_ key: String, _ value: String?) {
+        if let old = data.updateValue(value ?? "", forKey: key) { dataBytes -= key.utf8.count + old.utf8.count }
+        if let value { dataBytes += key.utf8.count + value.utf8.count } else { data[key] = nil }
     }
 
     // MARK: Snapshot
@@ -153,7 +160,7 @@ public struct KVStateMachine: Hashable, Sendable {
         applied = try r.uint()
         for _ in 0..<(try r.count(max: bytes.count)) {
             let k = try r.string()
-            data[k] = try r.string()
+            set(k, try r.string())
         }
         for _ in 0..<(try r.count(max: bytes.count)) {
             let c = try r.string()
@@ -166,7 +173,7 @@ public struct KVStateMachine: Hashable, Sendable {
 
     mutating func restoreApplied(_ index: UInt64) { applied = index }
     mutating func restoreExpiredThrough(_ index: UInt64) { expiredThrough = index }
-    mutating func restoreKey(_ key: String, _ value: String) { data[key] = value }
+    mutating func restoreKey(_ key: String, _ value: String) { set(key, value) }
     mutating func restoreSession(_ client: String, _ session: Session) { sessions[client] = session }
 
     static func encode(_ result: KVResult, _ w: inout ByteWriter) {

@@ -2,8 +2,8 @@ import NIOCore
 
 /// Bounds the connections one server holds, so that clients that connect and go quiet (half-sent
 /// requests, silent peers) cannot take every file descriptor from the node: past `limit`, each new
-/// connection closes the one that has been quiet longest, which is the stalled one, never the busy
-/// one. A connection that a protocol handler has not vouched for by `identifyWithin` (sent as an
+/// connection closes the one unidentified connection that has been quiet longest (or, if every one
+/// is identified, the quietest of all): the stalled ones go before the busy ones. A connection that a protocol handler has not vouched for by `identifyWithin` (sent as an
 /// outbound user event `ConnectionIdentified`, e.g. once a peer's hello checked out) is closed too.
 /// All of a server's connections live on one event loop (the servers run one thread each).
 public final class ConnectionGuard: @unchecked Sendable {
@@ -39,7 +39,10 @@ public final class ConnectionGuard: @unchecked Sendable {
         loop.preconditionInEventLoop()
         let t = Tracked(channel)
         open[ObjectIdentifier(channel)] = t
-        if open.count > limit, let quietest = open.values.filter({ $0 !== t }).min(by: { $0.lastActive < $1.lastActive }) {
+        // Connections nobody vouched for go first: a flood of them cannot push out a real peer.
+        let others = open.values.filter { $0 !== t }
+        let candidates = others.contains { !$0.identified } ? others.filter { !$0.identified } : others
+        if open.count > limit, let quietest = candidates.min(by: { $0.lastActive < $1.lastActive }) {
             evicted += 1
             if evicted == 1 || evicted % 1000 == 0 {
                 onEvict("\(open.count - 1) connections open (limit \(limit)): closed the one quiet longest; \(evicted) closed so far")

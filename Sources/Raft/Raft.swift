@@ -543,10 +543,30 @@ public struct Raft: Sendable {
             progress[from] = pr
             releaseReads()
         }
-        if let sent = pr.snapshotSent {
+        // A follower cannot hold more than we sent: a larger match is forged or damaged.
+        guard match <= log.lastIndex else {
+            progress[from] = pr
+            return
+        }
+        if pr.snapshotSent != nil {
             // Until the snapshot is answered, the follower's rejections of heartbeats say nothing new.
-            guard success, match >= sent.index else {
+            guard success else {
                 progress[from] = pr
+                return
+            }
+            if match < log.snapshotIndex {
+                guard match > pr.match else {  // an old answer: nothing learned
+                    progress[from] = pr
+                    return
+                }
+                // It installed an earlier snapshot of ours, and we have compacted past it since:
+                // the current one goes now, not after the snapshot wait.
+                pr.match = match
+                pr.next = match + 1
+                pr.snapshotSent = nil
+                pr.inflight = 0
+                progress[from] = pr
+                sendAppend(to: from)
                 return
             }
             pr.snapshotSent = nil

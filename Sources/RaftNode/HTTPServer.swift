@@ -11,8 +11,8 @@ import NodeRuntime
 enum HTTPServer {
     /// Starts serving; returns once the port accepts connections, or throws why it cannot.
     /// Connections held at once (or half the file descriptors, if fewer); past it, a new one closes
-    /// the one quiet longest (a stalled or half-sent request, never one being answered), so slow
-    /// clients cannot starve the rest, nor take the descriptors the WAL needs.
+    /// the one that read or wrote nothing for the longest (a stalled or half-sent request first),
+    /// so slow clients cannot starve the rest, nor take the descriptors the WAL needs.
     static let maxConnections = 4096
     /// A connection with no request in progress, or a request head not complete, for this long is
     /// closed (Hummingbird's idle timeout).

@@ -133,7 +133,7 @@ final class KVAPI: Sendable {
             request = .anonymous(command)
         }
         let reply = await loop.request { .write(request, $0) }
-        guard case .applied(let result, let index) = reply else { return answer(reply, path: path, query: query) }
+        guard case .applied(let result, let index) = reply else { return answer(reply, path: path, query: query, anonymous: request.isAnonymous) }
         switch result {
         case .ok, .value: return json(200, WriteReplyBody(index: index.value))
         case .casFailed(let current):
@@ -151,7 +151,7 @@ final class KVAPI: Sendable {
     }
 
     /// Not an answer from the store: where to go instead, or that the outcome is unknown.
-    private func answer(_ reply: KVReply, path: String, query: String?) -> APIReply {
+    private func answer(_ reply: KVReply, path: String, query: String?, anonymous: Bool = false) -> APIReply {
         switch reply {
         case .notLeader(let leader?) where leader != loop.id:
             let member = members[leader]
@@ -166,8 +166,10 @@ final class KVAPI: Sendable {
             r.headers.append(("Retry-After", "1"))
             return r
         case .timedOut:
-            var r = json(503, ErrorBody(error: "no outcome within the request timeout: the write may or may not be applied; "
-                                        + "retry with the same client_id and seq (applied at most once)", code: "timeout"))
+            let advice = anonymous ? "a request without a client_id has no session, so a retry is a second write: send a client_id and seq to retry safely"
+                : "retry with the same client_id and seq (applied at most once)"
+            var r = json(503, ErrorBody(error: "no outcome within the request timeout: the write may or may not be applied; " + advice,
+                                        code: "timeout"))
             r.headers.append(("Retry-After", "1"))
             return r
         case .overloaded(let why):

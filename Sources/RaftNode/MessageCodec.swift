@@ -37,28 +37,33 @@ enum MessageCodec {
         return w.bytes
     }
 
+    /// Terms and indexes a correct peer can send; larger ones (forged, or damage with a good
+    /// checksum) would overflow the arithmetic on them.
+    static let maxValue: UInt64 = 1 << 62
+
     static func decode(_ bytes: [UInt8]) throws -> Message {
         var r = ByteReader(bytes)
         let from = try replica(&r), to = try replica(&r)
-        let term = Term(try r.uint())
+        let term = Term(try bounded(&r))
         let kind: Message.Kind
         switch try r.byte() {
-        case 1: kind = .preVote(lastIndex: LogIndex(try r.uint()), lastTerm: Term(try r.uint()))
+        case 1: kind = .preVote(lastIndex: LogIndex(try bounded(&r)), lastTerm: Term(try bounded(&r)))
         case 2: kind = .preVoteResponse(granted: try r.bool())
-        case 3: kind = .vote(lastIndex: LogIndex(try r.uint()), lastTerm: Term(try r.uint()), transfer: try r.bool())
+        case 3: kind = .vote(lastIndex: LogIndex(try bounded(&r)), lastTerm: Term(try bounded(&r)), transfer: try r.bool())
         case 4: kind = .voteResponse(granted: try r.bool())
         case 5:
-            let pi = LogIndex(try r.uint()), pt = Term(try r.uint()), commit = LogIndex(try r.uint()), round = try r.uint()
-            let n = try r.count(max: bytes.count)
+            let pi = LogIndex(try bounded(&r)), pt = Term(try bounded(&r)), commit = LogIndex(try bounded(&r)), round = try r.uint()
+            // Each entry takes at least 3 bytes: a count beyond that is a lie, not a reason to allocate.
+            let n = try r.count(max: bytes.count / 3)
             var entries: [Entry] = []
             entries.reserveCapacity(n)
-            for _ in 0..<n { entries.append(Entry(term: Term(try r.uint()), index: LogIndex(try r.uint()), data: try r.data())) }
+            for _ in 0..<n { entries.append(Entry(term: Term(try bounded(&r)), index: LogIndex(try bounded(&r)), data: try r.data())) }
             kind = .append(prevIndex: pi, prevTerm: pt, entries: entries, commit: commit, round: round)
         case 6:
-            let ok = try r.bool(), match = LogIndex(try r.uint()), ci = LogIndex(try r.uint()), ct = try r.uint()
+            let ok = try r.bool(), match = LogIndex(try bounded(&r)), ci = LogIndex(try bounded(&r)), ct = try bounded(&r)
             kind = .appendResponse(success: ok, matchIndex: match, conflictIndex: ci, conflictTerm: ct == 0 ? nil : Term(ct - 1),
                                    round: try r.uint())
-        case 7: kind = .snapshot(Snapshot(index: LogIndex(try r.uint()), term: Term(try r.uint()), data: try r.data()))
+        case 7: kind = .snapshot(Snapshot(index: LogIndex(try bounded(&r)), term: Term(try bounded(&r)), data: try r.data()))
         case 8: kind = .timeoutNow
         case let t: throw DecodeError("unknown message type \(t)")
         }
@@ -70,6 +75,12 @@ enum MessageCodec {
         let v = try r.uint()
         guard v <= 1 << 20 else { throw DecodeError("replica id \(v) out of range") }
         return ReplicaID(v)
+    }
+
+    private static func bounded(_ r: inout ByteReader) throws -> UInt64 {
+        let v = try r.uint()
+        guard v <= maxValue else { throw DecodeError("a term or index of \(v), past 2^62") }
+        return v
     }
 }
 
@@ -129,6 +140,7 @@ enum PeerFrame: Equatable {
         case 3:
             var r = ByteReader(Array(body.dropFirst()))
             let c = SnapshotChunk(from: try replica(&r), index: LogIndex(try r.uint()), term: Term(try r.uint()), seq: try r.uint(), bytes: try r.data())
+            guard c.index.value <= MessageCodec.maxValue, c.term.value <= MessageCodec.maxValue else { throw DecodeError("a snapshot chunk past 2^62") }
             try r.expectEnd()
             return .snapshotChunk(c)
         default:

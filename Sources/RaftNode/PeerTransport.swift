@@ -56,7 +56,9 @@ final class PeerTransport: Sendable {
     /// that tells the peer the chunks are complete. One stream per peer at a time; a stream cut by
     /// a lost connection is abandoned, and Raft sends the snapshot again after its wait.
     func sendSnapshot(_ m: Message, path: String, pool: NIOThreadPool, failed: @escaping @Sendable () -> Void) {
-        guard case .snapshot(let s) = m.kind, let link = links[m.to], link.beginStream() else { return }
+        guard case .snapshot(let s) = m.kind, let link = links[m.to] else { return }
+        // One stream per peer: while one runs, Raft is told at once, and asks again after it.
+        guard link.beginStream() else { return failed() }
         let report = self.report
         pool.submit { state in
             defer { link.endStream() }
@@ -122,6 +124,10 @@ final class PeerLink: @unchecked Sendable {
         }.wait()
     }
 
+    /// A snapshot chunk the peer does not take within this long (stopped, or a half-open
+    /// connection) ends the stream: the connection is closed, and the worker is free again.
+    static let chunkDeadline = TimeAmount.seconds(10)
+
     /// From a worker thread: writes `frame` on `channel` and waits until the kernel took it.
     func writeAndWait(_ frame: [UInt8], on channel: any Channel) throws {
         try loop.flatSubmit { () -> EventLoopFuture<Void> in
@@ -130,7 +136,10 @@ final class PeerLink: @unchecked Sendable {
             }
             var buf = channel.allocator.buffer(capacity: frame.count)
             buf.writeBytes(frame)
-            return channel.writeAndFlush(buf)
+            let written = channel.writeAndFlush(buf)
+            let deadline = self.loop.scheduleTask(in: Self.chunkDeadline) { channel.close(promise: nil) }
+            written.whenComplete { _ in deadline.cancel() }
+            return written
         }.wait()
     }
 

@@ -56,8 +56,9 @@ struct RaftTiming: Sendable {
     var snapshotEntries = 10_000
     /// A request whose outcome is not known by then is answered `timedOut`.
     var requestTimeoutMs = 3000
-    /// Compact the log once the applied entries since the last snapshot hold this many bytes, so
-    /// that the log never keeps in memory much more than the snapshot already holds.
+    /// Compact the log once the applied entries since the last snapshot hold this many bytes, or
+    /// a quarter of the store if that is more, so that the log never keeps in memory much more
+    /// than the snapshot already holds.
     var snapshotBytes = 64 << 20
     /// Writes waiting for their answer; past this, new ones get 503 instead of an unbounded queue.
     var maxPendingWrites = 10_000
@@ -125,15 +126,16 @@ final class RaftLoop: @unchecked Sendable {
     /// After a failed snapshot (out of file descriptors, a full disk), not before this.
     private var nextSnapshotAttempt: MonotonicNanos = 0
     private let report: @Sendable (String) -> Void
-    /// Workers for snapshot files: writing this node's, streaming them to peers, reading received ones.
+    /// Workers for snapshot files (writing this node's, reading received ones), and for streams to peers.
     let pool: NIOThreadPool
+    let streamPool: NIOThreadPool
     private var lastRole: Role = .follower
     private var lastLeader: ReplicaID?
 
     /// `state` is the store as the recovered snapshot holds it. Raft's snapshots carry no data
     /// here: the state lives in snapshot files, written, sent and read one chunk at a time.
     init(config: Raft.Config, timing: RaftTiming, storage: DiskStorage, recovered: Recovered, state: KVStateMachine,
-         eventLoop: any EventLoop, pool: NIOThreadPool, report: @escaping @Sendable (String) -> Void,
+         eventLoop: any EventLoop, pool: NIOThreadPool, streamPool: NIOThreadPool, report: @escaping @Sendable (String) -> Void,
          onFatal: @escaping @Sendable (String) -> Never) {
         self.eventLoop = eventLoop
         self.report = report
@@ -141,6 +143,7 @@ final class RaftLoop: @unchecked Sendable {
         self.timing = timing
         self.storage = storage
         self.pool = pool
+        self.streamPool = streamPool
         self.onFatal = onFatal
         raft = Raft(config: config, hardState: recovered.hardState, snapshot: Snapshot(index: recovered.snapshot.index, term: recovered.snapshot.term),
                     entries: recovered.entries)
@@ -208,6 +211,8 @@ final class RaftLoop: @unchecked Sendable {
         // Received snapshots Raft did not take (it had caught up meanwhile, or the term moved on).
         for (_, p) in prepared { SnapshotFile.discard(p.tempPath) }
         prepared = [:]
+        // The core's notes would pile up unread; refusals of what no correct peer sends are worth a line.
+        for line in raft.takeTrace() where line.contains("refused") { report(line) }
         noticeRoleChange()
         refreshStatus()
     }
@@ -264,7 +269,7 @@ final class RaftLoop: @unchecked Sendable {
         // InstallSnapshot goes as a stream of chunks from the snapshot file, on a worker.
         messages.removeAll { m in
             guard case .snapshot(let s) = m.kind else { return false }
-            transport?.sendSnapshot(m, path: storage.snapshotPath(index: s.index, term: s.term), pool: pool) { [weak self] in
+            transport?.sendSnapshot(m, path: storage.snapshotPath(index: s.index, term: s.term), pool: streamPool) { [weak self] in
                 self?.submit(.snapshotSendFailed(m.to))
             }
             return true
@@ -345,9 +350,14 @@ final class RaftLoop: @unchecked Sendable {
         guard !snapshotting, monotonicNow() >= nextSnapshotAttempt else { return }
         let applied = LogIndex(store.applied)
         let dueByCount = applied.value >= raft.snapshot.index.value + UInt64(timing.snapshotEntries)
+        // By size: once the log since the snapshot holds a quarter of the store (and at least
+        // snapshotBytes), so that the log costs at most a quarter more memory than the data, while
+        // each snapshot (which writes the whole store) pays for a quarter of it in new log: the
+        // disk writes four bytes of snapshot per byte of log at worst, not one per 64 MiB.
+        let sizeBound = max(timing.snapshotBytes, store.dataBytes / 4)
         // byteCount first: the exact sum walks the log, and is needed only when the whole log is that large.
-        let dueBySize = raft.log.byteCount >= timing.snapshotBytes
-            && raft.log.bytes(after: raft.snapshot.index, through: applied) >= timing.snapshotBytes
+        let dueBySize = raft.log.byteCount >= sizeBound
+            && raft.log.bytes(after: raft.snapshot.index, through: applied) >= sizeBound
         guard dueByCount || dueBySize, applied > raft.snapshot.index, let term = raft.log.term(at: applied) else { return }
         snapshotting = true
         let state = store

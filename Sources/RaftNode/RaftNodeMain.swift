@@ -32,15 +32,20 @@ public enum RaftNodeMain {
         }
         // One thread for the Raft loop and its outbound peer connections; workers for snapshot files.
         let raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let pool = NIOThreadPool(numberOfThreads: 4)
+        // Two workers write and read snapshot files; streams to peers (which wait on the network)
+        // get workers of their own, so that a stuck peer cannot hold up this node's snapshots.
+        let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
+        let streamPool = NIOThreadPool(numberOfThreads: 2)
+        streamPool.start()
         let report: @Sendable (String) -> Void = { writeStderr("\(nodeLabel): \($0)") }
         let loop = RaftLoop(
             config: config,
             timing: RaftTiming(tickMs: o.tickMs, heartbeatMs: o.heartbeatMs, electionMs: o.electionMs,
                                electionMaxMs: o.electionMaxMs, snapshotEntries: o.snapshotEntries,
                                requestTimeoutMs: o.requestTimeoutMs),
-            storage: storage, recovered: recovered, state: state, eventLoop: raftGroup.next(), pool: pool, report: report,
+            storage: storage, recovered: recovered, state: state, eventLoop: raftGroup.next(), pool: pool, streamPool: streamPool,
+            report: report,
             onFatal: { message in
                 writeStderr("\(nodeLabel): \(message)")
                 exit(1)

@@ -69,7 +69,10 @@ public enum WALScanner {
             let crc = WALRecord.readLE(bytes, at: i + 4)
             let bodyStart = i + WALRecord.headerSize
             guard length >= 1, length <= WALRecord.maxBodySize else {
-                // A torn write leaves a header whole or zero, never a wrong length: this is damage.
+                // A torn write leaves a header whole or zero, never a wrong length. A zero header
+                // with bytes after it: the disk wrote a later sector of the last write and not this
+                // one, a torn tail if no whole record follows.
+                if length == 0 && crc == 0 { return (records, i, tornIfNothingFollows(bytes, at: i, "a header never written")) }
                 return (records, i, .corrupt(offset: i, reason: "a record length of \(length) bytes at byte \(i)"))
             }
             guard bytes.count - bodyStart >= length else {
@@ -119,13 +122,17 @@ public enum WALScanner {
         return nil
     }
 
-    /// The start of the first part of [start, end) that fills one disk sector's share of the span
-    /// and is all zeros, if any (etcd's isTornEntry).
+    /// The start of the first part of [start, end) that is one disk sector's share of the span and
+    /// all zeros, if any (etcd's isTornEntry). A share shorter than `minZeroShare` does not count:
+    /// a few zero bytes at a record's edge are as likely data (a commit index of 0) as a sector the
+    /// disk never wrote, and taking a damaged synced record for torn would cut it.
+    static let minZeroShare = 64
+
     static func zeroSector(_ bytes: [UInt8], from start: Int, to end: Int) -> Int? {
         var chunk = start
         while chunk < end {
             let next = min(end, (chunk / sectorSize + 1) * sectorSize)
-            if bytes[chunk..<next].allSatisfy({ $0 == 0 }) { return chunk }
+            if next - chunk >= minZeroShare, bytes[chunk..<next].allSatisfy({ $0 == 0 }) { return chunk }
             chunk = next
         }
         return nil

@@ -198,3 +198,15 @@ private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {
     var m = KVStateMachine(sessionLimit: 3)
     #expect(m.apply(index: 1, entry("c", 7, .put(key: "k", value: "v"))).result == .ok)
 }
+
+/// What the data weighs (keys and values), kept as writes come and restored from a snapshot.
+@Test func theStoreKnowsWhatItsDataWeighs() throws {
+    var m = KVStateMachine()
+    _ = m.apply(index: 1, entry("c", 1, .mput([KeyValue(key: "ab", value: "1234"), KeyValue(key: "c", value: "")])))
+    #expect(m.dataBytes == 7)
+    _ = m.apply(index: 2, entry("c", 2, .put(key: "ab", value: "1")))
+    _ = m.apply(index: 3, entry("c", 3, .delete(key: "c")))
+    _ = m.apply(index: 4, entry("c", 4, .cas(key: "new", expected: nil, value: "xyz")))
+    #expect(m.dataBytes == 3 + 6)
+    #expect(try KVStateMachine(snapshot: m.snapshot()).dataBytes == m.dataBytes)
+}

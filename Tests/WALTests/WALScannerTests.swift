@@ -105,3 +105,19 @@ private let sample = (0..<5).map { WALRecord(type: UInt8($0 % 3), payload: Array
         #expect(Array(records.prefix(scan.records.count)) == scan.records)
     }
 }
+
+/// A header the disk never wrote (zeros) with a later sector of the same write after it: torn, as
+/// long as no whole record follows. A few zero bytes at a record's edge are not a torn sector.
+@Test func aZeroHeaderIsTornAndAShortZeroEdgeIsNot() {
+    var bytes = file(sample) + [UInt8](repeating: 0, count: 2048)
+    let end = file(sample).count
+    bytes[end + 600] = 0x77  // a later sector of the last write reached the disk; its header did not
+    guard case .tornTail(let at, let why) = WALScanner.scan(bytes).end else { Issue.record("expected a torn tail"); return }
+    #expect(at == end && why.contains("never written"))
+
+    // A synced last record that happens to end in zeros, then damaged: not taken for torn.
+    let zeroEnded = sample + [WALRecord(type: 1, payload: Array("hard state".utf8) + [0, 0, 0])]
+    var damaged = file(zeroEnded) + [UInt8](repeating: 0, count: 1024)
+    damaged[file(sample).count + 10] ^= 0x01
+    guard case .corrupt = WALScanner.scan(damaged).end else { Issue.record("expected corruption, got \(WALScanner.scan(damaged).end)"); return }
+}

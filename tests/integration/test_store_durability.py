@@ -125,8 +125,11 @@ def test_eighty_values_of_a_mebibyte_survive_snapshots_a_lagging_follower_and_re
         for i in range(80):
             r, _ = client.call("PUT", f"/kv/big{i}", {"value": big_value(i)}, deadline_s=60)
             assert r.status == 200, (i, r)
-        leader_status = status(sup, leader)
-        assert leader_status["snapshot_index"] >= 60, leader_status
+        # Snapshots are written on a worker: wait for the one past 60 entries, by deadline.
+        deadline = time.monotonic() + 30
+        while (leader_status := status(sup, leader))["snapshot_index"] < 60:
+            assert time.monotonic() < deadline, leader_status
+            time.sleep(0.05)
         sup.kvctl("start", lagging)
         s = wait_applied(sup, lagging, leader_status["commit_index"], timeout=60)
         assert s["snapshots_received"] >= 1, s
