@@ -19,7 +19,8 @@ public struct KVStateMachine: Hashable, Sendable {
         public var lastIndex: UInt64 = 0
     }
 
-    public private(set) var data: [String: String] = [:]
+    /// Sharded, so that a snapshot's copy costs the applying thread one shard at a time.
+    public private(set) var data = ShardedMap()
     public private(set) var sessions: [String: Session] = [:]
     /// The index of the last entry applied (or of the snapshot restored).
     public private(set) var applied: UInt64 = 0
@@ -128,8 +129,8 @@ public struct KVStateMachine: Hashable, Sendable {
     }
 
     private mutating func set(_ key: String, _ value: String?) {
-        if let old = data.updateValue(value ?? "", forKey: key) { dataBytes -= key.utf8.count + old.utf8.count }
-        if let value { dataBytes += key.utf8.count + value.utf8.count } else { data[key] = nil }
+        if let old = data.update(key, value) { dataBytes -= key.utf8.count + old.utf8.count }
+        if let value { dataBytes += key.utf8.count + value.utf8.count }
     }
 
     // MARK: Snapshot

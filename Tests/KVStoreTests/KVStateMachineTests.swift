@@ -210,3 +210,16 @@ private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {
     #expect(m.dataBytes == 3 + 6)
     #expect(try KVStateMachine(snapshot: m.snapshot()).dataBytes == m.dataBytes)
 }
+
+/// The sharded map behaves as one dictionary: counts, removal, equality whatever the order of writes.
+@Test func theShardedMapIsADictionary() {
+    var a = ShardedMap(), b = ShardedMap()
+    for i in 0..<2000 { a["k\(i)"] = "\(i)" }
+    for i in (0..<2000).reversed() { b.update("k\(i)", "\(i)") }
+    #expect(a == b && a.count == 2000 && a.keys.count == 2000)
+    #expect(a.update("k7", nil) == "7" && a.count == 1999 && a["k7"] == nil && a != b)
+    a["k7"] = "7"
+    #expect(a == b && a.dictionary == b.dictionary && a.dictionary.count == 2000)
+    // The shard of a key is the same in every process (not Swift's seeded hash).
+    #expect(ShardedMap.shard(of: "") == Int(2_166_136_261 % 256) && ShardedMap.shard(of: "a") == Int(((2_166_136_261 ^ 97) &* 16_777_619) % 256))
+}
