@@ -52,6 +52,8 @@ public enum Daemon {
         for dir in [paths.runtimeDir, paths.stateDir] where !DaemonPaths.makeDirectories(dir) {
             throw StartError.setup("cannot create directory \(dir): \(String(cString: strerror(errno)))")
         }
+        // Before anything binds, spawns or writes: a second supervisor here must touch nothing.
+        try StateLock.acquire([paths.runtimeDir, paths.stateDir])
         let runID = config.runID ?? "run-\(Stamp.now().wallMs)"
         let journal = Journal.isAvailable && (getenv("INVOCATION_ID") != nil || getenv("JOURNAL_STREAM") != nil)
             && getenv("KV_LOG_STDERR") == nil
@@ -100,15 +102,23 @@ public enum Daemon {
             }
             return ChildSpec(id: node.id, executable: nodeBinary, arguments: arguments, environment: environment)
         }
+        // A node's exit ends the stops on it; the engine comes after the supervisor, hence the box.
+        let exits = Mutex<(@Sendable (NodeID, String) -> Void)?>(nil)
         let supervisor: NodeSupervisor
         do {
             supervisor = try NodeSupervisor(config: config, runtimeDir: paths.runtimeDir, runID: runID, makeSpec: makeSpec,
-                emit: { hub.publish($0) }, log: { node, line in hub.log(line, node: node) })
+                emit: { event in
+                    hub.publish(event)
+                    if event.kind == .nodeExited, let node = event.node, let forward = exits.withLock({ $0 }) {
+                        forward(node, "the process exited" + (event.signal.map { " (\($0))" } ?? ""))
+                    }
+                }, log: { node, line in hub.log(line, node: node) })
         } catch { throw StartError.setup("\(error)") }
 
         let engine = FaultEngine(supervisor: supervisor, links: links, runID: runID,
             effectDeadlineMs: config.faultEffectDeadlineMs, stopGraceMs: config.stopGraceMs,
             timerSpinUs: config.timerSpinUs, schedPriority: config.schedPriority, hooks: .publishing(to: hub))
+        exits.withLock { $0 = { node, reason in engine.processEnded(node, reason: reason) } }
         if let reason = engine.realtimeUnavailableReason {
             hub.log("fault timing: SCHED_OTHER, since \(reason); a fault's applied stamp may then trail its "
                     + "syscall by up to about 1 ms on a busy host", priority: config.schedPriority > 0 ? 5 : 6)
@@ -160,10 +170,11 @@ public enum Daemon {
         logger.logLevel = .warning
         let (reloads, reloadSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         // No gracefulShutdownSignals: SignalRouter owns SIGTERM/SIGINT, caught since main began.
+        let controlServer = VarlinkServer(config: serverConfig)
         let services = ServiceGroup(configuration: .init(
             services: [
                 .init(service: ReportPumpService(supervisor: supervisor)),
-                .init(service: ControlService(server: VarlinkServer(config: serverConfig), group: controlGroup,
+                .init(service: ControlService(server: controlServer, group: controlGroup,
                                               handler: ControlHandler(context: context))),
                 .init(service: WatchdogService(context: context)),
                 .init(service: ClusterService(context: context, reloads: reloads),
@@ -185,7 +196,8 @@ public enum Daemon {
         await links.closeAll()
         try? await group.shutdownGracefully()
         try? await controlGroup.shutdownGracefully()
-        if config.socketPath != nil || serverConfig.listenFD == nil { unlink(paths.socket) }
+        // Only the socket this supervisor bound: the path may have been replaced by another's.
+        if config.socketPath != nil || serverConfig.listenFD == nil { controlServer.removeOwnSocket() }
     }
 
     /// The parent's environment minus what belongs to the daemon alone (systemd's notify, watchdog

@@ -38,23 +38,24 @@ final class DaemonContext: Sendable {
 
     /// Answers from the supervisor's published snapshot: no await, so it can run on an event loop.
     func statusReply() -> ControlProtocol.Status {
-        let (ready, total) = nodeCounts()
+        let (ready, total, _) = nodeCounts()
         return ControlProtocol.Status(
             state: state, version: kvsupervisorVersion, uptimeMs: (monotonicNow() - startedMonoNs) / 1_000_000,
             nodesReady: ready, nodesTotal: total, activeFaults: engine.activeFaults.count,
             scheduledFaults: engine.scheduledCount, runID: runID, mode: config.mode.rawValue, eventLog: paths.eventLog)
     }
 
-    private func nodeCounts() -> (ready: Int, total: Int) {
+    private func nodeCounts() -> (ready: Int, total: Int, paused: Int) {
         let nodes = supervisor.snapshot
-        return (nodes.filter { $0.state.countsAsReady }.count, nodes.count)
+        return (nodes.filter { $0.state.countsAsReady }.count, nodes.count, nodes.filter { $0.state == .paused }.count)
     }
 
     /// The one-line STATUS= text systemd shows.
     func statusLine() -> String {
-        let (ready, total) = nodeCounts()
+        let (ready, total, paused) = nodeCounts()
         let faults = engine.activeFaults.count
-        return "\(state): \(ready)/\(total) nodes ready, \(faults) fault\(faults == 1 ? "" : "s") active"
+        return "\(state): \(ready)/\(total) nodes ready" + (paused > 0 ? " (\(paused) paused)" : "")
+            + ", \(faults) fault\(faults == 1 ? "" : "s") active"
     }
 }
 

@@ -105,6 +105,11 @@ public final class FaultEngine: Sendable {
         return InjectResult(faultID: id, applied: applied)
     }
 
+    /// `node`'s process exited: the stops on it end, each with a fault_cleared that says why.
+    public func processEnded(_ node: NodeID, reason: String) {
+        step(.processEnded(node: node, reason: reason), at: .now(), target: nil)
+    }
+
     /// Ends network faults (all, or those touching `node`) and emits fault_cleared for each.
     public func heal(node: NodeID?) -> [String] {
         let effects = ledger.withLock { $0.step(.heal(node: node), at: .now()) }

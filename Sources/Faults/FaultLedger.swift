@@ -15,6 +15,8 @@ public struct FaultLedger: Sendable {
         public var applied: Stamp?
         public var applyNs: Int64?
         public var phase: Phase
+        /// Its effect was seen (fault_applied emitted).
+        public var effectSeen = false
 
         var record: FaultRecord? {
             applied.map { FaultRecord(id: id, spec: spec, affected: affected, requested: requested, applied: $0) }
@@ -33,6 +35,9 @@ public struct FaultLedger: Sendable {
         case undoDue(id: String)
         /// Ends network faults touching `node` (all with nil).
         case heal(node: NodeID?)
+        /// The node's process exited (killed, stopped by the supervisor, restarted): a stop on it
+        /// has nothing left to hold.
+        case processEnded(node: NodeID, reason: String)
     }
 
     public enum Effect: Sendable, Equatable {
@@ -93,12 +98,18 @@ public struct FaultLedger: Sendable {
             return [.emit(event)]
 
         case .effectSeen(let id):
-            guard let e = entries[id], let applied = e.applied else { return [] }
+            guard var e = entries[id], let applied = e.applied else { return [] }
+            e.effectSeen = true
+            entries[id] = e
             var event = event(.faultApplied, e, at: now)
             event.effect = now
             var effects: [Effect] = [.emit(event)]
             if e.spec.kind == .stop { effects.append(.setPaused(e.spec.node, true, asOf: applied)) }
-            if e.spec.kind == .cont { effects.append(.setPaused(e.spec.node, false, asOf: applied)) }
+            if e.spec.kind == .cont {
+                effects.append(.setPaused(e.spec.node, false, asOf: applied))
+                // The stops it continued are over (those applied before it; one applied after holds).
+                effects += endStops(on: e.spec.node, appliedBefore: applied, reason: "continued by fault \(id)", at: now)
+            }
             if e.phase == .inForce, let forMs = e.spec.forMs {
                 effects.append(.armUndo(id: id, atMonoNs: applied.monoNs + Int64(forMs) * 1_000_000))
             }
@@ -134,7 +145,27 @@ public struct FaultLedger: Sendable {
                 effects += cleared(e, e.record!, reason: "healed", at: now)
             }
             return effects
+
+        case .processEnded(let node, let reason):
+            return endStops(on: node, appliedBefore: nil, reason: reason, at: now)
         }
+    }
+
+    /// Clears the stops in force on `node` (applied before `appliedBefore`, if given), oldest
+    /// first. Only those whose effect was seen: one still being watched ends by its own account
+    /// (applied, or failed at its deadline), so that every fault gets its applied-or-failed event.
+    private mutating func endStops(on node: NodeID, appliedBefore: Stamp?, reason: String, at now: Stamp) -> [Effect] {
+        let stops = entries.values.filter { e in
+            e.spec.kind == .stop && e.spec.node == node && e.phase == .inForce && e.effectSeen
+                && (appliedBefore.map { (e.applied?.monoNs ?? .max) < $0.monoNs } ?? true)
+        }
+            .sorted { ($0.applied?.monoNs ?? 0, $0.id) < ($1.applied?.monoNs ?? 0, $1.id) }
+        var effects: [Effect] = []
+        for e in stops {
+            entries[e.id] = nil
+            effects += cleared(e, e.record!, reason: reason, at: now)
+        }
+        return effects
     }
 
     private func cleared(_ e: Entry, _ record: FaultRecord, reason: String, at now: Stamp) -> [Effect] {

@@ -3,8 +3,9 @@ import Core
 public enum NodeState: String, Sendable, Codable {
     case starting, ready, stopped, paused, exited
 
-    /// Counted in "N/M nodes ready": a node paused by a stop fault is up, only frozen.
-    public var countsAsReady: Bool { self == .ready || self == .paused }
+    /// Counted in "N/M nodes ready": a node paused by a stop fault is up but serves nothing, so it
+    /// is counted apart ("(1 paused)"), not as ready.
+    public var countsAsReady: Bool { self == .ready }
 }
 
 /// A read-only view of one node, for status calls.

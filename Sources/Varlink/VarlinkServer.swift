@@ -70,6 +70,17 @@ public final class VarlinkServer: Sendable {
 
     public let config: VarlinkServerConfig
     private let counts: Mutex<ConnectionCounts>
+    private let bound = Mutex<SocketFileIdentity?>(nil)
+
+    /// The socket file this server bound (device and inode), nil with a socket from systemd.
+    public var boundSocket: SocketFileIdentity? { bound.withLock { $0 } }
+
+    /// Removes the socket path only while it is still the one this server bound: another
+    /// process may have replaced it since.
+    public func removeOwnSocket() {
+        guard let mine = boundSocket, SocketFileIdentity(path: config.socketPath) == mine else { return }
+        unlink(config.socketPath)
+    }
 
     public init(config: VarlinkServerConfig) {
         self.config = config
@@ -124,6 +135,8 @@ public final class VarlinkServer: Sendable {
                                               childChannelInitializer: initializer)
             chmod(config.socketPath, config.socketMode)
             if let gid = config.socketGroupID { _ = chown(config.socketPath, uid_t.max, gid) }
+            let identity = SocketFileIdentity(path: config.socketPath)
+            bound.withLock { $0 = identity }
         }
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { inbound in
@@ -295,4 +308,16 @@ struct UCred {
     var pid: Int32 = 0
     var uid: UInt32 = 0
     var gid: UInt32 = 0
+}
+
+/// Which file a path names (device and inode), to tell one's own socket from its replacement.
+public struct SocketFileIdentity: Sendable, Equatable {
+    public var device: UInt64
+    public var inode: UInt64
+    public init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
 }

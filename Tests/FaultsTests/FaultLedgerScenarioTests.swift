@@ -35,6 +35,9 @@ final class FaultLedgerDriver {
         case "deadline": input = .effectDeadlinePassed(id: try c.arg(0), reason: c.value("reason") ?? "?")
         case "undo-due": input = .undoDue(id: try c.arg(0))
         case "heal": input = .heal(node: c.args.first.flatMap { NodeID(validating: $0) })
+        case "process-ended":
+            guard let node = NodeID(validating: try c.arg(0)) else { throw ScenarioError("bad node \(try c.arg(0))") }
+            input = .processEnded(node: node, reason: c.value("reason") ?? "?")
         case "faults":
             let inForce = ledger.inForce.map { "in force: \($0.id) \($0.spec.kind.rawValue) \($0.spec.node) applied=\(ms($0.applied))" }
             return inForce + ["scheduled: \(ledger.scheduledCount)"]

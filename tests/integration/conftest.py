@@ -81,11 +81,12 @@ class NotifyListener:
         self.sock.bind(self.path)
         self.messages = []
 
-    def wait_for(self, assignment, timeout):
+    def wait_for(self, assignment, timeout, within_line=False):
+        """The first message with a line equal to `assignment` (containing it, with within_line)."""
         deadline = time.monotonic() + timeout
         while True:
             for m in self.messages:
-                if assignment in m.split("\n"):
+                if any(assignment in line if within_line else assignment == line for line in m.split("\n")):
                     return m
             remaining = deadline - time.monotonic()
             if remaining <= 0:

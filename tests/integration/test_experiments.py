@@ -105,7 +105,9 @@ def test_every_detection_lies_between_t_minus_i_and_t_plus_5ms(sweep):
         interval, timeout = int(t["hb_interval_ms"]), int(t["hb_timeout_ms"])
         latency = float(t["detection_latency_ms"])
         assert t["outcome"] == "detected", t
-        assert timeout - interval <= latency <= timeout + 5, t
+        # T - I holds for heartbeats exactly I apart from the anchor; the target's own timer drifts
+        # from that by scheduling delay (0.95 ms once in CI, under load), hence 5 ms either side.
+        assert timeout - interval - 5 <= latency <= timeout + 5, t
         # The times agree with each other: wall ms rounding aside, t_detect - t_fail is the latency.
         assert abs(int(t["t_detect_wall_ms"]) - int(t["t_fail_wall_ms"]) - latency) <= 2, t
         assert (int(t["t_detect_mono_ns"]) - int(t["t_fail_mono_ns"])) / 1e6 == pytest.approx(latency, abs=0.01)
@@ -270,7 +272,8 @@ def test_a_run_killed_with_the_supervisor_resumes_and_finishes(tmpdir_clean):
         report = (run_dir / "report.md").read_text()
         assert "| 1 |" in report and "| 2 |" in report and "Finished: 12 of 12 trials" in report
         for t in trials:
-            assert int(t["hb_timeout_ms"]) - 100 <= float(t["detection_latency_ms"]) <= int(t["hb_timeout_ms"]) + 5, t
+            # T - I, less the heartbeat timer's drift under load (see the sweep's bound test), to T + 5.
+            assert int(t["hb_timeout_ms"]) - 100 - 5 <= float(t["detection_latency_ms"]) <= int(t["hb_timeout_ms"]) + 5, t
         wait_gone(experiment_pids(run_dir))
     finally:
         s2.stop()

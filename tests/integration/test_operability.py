@@ -1,0 +1,59 @@
+"""Operable and scriptable (issue 23): real supervisors, real sockets, every wait with a deadline."""
+import os
+import subprocess
+
+from conftest import BIN, Supervisor, process_alive, sup, tmpdir_clean  # noqa: F401 (fixtures)
+
+
+def test_a_second_supervisor_on_the_same_state_is_refused_and_the_first_is_unharmed(sup):
+    """A second supervisor in the same directories once ran on with 0/3 nodes, answered on the
+    control socket and deleted it at exit, leaving the first unreachable."""
+    socket_before = os.stat(sup.socket)
+    second = subprocess.run([str(BIN / "kvsupervisor"), "--config", str(sup.config)], cwd=sup.dir,
+                            capture_output=True, text=True, timeout=15,
+                            env={k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "XDG_RUNTIME_DIR")})
+    out = second.stdout + second.stderr
+    assert second.returncode == 1, out
+    assert f"another kvsupervisor (pid {sup.proc.pid}) already runs with" in out, out
+    # The first still owns its socket and answers on it; its nodes are its own.
+    after = os.stat(sup.socket)
+    assert (after.st_dev, after.st_ino) == (socket_before.st_dev, socket_before.st_ino)
+    status = sup.json("status")["status"]
+    assert status["nodes_ready"] == 3, status
+    assert all(process_alive(pid) for pid in sup.node_pids)
+
+
+def wait_status(sup, predicate, timeout=10.0, what="status"):
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        s = sup.json("status")["status"]
+        if predicate(s):
+            return s
+        assert time.monotonic() < deadline, f"{what} not within {timeout}s: {s}"
+        time.sleep(0.05)
+
+
+def test_a_paused_node_is_not_ready_and_a_stop_ends_when_its_process_does(sup):
+    """A stop once stayed listed as active after the stopped node was killed, restarted, continued
+    or stopped, and `heal` could not clear it; and a paused node counted as ready."""
+    endings = [
+        (["inject", "kill", "B"], "the process exited"),
+        (["restart", "B"], "the process exited"),
+        (["inject", "cont", "B"], "continued by fault"),
+        (["stop", "B"], "the process exited"),
+    ]
+    for command, reason in endings:
+        stop_id = sup.json("inject", "stop", "B")["fault_id"]
+        sup.wait_events(lambda e: e["event"] == "fault_applied" and e.get("fault_id") == stop_id, timeout=5)
+        s = wait_status(sup, lambda s: s["nodes_ready"] == 2, what="B paused, not ready")
+        assert s["active_faults"] == 1, s
+        assert "2/3 nodes ready (1 paused)" in sup.notify.wait_for("(1 paused)", 5, within_line=True)
+        sup.kvctl(*command)
+        cleared = sup.wait_events(lambda e: e["event"] == "fault_cleared" and e.get("fault_id") == stop_id, timeout=5,
+                                  what=f"the stop cleared after {' '.join(command)}")[0]
+        assert reason in cleared["reason"], cleared
+        wait_status(sup, lambda s: s["active_faults"] == 0, what=f"no fault in force after {' '.join(command)}")
+        if command[0] == "stop" or command[1:2] == ["kill"]:  # an injected kill is not restarted (restart = "on-failure")
+            sup.kvctl("start", "B")
+        wait_status(sup, lambda s: s["nodes_ready"] == 3, what="B ready again")
