@@ -13,6 +13,9 @@ public enum ConfigLoader {
     public static let maxFileBytes = 1 << 20
 
     public static func load(path: String) throws(ConfigError) -> ClusterConfig {
+        if isDirectory(path) {
+            throw ConfigError(file: path, problem: "is a directory; give the config file itself (for example \(path)/kvsupervisor.toml)")
+        }
         guard let text = readWholeFile(path, limit: maxFileBytes) else {
             throw ConfigError(file: path, problem: "cannot read the file (missing, unreadable or over \(maxFileBytes) bytes)")
         }
@@ -25,6 +28,12 @@ public enum ConfigLoader {
             root = try TOMLParser.parse(text)
         } catch {
             throw ConfigError(file: file, line: error.line, problem: "TOML syntax: \(error.message)")
+        }
+        // An empty file is more likely a mistake (a wrong path, a file not yet written) than a
+        // request for the defaults, which leaving --config out gives.
+        guard !root.keys.isEmpty else {
+            throw ConfigError(file: file, problem: "has no settings at all; write [supervisor], [cluster] or [[node]] tables "
+                              + "(an empty [cluster] table asks for the built-in cluster), or leave --config out")
         }
         var reader = Reader(file: file, root: root)
         return try reader.read(root)

@@ -16,3 +16,9 @@ public func readWholeFile(_ path: String, limit: Int) -> String? {
     }
     return String(decoding: bytes, as: UTF8.self)
 }
+
+/// Whether `path` names a directory (following links).
+public func isDirectory(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+}

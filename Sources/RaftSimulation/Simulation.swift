@@ -211,7 +211,7 @@ public final class Simulation {
         case 63..<65:
             for id in ids { side[id] = rng.below(2) }
             log("partition: " + ids.map { "\($0):\(side[$0]!)" }.joined(separator: " "))
-        case 65:
+        case 65 where ids.count > 1:  // faults between two replicas need two (a one-replica cluster is valid)
             let from = rng.pick(ids), to = rng.pick(ids.filter { $0 != from })
             blocked.insert(Directed(from: from, to: to))
             log("one-way partition: \(from) -/-> \(to)")
@@ -227,7 +227,7 @@ public final class Simulation {
         case 70..<73:
             // Cut the leader off with one follower: it keeps appending entries of its term that
             // only a minority holds, while the rest elect a new leader.
-            if let l = leader {
+            if let l = leader, ids.count > 1 {
                 for id in ids { side[id] = 0 }
                 side[l] = 1
                 side[rng.pick(ids.filter { $0 != l })] = 1
@@ -241,7 +241,7 @@ public final class Simulation {
                 _ = nodes[l]!.raft.propose(request.encoded())
             }
         case 73:
-            if let l = leader {
+            if let l = leader, ids.count > 1 {
                 let target = rng.pick(ids.filter { $0 != l })
                 if case .success = nodes[l]!.raft.transferLeadership(to: target) {
                     report.transfers += 1

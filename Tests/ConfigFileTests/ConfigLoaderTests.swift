@@ -6,8 +6,8 @@ private func parse(_ text: String) throws(ConfigError) -> ClusterConfig {
     try ConfigLoader.parse(text: text, file: "test.toml")
 }
 
-@Test func emptyFileGivesTheDefaultCluster() throws {
-    let c = try parse("")
+@Test func aFileWithNoNodesGivesTheDefaultCluster() throws {
+    let c = try parse("[cluster]\n")
     #expect(c.nodes.map(\.id) == ["A", "B", "C"])
     #expect(c.hbIntervalMs == 100 && c.hbTimeoutMs == 200 && c.mode == .raft)
     #expect(c.raft == RaftSettings())
@@ -121,4 +121,14 @@ func badValuesAreRefusedWithKeyAndLine(text: String, key: String, line: Int) {
 
 @Test func missingFileIsNamed() {
     #expect(throws: ConfigError.self) { try ConfigLoader.load(path: "/nonexistent/kv.toml") }
+}
+
+/// An empty file and a directory were taken for "the defaults": refused, saying what to do.
+@Test func anEmptyFileAndADirectoryAreRefused() {
+    #expect { _ = try parse("# only a comment\n\n") } throws: { e in
+        "\(e)".contains("has no settings at all") && "\(e)".contains("leave --config out")
+    }
+    #expect { _ = try ConfigLoader.load(path: "/tmp") } throws: { e in
+        "\(e)".contains("/tmp") && "\(e)".contains("is a directory")
+    }
 }

@@ -47,3 +47,14 @@ import Testing
     #expect(c.entriesCommitted == a.entriesCommitted && c.trace.count > 1000)
     #expect(a.entriesCommitted > 0)
 }
+
+/// One and two replicas are clusters too: `kvctl sim schedules --size 1` once trapped picking a
+/// second replica (for a transfer or a one-way partition) from an empty list.
+@Test(arguments: [1, 2])
+func smallClustersRunTheirSchedules(size: Int) {
+    for seed in UInt64(1)...30 {
+        let r = Simulation(ScheduleOptions(seed: seed, size: size)).run()
+        #expect(r.violations.isEmpty, "seed \(seed), \(size) replicas: \(r.violations)")
+        #expect(r.linearizable == .linearizable, "seed \(seed), \(size) replicas")
+    }
+}
