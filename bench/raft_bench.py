@@ -46,31 +46,30 @@ WRK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk")
 HEARTBEAT_MS, ELECTION_MS = 50, 250
 
 
-def ensure_etcd():
-    if shutil.which("etcd"):
+def ensure_installed(binary, package, after=None):
+    """`binary` on PATH, apt-installing Debian's `package` if it is missing and this is root."""
+    if shutil.which(binary):
         return True
     if os.geteuid() != 0:
-        print("etcd is not installed and this is not root: apt-get install etcd-server, then run again")
+        print(f"{binary} is not installed and this is not root: apt-get install {package}, then run again")
         return False
-    print("installing Debian's etcd-server (once) ...", flush=True)
+    print(f"installing Debian's {package} (once) ...", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "etcd-server"], env=env, check=True,
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", package], env=env, check=True,
                    stdout=subprocess.DEVNULL)
+    if after:
+        after()
+    return shutil.which(binary) is not None
+
+
+def ensure_etcd():
     # The package enables a system etcd on 2379/2380; this benchmark runs its own.
-    subprocess.run(["systemctl", "disable", "--now", "etcd"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return shutil.which("etcd") is not None
+    return ensure_installed("etcd", "etcd-server", after=lambda: subprocess.run(
+        ["systemctl", "disable", "--now", "etcd"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
 def ensure_wrk():
-    if shutil.which("wrk"):
-        return True
-    if os.geteuid() != 0:
-        print("wrk is not installed and this is not root: apt-get install wrk, then run again")
-        return False
-    print("installing Debian's wrk (once) ...", flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "wrk"], env=env, check=True, stdout=subprocess.DEVNULL)
-    return shutil.which("wrk") is not None
+    return ensure_installed("wrk", "wrk")
 
 
 def wrk_ms(text):

@@ -40,9 +40,9 @@ public final class ConnectionGuard: @unchecked Sendable {
         let t = Tracked(channel)
         open[ObjectIdentifier(channel)] = t
         // Connections nobody vouched for go first: a flood of them cannot push out a real peer.
-        let others = open.values.filter { $0 !== t }
-        let candidates = others.contains { !$0.identified } ? others.filter { !$0.identified } : others
-        if open.count > limit, let quietest = candidates.min(by: { $0.lastActive < $1.lastActive }) {
+        // (Looked for only past the limit: below it, an accept costs no walk of the table.)
+        if open.count > limit,
+           let quietest = quietest(excluding: t, unidentifiedOnly: true) ?? quietest(excluding: t, unidentifiedOnly: false) {
             evicted += 1
             if evicted == 1 || evicted % 1000 == 0 {
                 onEvict("\(open.count - 1) connections open (limit \(limit)): closed the one quiet longest; \(evicted) closed so far")
@@ -56,6 +56,10 @@ public final class ConnectionGuard: @unchecked Sendable {
                 t.channel.close(promise: nil)
             }
         }
+    }
+
+    private func quietest(excluding new: Tracked, unidentifiedOnly: Bool) -> Tracked? {
+        open.values.filter { $0 !== new && !(unidentifiedOnly && $0.identified) }.min { $0.lastActive < $1.lastActive }
     }
 
     fileprivate func active(_ channel: any Channel) {

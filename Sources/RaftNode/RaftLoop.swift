@@ -368,13 +368,7 @@ final class RaftLoop: @unchecked Sendable {
             return snapshotFailed(error)
         }
         pool.runIfActive(eventLoop: eventLoop) { () throws -> Void in
-            do {
-                for chunk in SnapshotChunks(state) { try writer.append(chunk) }
-                try writer.finish(rename: false)
-            } catch {
-                writer.discard()
-                throw error
-            }
+            try writer.write(SnapshotChunks(state))
         }.whenComplete { result in
             self.snapshotting = false
             switch result {

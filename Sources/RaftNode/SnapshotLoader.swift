@@ -37,13 +37,7 @@ final class SnapshotLoader {
 
     static func rewrite(_ state: KVStateMachine, storage: DiskStorage, index: LogIndex, term: Term) throws {
         let writer = try SnapshotFile.Writer(path: storage.snapshotPath(index: index, term: term), index: index, term: term)
-        do {
-            for chunk in SnapshotChunks(state) { try writer.append(chunk) }
-            try writer.finish(rename: false)
-        } catch {
-            writer.discard()
-            throw error
-        }
+        try writer.write(SnapshotChunks(state))
         try storage.install(snapshotAt: writer.tempPath, index: index, term: term, replacesLog: false)
     }
 }

@@ -121,10 +121,7 @@ public final class DiskStorage {
     public func saveSnapshot(_ snapshot: Snapshot, replacesLog: Bool) throws(StorageError) {
         let w = try SnapshotFile.Writer(path: snapshotPath(index: snapshot.index, term: snapshot.term),
                                         index: snapshot.index, term: snapshot.term)
-        do {
-            if !snapshot.data.isEmpty { try w.append(snapshot.data) }
-            try w.finish(rename: false)
-        } catch { w.discard(); throw error }
+        try w.write(snapshot.data.isEmpty ? [] : [snapshot.data])
         try install(snapshotAt: w.tempPath, index: snapshot.index, term: snapshot.term, replacesLog: replacesLog)
     }
 

@@ -75,6 +75,18 @@ public enum SnapshotFile {
             }
         }
 
+        /// Appends every chunk and finishes without the rename (the caller installs the file), or
+        /// removes the temp file and rethrows: one way to write a whole snapshot, wherever it comes from.
+        public func write(_ chunks: some Sequence<[UInt8]>) throws(StorageError) {
+            do {
+                for chunk in chunks { try append(chunk) }
+                try finish(rename: false)
+            } catch {
+                discard()
+                throw error
+            }
+        }
+
         /// Gives up: the temp file goes.
         public func discard() {
             if fd >= 0 { close(fd); fd = -1 }

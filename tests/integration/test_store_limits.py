@@ -152,24 +152,29 @@ def test_a_partition_through_the_proxy_holds_the_stream_and_heals_without_a_deco
 
     leader, _ = wait_leader(raft)
     follower = next(n for n in NODES if n != leader)
-    stop, errors = threading.Event(), []
+    stop, errors, done = threading.Event(), [], [0]
 
     def writer():
         client = Client("p", [port(raft, leader)])
-        i = 0
         while not stop.is_set():
-            r, _ = client.call("PUT", f"/kv/p{i % 50}", {"value": "x" * 200_000})
+            r, _ = client.call("PUT", f"/kv/p{done[0] % 50}", {"value": "x" * 200_000})
             if r.status != 200:
                 errors.append(r)
-            i += 1
+            done[0] += 1
+
+    def writes_past(n, what):
+        deadline = time.monotonic() + 10
+        while done[0] < n:
+            assert time.monotonic() < deadline and not errors, f"{what}: {done[0]} writes, errors {errors[:3]}"
+            time.sleep(0.01)
 
     t = threading.Thread(target=writer)
     t.start()
     try:
-        time.sleep(0.3)
+        writes_past(5, "writes going before the cut")
         raft.kvctl("inject", "partition", follower, "--for", "2s")
         raft.wait_events(lambda e: e["event"] == "fault_cleared", timeout=10, what="the heal")
-        time.sleep(0.5)
+        writes_past(done[0] + 5, "writes going on after the heal")
     finally:
         stop.set()
         t.join(30)
