@@ -26,7 +26,7 @@ struct Check: ParsableCommand {
     @Argument(help: "The history file.") var file: String
     @Option(help: "register or kv (default: from the format).") var model: String?
     @Option(help: "jepsen, edn or jsonl (default: guessed from the file).") var format: String?
-    @Option(help: "Give up with verdict unknown after this long, e.g. 30s.") var timeout = "30s"
+    @Option(parsing: .unconditional, help: "Give up with verdict unknown after this long, e.g. 30s.") var timeout = "30s"
     @Option(name: .customLong("cache-mb"), help: "Memory bound of the search's state cache, MiB.") var cacheMB = 2048
     @Flag(name: .customLong("no-html"), help: "Do not write FILE.html for a counterexample.") var noHTML = false
     @Flag(help: "Print JSON for programs.") var json = false
@@ -34,9 +34,7 @@ struct Check: ParsableCommand {
     func validate() throws {
         if let m = model, !["register", "kv"].contains(m) { throw ValidationError("--model '\(m)': use register or kv") }
         if let f = format, !["jepsen", "edn", "jsonl"].contains(f) { throw ValidationError("--format '\(f)': use jepsen, edn or jsonl") }
-        guard let ms = DurationText.milliseconds(timeout), ms > 0 else {
-            throw ValidationError("--timeout '\(timeout)' is not a duration; write e.g. 30s or 500ms")
-        }
+        do { _ = try DurationText.wholeMilliseconds(timeout, flag: "--timeout", min: 1) } catch { throw ValidationError(error.description) }
         if cacheMB < 1 { throw ValidationError("--cache-mb must be at least 1") }
     }
 

@@ -25,10 +25,11 @@ struct Connection: ParsableArguments {
     }
 
     /// Calls a method with typed parameters and reply; a Varlink error becomes a Failure with its explanation.
-    func call<P: Encodable, R: Decodable>(_ method: String, _ parameters: P, _ reply: R.Type) throws -> R {
+    /// `flags` maps the daemon's parameter names to the flags the user typed, so errors name those.
+    func call<P: Encodable, R: Decodable>(_ method: String, _ parameters: P, _ reply: R.Type, flags: [String: String] = [:]) throws -> R {
         switch try client().call("io.kvsupervisor.\(method)", parameters, replying: reply) {
         case .reply(let r, _): return r
-        case .error(let name, let p): throw Failure(Explain.error(name, p))
+        case .error(let name, let p): throw Failure(Explain.error(name, p, flags: flags))
         }
     }
 
@@ -58,7 +59,7 @@ struct Failure: Error, CustomStringConvertible {
 }
 
 enum Explain {
-    static func error(_ name: String, _ p: JSONValue?) -> String {
+    static func error(_ name: String, _ p: JSONValue?, flags: [String: String] = [:]) -> String {
         let short = name.split(separator: ".").last.map(String.init) ?? name
         switch short {
         case "NoSuchNode": return "no node '\(Render.text(p?["node"]))'; list them with: kvctl nodes"
@@ -69,7 +70,13 @@ enum Explain {
         case "PermissionDenied":
             return "permission denied: \(Render.text(p?["reason"])); run as root or as a member of the socket's group"
         case "InvalidParameter":
-            return "invalid parameter '\(Render.text(p?["parameter"]))'" + (p?["reason"].map { ": \(Render.text($0))" } ?? "")
+            let parameter = Render.text(p?["parameter"])
+            let reason = p?["reason"].map { ": \(Render.text($0))" } ?? ""
+            if let flag = flags[parameter] { return "\(flag)\(reason)" }
+            return "invalid parameter '\(parameter)'\(reason)"
+        case "NoLeader": return Render.text(p?["reason"])
+        case "NoSuchFault":
+            return "cannot cancel fault \(Render.text(p?["fault_id"])): \(Render.text(p?["reason"])); list faults with: kvctl faults"
         case "OperationFailed": return "failed: \(Render.text(p?["reason"]))"
         case "ExperimentRunning":
             let id = Render.text(p?["run_id"])
@@ -103,9 +110,10 @@ struct Status: ParsableCommand {
             + "up \(status.uptimeMs) ms, mode \(status.mode), run \(status.runID)")
         print("events: \(status.eventLog)\n")
         print(Nodes.table(nodes))
-        print("\nactive faults: \(faults.count), scheduled: \(status.scheduledFaults)")
-        if !faults.isEmpty {
-            print(Render.table(["FAULT_ID", "FAULT", "NODE", "AFFECTS"], faults.map {
+        let active = faults.filter { $0.state == "active" }
+        print("\nactive faults: \(active.count), scheduled: \(faults.count - active.count) (list them with: kvctl faults)")
+        if !active.isEmpty {
+            print(Render.table(["FAULT_ID", "FAULT", "NODE", "AFFECTS"], active.map {
                 [$0.faultID, $0.fault, $0.node, $0.affected.joined(separator: ",")]
             }))
         }
@@ -155,9 +163,11 @@ struct Inject: ParsableCommand {
     @Argument(help: "kill, stop, cont, term, delay, partition or restart") var fault: String
     @Argument(help: "The node, or 'leader' (raft mode: the node that leads when the supervisor gets the request).") var node: String
     @Argument(help: "For delay: the added latency, e.g. 150ms.") var amount: String?
-    @Option(help: "Apply after this long, e.g. 50ms.") var after: String?
-    @Option(name: .customLong("for"), help: "Undo after this long (stop, delay, partition), e.g. 2s.") var duration: String?
-    @Option(help: "For delay: random jitter, e.g. 20ms.") var jitter: String?
+    // .unconditional: "--after -5ms" reaches validate() and is called negative, not "missing value".
+    @Option(parsing: .unconditional, help: "Apply after this long, e.g. 50ms (at most 1h).") var after: String?
+    @Option(name: .customLong("for"), parsing: .unconditional, help: "Undo after this long (stop, delay, partition), e.g. 2s (at most 1h).")
+    var duration: String?
+    @Option(parsing: .unconditional, help: "For delay: random jitter, e.g. 20ms.") var jitter: String?
     @Option(help: "For partition: comma-separated nodes to cut the node off from (default: all others).") var peers: String?
 
     func validate() throws {
@@ -166,25 +176,76 @@ struct Inject: ParsableCommand {
         }
         if kind == .delay && amount == nil { throw ValidationError("delay needs an amount: kvctl inject delay \(node) 150ms") }
         if kind != .delay && amount != nil { throw ValidationError("unexpected argument '\(amount!)': only delay takes an amount") }
-        for (name, value) in [("after", after), ("for", duration), ("jitter", jitter), ("amount", amount)] {
-            if let v = value, DurationText.wholeMilliseconds(v) == nil {
-                throw ValidationError("--\(name) '\(v)' is not a duration; write e.g. 50ms, 2s or 1.5s")
-            }
+        _ = try durations()
+    }
+
+    /// The duration flags in milliseconds; an error names the flag and its limit.
+    private func durations() throws -> (after: Int?, for: Int?, delay: Int?, jitter: Int?) {
+        func ms(_ text: String?, _ flag: String, min: Int = 0, max: Int) throws -> Int? {
+            guard let text else { return nil }
+            do { return try DurationText.wholeMilliseconds(text, flag: flag, min: min, max: max) }
+            catch { throw ValidationError(error.description) }
         }
+        return (try ms(after, "--after", max: FaultSpec.maxAfterMs), try ms(duration, "--for", min: 1, max: FaultSpec.maxAfterMs),
+                try ms(amount, "the delay", max: FaultSpec.maxDelayMs), try ms(jitter, "--jitter", max: FaultSpec.maxDelayMs))
     }
 
     func run() throws {
-        let ms = { (text: String?) in text.flatMap(DurationText.wholeMilliseconds) }
+        let d = try durations()
         let p = ControlProtocol.InjectParameters(
-            node: node, fault: fault, afterMs: ms(after), forMs: ms(duration), delayMs: ms(amount), jitterMs: ms(jitter),
+            node: node, fault: fault, afterMs: d.after, forMs: d.for, delayMs: d.delay, jitterMs: d.jitter,
             peers: peers.map { $0.split(separator: ",").map(String.init) })
-        let reply = try connection.call("Inject", p, ControlProtocol.InjectReply.self)
+        let reply = try connection.call("Inject", p, ControlProtocol.InjectReply.self, flags: Inject.flags)
         if connection.json { print(Render.json(reply)); return }
         let target = node == "leader" ? "leader \(reply.node ?? "?") (term \(reply.term.map(String.init) ?? "?"))" : node
         if reply.appliedMonoNs != nil {
             print("\(fault) \(target): applied (fault \(reply.faultID)); follow with: kvctl events --follow")
         } else {
             print("\(fault) \(target): scheduled in \(after ?? "0ms") (fault \(reply.faultID))")
+        }
+    }
+}
+
+extension Inject {
+    /// The daemon's parameter names as the user typed them, for its errors.
+    static let flags = ["after_ms": "--after", "for_ms": "--for", "delay_ms": "the delay", "jitter_ms": "--jitter", "peers": "--peers"]
+}
+
+/// kvctl faults [list] | cancel ID
+struct Faults: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List active and scheduled faults; cancel a scheduled one.",
+        subcommands: [List.self, Cancel.self], defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Faults in force, then those scheduled (soonest first).")
+        @OptionGroup var connection: Connection
+
+        func run() throws {
+            let reply = try connection.call("ListFaults", ControlProtocol.Faults.self)
+            if connection.json { print(Render.json(reply)); return }
+            if reply.faults.isEmpty { print("no active or scheduled faults"); return }
+            let now = Stamp.now()
+            print(Render.table(["FAULT_ID", "STATE", "FAULT", "NODE", "WHEN", "FOR"], reply.faults.map { f in
+                let when: String
+                if let due = f.due { when = "in \(max(0, (due.monoNs - now.monoNs) / 1_000_000)) ms" }
+                else if let a = f.applied { when = "applied \((now.monoNs - a.monoNs) / 1_000_000) ms ago" }
+                else { when = "-" }
+                return [f.faultID, f.state, f.fault + (f.delayMs.map { " \($0)ms" } ?? ""), f.node, when,
+                        f.forMs.map { DurationText.format(ms: $0) } ?? "-"]
+            }))
+        }
+    }
+
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Take a scheduled fault back before its time.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The fault's id, as inject printed it or kvctl faults lists it.") var faultID: String
+
+        func run() throws {
+            let reply = try connection.call("CancelFault", ControlProtocol.FaultIDParameter(faultID: faultID),
+                                            ControlProtocol.FaultIDParameter.self)
+            print(connection.json ? Render.json(reply) : "cancelled \(reply.faultID); it will not be applied")
         }
     }
 }
@@ -201,36 +262,74 @@ struct Heal: ParsableCommand {
 }
 
 /// start, stop and restart share everything but the method they call.
-private func nodeAction(_ connection: Connection, _ node: String, _ method: String, _ verb: String) throws {
-    let reply = try connection.call(method, ControlProtocol.NodeParameter(node: node), ControlProtocol.Empty.self)
-    print(connection.json ? Render.json(reply) : "\(node): \(verb)")
+struct NodeActionOptions: ParsableArguments {
+    @Argument(help: "The node.") var node: String
+    @Flag(help: "Return once the node is ready (raft mode: and reports a role), not when its process starts.") var wait = false
+    @Option(parsing: .unconditional, help: "With --wait: give up after this long, e.g. 30s.") var timeout = "30s"
+
+    func validate() throws {
+        do { _ = try DurationText.wholeMilliseconds(timeout, flag: "--timeout", min: 1) } catch { throw ValidationError(error.description) }
+    }
+
+    func perform(_ connection: Connection, _ method: String, _ verb: String) throws {
+        var node = try connection.call(method, ControlProtocol.NodeParameter(node: self.node), ControlProtocol.NodeReply.self).node
+        if wait && method != "StopNode" { node = try waitReady(connection) }
+        if connection.json { print(Render.json(ControlProtocol.NodeReply(node: node))); return }
+        var line = "\(node.id): \(verb)"
+        if let pid = node.pid { line += " (pid \(pid), \(node.state)" + (node.raft.map { ", \($0.role) in term \($0.term)" } ?? "") + ")" }
+        print(line)
+    }
+
+    /// Polls the node's state until ready (and, in raft mode, with a role), or fails at the deadline.
+    private func waitReady(_ connection: Connection) throws -> ControlProtocol.Node {
+        let timeoutMs = try DurationText.wholeMilliseconds(timeout, flag: "--timeout", min: 1)
+        let raft = try connection.call("GetStatus", ControlProtocol.Status.self).mode == "raft"
+        let deadline = monotonicNow() + Int64(timeoutMs) * 1_000_000
+        while true {
+            let nodes = try connection.call("ListNodes", ControlProtocol.Nodes.self).nodes
+            guard let n = nodes.first(where: { $0.id == node }) else { throw Failure("no node '\(node)'; list them with: kvctl nodes") }
+            if n.state == "ready" && (!raft || n.raft != nil) { return n }
+            if n.state == "stopped" || n.state == "exited" {
+                throw Failure("node \(node) is \(n.state)" + (n.lastExit.map { " (last exit: \($0.signal ?? "status \($0.code ?? -1)"))" } ?? "")
+                              + "; see: kvctl events --kinds node_exited")
+            }
+            if monotonicNow() >= deadline {
+                throw Failure("node \(node) not ready within \(timeout) (state: \(n.state)\(raft && n.raft == nil ? ", no raft role reported yet" : ""))")
+            }
+            usleep(20_000)
+        }
+    }
 }
 
 struct NodeAction: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a node.")
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a node (--wait: until it is ready).")
     @OptionGroup var connection: Connection
-    @Argument var node: String
-    func run() throws { try nodeAction(connection, node, "StartNode", "started") }
+    @OptionGroup var options: NodeActionOptions
+    func run() throws { try options.perform(connection, "StartNode", "started") }
 }
 
 struct StopNode: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop a node (SIGTERM, then SIGKILL after the grace period).")
     @OptionGroup var connection: Connection
-    @Argument var node: String
-    func run() throws { try nodeAction(connection, node, "StopNode", "stopped") }
+    @Argument(help: "The node.") var node: String
+    func run() throws {
+        let n = try connection.call("StopNode", ControlProtocol.NodeParameter(node: node), ControlProtocol.NodeReply.self).node
+        print(connection.json ? Render.json(ControlProtocol.NodeReply(node: n)) : "\(n.id): stopped")
+    }
 }
 
 struct RestartNode: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Restart a node.")
+    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Restart a node (--wait: until it is ready).")
     @OptionGroup var connection: Connection
-    @Argument var node: String
-    func run() throws { try nodeAction(connection, node, "RestartNode", "restarted") }
+    @OptionGroup var options: NodeActionOptions
+    func run() throws { try options.perform(connection, "RestartNode", "restarted") }
 }
 
 struct Events: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Recent events; --follow streams new ones.")
     @OptionGroup var connection: Connection
     @Flag(name: .shortAndLong, help: "Keep streaming events as they happen.") var follow = false
+    static let flags = ["limit": "--last", "replay": "--last", "kinds": "--kinds"]
     @Option(help: "How many recent events to show first.") var last = 50
     @Option(help: "Only these kinds, comma-separated (e.g. declared_dead,fault_applied).") var kinds: String?
 
@@ -242,7 +341,7 @@ struct Events: ParsableCommand {
         }
         if !follow {
             let reply = try connection.call("ListEvents", ControlProtocol.EventQuery(limit: last, kinds: kindList),
-                                            ControlProtocol.EventList.self)
+                                            ControlProtocol.EventList.self, flags: Self.flags)
             reply.events.forEach(print1)
             return
         }
@@ -251,7 +350,7 @@ struct Events: ParsableCommand {
                                     more: true, replying: ControlProtocol.EventReply.self)
         while true {
             switch reply {
-            case .error(let name, let p): throw Failure(Explain.error(name, p))
+            case .error(let name, let p): throw Failure(Explain.error(name, p, flags: Self.flags))
             case .reply(let r, let continues):
                 print1(r.event)
                 if !continues { return }

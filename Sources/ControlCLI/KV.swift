@@ -31,7 +31,7 @@ struct KV: ParsableCommand {
         @Option(help: "Client id for deduplication (default: kvctl-<pid>-<time>).") var clientID: String?
         @Option(help: "Sequence number of this request for its client (default: 1).") var seq: UInt64 = 1
         @Option(help: "Ask this node first (default: the leader).") var node: String?
-        @Option(help: "Give up after this long, e.g. 10s.") var timeout = "10s"
+        @Option(parsing: .unconditional, help: "Give up after this long, e.g. 10s.") var timeout = "10s"
     }
 
     struct Get: ParsableCommand {
@@ -154,9 +154,8 @@ struct KV: ParsableCommand {
     /// Sends the request until a node answers it for good; prints the answer.
     static func perform(_ o: Options, _ connection: Connection, _ method: String, _ path: String, _ fields: Body?,
                         show: (Answer) -> String?) throws {
-        guard let timeoutMs = DurationText.wholeMilliseconds(o.timeout) else {
-            throw ValidationError("--timeout '\(o.timeout)' is not a duration; write e.g. 10s")
-        }
+        let timeoutMs: Int
+        do { timeoutMs = try DurationText.wholeMilliseconds(o.timeout, flag: "--timeout", min: 1) } catch { throw ValidationError(error.description) }
         var body: [UInt8]? = nil
         if var fields {
             fields.client_id = o.clientID ?? "kvctl-\(getpid())-\(Stamp.now().wallMs)"
@@ -166,6 +165,12 @@ struct KV: ParsableCommand {
         let nodes = try connection.call("ListNodes", ControlProtocol.Nodes.self).nodes
         guard nodes.contains(where: { $0.raft != nil }) else {
             throw Failure("no node reports raft status: kv needs [cluster] mode = \"raft\" and a running node; see: kvctl nodes")
+        }
+        if let named = o.node {
+            guard let n = nodes.first(where: { $0.id == named }) else {
+                throw Failure("no node '\(named)'; the nodes are \(nodes.map(\.id).joined(separator: ", ")) (see: kvctl nodes)")
+            }
+            guard n.pid != nil else { throw Failure("node '\(named)' is not running (state: \(n.state)); start it with: kvctl start \(named)") }
         }
         var targets = nodes.filter { $0.pid != nil }.map { ($0.id, $0.port) }
         if let first = o.node.flatMap({ n in targets.first { $0.0 == n } }) ?? Leader.leader(nodes).map({ ($0.id, $0.port) }) {

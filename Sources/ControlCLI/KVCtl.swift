@@ -8,7 +8,7 @@ public struct KVCtl: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "kvctl",
         abstract: "Control a kvsupervisor: status, nodes, fault injection, events.",
-        subcommands: [Status.self, Nodes.self, Inject.self, Heal.self, NodeAction.self, StopNode.self,
+        subcommands: [Status.self, Nodes.self, Inject.self, Faults.self, Heal.self, NodeAction.self, StopNode.self,
                       RestartNode.self, Events.self, Leader.self, KV.self, Load.self, Check.self, Sim.self, Experiment.self])
 
     public init() {}
@@ -48,7 +48,7 @@ public struct KVCtl: ParsableCommand {
         }
         guard !globals.isEmpty, i < args.count else { return args }
         // A command group takes the options after its subcommand (kvctl --socket S experiment run F).
-        let groups = ["experiment"]
+        let groups = ["experiment", "faults"]
         if groups.contains(args[i]), i + 1 < args.count, !args[i + 1].hasPrefix("-") {
             return [args[i], args[i + 1]] + globals + Array(args[(i + 2)...])
         }

@@ -16,7 +16,7 @@ struct Load: ParsableCommand {
     @Option(help: "kvnode or etcd.") var api = "kvnode"
     @Option(help: "put (durable writes) or get (linearizable reads).") var op = "put"
     @Option(help: "Concurrent clients, one connection and one request in flight each.") var clients = 16
-    @Option(help: "How long, e.g. 10s.") var duration = "10s"
+    @Option(parsing: .unconditional, help: "How long, e.g. 10s.") var duration = "10s"
     @Option(help: "Value size in bytes.") var valueBytes = 100
     @Option(help: "Distinct keys.") var keys = 1000
     @Option(help: "Event-loop threads of the generator.") var threads = 1
@@ -25,7 +25,7 @@ struct Load: ParsableCommand {
     func validate() throws {
         guard LoadGenerator.API(rawValue: api) != nil else { throw ValidationError("--api '\(api)': use kvnode or etcd") }
         guard LoadGenerator.Operation(rawValue: op) != nil else { throw ValidationError("--op '\(op)': use put or get") }
-        guard DurationText.wholeMilliseconds(duration) != nil else { throw ValidationError("--duration '\(duration)' is not a duration") }
+        do { _ = try DurationText.wholeMilliseconds(duration, flag: "--duration", min: 1) } catch { throw ValidationError(error.description) }
         guard (1...4096).contains(clients) else { throw ValidationError("--clients must be 1-4096") }
         guard keys >= 1, valueBytes >= 0, valueBytes <= 1 << 20, (1...64).contains(threads) else {
             throw ValidationError("--keys >= 1, --value-bytes 0-1048576, --threads 1-64")

@@ -16,18 +16,21 @@ public enum ControlProtocol {
         public var runID: String
         public var mode: String
         public var eventLog: String
+        public var pid: Int32
+        /// The file the configuration came from; nil for the built-in default.
+        public var configFile: String?
 
         public init(state: String, version: String, uptimeMs: Int64, nodesReady: Int, nodesTotal: Int, activeFaults: Int,
-                    scheduledFaults: Int, runID: String, mode: String, eventLog: String) {
+                    scheduledFaults: Int, runID: String, mode: String, eventLog: String, pid: Int32, configFile: String?) {
             self.state = state; self.version = version; self.uptimeMs = uptimeMs; self.nodesReady = nodesReady
             self.nodesTotal = nodesTotal; self.activeFaults = activeFaults; self.scheduledFaults = scheduledFaults
-            self.runID = runID; self.mode = mode; self.eventLog = eventLog
+            self.runID = runID; self.mode = mode; self.eventLog = eventLog; self.pid = pid; self.configFile = configFile
         }
 
         enum CodingKeys: String, CodingKey {
             case state, version, uptimeMs = "uptime_ms", nodesReady = "nodes_ready", nodesTotal = "nodes_total"
             case activeFaults = "active_faults", scheduledFaults = "scheduled_faults", runID = "run_id", mode
-            case eventLog = "event_log"
+            case eventLog = "event_log", pid, configFile = "config_file"
         }
     }
 
@@ -55,26 +58,42 @@ public enum ControlProtocol {
     }
 
     public struct Nodes: Codable, Sendable { public var nodes: [Node]; public init(nodes: [Node]) { self.nodes = nodes } }
+    /// StartNode, StopNode, RestartNode: the node as it is when the action returns.
+    public struct NodeReply: Codable, Sendable { public var node: Node; public init(node: Node) { self.node = node } }
 
+    /// A fault in force ("active": applied, not yet undone) or waiting for its time ("scheduled").
     public struct Fault: Codable, Sendable, Equatable {
         public var faultID: String
+        public var state: String
         public var fault: String
         public var node: String
         public var affected: [String]
-        public var applied: Stamp
+        public var requested: Stamp
+        /// Scheduled: when it will be applied (requested + after_ms).
+        public var due: Stamp?
+        public var applied: Stamp?
+        public var afterMs: Int?
         public var forMs: Int?
         public var delayMs: Int?
         public var jitterMs: Int?
 
-        public init(faultID: String, fault: String, node: String, affected: [String], applied: Stamp,
-                    forMs: Int?, delayMs: Int?, jitterMs: Int?) {
-            self.faultID = faultID; self.fault = fault; self.node = node; self.affected = affected; self.applied = applied
+        public init(faultID: String, state: String, fault: String, node: String, affected: [String], requested: Stamp,
+                    due: Stamp? = nil, applied: Stamp?, afterMs: Int?, forMs: Int?, delayMs: Int?, jitterMs: Int?) {
+            self.faultID = faultID; self.state = state; self.fault = fault; self.node = node; self.affected = affected
+            self.requested = requested; self.due = due; self.applied = applied; self.afterMs = afterMs
             self.forMs = forMs; self.delayMs = delayMs; self.jitterMs = jitterMs
         }
 
         enum CodingKeys: String, CodingKey {
-            case faultID = "fault_id", fault, node, affected, applied, forMs = "for_ms", delayMs = "delay_ms", jitterMs = "jitter_ms"
+            case faultID = "fault_id", state, fault, node, affected, requested, due, applied, afterMs = "after_ms"
+            case forMs = "for_ms", delayMs = "delay_ms", jitterMs = "jitter_ms"
         }
+    }
+
+    public struct FaultIDParameter: Codable, Sendable {
+        public var faultID: String
+        public init(faultID: String) { self.faultID = faultID }
+        enum CodingKeys: String, CodingKey { case faultID = "fault_id" }
     }
 
     public struct Faults: Codable, Sendable { public var faults: [Fault]; public init(faults: [Fault]) { self.faults = faults } }

@@ -23,12 +23,18 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case declaredAlive = "declared_alive"
     case leaderElected = "leader_elected"
     case leaderLost = "leader_lost"
+    /// Retired: never emitted (kept so that the journal MESSAGE_IDs of later kinds stay put).
     case writeAcked = "write_acked"
     case experimentStarted = "experiment_started"
     case experimentProgress = "experiment_progress"
     case experimentFinished = "experiment_finished"
     /// A node found a torn final WAL record on start and cut it off (`offset`, `path`, `reason`).
     case walTruncated = "wal_truncated"
+    /// A scheduled fault taken back before its time (`kvctl faults cancel`).
+    case faultCancelled = "fault_cancelled"
+
+    /// Kinds that are emitted: what `--kinds` accepts.
+    public static var emitted: [EventKind] { allCases.filter { $0 != .writeAcked } }
 }
 
 /// Ground truth for a detection: was the peer really down (by a fault) when it was declared dead?
@@ -68,6 +74,8 @@ public struct Event: Sendable, Codable, Equatable {
     public var delayMs: Int?
     public var jitterMs: Int?
     public var forMs: Int?
+    /// fault_requested / fault_cancelled of a scheduled fault: how long after the request it was due.
+    public var afterMs: Int?
     public var peers: [NodeID]?
 
     // Processes.
@@ -96,7 +104,7 @@ public struct Event: Sendable, Codable, Equatable {
         case tFailMonoNs = "t_fail_mono_ns", detectionLatencyMs = "detection_latency_ms"
         case detectorOvershootMs = "detector_overshoot_ms", label
         case faultID = "fault_id", fault, requested, applied, applyNs = "apply_ns", effect
-        case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", peers
+        case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", afterMs = "after_ms", peers
         case pid, exitCode = "exit_code", signal, restartInMs = "restart_in_ms", reason
         case leader, term, sinceLostMs = "since_lost_ms", path, offset
     }

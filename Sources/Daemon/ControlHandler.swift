@@ -14,7 +14,9 @@ struct ControlHandler: Sendable {
         switch call.method.split(separator: ".").last.map(String.init) ?? "" {
         case "GetStatus": return .reply(context.statusReply())
         case "ListNodes": return .reply(ControlProtocol.Nodes(nodes: context.supervisor.snapshot.map(Self.encode)))
-        case "ListFaults": return .reply(ControlProtocol.Faults(faults: context.engine.activeFaults.map(Self.encode)))
+        case "ListFaults":
+            return .reply(ControlProtocol.Faults(faults: context.engine.activeFaults.map(Self.encode)
+                + context.engine.scheduledFaults.map(Self.encode)))
         default: return nil
         }
     }
@@ -27,16 +29,31 @@ struct ControlHandler: Sendable {
             case "Inject": return try await inject(call.decodeParameters(ControlProtocol.InjectParameters.self))
             case "Heal":
                 let node = try optionalNode(call.decodeParameters(ControlProtocol.NodeParameter.self).node, "node")
+                if let node, !context.config.nodeIDs.contains(node) {
+                    return .error("io.kvsupervisor.NoSuchNode", ["node": .string(node.rawValue)])
+                }
                 return .reply(ControlProtocol.HealReply(healed: context.engine.heal(node: node)))
+            case "CancelFault":
+                let p = try call.decodeParameters(ControlProtocol.FaultIDParameter.self)
+                do { try context.engine.cancel(p.faultID) } catch {
+                    if case .noSuchFault(let id, let why) = error {
+                        return .error("io.kvsupervisor.NoSuchFault", ["fault_id": .string(id), "reason": .string(why)])
+                    }
+                    return .error("io.kvsupervisor.OperationFailed", ["reason": .string(error.description)])
+                }
+                return .reply(p)
             case "StartNode":
-                try await context.supervisor.start(try requiredNode(call))
-                return .reply(ControlProtocol.Empty())
+                let node = try requiredNode(call)
+                try await context.supervisor.start(node)
+                return nodeReply(node)
             case "StopNode":
-                try await context.supervisor.stop(try requiredNode(call), graceMs: context.config.stopGraceMs)
-                return .reply(ControlProtocol.Empty())
+                let node = try requiredNode(call)
+                try await context.supervisor.stop(node, graceMs: context.config.stopGraceMs)
+                return nodeReply(node)
             case "RestartNode":
-                try await context.supervisor.restart(try requiredNode(call), graceMs: context.config.stopGraceMs)
-                return .reply(ControlProtocol.Empty())
+                let node = try requiredNode(call)
+                try await context.supervisor.restart(node, graceMs: context.config.stopGraceMs)
+                return nodeReply(node)
             case "ListEvents":
                 let q = try call.decodeParameters(ControlProtocol.EventQuery.self)
                 let limit = try inRange(q.limit, "limit", 1...EventHub.historySize) ?? 100
@@ -165,8 +182,17 @@ struct ControlHandler: Sendable {
             case .notRunning(let id, let state):
                 return .error("io.kvsupervisor.NodeNotRunning", ["node": .string(id.rawValue), "state": .string(state)])
             case .invalid(let why): return .error("io.kvsupervisor.InvalidFault", ["reason": .string(why)])
+            case .noSuchFault(let id, let why):
+                return .error("io.kvsupervisor.NoSuchFault", ["fault_id": .string(id), "reason": .string(why)])
             }
         }
+    }
+
+    private func nodeReply(_ id: NodeID) -> VarlinkResponse {
+        guard let n = context.supervisor.snapshot.first(where: { $0.id == id }) else {
+            return .error("io.kvsupervisor.NoSuchNode", ["node": .string(id.rawValue)])
+        }
+        return .reply(ControlProtocol.NodeReply(node: Self.encode(n)))
     }
 
     // MARK: Parameters
@@ -197,9 +223,9 @@ struct ControlHandler: Sendable {
     private func kinds(_ names: [String]?) throws -> Set<EventKind>? {
         guard let names else { return nil }
         return Set(try names.map { s in
-            guard let k = EventKind(rawValue: s) else {
+            guard let k = EventKind(rawValue: s), EventKind.emitted.contains(k) else {
                 throw VarlinkParameterError(name: "kinds", reason: "unknown event kind '\(s)'; known: "
-                    + EventKind.allCases.map(\.rawValue).joined(separator: ", "))
+                    + EventKind.emitted.map(\.rawValue).joined(separator: ", "))
             }
             return k
         })
@@ -219,7 +245,15 @@ struct ControlHandler: Sendable {
     }
 
     static func encode(_ f: FaultRecord) -> ControlProtocol.Fault {
-        .init(faultID: f.id, fault: f.spec.kind.rawValue, node: f.spec.node.rawValue, affected: f.affected.map(\.rawValue),
-              applied: f.applied, forMs: f.spec.forMs, delayMs: f.spec.delayMs, jitterMs: f.spec.jitterMs)
+        .init(faultID: f.id, state: "active", fault: f.spec.kind.rawValue, node: f.spec.node.rawValue,
+              affected: f.affected.map(\.rawValue), requested: f.requested, applied: f.applied,
+              afterMs: f.spec.afterMs > 0 ? f.spec.afterMs : nil, forMs: f.spec.forMs, delayMs: f.spec.delayMs, jitterMs: f.spec.jitterMs)
+    }
+
+    static func encode(_ e: FaultLedger.Entry) -> ControlProtocol.Fault {
+        let due = Stamp(wallMs: e.requested.wallMs + Int64(e.spec.afterMs), monoNs: e.dueMonoNs)
+        return .init(faultID: e.id, state: "scheduled", fault: e.spec.kind.rawValue, node: e.spec.node.rawValue,
+                     affected: e.affected.map(\.rawValue), requested: e.requested, due: due, applied: nil, afterMs: e.spec.afterMs,
+                     forMs: e.spec.forMs, delayMs: e.spec.delayMs, jitterMs: e.spec.jitterMs)
     }
 }

@@ -5,6 +5,9 @@ import Faults
 import Supervision
 import Synchronization
 import Varlink
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the daemon's services share: the owners (supervisor, fault engine, event hub) and the config.
 final class DaemonContext: Sendable {
@@ -42,7 +45,8 @@ final class DaemonContext: Sendable {
         return ControlProtocol.Status(
             state: state, version: kvsupervisorVersion, uptimeMs: (monotonicNow() - startedMonoNs) / 1_000_000,
             nodesReady: ready, nodesTotal: total, activeFaults: engine.activeFaults.count,
-            scheduledFaults: engine.scheduledCount, runID: runID, mode: config.mode.rawValue, eventLog: paths.eventLog)
+            scheduledFaults: engine.scheduledCount, runID: runID, mode: config.mode.rawValue, eventLog: paths.eventLog,
+            pid: getpid(), configFile: configFile)
     }
 
     private func nodeCounts() -> (ready: Int, total: Int, paused: Int) {

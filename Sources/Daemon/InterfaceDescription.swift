@@ -38,12 +38,17 @@ type Stamp (
   mono_ns: int
 )
 
+# A fault in force (active) or waiting for its time (scheduled; due = requested + after_ms).
 type Fault (
   fault_id: string,
+  state: (active, scheduled),
   fault: string,
   node: string,
   affected: []string,
-  applied: Stamp,
+  requested: Stamp,
+  due: ?Stamp,
+  applied: ?Stamp,
+  after_ms: ?int,
   for_ms: ?int,
   delay_ms: ?int,
   jitter_ms: ?int
@@ -70,9 +75,11 @@ type Event (
   requested: ?Stamp,
   applied: ?Stamp,
   effect: ?Stamp,
+  apply_ns: ?int,
   delay_ms: ?int,
   jitter_ms: ?int,
   for_ms: ?int,
+  after_ms: ?int,
   peers: ?[]string,
   pid: ?int,
   exit_code: ?int,
@@ -97,12 +104,18 @@ method GetStatus() -> (
   scheduled_faults: int,
   run_id: string,
   mode: string,
-  event_log: string
+  event_log: string,
+  pid: int,
+  config_file: ?string
 )
 
 method ListNodes() -> (nodes: []Node)
 
+# Faults in force, then those scheduled, soonest first.
 method ListFaults() -> (faults: []Fault)
+
+# Takes a scheduled fault back before its time (emits fault_cancelled).
+method CancelFault(fault_id: string) -> (fault_id: string)
 
 # Inject a fault: kill, stop, cont, term, delay, partition or restart.
 # after_ms schedules it; a scheduled fault returns at once and its application is an event.
@@ -120,9 +133,10 @@ method Inject(
 # End network faults (delay, partition) on one node, or everywhere.
 method Heal(node: ?string) -> (healed: []string)
 
-method StartNode(node: string) -> ()
-method StopNode(node: string) -> ()
-method RestartNode(node: string) -> ()
+# Each returns the node as it is when the action is done (started: its process runs; it may not be ready yet).
+method StartNode(node: string) -> (node: Node)
+method StopNode(node: string) -> (node: Node)
+method RestartNode(node: string) -> (node: Node)
 
 # The most recent events, oldest first.
 method ListEvents(limit: ?int, kinds: ?[]string) -> (events: []Event)
@@ -236,6 +250,7 @@ method GetExperiment(run_id: string) -> (run: ExperimentRun, results: []Experime
 
 error NoSuchNode (node: string)
 error NoLeader (reason: string)
+error NoSuchFault (fault_id: string, reason: string)
 error InvalidFault (reason: string)
 error NodeNotRunning (node: string, state: string)
 error OperationFailed (reason: string)

@@ -22,13 +22,17 @@ public enum EventText {
             if let r = e.reason { s += "; \(r)" }
             return s
         case .nodeRestartScheduled: return "node \(node) will be restarted in \(e.restartInMs ?? 0) ms"
-        case .faultRequested: return "fault \(e.fault?.rawValue ?? "?") on \(node) requested (\(e.faultID ?? ""))"
+        case .faultRequested:
+            return "fault \(e.fault?.rawValue ?? "?") on \(node) requested (\(e.faultID ?? ""))"
+                + (e.afterMs.map { ", due in \($0) ms" } ?? "")
         case .faultApplied:
             var s = "fault \(e.fault?.rawValue ?? "?") applied to \(node)"
             if let a = e.applied, let f = e.effect { s += ", effect seen \(format(millisBetween(a.monoNs, f.monoNs))) ms later" }
             return s
         case .faultFailed: return "fault \(e.fault?.rawValue ?? "?") on \(node) failed: \(e.reason ?? "unknown")"
         case .faultCleared: return "fault \(e.fault?.rawValue ?? "?") on \(node) cleared (\(e.reason ?? ""))"
+        case .faultCancelled:
+            return "scheduled fault \(e.fault?.rawValue ?? "?") on \(node) cancelled (\(e.faultID ?? "")): \(e.reason ?? "")"
         case .leaderElected:
             var s = "node \(node) became leader in term \(e.term.map(String.init) ?? "?")"
             if let ms = e.sinceLostMs { s += ", \(format(ms)) ms after the previous leader was lost" }

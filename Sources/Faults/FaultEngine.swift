@@ -64,6 +64,20 @@ public final class FaultEngine: Sendable {
 
     public var activeFaults: [FaultRecord] { ledger.withLock { $0.inForce } }
     public var scheduledCount: Int { ledger.withLock { $0.scheduledCount } }
+    /// Faults requested with `after` whose time has not come, soonest first.
+    public var scheduledFaults: [FaultLedger.Entry] { ledger.withLock { $0.scheduled } }
+
+    /// Takes a scheduled fault back before its time; its thread then applies nothing.
+    public func cancel(_ id: String, reason: String = "cancelled by request") throws(FaultError) {
+        let outcome = ledger.withLock { l -> Result<[FaultLedger.Effect], FaultError> in
+            guard let e = l.entries[id] else { return .failure(.noSuchFault(id, why: "no scheduled fault has that id")) }
+            guard e.phase == .requested, e.spec.afterMs > 0 else {
+                return .failure(.noSuchFault(id, why: e.spec.afterMs > 0 ? "it is being applied now" : "it was already applied"))
+            }
+            return .success(l.step(.cancel(id: id, reason: reason), at: .now()))
+        }
+        perform(try outcome.get(), target: nil)
+    }
 
     /// Validates, resolves the target now, and applies at once or at `requested + after`.
     public func inject(_ spec: FaultSpec, requested: Stamp, knownNodes: Set<NodeID>) async throws(FaultError) -> InjectResult {
@@ -161,13 +175,36 @@ public final class FaultEngine: Sendable {
         let engine = self
         startDetachedThread {
             PreciseClock.tightenTimerSlack()
-            let outcome = engine.realtime.run {
+            let due = requested.monoNs + Int64(spec.afterMs) * 1_000_000
+            if spec.afterMs > 0 && !engine.waitUnlessCancelled(id: id, until: due) {
+                if case .process(_, let pidfd, _) = target { close(pidfd) }
+                return
+            }
+            let outcome: Application? = engine.realtime.run {
                 if spec.afterMs > 0 {
-                    PreciseClock.wait(until: requested.monoNs + Int64(spec.afterMs) * 1_000_000, spinNs: engine.spinNs)
+                    PreciseClock.wait(until: due, spinNs: engine.spinNs)
+                    // Claimed under the ledger's lock: from here a cancel is refused, before that this applies nothing.
+                    guard engine.ledger.withLock({ _ = $0.step(.due(id: id), at: .now()); return $0.entries[id]?.phase == .due }) else {
+                        return nil
+                    }
                 }
                 return engine.apply(spec, to: target)
             }
+            guard let outcome else {
+                if case .process(_, let pidfd, _) = target { close(pidfd) }
+                return
+            }
             engine.account(id: id, spec: spec, target: target, outcome: outcome, appliedOut: appliedOut)
+        }
+    }
+
+    /// Sleeps in slices until 50 ms before `due`, looking for a cancel between them; false if cancelled.
+    private func waitUnlessCancelled(id: String, until due: MonotonicNanos) -> Bool {
+        while true {
+            guard ledger.withLock({ $0.entries[id]?.phase == .requested }) else { return false }
+            let left = due - monotonicNow()
+            if left <= 50_000_000 { return true }
+            usleep(useconds_t(min(left - 50_000_000, 100_000_000) / 1000))
         }
     }
 

@@ -5,7 +5,9 @@ import Core
 /// `Effect`s to carry out. `FaultEngine`'s threads do the syscalls and the waiting; the ledger
 /// decides what each moment means and which events say so. Scenario scripts drive it directly.
 public struct FaultLedger: Sendable {
-    public enum Phase: String, Sendable { case requested, applied, inForce }
+    /// requested -> (scheduled faults: due, when its thread has claimed it and cannot be cancelled)
+    /// -> applied -> inForce (a stop, a network fault) or gone (a moment: kill, term, cont).
+    public enum Phase: String, Sendable { case requested, due, applied, inForce }
 
     public struct Entry: Sendable, Equatable {
         public var id: String
@@ -18,6 +20,9 @@ public struct FaultLedger: Sendable {
         /// Its effect was seen (fault_applied emitted).
         public var effectSeen = false
 
+        /// When a scheduled fault is to be applied.
+        public var dueMonoNs: MonotonicNanos { requested.monoNs + Int64(spec.afterMs) * 1_000_000 }
+
         var record: FaultRecord? {
             applied.map { FaultRecord(id: id, spec: spec, affected: affected, requested: requested, applied: $0) }
         }
@@ -25,6 +30,10 @@ public struct FaultLedger: Sendable {
 
     public enum Input: Sendable {
         case requested(id: String, spec: FaultSpec, affected: [NodeID])
+        /// A scheduled fault's time came: its thread applies it now, so it can no longer be cancelled.
+        case due(id: String)
+        /// A scheduled fault taken back before its time (emits fault_cancelled).
+        case cancel(id: String, reason: String)
         /// The syscall returned or the proxies switched (`at` is that moment), after `applyNs`.
         case applied(id: String, applyNs: Int64)
         /// Could not be applied (the process was gone, the syscall failed).
@@ -70,8 +79,12 @@ public struct FaultLedger: Sendable {
     public var inForce: [FaultRecord] {
         entries.values.filter { $0.phase == .inForce }.compactMap(\.record).sorted { $0.applied.monoNs < $1.applied.monoNs }
     }
-    /// Requested with `after_ms` and not yet applied.
-    public var scheduledCount: Int { entries.values.filter { $0.phase == .requested && $0.spec.afterMs > 0 }.count }
+    /// Requested with `after_ms` and not yet applied, soonest first.
+    public var scheduled: [Entry] {
+        entries.values.filter { $0.phase == .requested && $0.spec.afterMs > 0 }
+            .sorted { ($0.dueMonoNs, $0.id) < ($1.dueMonoNs, $1.id) }
+    }
+    public var scheduledCount: Int { scheduled.count }
 
     public mutating func step(_ input: Input, at now: Stamp) -> [Effect] {
         switch input {
@@ -79,10 +92,24 @@ public struct FaultLedger: Sendable {
             entries[id] = Entry(id: id, spec: spec, affected: affected, requested: now, phase: .requested)
             var event = event(.faultRequested, entries[id]!, at: now)
             event.requested = nil
+            if spec.afterMs > 0 { event.afterMs = spec.afterMs }
+            return [.emit(event)]
+
+        case .due(let id):
+            guard entries[id]?.phase == .requested else { return [] }
+            entries[id]!.phase = .due
+            return []
+
+        case .cancel(let id, let reason):
+            guard let e = entries[id], e.phase == .requested else { return [] }
+            entries[id] = nil
+            var event = event(.faultCancelled, e, at: now)
+            event.reason = reason
+            event.afterMs = e.spec.afterMs
             return [.emit(event)]
 
         case .applied(let id, let applyNs):
-            guard var e = entries[id], e.phase == .requested else { return [] }
+            guard var e = entries[id], e.phase == .requested || e.phase == .due else { return [] }
             e.applied = now
             e.applyNs = applyNs
             e.phase = .applied

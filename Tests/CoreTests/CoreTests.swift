@@ -1,14 +1,30 @@
 import Testing
 @testable import Core
 
-@Test(arguments: [("150ms", 150.0), ("2s", 2000.0), ("1.5s", 1500.0), ("500us", 0.5), ("75", 75.0), ("1m", 60000.0)])
+@Test(arguments: [("150ms", 150.0), ("2s", 2000.0), ("1.5s", 1500.0), ("500us", 0.5), ("1m", 60000.0), ("1h", 3_600_000.0)])
 func durationsParse(text: String, ms: Double) {
     #expect(DurationText.milliseconds(text) == ms)
 }
 
-@Test(arguments: ["", "-5ms", "abc", "5 parsecs", "ms", "nan"])
+@Test(arguments: ["", "-5ms", "abc", "5 parsecs", "ms", "nan", "75"])
 func badDurationsAreRefused(text: String) {
     #expect(DurationText.milliseconds(text) == nil)
+}
+
+/// Each wrong duration is told apart, in the terms of the flag the user typed.
+@Test(arguments: [
+    ("150", "--after '150' has no unit; write 150ms or 150s"),
+    ("-5ms", "--after '-5ms' is negative; a duration is 0 or more, e.g. 50ms"),
+    ("-5", "--after '-5' is negative; a duration is 0 or more, e.g. 50ms"),
+    ("2h", "--after '2h' is over the limit of 1h"),
+    ("soon", "--after 'soon' is not a duration; write e.g. 50ms, 2s, 1.5s or 1m"),
+])
+func durationErrorsSayWhatIsWrong(text: String, message: String) {
+    #expect(throws: DurationError.self) { try DurationText.wholeMilliseconds(text, flag: "--after", max: 3_600_000) }
+    do { _ = try DurationText.wholeMilliseconds(text, flag: "--after", max: 3_600_000) } catch {
+        #expect(error.description == message)
+    }
+    #expect((try? DurationText.wholeMilliseconds("1h", flag: "--after", max: 3_600_000)) == 3_600_000)
 }
 
 @Test func nodeIDsAreValidated() {

@@ -8,6 +8,7 @@ import Testing
 ///   request f1 kill A t=0 [after=50] [for=200] [delay=100] [affected=A,B,C]
 ///   applied f1 apply_ns=30000 t=50 | refused f1 reason="..." t=50 | effect f1 t=51
 ///   deadline f1 reason="..." t=1050 | undo-due f1 t=250 | heal [A] t=300 | faults
+///   due f1 t=50 (a scheduled fault's thread claims it) | cancel f1 [reason="..."] t=20
 /// Times are milliseconds on the monotonic clock; events print their stamps in those ms.
 final class FaultLedgerDriver {
     var ledger = FaultLedger(runID: "scenario", effectDeadlineMs: 1000)
@@ -34,6 +35,8 @@ final class FaultLedgerDriver {
         case "effect": input = .effectSeen(id: try c.arg(0))
         case "deadline": input = .effectDeadlinePassed(id: try c.arg(0), reason: c.value("reason") ?? "?")
         case "undo-due": input = .undoDue(id: try c.arg(0))
+        case "due": input = .due(id: try c.arg(0))
+        case "cancel": input = .cancel(id: try c.arg(0), reason: c.value("reason") ?? "cancelled by request")
         case "heal": input = .heal(node: c.args.first.flatMap { NodeID(validating: $0) })
         case "process-ended":
             guard let node = NodeID(validating: try c.arg(0)) else { throw ScenarioError("bad node \(try c.arg(0))") }
@@ -41,6 +44,7 @@ final class FaultLedgerDriver {
         case "faults":
             let inForce = ledger.inForce.map { "in force: \($0.id) \($0.spec.kind.rawValue) \($0.spec.node) applied=\(ms($0.applied))" }
             return inForce + ["scheduled: \(ledger.scheduledCount)"]
+                + ledger.scheduled.map { "scheduled: \($0.id) \($0.spec.kind.rawValue) \($0.spec.node) due=\($0.dueMonoNs / 1_000_000)" }
         default: throw ScenarioError("unknown command \(c.name)")
         }
         return ledger.step(input, at: now).map(render)
@@ -57,6 +61,7 @@ final class FaultLedgerDriver {
             if let x = e.effect { s += " effect=\(ms(x))" }
             if let x = e.applyNs { s += " apply_ns=\(x)" }
             if let x = e.forMs { s += " for_ms=\(x)" }
+            if let x = e.afterMs { s += " after_ms=\(x)" }
             if let r = e.reason { s += " reason=\"\(r)\"" }
             return s
         case .correlateApplied(let r): return "correlate-applied \(r.id) \(r.spec.kind.rawValue) \(r.spec.node) t_fail=\(ms(r.applied))"
