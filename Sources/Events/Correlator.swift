@@ -3,13 +3,20 @@ import Core
 /// Turns "fault applied to B" + "A declared B dead" into detection latency, the detector's
 /// overshoot past its own deadline, and a ground-truth label. Pure: fed faults and events in order.
 public struct Correlator: Sendable {
+    /// Why a node is down or cut off: an injected fault (id, kind), or its process's exit without
+    /// one (a stop or restart by the supervisor, a crash: `exit` says which).
     public struct ActiveFault: Sendable, Equatable {
-        public var id: String
-        public var kind: FaultKind
+        public var id: String?
+        public var kind: FaultKind?
         public var appliedMonoNs: MonotonicNanos
+        public var exit: String?
+
+        public init(id: String?, kind: FaultKind?, appliedMonoNs: MonotonicNanos, exit: String? = nil) {
+            self.id = id; self.kind = kind; self.appliedMonoNs = appliedMonoNs; self.exit = exit
+        }
     }
 
-    /// Nodes down because of a fault (killed, terminated, stopped), until they start or continue again.
+    /// Nodes down because of a fault (killed, terminated, stopped) or an exit, until they start or continue again.
     private var down: [NodeID: ActiveFault] = [:]
     /// Network faults in force, by every node they touch.
     private var network: [NodeID: [ActiveFault]] = [:]
@@ -47,12 +54,24 @@ public struct Correlator: Sendable {
         switch event.kind {
         case .nodeStarted:
             if let node = event.node { down[node] = nil }
+        case .nodeExited:
+            // Down without a fault (kvctl stop or restart, a crash): its peers' detections are true ones.
+            // A fault that took it down first stays the cause, with its own t_fail.
+            guard let node = event.node, down[node] == nil else { return }
+            let how = event.signal.map { "killed by \($0)" } ?? "exit status \(event.exitCode ?? -1)"
+            let exit = ActiveFault(id: nil, kind: nil, appliedMonoNs: event.tMonoNs,
+                                   exit: "\(node) exited (\(event.reason.map { "\($0), " } ?? "")\(how))")
+            down[node] = exit
+            if node == leader, leaderLost == nil { leaderLost = (event.tMonoNs, exit) }
         case .leaderLost:
             if leaderLost == nil { leaderLost = (event.tMonoNs, nil) }
         case .leaderElected:
             if let lost = leaderLost {
                 event.sinceLostMs = millisBetween(lost.monoNs, event.tMonoNs)
-                if let fault = lost.fault { event.faultID = fault.id; event.fault = fault.kind; event.tFailMonoNs = fault.appliedMonoNs }
+                if let fault = lost.fault {
+                    event.faultID = fault.id; event.fault = fault.kind; event.tFailMonoNs = fault.appliedMonoNs
+                    if let exit = fault.exit { event.reason = exit }
+                }
             }
             if let term = event.term, term >= leaderTerm {
                 leader = event.node
@@ -83,6 +102,7 @@ public struct Correlator: Sendable {
     private func annotate(_ event: inout Event, with fault: ActiveFault) {
         event.faultID = fault.id
         event.fault = fault.kind
+        if let exit = fault.exit { event.reason = exit }
         event.tFailMonoNs = fault.appliedMonoNs
         event.detectionLatencyMs = millisBetween(fault.appliedMonoNs, event.tMonoNs)
     }

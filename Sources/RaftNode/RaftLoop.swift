@@ -150,7 +150,8 @@ final class RaftLoop: @unchecked Sendable {
         store = state
     }
 
-    /// `onStatus` hears of role, term and leader changes at once, of index changes at most every 100 ms.
+    /// `onStatus` hears of role, term and leader changes at once, of index changes at most every
+    /// 100 ms, and of the status unchanged every second.
     func start(transport: PeerTransport, onRoleChange: @escaping @Sendable (RoleChange) -> Void,
                onStatus: @escaping @Sendable (RaftStatus) -> Void) {
         self.transport = transport
@@ -433,7 +434,9 @@ final class RaftLoop: @unchecked Sendable {
         let now = monotonicNow()
         let changed = s.role != reported.role || s.term != reported.term || s.leader != reported.leader
         let moved = s.commit != reported.commit || s.applied != reported.applied
-        if changed || (moved && now - reportedAt >= 100_000_000) {
+        // Unchanged, it is still said once a second: a report the supervisor missed (sent before it
+        // registered this process) must not leave `kvctl nodes` without a role until the next change.
+        if changed || (moved && now - reportedAt >= 100_000_000) || now - reportedAt >= 1_000_000_000 {
             reported = s
             reportedAt = now
             onStatus(s)

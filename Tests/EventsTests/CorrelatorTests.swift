@@ -71,3 +71,41 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
     e.label = .trueDetection
     #expect(EventText.message(e) == "node A declared B dead after 203.4 ms (true detection)")
 }
+
+/// `kvctl stop B` once made the peers' detections of B false suspicions: B really exited.
+@Test func aNodeThatExitedWithoutAFaultIsTrulyDownAndTheExitIsTheCause() {
+    var c = Correlator()
+    var exited = Event(kind: .nodeExited, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 1000 * ms))
+    exited.signal = "SIGTERM"
+    exited.reason = "stopped on request"
+    c.process(&exited)
+    var e = dead("A", "B", at: 1180 * ms, lastHeard: 980 * ms)
+    c.process(&e)
+    #expect(e.label == .trueDetection)
+    #expect(e.faultID == nil && e.fault == nil)
+    #expect(e.tFailMonoNs == 1000 * ms && e.detectionLatencyMs == 180)
+    #expect(e.reason == "B exited (stopped on request, killed by SIGTERM)")
+
+    // A kill fault's exit keeps the fault as the cause, with the fault's t_fail.
+    c.faultApplied(id: "f1", kind: .kill, node: "C", affected: ["C"], appliedMonoNs: 2000 * ms)
+    var killed = Event(kind: .nodeExited, runID: "r", node: "C", at: Stamp(wallMs: 0, monoNs: 2001 * ms))
+    killed.signal = "SIGKILL"
+    c.process(&killed)
+    var d = dead("A", "C", at: 2150 * ms, lastHeard: 1950 * ms)
+    c.process(&d)
+    #expect(d.label == .trueDetection && d.faultID == "f1" && d.tFailMonoNs == 2000 * ms && d.reason == nil)
+}
+
+@Test func aLeaderStoppedWithoutAFaultIsLostAtItsExit() {
+    var c = Correlator()
+    var elected = Event(kind: .leaderElected, runID: "r", node: "A", at: Stamp(wallMs: 0, monoNs: 0))
+    elected.term = 1
+    c.process(&elected)
+    var exited = Event(kind: .nodeExited, runID: "r", node: "A", at: Stamp(wallMs: 0, monoNs: 500 * ms))
+    exited.exitCode = 0
+    c.process(&exited)
+    var next = Event(kind: .leaderElected, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 800 * ms))
+    next.term = 2
+    c.process(&next)
+    #expect(next.sinceLostMs == 300 && next.tFailMonoNs == 500 * ms && next.reason == "A exited (exit status 0)")
+}

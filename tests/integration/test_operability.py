@@ -57,3 +57,17 @@ def test_a_paused_node_is_not_ready_and_a_stop_ends_when_its_process_does(sup):
         if command[0] == "stop" or command[1:2] == ["kill"]:  # an injected kill is not restarted (restart = "on-failure")
             sup.kvctl("start", "B")
         wait_status(sup, lambda s: s["nodes_ready"] == 3, what="B ready again")
+
+
+def test_a_node_stopped_by_kvctl_is_truly_down_for_its_peers(sup):
+    """`kvctl stop A` once made B's and C's detections of A false suspicions, though A had exited."""
+    sup.kvctl("stop", "A")
+    exited = sup.wait_events(lambda e: e["event"] == "node_exited" and e["node"] == "A")[0]
+    found = sup.wait_events(lambda e: e["event"] == "declared_dead" and e.get("peer") == "A", count=2,
+                            what="B and C declaring A dead")
+    for e in found:
+        assert e["label"] == "true_detection", e
+        assert e["t_fail_mono_ns"] == exited["t_mono_ns"], (e, exited)
+        assert e["reason"].startswith("A exited (stopped on request"), e
+        assert 0 < e["detection_latency_ms"] < 1000, e
+    sup.kvctl("start", "A", "--wait")
