@@ -75,6 +75,7 @@ enum Explain {
             if let flag = flags[parameter] { return "\(flag)\(reason)" }
             return "invalid parameter '\(parameter)'\(reason)"
         case "NoLeader": return Render.text(p?["reason"])
+        case "ReloadRefused": return "reload refused: \(Render.text(p?["reason"]))"
         case "NoSuchFault":
             return "cannot cancel fault \(Render.text(p?["fault_id"])): \(Render.text(p?["reason"])); list faults with: kvctl faults"
         case "OperationFailed": return "failed: \(Render.text(p?["reason"]))"
@@ -247,6 +248,37 @@ struct Faults: ParsableCommand {
                                             ControlProtocol.FaultIDParameter.self)
             print(connection.json ? Render.json(reply) : "cancelled \(reply.faultID); it will not be applied")
         }
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-read the config file and say what changed, what was applied and what was refused.",
+        discussion: """
+            Restart policy and stop grace apply at once. Settings passed to each kvnode (hb_*, raft timing,
+            sync, read_policy) need the nodes restarted: --restart-nodes does it one node at a time,
+            each ready before the next; without it they are refused and the nodes keep the old values.
+            Paths, sockets, mode and the node list need kvsupervisor restarted. SIGHUP = reload without --restart-nodes.
+            """)
+    @OptionGroup var connection: Connection
+    @Flag(help: "Apply node settings by restarting the running nodes one at a time.") var restartNodes = false
+
+    func run() throws {
+        let reply = try connection.call("Reload", ControlProtocol.ReloadParameters(restartNodes: restartNodes),
+                                        ControlProtocol.ReloadReply.self)
+        if connection.json {
+            print(Render.json(reply))
+        } else if reply.changes.isEmpty {
+            print("reloaded \(reply.file): no setting changed")
+        } else {
+            print("reloaded \(reply.file):")
+            print(Render.table(["SETTING", "OLD", "NEW", "OUTCOME", "WHY"], reply.changes.map {
+                [$0.key, $0.old, $0.new, $0.outcome.rawValue, $0.reason]
+            }))
+            if !reply.restarted.isEmpty { print("restarted: \(reply.restarted.joined(separator: ", "))") }
+        }
+        // Exit 1 when part of the file is not in force, so that a script notices.
+        if reply.changes.contains(where: { $0.outcome == .refused }) { throw ExitCode(1) }
     }
 }
 

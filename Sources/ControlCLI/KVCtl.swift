@@ -8,7 +8,7 @@ public struct KVCtl: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "kvctl",
         abstract: "Control a kvsupervisor: status, nodes, fault injection, events.",
-        subcommands: [Status.self, Nodes.self, Inject.self, Faults.self, Heal.self, NodeAction.self, StopNode.self,
+        subcommands: [Status.self, Nodes.self, Inject.self, Faults.self, Heal.self, Reload.self, NodeAction.self, StopNode.self,
                       RestartNode.self, Events.self, Leader.self, KV.self, Load.self, Check.self, Sim.self, Experiment.self])
 
     public init() {}

@@ -146,6 +146,21 @@ public enum ControlProtocol {
         public init(node: String?) { self.node = node }
     }
 
+    public struct ReloadParameters: Codable, Sendable {
+        public var restartNodes: Bool?
+        public init(restartNodes: Bool?) { self.restartNodes = restartNodes }
+        enum CodingKeys: String, CodingKey { case restartNodes = "restart_nodes" }
+    }
+
+    public struct ReloadReply: Codable, Sendable {
+        public var file: String
+        public var changes: [SettingChange]
+        public var restarted: [String]
+        public init(file: String, changes: [SettingChange], restarted: [String]) {
+            self.file = file; self.changes = changes; self.restarted = restarted
+        }
+    }
+
     public struct HealReply: Codable, Sendable { public var healed: [String]; public init(healed: [String]) { self.healed = healed } }
 
     public struct EventQuery: Codable, Sendable {

@@ -94,7 +94,12 @@ public struct Event: Sendable, Codable, Equatable {
     /// leader_elected: since the previous leader was lost (the supervisor's earliest sign of it:
     /// the kill of the leader, or the first leader_lost since the last election).
     public var sinceLostMs: Double?
-    // WAL.
+    /// config_reloaded: each changed setting and what became of it.
+    public var changes: [SettingChange]?
+    /// supervisor_started: the version and every setting in force (key -> value), so a log explains itself.
+    public var version: String?
+    public var settings: [String: String]?
+    // WAL; config_reloaded / config_rejected: the file.
     public var path: String?
     public var offset: Int?
 
@@ -106,7 +111,7 @@ public struct Event: Sendable, Codable, Equatable {
         case faultID = "fault_id", fault, requested, applied, applyNs = "apply_ns", effect
         case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", afterMs = "after_ms", peers
         case pid, exitCode = "exit_code", signal, restartInMs = "restart_in_ms", reason
-        case leader, term, sinceLostMs = "since_lost_ms", path, offset
+        case leader, term, sinceLostMs = "since_lost_ms", changes, version, settings, path, offset
     }
 
     public init(kind: EventKind, runID: String, node: NodeID? = nil, peer: NodeID? = nil, at stamp: Stamp = .now()) {

@@ -33,6 +33,18 @@ struct ControlHandler: Sendable {
                     return .error("io.kvsupervisor.NoSuchNode", ["node": .string(node.rawValue)])
                 }
                 return .reply(ControlProtocol.HealReply(healed: context.engine.heal(node: node)))
+            case "Reload":
+                let p = try call.decodeParameters(ControlProtocol.ReloadParameters.self)
+                guard context.state != "starting" else {
+                    return .error("io.kvsupervisor.ReloadRefused", ["reason": .string("the nodes are still starting; retry once kvctl status says running")])
+                }
+                do {
+                    let outcome = try await context.reloader.reload(context, restartNodes: p.restartNodes ?? false)
+                    return .reply(ControlProtocol.ReloadReply(file: context.configFile ?? "", changes: outcome.changes,
+                                                              restarted: outcome.restarted.map(\.rawValue)))
+                } catch {
+                    return .error("io.kvsupervisor.ReloadRefused", ["reason": .string(error.description)])
+                }
             case "CancelFault":
                 let p = try call.decodeParameters(ControlProtocol.FaultIDParameter.self)
                 do { try context.engine.cancel(p.faultID) } catch {

@@ -164,6 +164,17 @@ public enum Daemon {
 
         var started = Event(kind: .supervisorStarted, runID: runID)
         started.pid = getpid()
+        started.version = kvsupervisorVersion
+        started.path = options.configFile
+        // The values in force, defaults resolved: the paths actually used, the binary actually run.
+        var settings = config.settingValues
+        settings["supervisor.socket"] = paths.socket
+        settings["supervisor.event_log"] = paths.eventLog
+        settings["supervisor.state_dir"] = paths.stateDir
+        settings["supervisor.runtime_dir"] = paths.runtimeDir
+        settings["supervisor.run_id"] = runID
+        settings["supervisor.node_binary"] = nodeBinary
+        started.settings = settings
         hub.publish(started)
 
         var logger = Logger(label: "kvsupervisor")

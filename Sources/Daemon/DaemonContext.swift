@@ -19,6 +19,8 @@ final class DaemonContext: Sendable {
     let runID: String
     let configFile: String?
     let startedMonoNs = monotonicNow()
+    /// Reloads one at a time, from SIGHUP and from kvctl reload.
+    let reloader = Reloader()
     private let current: Mutex<ClusterConfig>
     private let phase = Mutex("starting")
 

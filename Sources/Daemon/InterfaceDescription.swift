@@ -54,6 +54,15 @@ type Fault (
   jitter_ms: ?int
 )
 
+# A setting a reload found changed: applied (at once, or by restarting the nodes) or refused, and why.
+type SettingChange (
+  key: string,
+  old: string,
+  new: string,
+  outcome: (applied, refused),
+  reason: string
+)
+
 # One event, as written to the JSONL log (schema version v = 1).
 type Event (
   v: int,
@@ -89,6 +98,9 @@ type Event (
   leader: ?string,
   term: ?int,
   since_lost_ms: ?float,
+  changes: ?[]SettingChange,
+  version: ?string,
+  settings: ?[string]string,
   path: ?string,
   offset: ?int
 )
@@ -113,6 +125,12 @@ method ListNodes() -> (nodes: []Node)
 
 # Faults in force, then those scheduled, soonest first.
 method ListFaults() -> (faults: []Fault)
+
+# Re-reads the config file. Settings the supervisor reads as it acts are applied at once; those
+# passed to each kvnode are applied by restarting the running nodes one at a time when
+# restart_nodes is true, else refused; those read at start are refused. Same as SIGHUP (which
+# never restarts nodes); config_reloaded lists the changes.
+method Reload(restart_nodes: ?bool) -> (file: string, changes: []SettingChange, restarted: []string)
 
 # Takes a scheduled fault back before its time (emits fault_cancelled).
 method CancelFault(fault_id: string) -> (fault_id: string)
@@ -251,6 +269,7 @@ method GetExperiment(run_id: string) -> (run: ExperimentRun, results: []Experime
 error NoSuchNode (node: string)
 error NoLeader (reason: string)
 error NoSuchFault (fault_id: string, reason: string)
+error ReloadRefused (reason: string)
 error InvalidFault (reason: string)
 error NodeNotRunning (node: string, state: string)
 error OperationFailed (reason: string)

@@ -120,31 +120,12 @@ struct ClusterService: Service {
         context.hub.close()
     }
 
-    /// SIGHUP: re-read the file; a bad file is refused and the running config kept.
+    /// SIGHUP: re-read the file, applying what can be applied without restarting nodes; a bad
+    /// file is refused and the running config kept (config_rejected says why).
     private func reload() async {
-        Notifier.reloading()
-        context.setState("reloading")
-        defer {
-            context.setState("running")
-            Task { Notifier.ready(status: context.statusLine()) }
-        }
-        guard let file = context.configFile else {
-            context.hub.log("SIGHUP: no config file to reload (running with the built-in default)")
-            return
-        }
-        do {
-            let new = try ConfigLoader.load(path: file)
-            let old = context.config
-            if new.nodes != old.nodes || new.mode != old.mode {
-                throw ConfigError(file: file, key: "node", problem: "changing nodes or mode needs a restart of kvsupervisor")
-            }
-            context.replaceConfig(new)
-            await context.supervisor.applyConfig(new)
-            context.hub.publish(Event(kind: .configReloaded, runID: context.runID))
-        } catch {
-            var event = Event(kind: .configRejected, runID: context.runID)
-            event.reason = "\(error)"
-            context.hub.publish(event)
+        do { _ = try await context.reloader.reload(context, restartNodes: false) } catch {
+            if case .invalid = error { return }  // config_rejected says why
+            context.hub.log("SIGHUP: \(error)", priority: 5)
         }
     }
 }

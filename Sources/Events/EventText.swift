@@ -46,9 +46,13 @@ public enum EventText {
         case .experimentStarted: return "experiment \(e.runID) started: \(e.reason ?? "")" + (e.path.map { " in \($0)" } ?? "")
         case .experimentProgress: return "experiment \(e.runID): \(e.reason ?? "")"
         case .experimentFinished: return "experiment \(e.runID) ended: \(e.reason ?? "")" + (e.path.map { "; report \($0)/report.html" } ?? "")
-        case .supervisorStarted: return "kvsupervisor started"
+        case .supervisorStarted:
+            return "kvsupervisor \(e.version ?? "") started (pid \(e.pid.map(String.init) ?? "?"), config \(e.path ?? "built-in default"))"
         case .supervisorStopping: return "kvsupervisor stopping"
-        case .configReloaded: return "configuration reloaded"
+        case .configReloaded:
+            var s = "configuration reloaded from \(e.path ?? "?"): \(e.reason ?? "")"
+            for c in e.changes ?? [] { s += "; \(c.key) \(c.old) -> \(c.new) \(c.outcome.rawValue) (\(c.reason))" }
+            return s
         case .configRejected: return "configuration reload refused, old configuration kept: \(e.reason ?? "")"
         default: return "\(e.kind.rawValue) \(node)"
         }
@@ -58,6 +62,7 @@ public enum EventText {
     public static func priority(_ e: Event) -> Int {
         switch e.kind {
         case .faultFailed, .configRejected: return 3
+        case .configReloaded where e.changes?.contains(where: { $0.outcome == .refused }) == true: return 4
         case .declaredDead, .nodeExited, .leaderLost, .walTruncated: return 4
         case .faultApplied, .faultCleared, .declaredAlive, .leaderElected, .configReloaded: return 5
         default: return 6

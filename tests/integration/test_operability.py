@@ -71,3 +71,66 @@ def test_a_node_stopped_by_kvctl_is_truly_down_for_its_peers(sup):
         assert e["reason"].startswith("A exited (stopped on request"), e
         assert 0 < e["detection_latency_ms"] < 1000, e
     sup.kvctl("start", "A", "--wait")
+
+
+def cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().split(b"\0")
+
+
+def flag_value(pid, flag):
+    args = cmdline(pid)
+    return args[args.index(flag.encode()) + 1].decode()
+
+
+def node_pids(sup):
+    return {n["id"]: n["pid"] for n in sup.json("nodes")["nodes"]}
+
+
+def test_a_reload_applies_or_refuses_each_setting_and_never_half_applies(sup):
+    """A SIGHUP changing hb_timeout_ms once left running nodes on the old timeout while a restarted
+    one got the new, with no word in config_reloaded."""
+    import signal
+    started = sup.wait_events(lambda e: e["event"] == "supervisor_started")[0]
+    assert started["version"] and started["path"] == str(sup.config), started
+    assert started["settings"]["cluster.hb_timeout_ms"] == "200", started
+    assert started["settings"]["supervisor.socket"] == sup.socket, started
+
+    text = sup.config.read_text()
+    sup.config.write_text(text.replace("hb_timeout_ms = 200", "hb_timeout_ms = 300")
+                              .replace("stop_grace_ms = 2000", "stop_grace_ms = 1500")
+                              .replace(f'socket = "{sup.socket}"', f'socket = "{sup.dir}/other.sock"'))
+    sup.proc.send_signal(signal.SIGHUP)
+    reloaded = sup.wait_events(lambda e: e["event"] == "config_reloaded")[0]
+    changes = {c["key"]: c for c in reloaded["changes"]}
+    assert set(changes) == {"supervisor.socket", "supervisor.stop_grace_ms", "cluster.hb_timeout_ms"}, changes
+    assert changes["supervisor.stop_grace_ms"]["outcome"] == "applied", changes
+    assert changes["cluster.hb_timeout_ms"]["outcome"] == "refused", changes
+    assert "kvctl reload --restart-nodes" in changes["cluster.hb_timeout_ms"]["reason"], changes
+    assert changes["supervisor.socket"]["outcome"] == "refused", changes
+    assert reloaded["reason"] == "1 applied, 2 refused", reloaded
+
+    # The refused timeout is not in force anywhere: a node restarted now gets the old one.
+    sup.kvctl("restart", "B", "--wait")
+    pids = node_pids(sup)
+    assert {flag_value(pid, "--hb_timeout_ms") for pid in pids.values()} == {"200"}, pids
+
+    # Asked to, the reload restarts the running nodes one at a time with the new timeout.
+    sup.config.write_text(text.replace("hb_timeout_ms = 200", "hb_timeout_ms = 300"))
+    r = sup.kvctl("--json", "reload", "--restart-nodes")
+    import json
+    reply = json.loads(r.stdout)
+    assert reply["restarted"] == ["A", "B", "C"], reply
+    assert [(c["key"], c["outcome"]) for c in reply["changes"]] == [
+        ("supervisor.stop_grace_ms", "applied"), ("cluster.hb_timeout_ms", "applied")], reply
+    new_pids = node_pids(sup)
+    assert not set(new_pids.values()) & set(pids.values()), (pids, new_pids)
+    assert {flag_value(pid, "--hb_timeout_ms") for pid in new_pids.values()} == {"300"}, new_pids
+    sup.node_pids = list(new_pids.values())
+    assert "no setting changed" in sup.kvctl("reload").stdout
+
+    # A bad file is refused whole, with the reason, and the running config kept.
+    sup.config.write_text(text.replace("hb_timeout_ms = 200", "hb_timeout_ms = -1"))
+    r = sup.kvctl("reload", check=False)
+    assert r.returncode == 1 and "reload refused" in r.stderr and "hb_timeout_ms" in r.stderr, r.stderr
+    sup.wait_events(lambda e: e["event"] == "config_rejected")
