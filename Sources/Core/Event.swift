@@ -32,6 +32,10 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case walTruncated = "wal_truncated"
     /// A scheduled fault taken back before its time (`kvctl faults cancel`).
     case faultCancelled = "fault_cancelled"
+    /// kvnode's own log (`--log_path`): a seed detector cannot connect to its `--peer_addr`.
+    case peerUnreachable = "peer_unreachable"
+    /// kvnode's own log (`--log_path`): heartbeat lines sent in the last second (`count`).
+    case heartbeatsSent = "heartbeats_sent"
 
     /// Kinds that are emitted: what `--kinds` accepts.
     public static var emitted: [EventKind] { allCases.filter { $0 != .writeAcked } }
@@ -96,6 +100,8 @@ public struct Event: Sendable, Codable, Equatable {
     public var sinceLostMs: Double?
     /// config_reloaded: each changed setting and what became of it.
     public var changes: [SettingChange]?
+    /// heartbeats_sent: how many.
+    public var count: Int?
     /// supervisor_started: the version and every setting in force (key -> value), so a log explains itself.
     public var version: String?
     public var settings: [String: String]?
@@ -111,7 +117,7 @@ public struct Event: Sendable, Codable, Equatable {
         case faultID = "fault_id", fault, requested, applied, applyNs = "apply_ns", effect
         case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", afterMs = "after_ms", peers
         case pid, exitCode = "exit_code", signal, restartInMs = "restart_in_ms", reason
-        case leader, term, sinceLostMs = "since_lost_ms", changes, version, settings, path, offset
+        case leader, term, sinceLostMs = "since_lost_ms", changes, version, settings, count, path, offset
     }
 
     public init(kind: EventKind, runID: String, node: NodeID? = nil, peer: NodeID? = nil, at stamp: Stamp = .now()) {

@@ -23,20 +23,26 @@ public final class EventOutput: Sendable {
         self.viaNotify = viaNotify
     }
 
-    public func emit(_ event: Event) {
+    /// Where an event goes besides the log file: everywhere (the supervisor and stderr too), or
+    /// only the file (a node's own bookkeeping, once a second: not for the journal).
+    public enum Reach: Sendable { case everywhere, logOnly, logAndStderr }
+
+    public func emit(_ event: Event, reach: Reach = .everywhere) {
         let line = event.jsonLine()
         if let logFD {
             // One write(2) per line with O_APPEND: lines never interleave, even with other writers.
             let bytes = Array((line + "\n").utf8)
             _ = bytes.withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
         }
-        if viaNotify { Notifier.send(["KV_EVENT=\(line)"]) }
+        if viaNotify && reach == .everywhere { Notifier.send(["KV_EVENT=\(line)"]) }
+        if reach == .logOnly { return }
         var human = "\(event.kind.rawValue)"
         if let peer = event.peer { human += " peer=\(peer)" }
         if let s = event.silenceMs { human += " silence_ms=\(s)" }
         if let l = event.leader { human += " leader=\(l)" }
         if let t = event.term { human += " term=\(t)" }
         if let o = event.offset { human += " offset=\(o)" }
+        if let r = event.reason { human += ": \(r)" }
         writeStderr("kvnode \(event.node.map(\.rawValue) ?? "?"): \(human)")
     }
 }

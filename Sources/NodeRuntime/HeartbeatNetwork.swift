@@ -2,6 +2,9 @@ import Core
 import Systemd
 import NIOCore
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Hands each received line to the node.
 final class LineHandler: ChannelInboundHandler {
@@ -37,6 +40,8 @@ final class HeartbeatNetwork {
     private let node: HeartbeatNode
     private let loop: any EventLoop
     private let guest: PeerPortGuest?
+    /// Seed detector: addresses whose failed connect was reported, until one succeeds.
+    private var reportedUnreachable: Set<String> = []
     static let maxLineBytes = 512
     static let maxPeerConnections = 1024
 
@@ -108,7 +113,25 @@ final class HeartbeatNetwork {
                 HeartbeatNetwork.addLineHandlers(channel, node: node, onInactive: { _ in net.value.redial(peer, after: interval) })
             }
             .connect(host: peer.host, port: peer.port)
-            .whenFailure { _ in net.value.redial(peer, after: interval) }
+            .whenComplete { result in
+                let key = "\(peer.host):\(peer.port)"
+                switch result {
+                case .success:
+                    net.value.reportedUnreachable.remove(key)
+                case .failure(let error):
+                    if net.value.reportedUnreachable.insert(key).inserted {
+                        node.reportUnreachable(peer, reason: HeartbeatNetwork.why(error))
+                    }
+                    net.value.redial(peer, after: interval)
+                }
+            }
+    }
+
+    /// "Connection refused" rather than NIO's nested description.
+    static func why(_ error: any Error) -> String {
+        if let e = error as? NIOConnectionError, let first = e.connectionErrors.first { return why(first.error) }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
     }
 
     private func redial(_ peer: PeerAddress, after delay: TimeAmount) {

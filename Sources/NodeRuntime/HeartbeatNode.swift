@@ -57,6 +57,20 @@ final class HeartbeatNode: Sendable {
         for c in callbacks { c() }
     }
 
+    /// The last second's count of beats sent, to the node's own log only.
+    func recordHeartbeatsSent(_ count: Int) {
+        var e = Event(kind: .heartbeatsSent, runID: options.runID, node: options.id)
+        e.count = count
+        output.emit(e, reach: .logOnly)
+    }
+
+    /// A seed detector's `--peer_addr` cannot be reached: said once per outage, in the log and on stderr.
+    func reportUnreachable(_ peer: PeerAddress, reason: String) {
+        var e = Event(kind: .peerUnreachable, runID: options.runID, node: options.id)
+        e.reason = "cannot connect to \(peer.host):\(peer.port): \(reason); retrying every \(options.hbIntervalMs) ms"
+        output.emit(e, reach: .logAndStderr)
+    }
+
     /// The next heartbeat line this node sends.
     func nextHeartbeatLine() -> String {
         let n = state.withLock { s in

@@ -22,6 +22,8 @@ final class HeartbeatSender {
     private let listenFD: Int32?
     private var accepted: [Int32] = []
     private var lastBeat: [UInt8] = []
+    /// Heartbeat lines written whole, on any connection, since `takeSentCount`.
+    private var sent = 0
 
     init(dialing peers: [PeerAddress], listenFD: Int32?) {
         dialed = peers.map { ($0, .down, false) }
@@ -42,6 +44,12 @@ final class HeartbeatSender {
             if dead { close(fd) }
             return dead
         }
+    }
+
+    /// How many lines went out since the last call.
+    func takeSentCount() -> Int {
+        defer { sent = 0 }
+        return sent
     }
 
     /// A connect still in progress when its beat was due: the beat goes out as soon as it
@@ -114,7 +122,7 @@ final class HeartbeatSender {
     /// this beat; a partial write would split a line, so it drops the connection.
     private func send(_ bytes: [UInt8], on fd: Int32) -> Bool {
         let n = bytes.withUnsafeBytes { kv_tcp_send(fd, $0.baseAddress, $0.count) }
-        if n == bytes.count { return true }
+        if n == bytes.count { sent += 1; return true }
         return n == -Int(EAGAIN) || n == -Int(EWOULDBLOCK)
     }
 }

@@ -23,9 +23,11 @@ enum NodeClock {
         var beats = FixedRateSlots(start: monotonicNow(), intervalNs: interval)
         var retryAt = MonotonicNanos.max  // a beat owed to a connection still being set up
         var retryDelay: Int64 = 1_000_000
+        // A node with a log file records there how many beats it sent each second.
+        var statsAt = node.options.logPath != nil && sender != nil ? monotonicNow() + 1_000_000_000 : MonotonicNanos.max
         while true {
             let deadline = node.earliestDeadline ?? .max
-            let due = min(sender == nil ? .max : beats.next, deadline, retryAt)
+            let due = min(sender == nil ? .max : beats.next, deadline, retryAt, statsAt)
             if due - spinNs > monotonicNow() {
                 node.waiter.sleep(until: due - spinNs)
                 continue
@@ -33,6 +35,10 @@ enum NodeClock {
             PreciseClock.spin(until: due)
             let now = monotonicNow()
             if now >= deadline { node.expireDue(at: now) }
+            if let sender, now >= statsAt {
+                node.recordHeartbeatsSent(sender.takeSentCount())
+                statsAt += 1_000_000_000
+            }
             if let sender, now >= retryAt {
                 sender.retry()
                 retryAt = .max

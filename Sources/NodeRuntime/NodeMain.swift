@@ -3,6 +3,7 @@ import Core
 import NIOCore
 import NIOPosix
 import Systemd
+import Timing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,7 +41,7 @@ public func connectionCap(preferred: Int, share: Double) -> Int {
 public enum NodeMain {
     public static func run(_ options: NodeOptions, extension ext: NodeExtension? = nil) throws -> Never {
         try ParentWatch.armIfSupervised()
-        installTerminationHandlers()
+        signal(SIGPIPE, SIG_IGN)
         raiseFileLimit()
 
         let output: EventOutput
@@ -49,6 +50,16 @@ public enum NodeMain {
         } catch {
             fail(options, "\(error)")
         }
+        awaitTermination(options, output)
+        // The node's own side, first thing in its own log (the supervisor records starts and exits itself).
+        var started = Event(kind: .nodeStarted, runID: options.runID, node: options.id)
+        started.pid = getpid()
+        started.reason = "\(options.role.rawValue) on \(options.host):\(options.port)"
+            + (options.peers.isEmpty ? "" : ", peers " + options.peers.map { p in (p.id.map { "\($0)=" } ?? "") + "\(p.host):\(p.port)" }
+                .joined(separator: ","))
+            + ", heartbeat every \(options.hbIntervalMs) ms, dead after \(options.hbTimeoutMs) ms"
+        output.emit(started, reach: .logOnly)
+
         let node = HeartbeatNode(options: options, output: output)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
@@ -85,8 +96,41 @@ public enum NodeMain {
             do { status = try ext.start(output) + "; peer port " + status } catch { fail(options, "\(error)") }
         }
         Notifier.ready(status: status)
-        // The event loop thread does the work; this thread only waits for a termination signal.
+        // The event loop and timing threads do the work; this one only waits.
         while true { pause() }
+    }
+
+    /// SIGTERM and SIGINT are blocked in every thread (`blockTerminationSignals`, first thing in
+    /// main) and taken here, on a thread of their own, at any moment of the node's life: it
+    /// writes the node's exit to its log, then ends the process with status 0. Every other event
+    /// line is already written (one write(2) each), so there is nothing to flush.
+    private static func awaitTermination(_ options: NodeOptions, _ output: EventOutput) {
+        startDetachedThread {
+            var set = terminationSignals()
+            var received: Int32 = 0
+            while sigwait(&set, &received) != 0 {}
+            var exited = Event(kind: .nodeExited, runID: options.runID, node: options.id)
+            exited.pid = getpid()
+            exited.exitCode = 0
+            exited.reason = received == SIGINT ? "SIGINT" : "SIGTERM"
+            output.emit(exited, reach: .logOnly)
+            _exit(0)
+        }
+    }
+
+    private static func terminationSignals() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        return set
+    }
+
+    /// Call before any thread starts (threads inherit the mask): SIGTERM and SIGINT then reach only
+    /// the thread that waits for them.
+    public static func blockTerminationSignals() {
+        var set = terminationSignals()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
     private static func listenForBeats(_ options: NodeOptions) -> Int32 {
@@ -102,13 +146,6 @@ public enum NodeMain {
         exit(1)
     }
 
-    /// SIGTERM and SIGINT end the node at once with status 0: every event line is already written
-    /// (one write(2) each), so there is nothing to flush.
-    private static func installTerminationHandlers() {
-        signal(SIGTERM) { _ in _exit(0) }
-        signal(SIGINT) { _ in _exit(0) }
-        signal(SIGPIPE, SIG_IGN)
-    }
 }
 
 /// Makes a node die with its supervisor: PR_SET_PDEATHSIG, then a check that closes the race

@@ -18,11 +18,14 @@ struct KVNode: ParsableCommand {
               kvnode --id A --port 7101 --peers B=127.0.0.1:7102,C=127.0.0.1:7103
             Raft KV node, as the original store (HTTP on -port; Raft and heartbeats on port + 1000):
               kvnode -id node1 -port 8080 -peers "node2=http://localhost:8081,node3=http://localhost:8082"
+            One-node KV store (no peers: data in ./data/node1), then curl localhost:8080/status:
+              kvnode -id node1 -port 8080
             """)
 
     @Option(name: [.customLong("id"), .customLong("id", withSingleDash: true)], help: "Node id: 1-32 letters, digits, '-' or '_'.")
     var id: String
-    @Option(name: .customLong("mode"), help: "heartbeat, raft, or auto: raft when --peers gives http:// URLs or --data-dir is set.")
+    @Option(name: .customLong("mode"),
+            help: "heartbeat, raft, or auto: raft when --peers gives http:// URLs, --data-dir is set, or there are no peers at all (a one-node store); heartbeat otherwise.")
     var mode = "auto"
     @Option(name: .customLong("host"), help: "Address to listen on.")
     var host = "127.0.0.1"
@@ -124,7 +127,10 @@ struct KVNode: ParsableCommand {
 
     var peerList: [String] { peers.split(separator: ",").map(String.init).filter { !$0.isEmpty } }
     var raftPeerList: [String] { raftPeers.split(separator: ",").map(String.init).filter { !$0.isEmpty } }
-    var isRaft: Bool { mode == "raft" || (mode == "auto" && (peers.contains("://") || dataDir != nil)) }
+    /// With no peers and no seed role, a node is the original store's single node: a one-node KV store.
+    var isRaft: Bool {
+        mode == "raft" || (mode == "auto" && (peers.contains("://") || dataDir != nil || (peerList.isEmpty && peerAddr.isEmpty && role == "peer")))
+    }
     var resolvedPeerPort: Int { peerPort ?? port + 1000 }
 
     /// "ID=http://HOST:PORT/" -> "ID=HOST:PORT".
@@ -187,4 +193,5 @@ struct KVNode: ParsableCommand {
     }
 }
 
+NodeMain.blockTerminationSignals()
 KVNode.main()

@@ -55,8 +55,11 @@ def wait_for_jsonl(path, predicate, timeout):
     """Events in a JSONL file that satisfy predicate, once there is at least one; fails after timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        with open(path) as f:
-            found = [e for e in map(json.loads, filter(str.strip, f)) if predicate(e)]
+        try:
+            with open(path) as f:
+                found = [e for e in map(json.loads, filter(str.strip, f)) if predicate(e)]
+        except FileNotFoundError:  # not created yet
+            found = []
         if found:
             return found
         if time.monotonic() >= deadline:
