@@ -39,22 +39,24 @@ extension ControlProtocol {
         public var medianMs: Double?
         public var ciLowMs: Double?
         public var ciHighMs: Double?
+        /// The exact probability that [ci_low_ms, ci_high_ms] covers the true median (95% needs 6 trials or more).
+        public var ciCoverage: Double?
         public var p99Ms: Double?
         public var theoryMedianMs: Double?
         public var mistakesPerMin: Double?
         public var meanMistakeMs: Double?
         public var queryAccuracy: Double?
         public init(detector: String, hbIntervalMs: Int, hbTimeoutMs: Int, trials: Int, missed: Int, falsePositives: Int,
-                    medianMs: Double?, ciLowMs: Double?, ciHighMs: Double?, p99Ms: Double?, theoryMedianMs: Double?,
+                    medianMs: Double?, ciLowMs: Double?, ciHighMs: Double?, ciCoverage: Double? = nil, p99Ms: Double?, theoryMedianMs: Double?,
                     mistakesPerMin: Double?, meanMistakeMs: Double?, queryAccuracy: Double?) {
             self.detector = detector; self.hbIntervalMs = hbIntervalMs; self.hbTimeoutMs = hbTimeoutMs; self.trials = trials
             self.missed = missed; self.falsePositives = falsePositives; self.medianMs = medianMs; self.ciLowMs = ciLowMs
-            self.ciHighMs = ciHighMs; self.p99Ms = p99Ms; self.theoryMedianMs = theoryMedianMs
+            self.ciHighMs = ciHighMs; self.ciCoverage = ciCoverage; self.p99Ms = p99Ms; self.theoryMedianMs = theoryMedianMs
             self.mistakesPerMin = mistakesPerMin; self.meanMistakeMs = meanMistakeMs; self.queryAccuracy = queryAccuracy
         }
         enum CodingKeys: String, CodingKey {
             case detector, hbIntervalMs = "hb_interval_ms", hbTimeoutMs = "hb_timeout_ms", trials, missed
-            case falsePositives = "false_positives", medianMs = "median_ms", ciLowMs = "ci_low_ms", ciHighMs = "ci_high_ms"
+            case falsePositives = "false_positives", medianMs = "median_ms", ciLowMs = "ci_low_ms", ciHighMs = "ci_high_ms", ciCoverage = "ci_coverage"
             case p99Ms = "p99_ms", theoryMedianMs = "theory_median_ms", mistakesPerMin = "mistakes_per_min"
             case meanMistakeMs = "mean_mistake_ms", queryAccuracy = "query_accuracy"
         }

@@ -171,6 +171,8 @@ type ExperimentTrial (
 )
 
 # One cell of a sweep beside theory (a fixed detector: uniform on [T - I, T], median T - I/2).
+# false_positives counts every suspicion of a node that was up (kill trials' and delay windows').
+# [ci_low_ms, ci_high_ms] covers the true median with probability ci_coverage, exactly (>= 0.95 from 6 trials).
 type ExperimentCell (
   detector: string,
   hb_interval_ms: int,
@@ -181,6 +183,7 @@ type ExperimentCell (
   median_ms: ?float,
   ci_low_ms: ?float,
   ci_high_ms: ?float,
+  ci_coverage: ?float,
   p99_ms: ?float,
   theory_median_ms: ?float,
   mistakes_per_min: ?float,

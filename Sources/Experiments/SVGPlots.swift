@@ -76,7 +76,7 @@ public enum SVGPlots {
         return s + "</svg>\n"
     }
 
-    /// Median latency against timeout with 95% CI bars, a series per (detector, interval), and
+    /// Median latency against timeout with interval bars (95% from 6 trials), a series per (detector, interval), and
     /// the theoretical median T - I/2 dashed in the series' colour.
     public static func latency(_ summary: SweepSummary, spec: DetectionSweepSpec) -> String {
         let width = 720.0, height = 440.0, x0 = 70.0, y0 = 50.0, pw = 480.0, ph = 320.0
@@ -86,7 +86,7 @@ public enum SVGPlots {
         let ymax = max(rows.compactMap { $0.median?.high }.max() ?? 1, tmax) * 1.1
         func px(_ v: Double) -> Double { x0 + (v - xmin) / (xmax - xmin) * pw }
         func py(_ v: Double) -> Double { y0 + ph - v / ymax * ph }
-        var s = open(width, height) + text(width / 2, 24, "Median detection latency vs timeout (bars: 95% CI; dashed: T - I/2)",
+        var s = open(width, height) + text(width / 2, 24, "Median detection latency vs timeout (bars: order-statistic interval, 95% from 6 trials; dashed: T - I/2)",
                                            size: 15, anchor: "middle", bold: true)
         s += axes(x0, y0, pw, ph, xTicks: spec.timeoutsMs.map(Double.init), px: px, yLabel: "detection latency (ms)",
                   xLabel: "hb_timeout_ms", yTicks: ticks(0, ymax, 5), py: py)

@@ -29,21 +29,22 @@ public enum SweepHTML {
             """
         h += "<h2>Each cell against theory</h2><p class=\"meta\">A fixed detector notices a crash between T − I and T after it, "
             + "uniformly: median T − I/2. Green: every detection in [T − I, T + 5 ms] and the median's 95% CI covers theory; amber: in "
-            + "bounds, but the CI misses theory; red: a miss or a detection out of bounds. Overhead: a trial's time beyond its phase "
+            + "bounds, but the 95% CI misses theory, or too few trials (under 6) for a 95% interval, whose true coverage is shown; "
+            + "red: a miss or a detection out of bounds. False suspicions count every suspicion of a node that was up. Overhead: a trial's time beyond its phase "
             + "wait and its detection (restart, re-trust, bookkeeping)."
             + (spec.fault == .delay ? " Under the delay d ± j of these kills theory shifts to [T − I + d − j, T + d + j], median "
                + "T − I/2 + d; a kill while the detector already suspected the node counts as detected at once." : "") + "</p>"
-        h += "<table><tr><th class=l>detector</th><th>I ms</th><th>T ms</th><th>trials</th><th>missed</th><th>false pos.</th>"
-            + "<th>median ms</th><th>95% CI</th><th>theory T − I/2</th><th>in bounds</th><th>p90</th><th>p99</th>"
+        h += "<table><tr><th class=l>detector</th><th>I ms</th><th>T ms</th><th>trials</th><th>missed</th><th>false suspicions</th>"
+            + "<th>median ms</th><th>interval</th><th>coverage</th><th>theory T − I/2</th><th>in bounds</th><th>p90</th><th>p99</th>"
             + "<th>overshoot p99</th><th>overhead median</th></tr>"
         for r in summary.rows {
             let cell = r.result.cell
             // Red: a miss or a detection out of bounds. Amber: in bounds, but the median's CI misses theory.
             var cls = r.result.missed > 0 || r.outOfBounds > 0 ? "bad" : ""
-            if cls.isEmpty, let t = r.theory, let m = r.median { cls = m.low <= t.medianMs && t.medianMs <= m.high ? "good" : "warn" }
+            if cls.isEmpty, let t = r.theory, let m = r.median { cls = m.is95 && m.covers(t.medianMs) ? "good" : "warn" }
             h += "<tr class=\"\(cls)\"><td class=l>\(cell.detector.rawValue)</td><td>\(cell.intervalMs)</td><td>\(cell.timeoutMs)</td>"
-                + "<td>\(r.result.trials)</td><td>\(r.result.missed)</td><td>\(r.result.falsePositives)</td><td>\(f(r.median?.median))</td>"
-                + "<td>\(r.median.map { "[\(f($0.low)), \(f($0.high))]" } ?? "-")</td><td>\(f(r.theory?.medianMs))</td>"
+                + "<td>\(r.result.trials)</td><td>\(r.result.missed)</td><td>\(r.result.falseSuspicions)</td><td>\(f(r.median?.median))</td>"
+                + "<td>\(r.median.map { "[\(f($0.low)), \(f($0.high))]" } ?? "-")</td><td>\(r.median?.coverageText ?? "-")</td><td>\(f(r.theory?.medianMs))</td>"
                 + "<td>\(r.theory == nil ? "-" : "\(r.result.latenciesMs.count - r.outOfBounds)/\(r.result.latenciesMs.count)")</td>"
                 + "<td>\(f(r.p90))</td><td>\(f(r.p99))</td><td>\(f(r.overshootP99))</td><td>\(f(r.medianOverheadMs))</td></tr>"
         }

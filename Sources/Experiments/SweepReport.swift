@@ -53,23 +53,25 @@ public enum SweepReport {
         }
         out += "\n## Detection latency against theory\n\n"
         out += "A fixed detector with interval I and timeout T notices a crash between T - I and T after it, uniformly: "
-            + "median T - I/2. The 95% CI is the median's, from order statistics. Overhead is a trial's time beyond its phase wait "
+            + "median T - I/2. The interval beside each median is from order statistics, with its exact coverage: 95% or more "
+            + "from 6 trials up; with fewer no interval reaches 95%, so [min, max] is given with the lower coverage it has. "
+            + "False suspicions count every suspicion of a node that was up (in kill trials and in delay windows). Overhead is a trial's time beyond its phase wait "
             + "and its detection (restart, re-trust, bookkeeping)."
             + (spec.fault == .delay ? " Under the delay d +- j the kills happened in, theory shifts: [T - I + d - j, T + d + j], median "
                + "T - I/2 + d; a kill while the detector already suspected the node counts as detected at once (T_D = 0)." : "")
             + "\n\n"
-        out += "| detector | I ms | T ms | trials | missed | false pos. | median ms [95% CI] | theory median | in [T-I, T+5] "
-            + "| p90 | p99 | overshoot p99 | overhead median |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        out += "| detector | I ms | T ms | trials | missed | false suspicions | median ms [interval] | coverage | theory median "
+            + "| in [T-I, T+5] | p90 | p99 | overshoot p99 | overhead median |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         for r in summary.rows {
             let cell = r.result.cell
             let median = r.median.map { "\(f($0.median)) [\(f($0.low)), \(f($0.high))]" } ?? "-"
             let verdict: String
             if let t = r.theory, let m = r.median {
-                let covers = m.low <= t.medianMs && t.medianMs <= m.high
-                verdict = "\(r.result.latenciesMs.count - r.outOfBounds)/\(r.result.latenciesMs.count)" + (covers ? "" : " (CI misses theory)")
+                verdict = "\(r.result.latenciesMs.count - r.outOfBounds)/\(r.result.latenciesMs.count)"
+                    + (m.is95 && !m.covers(t.medianMs) ? " (95% CI misses theory)" : "")
             } else { verdict = "-" }
             out += "| \(cell.detector.rawValue) | \(cell.intervalMs) | \(cell.timeoutMs) | \(r.result.trials) | \(r.result.missed) "
-                + "| \(r.result.falsePositives) | \(median) | \(r.theory.map { f($0.medianMs) } ?? "-") | \(verdict) | \(f(r.p90)) "
+                + "| \(r.result.falseSuspicions) | \(median) | \(r.median.map { $0.coverageText } ?? "-") | \(r.theory.map { f($0.medianMs) } ?? "-") | \(verdict) | \(f(r.p90)) "
                 + "| \(f(r.p99)) | \(f(r.overshootP99)) | \(f(r.medianOverheadMs)) |\n"
         }
         if summary.rows.contains(where: { $0.result.quality != nil }) {
@@ -93,14 +95,20 @@ public enum SweepReport {
     public static func headline(summary: SweepSummary, context c: RunContext) -> String {
         let detected = summary.rows.reduce(0) { $0 + $1.result.latenciesMs.count }
         let missed = summary.rows.reduce(0) { $0 + $1.result.missed }
-        let fp = summary.rows.reduce(0) { $0 + $1.result.falsePositives }
+        let fp = summary.rows.reduce(0) { $0 + $1.result.falseSuspicions }
         let out = summary.rows.reduce(0) { $0 + $1.outOfBounds }
         let fixed = summary.rows.filter { $0.theory != nil && $0.median != nil }
-        let covered = fixed.filter { r in r.median!.low <= r.theory!.medianMs && r.theory!.medianMs <= r.median!.high }.count
+        let sized = fixed.filter { $0.median!.is95 }
+        let covered = sized.filter { $0.median!.covers($0.theory!.medianMs) }.count
         var s = "\(c.state.capitalized): \(summary.records.count) of \(c.total) trials; \(detected) detections, \(missed) missed, "
-            + "\(fp) false suspicions"
+            + "\(fp) false suspicion\(fp == 1 ? "" : "s")"
         if !fixed.isEmpty {
-            s += "; \(out) detections outside [T - I, T + 5 ms]; the median's 95% CI covers T - I/2 in \(covered) of \(fixed.count) cells"
+            s += "; \(out) detections outside [T - I, T + 5 ms]"
+            if !sized.isEmpty { s += "; the median's 95% CI covers theory in \(covered) of \(sized.count) cells" }
+            if sized.count < fixed.count {
+                s += "; \(fixed.count - sized.count) cell\(fixed.count - sized.count == 1 ? " has" : "s have") fewer than 6 detections, "
+                    + "too few for a 95% interval"
+            }
         }
         return s + "."
     }

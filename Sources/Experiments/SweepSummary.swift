@@ -5,7 +5,7 @@ import Core
 public struct SweepSummary: Sendable {
     public struct Row: Sendable {
         public var result: CellResult
-        public var median: (median: Double, low: Double, high: Double)?
+        public var median: MedianInterval?
         public var p90: Double?
         public var p99: Double?
         public var overshootP99: Double?
@@ -49,8 +49,8 @@ public struct SweepSummary: Sendable {
             let q = r.result.quality
             return .init(detector: r.result.cell.detector.rawValue, hbIntervalMs: r.result.cell.intervalMs,
                          hbTimeoutMs: r.result.cell.timeoutMs, trials: r.result.trials, missed: r.result.missed,
-                         falsePositives: r.result.falsePositives, medianMs: r.median?.median, ciLowMs: r.median?.low,
-                         ciHighMs: r.median?.high, p99Ms: r.p99, theoryMedianMs: r.theory?.medianMs,
+                         falsePositives: r.result.falseSuspicions, medianMs: r.median?.median, ciLowMs: r.median?.low,
+                         ciHighMs: r.median?.high, ciCoverage: r.median?.coverage, p99Ms: r.p99, theoryMedianMs: r.theory?.medianMs,
                          mistakesPerMin: q?.mistakesPerMinute, meanMistakeMs: q?.meanDurationMs, queryAccuracy: q?.queryAccuracy)
         }
     }

@@ -10,6 +10,10 @@ public struct CellResult: Sendable, Equatable {
     public var falsePositives: Int
     public var quality: DetectorQuality?
 
+    /// Every time the detector suspected the node while it was up: false positives of kill trials
+    /// plus the mistakes counted in delay windows. What a person means by "false suspicions".
+    public var falseSuspicions: Int { falsePositives + (quality?.mistakes ?? 0) }
+
     public init(cell: SweepPlan.Cell, latenciesMs: [Double], trials: Int, missed: Int, falsePositives: Int,
                 quality: DetectorQuality? = nil) {
         self.cell = cell; self.latenciesMs = latenciesMs; self.trials = trials; self.missed = missed

@@ -105,8 +105,22 @@ func badSpecsNameTheKey(change: String, key: String, says: String) {
     let xs = (1...100).map(Double.init)
     #expect(OrderStatistics.percentile(xs, 50) == 50 && OrderStatistics.percentile(xs, 99) == 99)
     let ci = OrderStatistics.medianCI(xs)!
-    #expect(ci.median == 50 && ci.low == 41 && ci.high == 61)  // ranks 41 and 61 of 100
+    // Ranks 40 and 61 of 100: P(40 <= B <= 60) = 0.9648 for B ~ Bin(100, 1/2). The normal
+    // approximation once gave 41..61, whose true coverage is 0.9431: not a 95% interval.
+    #expect(ci.median == 50 && ci.low == 40 && ci.high == 61)
+    #expect(abs(ci.coverage - 0.9648) < 0.0001 && ci.is95)
+    #expect(abs(OrderStatistics.coverage(n: 100, k: 41) - 0.9431) < 0.0001)
     let theory = DetectionTheory(intervalMs: 100, timeoutMs: 200)
     #expect(theory.medianMs == 150 && theory.lowMs == 100 && theory.highMs == 200)
     #expect(theory.admits(204, slackMs: 5) && !theory.admits(206, slackMs: 5) && !theory.admits(94, slackMs: 5))
+}
+
+/// Fewer than 6 trials cannot give a 95% interval: [min, max] is all there is, with its true coverage.
+@Test(arguments: [(1, 0.0), (2, 0.5), (4, 0.875), (5, 0.9375), (6, 0.96875)])
+func smallSamplesSayTheirIntervalsTrueCoverage(n: Int, coverage: Double) {
+    let xs = (1...n).map(Double.init)
+    let ci = OrderStatistics.medianCI(xs)!
+    #expect(ci.low == 1 && ci.high == Double(n))
+    #expect(abs(ci.coverage - coverage) < 1e-9)
+    #expect(ci.is95 == (n >= 6))
 }

@@ -62,10 +62,30 @@ private func record(_ index: Int, latency: Double?, session: Int = 1) -> TrialRe
     let md = SweepReport.markdown(spec: spec, plan: plan, summary: summary, context: context)
     #expect(md.contains("This report is partial: the run is cancelled (cancelled after 1 of 2 trials)"))
     #expect(md.contains("skipped (timeout not above interval): I=100 T=50"))
-    #expect(md.contains("| fixed | 100 | 300 | 1 | 0 | 0 | 251 [251, 251] | 250 | 1/1 (CI misses theory) |"))
+    // One trial: no interval of any coverage, and no claim about theory.
+    #expect(md.contains("| fixed | 100 | 300 | 1 | 0 | 0 | 251 [251, 251] | 0.0% | 250 | 1/1 |"))
+    #expect(md.contains("1 cell has fewer than 6 detections, too few for a 95% interval"))
     #expect(md.contains("2026-11-18 ") && md.contains(" UTC"))
     let html = SweepHTML.page(spec: spec, plan: plan, summary: summary, context: context,
                               plots: [("Heatmap", SVGPlots.heatmap(summary, spec: spec))])
     #expect(html.contains("<b>Partial report</b>") && html.contains("<svg") && !html.contains("<script"))
     #expect(SVGPlots.escape("a<b & \"c\"") == "a&lt;b &amp; &quot;c&quot;")
+}
+
+/// A delay run's report once said "0 false suspicions" above a table of 4 mistakes (at I=100 T=120),
+/// and printed a "95% CI" for 2 trials.
+@Test func aDelayRunsMistakesAreItsFalseSuspicionsEverywhere() {
+    let spec = DetectionSweepSpec(intervalsMs: [100], timeoutsMs: [300], trials: 2)
+    let plan = SweepPlan(spec)
+    var a = record(0, latency: 130), b = record(1, latency: 140)
+    a.mistakes = 3; a.windowMs = 1000; b.mistakes = 1; b.windowMs = 1000
+    let summary = SweepSummary(plan: plan, records: [a, b])
+    #expect(summary.cells[0].falsePositives == 4 && summary.cells[0].ciCoverage == 0.5)
+    let context = RunContext(runID: "exp-2", state: "finished", reason: nil, specText: "", sessions: [], total: 2)
+    let headline = SweepReport.headline(summary: summary, context: context)
+    #expect(headline.contains("4 false suspicions"), "\(headline)")
+    #expect(!headline.contains("95% CI covers"), "\(headline)")
+    let md = SweepReport.markdown(spec: spec, plan: plan, summary: summary, context: context)
+    #expect(md.contains("| 4 | 130 [130, 140] | 50.0% |"), "\(md)")
+    #expect(!md.contains("95% CI]"))
 }
