@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "Supervision", dependencies: [
             "Core", "CLinux", "Timing",
         ]),
-        .target(name: "Events", dependencies: ["Core", "Systemd"]),
+        .target(name: "Events", dependencies: ["Core", "Systemd", "Timing"]),
         .target(name: "Faults", dependencies: [
             "Core", "CLinux", "Supervision", "Timing",
             .product(name: "NIOCore", package: "swift-nio"),

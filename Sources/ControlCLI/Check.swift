@@ -34,7 +34,12 @@ struct Check: ParsableCommand {
     func validate() throws {
         if let m = model, !["register", "kv"].contains(m) { throw ValidationError("--model '\(m)': use register or kv") }
         if let f = format, !["jepsen", "edn", "jsonl"].contains(f) { throw ValidationError("--format '\(f)': use jepsen, edn or jsonl") }
-        do { _ = try DurationText.wholeMilliseconds(timeout, flag: "--timeout", min: 1) } catch { throw ValidationError(error.description) }
+        // Fractions allowed (1us: a limit reached at once, for tests of verdict unknown).
+        switch DurationText.parse(timeout) {
+        case .success(let ms) where ms > 0: break
+        case .success: throw ValidationError("--timeout '\(timeout)' must be more than 0")
+        case .failure(let p): throw ValidationError(DurationError(flag: "--timeout", text: timeout, problem: p).description)
+        }
         if cacheMB < 1 { throw ValidationError("--cache-mb must be at least 1") }
     }
 

@@ -364,6 +364,8 @@ struct Events: ParsableCommand {
     static let flags = ["limit": "--last", "replay": "--last", "kinds": "--kinds"]
     @Option(help: "How many recent events to show first.") var last = 50
     @Option(help: "Only these kinds, comma-separated (e.g. declared_dead,fault_applied).") var kinds: String?
+    @Option(name: .customLong("run"), help: "Only this run's events: the supervisor's run id (kvctl status) or an experiment's.")
+    var runID: String?
 
     func run() throws {
         let kindList = kinds.map { $0.split(separator: ",").map(String.init) }
@@ -372,13 +374,13 @@ struct Events: ParsableCommand {
             fflush(nil)
         }
         if !follow {
-            let reply = try connection.call("ListEvents", ControlProtocol.EventQuery(limit: last, kinds: kindList),
+            let reply = try connection.call("ListEvents", ControlProtocol.EventQuery(limit: last, kinds: kindList, runID: runID),
                                             ControlProtocol.EventList.self, flags: Self.flags)
             reply.events.forEach(print1)
             return
         }
         let client = try connection.client()
-        var reply = try client.call("io.kvsupervisor.Subscribe", ControlProtocol.EventQuery(replay: last, kinds: kindList),
+        var reply = try client.call("io.kvsupervisor.Subscribe", ControlProtocol.EventQuery(replay: last, kinds: kindList, runID: runID),
                                     more: true, replying: ControlProtocol.EventReply.self)
         while true {
             switch reply {

@@ -167,9 +167,12 @@ public enum ControlProtocol {
         public var limit: Int?
         public var replay: Int?
         public var kinds: [String]?
-        public init(limit: Int? = nil, replay: Int? = nil, kinds: [String]? = nil) {
-            self.limit = limit; self.replay = replay; self.kinds = kinds
+        /// Only events of this run (the supervisor's run id, or an experiment's).
+        public var runID: String?
+        public init(limit: Int? = nil, replay: Int? = nil, kinds: [String]? = nil, runID: String? = nil) {
+            self.limit = limit; self.replay = replay; self.kinds = kinds; self.runID = runID
         }
+        enum CodingKeys: String, CodingKey { case limit, replay, kinds, runID = "run_id" }
     }
 
     public struct EventList: Codable, Sendable { public var events: [Event]; public init(events: [Event]) { self.events = events } }

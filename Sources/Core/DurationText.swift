@@ -55,6 +55,10 @@ public struct DurationError: Error, CustomStringConvertible, Sendable {
     public let text: String
     public let problem: DurationText.Problem
 
+    public init(flag: String, text: String, problem: DurationText.Problem) {
+        self.flag = flag; self.text = text; self.problem = problem
+    }
+
     public var description: String {
         let name = flag.isEmpty ? "'\(text)'" : "\(flag) '\(text)'"
         switch problem {

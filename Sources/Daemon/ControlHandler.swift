@@ -69,14 +69,14 @@ struct ControlHandler: Sendable {
             case "ListEvents":
                 let q = try call.decodeParameters(ControlProtocol.EventQuery.self)
                 let limit = try inRange(q.limit, "limit", 1...EventHub.historySize) ?? 100
-                return .reply(ControlProtocol.EventList(events: context.hub.recent(limit, kinds: try kinds(q.kinds))))
+                return .reply(ControlProtocol.EventList(events: context.hub.recent(limit, kinds: try kinds(q.kinds), runID: q.runID)))
             case "Subscribe":
                 guard call.wantsMore else {
                     return .error(VarlinkError.expectedMore, [:])
                 }
                 let q = try call.decodeParameters(ControlProtocol.EventQuery.self)
                 let replay = try inRange(q.replay, "replay", 0...EventHub.historySize) ?? 0
-                let events = context.hub.subscribe(kinds: try kinds(q.kinds), replay: replay)
+                let events = context.hub.subscribe(kinds: try kinds(q.kinds), replay: replay, runID: q.runID)
                 return .stream(Self.frames(events.map { ControlProtocol.EventReply(event: $0) }, buffer: 16) { _ in false })
             case "RunExperiment", "ResumeExperiment":
                 guard call.wantsMore else { return .error(VarlinkError.expectedMore, [:]) }

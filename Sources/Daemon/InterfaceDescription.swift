@@ -156,11 +156,12 @@ method StartNode(node: string) -> (node: Node)
 method StopNode(node: string) -> (node: Node)
 method RestartNode(node: string) -> (node: Node)
 
-# The most recent events, oldest first.
-method ListEvents(limit: ?int, kinds: ?[]string) -> (events: []Event)
+# The most recent events, in the order they reached the supervisor (the log file is in t_mono_ns
+# order); run_id keeps only that run's (the supervisor's, or an experiment's).
+method ListEvents(limit: ?int, kinds: ?[]string, run_id: ?string) -> (events: []Event)
 
 # Streams every event as it happens (call with "more": true). replay sends that many past events first.
-method Subscribe(kinds: ?[]string, replay: ?int) -> (event: Event)
+method Subscribe(kinds: ?[]string, replay: ?int, run_id: ?string) -> (event: Event)
 
 # One trial as the original injector printed it: wall ms since the epoch.
 type ExperimentTrial (

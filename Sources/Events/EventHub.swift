@@ -1,12 +1,17 @@
 import Core
 import Synchronization
 import Systemd
+import Timing
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The single ordered stream of events: correlates, then writes each to the JSONL log, the journal
-/// (or stderr without one) and every subscriber, in the same order everywhere. The lock covers
+/// The single ordered stream of events: correlates, then passes each to every subscriber and the
+/// history as it arrives, and writes it to the JSONL log and the journal (or stderr without one)
+/// in time order. An event is stamped where it happened, and a node's report can reach the hub
+/// after a later event of the supervisor's; so the writer holds each event until `reorderWindowMs`
+/// past its stamp and writes what is due sorted by t_mono_ns. One that arrives later than that (a
+/// node paused meanwhile) is written at once, out of order. The lock covers
 /// only memory (correlation, history, subscriber queues, the write queue); write(2) and
 /// sd_journal_sendv run after it, by one drainer at a time, so a fault thread that tells the
 /// correlator its applied moment never waits behind a journal write.
@@ -15,16 +20,38 @@ public final class EventHub: Sendable {
     /// Events a slow subscriber may fall behind by; past that the oldest queued are dropped.
     public static let subscriberBuffer = 4096
     public static let historySize = 2000
+    /// How long the writer holds an event for earlier-stamped ones still on their way (the observed
+    /// lag of a node's detection behind the supervisor's own events: 4-45 ms).
+    public static let reorderWindowMs: Int64 = 100
 
     private struct State {
         var correlator = Correlator()
         var history: [Event] = []
-        var subscribers: [Int: (kinds: Set<EventKind>?, sink: AsyncStream<Event>.Continuation)] = [:]
+        var subscribers: [Int: (kinds: Set<EventKind>?, runID: String?, sink: AsyncStream<Event>.Continuation)] = [:]
         var nextSubscriber = 0
         var logFD: Int32 = -1
-        /// Events correlated but not yet written, in order; `draining` while a thread writes them.
+        /// Events not yet due for writing, sorted by t_mono_ns, each with when it arrived.
+        var held: [(event: Event, arrived: MonotonicNanos)] = []
+        /// Events due, in the order to write them; `draining` while a thread writes them.
         var unwritten: [Event] = []
         var draining = false
+        var closed = false
+
+        mutating func hold(_ e: Event, arrived: MonotonicNanos) {
+            var i = held.count
+            while i > 0 && held[i - 1].event.tMonoNs > e.tMonoNs { i -= 1 }
+            held.insert((e, arrived), at: i)
+        }
+
+        /// Moves to the write queue, in stamp order, the held events stamped or arrived before
+        /// `watermark` (all with nil): a stamp from the future (a node's wrong clock) is held no
+        /// longer than any other event.
+        mutating func release(before watermark: MonotonicNanos?) {
+            let due = watermark.map { w in held.prefix { $0.event.tMonoNs <= w || $0.arrived <= w }.count } ?? held.count
+            guard due > 0 else { return }
+            unwritten += held.prefix(due).map(\.event)
+            held.removeFirst(due)
+        }
     }
     private let state: Mutex<State>
     private let useJournal: Bool
@@ -43,6 +70,24 @@ public final class EventHub: Sendable {
         self.useJournal = useJournal
         self.echoToStderr = echoToStderr
         self.logPath = logPath
+        // Writes what came due while nothing was published; ends with `close`. A thread of its own:
+        // a cooperative-pool task would wait behind whatever blocks the pool's few threads.
+        startDetachedThread { [weak self] in
+            while let hub = self, hub.flushDue() { usleep(20_000) }
+        }
+    }
+
+    /// Writes the held events now due; false once the hub is closed.
+    private func flushDue() -> Bool {
+        let (open, mustDrain) = state.withLock { s -> (Bool, Bool) in
+            if s.closed { return (false, false) }
+            s.release(before: monotonicNow() - Self.reorderWindowMs * 1_000_000)
+            if s.draining || s.unwritten.isEmpty { return (true, false) }
+            s.draining = true
+            return (true, true)
+        }
+        if mustDrain { drain() }
+        return open
     }
 
     /// `alreadyCorrelated`: the event comes from another hub that labelled it (an experiment's,
@@ -53,11 +98,14 @@ public final class EventHub: Sendable {
             if !alreadyCorrelated { s.correlator.process(&event) }
             s.history.append(event)
             if s.history.count > Self.historySize { s.history.removeFirst(s.history.count - Self.historySize) }
-            for (_, sub) in s.subscribers where sub.kinds == nil || sub.kinds!.contains(event.kind) {
+            for (_, sub) in s.subscribers where (sub.kinds == nil || sub.kinds!.contains(event.kind))
+                && (sub.runID == nil || sub.runID == event.runID) {
                 sub.sink.yield(event)
             }
-            s.unwritten.append(event)
-            if s.draining { return false }
+            let now = monotonicNow()
+            s.hold(event, arrived: now)
+            s.release(before: s.closed ? nil : now - Self.reorderWindowMs * 1_000_000)
+            if s.draining || s.unwritten.isEmpty { return false }
             s.draining = true
             return true
         }
@@ -97,20 +145,23 @@ public final class EventHub: Sendable {
     }
 
     /// A live stream of events (optionally only some kinds), after the `replay` most recent ones.
-    public func subscribe(kinds: Set<EventKind>?, replay: Int = 0) -> Subscriber {
+    public func subscribe(kinds: Set<EventKind>?, replay: Int = 0, runID: String? = nil) -> Subscriber {
         let (stream, sink) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(Self.subscriberBuffer))
         let id = state.withLock { s -> Int in
-            for e in s.history.suffix(replay) where kinds == nil || kinds!.contains(e.kind) { sink.yield(e) }
+            let mine = s.history.filter { (kinds == nil || kinds!.contains($0.kind)) && (runID == nil || $0.runID == runID) }
+            for e in mine.suffix(replay) { sink.yield(e) }
             s.nextSubscriber += 1
-            s.subscribers[s.nextSubscriber] = (kinds, sink)
+            s.subscribers[s.nextSubscriber] = (kinds, runID, sink)
             return s.nextSubscriber
         }
         sink.onTermination = { [weak self] _ in self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) } }
         return stream
     }
 
-    public func recent(_ n: Int, kinds: Set<EventKind>?) -> [Event] {
-        state.withLock { s in Array(s.history.filter { kinds == nil || kinds!.contains($0.kind) }.suffix(n)) }
+    public func recent(_ n: Int, kinds: Set<EventKind>?, runID: String? = nil) -> [Event] {
+        state.withLock { s in
+            Array(s.history.filter { (kinds == nil || kinds!.contains($0.kind)) && (runID == nil || $0.runID == runID) }.suffix(n))
+        }
     }
 
     /// Ends every subscription, writes what is queued and syncs the log to disk.
@@ -118,6 +169,8 @@ public final class EventHub: Sendable {
         let (sinks, mustDrain) = state.withLock { s -> ([AsyncStream<Event>.Continuation], Bool) in
             let sinks = s.subscribers.values.map(\.sink)
             s.subscribers.removeAll()
+            s.closed = true
+            s.release(before: nil)
             if s.draining { return (sinks, false) }
             s.draining = true
             return (sinks, true)
@@ -127,7 +180,7 @@ public final class EventHub: Sendable {
         if mustDrain { drain() }
         // Another thread may be draining: wait (bounded) until it has written everything.
         let deadline = monotonicNow() + 2_000_000_000
-        while state.withLock({ $0.draining || !$0.unwritten.isEmpty }) && monotonicNow() < deadline { usleep(200) }
+        while state.withLock({ $0.draining || !$0.unwritten.isEmpty || !$0.held.isEmpty }) && monotonicNow() < deadline { usleep(200) }
         let fd = state.withLock { $0.logFD }
         fsync(fd)
     }

@@ -110,6 +110,8 @@ public actor NodeSupervisor {
         while table.hasProcesses && monotonicNow() < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
+        // The process exits next, and no deinit runs then: the sockets' files go now.
+        for socket in notifySockets.values { socket.removeFile() }
     }
 
     /// A duplicate of the node's pidfd for a fault to signal through, with the generation it

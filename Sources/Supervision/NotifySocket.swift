@@ -58,9 +58,15 @@ public final class NotifySocket: Sendable {
         return messages
     }
 
+    /// Unlinks the socket's file while it is still this socket. For the end of the process, where
+    /// no deinit runs; the descriptor stays open (a late datagram is simply not read).
+    public func removeFile() {
+        if let mine = identity, let now = Self.identity(of: path), mine == now { unlink(path) }
+    }
+
     deinit {
         close(fd)
-        if let mine = identity, let now = Self.identity(of: path), mine == now { unlink(path) }
+        removeFile()
     }
 }
 

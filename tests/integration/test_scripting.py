@@ -84,3 +84,33 @@ def test_node_commands_print_real_replies_and_start_waits_until_ready(sup):
     assert status["pid"] == sup.proc.pid, status
     assert status["config_file"] == str(sup.config), status
     assert status["version"], status
+
+
+def test_the_event_log_is_in_time_order_and_the_run_leaves_no_notify_socket(tmpdir_clean):
+    """Lines once came in arrival order (a node's detection after a later supervisor event, by up
+    to 45 ms), and the per-node notify sockets stayed behind after the supervisor exited."""
+    import json
+    import os
+    s = Supervisor(tmpdir_clean)
+    try:
+        s.wait_ready()
+        for args in (["inject", "kill", "B"], ["start", "B", "--wait"], ["inject", "delay", "A", "150ms", "--for", "500ms"],
+                     ["restart", "A", "--wait"], ["inject", "partition", "C", "--for", "500ms"]):
+            s.kvctl(*args)
+            s.wait_events(lambda e: e["event"] in ("declared_dead", "node_ready"), count=1, timeout=5)
+        s.wait_events(lambda e: e["event"] == "fault_cleared", count=2, timeout=5)
+        run_id = s.json("status")["status"]["run_id"]
+        listed = [json.loads(l) for l in s.kvctl("--json", "events", "--run", run_id, "--last", "5").stdout.splitlines()]
+        assert len(listed) == 5 and {e["run_id"] for e in listed} == {run_id}, listed
+        assert s.kvctl("events", "--run", "no-such-run").stdout == ""
+        runtime = os.path.join(tmpdir_clean, "rt")
+        assert any(n.startswith("notify-") for n in os.listdir(runtime)), os.listdir(runtime)
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0
+    lines = [json.loads(l) for l in open(s.event_log)]
+    stamps = [e["t_mono_ns"] for e in lines]
+    inverted = [(a["event"], b["event"], (b["t_mono_ns"] - a["t_mono_ns"]) / 1e6) for a, b in zip(lines, lines[1:])
+                if b["t_mono_ns"] < a["t_mono_ns"]]
+    assert stamps == sorted(stamps), inverted
+    assert not [n for n in os.listdir(runtime) if n.startswith("notify-")], os.listdir(runtime)
