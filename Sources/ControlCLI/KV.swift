@@ -62,7 +62,11 @@ struct KV: ParsableCommand {
         @ParentCommand var kv: KV
         @OptionGroup var options: Options
         @Argument var key: String
-        func run() throws { try KV.perform(options, kv.connection, "DELETE", "/kv/\(KV.escape(key))", Body(), show: KV.okLine) }
+        func run() throws {
+            try KV.perform(options, kv.connection, "DELETE", "/kv/\(KV.escape(key))", Body()) { a in
+                a.existed == false ? "'\(key)' was already absent: nothing deleted (index \(a.index ?? 0))" : KV.okLine(a)
+            }
+        }
     }
 
     struct CAS: ParsableCommand {
@@ -135,6 +139,7 @@ struct KV: ParsableCommand {
     struct Answer: Decodable {
         var value: String?
         var index: Int?
+        var existed: Bool?
         var error: String?
         var code: String?
     }
@@ -157,10 +162,13 @@ struct KV: ParsableCommand {
         let timeoutMs: Int
         do { timeoutMs = try DurationText.wholeMilliseconds(o.timeout, flag: "--timeout", min: 1) } catch { throw ValidationError(error.description) }
         var body: [UInt8]? = nil
+        // Named in every failure of a write, so that the retry its message suggests can be typed.
+        var identity = ""
         if var fields {
             fields.client_id = o.clientID ?? "kvctl-\(getpid())-\(Stamp.now().wallMs)"
             fields.seq = o.seq
             body = Array(try JSONEncoder().encode(fields))
+            identity = " (sent as --client-id \(fields.client_id!) --seq \(o.seq))"
         }
         let nodes = try connection.call("ListNodes", ControlProtocol.Nodes.self).nodes
         guard nodes.contains(where: { $0.raft != nil }) else {
@@ -192,21 +200,22 @@ struct KV: ParsableCommand {
                 continue
             }
             // An answer for good (success, or a refusal such as not found or cas failed).
-            if reply.status != 503 && reply.status != 0 { return try finish(reply, json: connection.json, show: show) }
+            if reply.status != 503 && reply.status != 0 { return try finish(reply, json: connection.json, identity: identity, show: show) }
             lastProblem = reply.status == 0 ? reply.text : "\(reply.status): \(message(reply))"
             if !targets.isEmpty { port = targets[next % targets.count].1; next += 1 }
             usleep(100_000)
         }
-        throw Failure("no answer within \(o.timeout): \(lastProblem). The request may or may not have been applied; "
-                      + "retry with the same --client-id and --seq to apply it at most once")
+        if identity.isEmpty { throw Failure("no answer within \(o.timeout): \(lastProblem)") }
+        throw Failure("no answer within \(o.timeout): \(lastProblem). The request may or may not have been applied\(identity); "
+                      + "retry with that --client-id and --seq to apply it at most once")
     }
 
-    private static func finish(_ r: NodeHTTP.Response, json: Bool, show: (Answer) -> String?) throws {
+    private static func finish(_ r: NodeHTTP.Response, json: Bool, identity: String, show: (Answer) -> String?) throws {
         let object = (try? JSONDecoder().decode(Answer.self, from: Data(r.body))) ?? Answer()
         if json { print(r.text, terminator: r.text.hasSuffix("\n") ? "" : "\n") }
         guard r.status == 200 else {
             if json { throw ExitCode(1) }
-            throw Failure(message(r))
+            throw Failure(message(r) + (r.status == 404 ? "" : identity))
         }
         if !json { print(show(object) ?? r.text) }
     }

@@ -85,6 +85,8 @@ public enum KVResult: Hashable, Sendable, CustomStringConvertible {
     /// The client has no session, and sessions have expired: `seq` (above 1) may be the retry of a
     /// write applied before its session went. Not applied; the client starts over with a new id.
     case sessionExpired(seq: UInt64)
+    /// The client's latest seq came again with another command: not a retry, so not applied.
+    case sequenceConflict(seq: UInt64)
 
     public var description: String {
         switch self {
@@ -94,6 +96,7 @@ public enum KVResult: Hashable, Sendable, CustomStringConvertible {
         case .staleSequence(let l): return "stale sequence (latest \(l))"
         case .invalid(let why): return "invalid entry: \(why)"
         case .sessionExpired(let seq): return "session expired (seq \(seq))"
+        case .sequenceConflict(let seq): return "seq \(seq) already used for another command"
         }
     }
 }

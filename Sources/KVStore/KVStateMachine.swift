@@ -17,6 +17,16 @@ public struct KVStateMachine: Hashable, Sendable {
         public var result: KVResult
         /// The index of the entry that last used it.
         public var lastIndex: UInt64 = 0
+        /// FNV-1a of the command the seq carried, so that a retry can be told from a new command
+        /// reusing the seq; 0 when unknown (restored from a format-2 snapshot): any is a retry.
+        public var digest: UInt64 = 0
+    }
+
+    /// FNV-1a 64 of a command's encoding: the same on every replica.
+    public static func digest(_ command: KVCommand) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in KVRequest(client: "", seq: 0, command: command).encoded() { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h == 0 ? 1 : h
     }
 
     /// Sharded, so that a snapshot's copy costs the applying thread one shard at a time.
@@ -62,8 +72,10 @@ public struct KVStateMachine: Hashable, Sendable {
     mutating func apply(_ r: KVRequest) -> KVResult {
         if r.isAnonymous { return execute(r.command) }
         if let s = sessions[r.client] {
-            if r.seq == s.seq {  // a retry: the first answer, applied once
-                touch(r.client)
+            if r.seq == s.seq {
+                // Another command under the same seq is a client's mistake, not a retry: refused.
+                if s.digest != 0 && s.digest != Self.digest(r.command) { return .sequenceConflict(seq: r.seq) }
+                touch(r.client)  // a retry: the first answer, applied once
                 return s.result
             }
             if r.seq < s.seq { return .staleSequence(latest: s.seq) }
@@ -72,7 +84,7 @@ public struct KVStateMachine: Hashable, Sendable {
         }
         let isNew = sessions[r.client] == nil
         let result = execute(r.command)
-        sessions[r.client] = Session(seq: r.seq, result: result, lastIndex: applied)
+        sessions[r.client] = Session(seq: r.seq, result: result, lastIndex: applied, digest: Self.digest(r.command))
         useOrder.append((applied, r.client))
         if isNew { expireBeyondLimit() }
         pruneUseOrder()
@@ -117,7 +129,10 @@ public struct KVStateMachine: Hashable, Sendable {
         switch c {
         case .put(let k, let v): set(k, v); return .ok
         case .get(let k): return .value(data[k])
-        case .delete(let k): set(k, nil); return .ok
+        case .delete(let k):  // the value it held, so that a delete of an absent key can say so
+            let previous = data[k]
+            set(k, nil)
+            return .value(previous)
         case .cas(let k, let expected, let v):
             guard data[k] == expected else { return .casFailed(current: data[k]) }
             set(k, v)
@@ -185,6 +200,7 @@ public struct KVStateMachine: Hashable, Sendable {
         case .staleSequence(let l): w.byte(3); w.uint(l)
         case .invalid(let why): w.byte(4); w.string(why)
         case .sessionExpired(let seq): w.byte(5); w.uint(seq)
+        case .sequenceConflict(let seq): w.byte(6); w.uint(seq)
         }
     }
 
@@ -196,6 +212,7 @@ public struct KVStateMachine: Hashable, Sendable {
         case 3: return .staleSequence(latest: try r.uint())
         case 4: return .invalid(try r.string())
         case 5: return .sessionExpired(seq: try r.uint())
+        case 6: return .sequenceConflict(seq: try r.uint())
         case let t: throw DecodeError("unknown result tag \(t)")
         }
     }

@@ -4,9 +4,11 @@ import BinaryCodec
 /// any size is written, sent, received and read back one chunk at a time: memory while doing so is
 /// one chunk (about `chunkBytes`) beside the state itself.
 ///
-///     chunk 0:   version 2, applied index, key count, session count, expired-through index
+///     chunk 0:   version 3, applied index, key count, session count, expired-through index
 ///     then:      tag 1 + pairs (key, value) ... until every key is out
-///     then:      tag 2 + sessions (client, seq, last index, result) ... until every session is out
+///     then:      tag 2 + sessions (client, seq, last index, result, digest) ... until every session is out
+///
+/// Version 2 (no digest) is still read: its sessions take any command under their seq as a retry.
 ///
 /// Keys and clients in sorted order, so equal states give equal chunks on every replica.
 public struct SnapshotChunks: Sequence, IteratorProtocol, Sendable {
@@ -34,7 +36,7 @@ public struct SnapshotChunks: Sequence, IteratorProtocol, Sendable {
         var w = ByteWriter()
         if !headerDone {
             headerDone = true
-            w.byte(2)
+            w.byte(3)
             w.uint(state.applied)
             w.uint(UInt64(keys.count))
             w.uint(UInt64(clients.count))
@@ -65,6 +67,7 @@ public struct SnapshotChunks: Sequence, IteratorProtocol, Sendable {
                 body.uint(s.seq)
                 body.uint(s.lastIndex)
                 KVStateMachine.encode(s.result, &body)
+                body.uint(s.digest)
                 nextClient += 1
                 n += 1
             }
@@ -83,6 +86,7 @@ public struct SnapshotAssembler: Sendable {
     private var state: KVStateMachine
     private var keysLeft: UInt64?
     private var sessionsLeft: UInt64 = 0
+    private var version: UInt8 = 0
     public private(set) var chunks = 0
 
     public init(sessionLimit: Int = KVStateMachine.defaultSessionLimit) { state = KVStateMachine(sessionLimit: sessionLimit) }
@@ -94,8 +98,8 @@ public struct SnapshotAssembler: Sendable {
         var r = ByteReader(chunk)
         defer { chunks += 1 }
         guard let keys = keysLeft else {
-            let version = try r.byte()
-            guard version == 2 else { throw DecodeError("unknown snapshot format \(version)") }
+            version = try r.byte()
+            guard version == 2 || version == 3 else { throw DecodeError("unknown snapshot format \(version)") }
             state.restoreApplied(try r.uint())
             keysLeft = try r.uint()
             sessionsLeft = try r.uint()
@@ -118,7 +122,9 @@ public struct SnapshotAssembler: Sendable {
                 let client = try r.string()
                 let seq = try r.uint()
                 let last = try r.uint()
-                state.restoreSession(client, KVStateMachine.Session(seq: seq, result: try KVStateMachine.decodeResult(&r), lastIndex: last))
+                let result = try KVStateMachine.decodeResult(&r)
+                let digest = version >= 3 ? try r.uint() : 0
+                state.restoreSession(client, KVStateMachine.Session(seq: seq, result: result, lastIndex: last, digest: digest))
             }
             sessionsLeft -= n
         default:

@@ -4,32 +4,58 @@ import FoundationEssentials
 import Foundation
 #endif
 
+/// A request's `seq`. Decoded on its own because FoundationEssentials reports -1 or 1.5 for a
+/// UInt64 as "not valid JSON" with no field; this says the field.
+struct SeqField: Decodable {
+    let value: UInt64
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let v = try? c.decode(UInt64.self) { value = v; return }
+        throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a whole number"))
+    }
+}
+
 /// Request and response bodies of the HTTP API (SPEC 2.2), as JSON.
 struct PutBody: Decodable {
     var client_id: String?
-    var seq: UInt64?
+    var seq: SeqField?
     var value: String
 }
 
 struct MPutBody: Decodable {
     struct Pair: Decodable { var key: String; var value: String }
     var client_id: String?
-    var seq: UInt64?
+    var seq: SeqField?
     var entries: [Pair]
 }
 
 struct CASBody: Decodable {
     var client_id: String?
-    var seq: UInt64?
+    var seq: SeqField?
     var key: String
-    /// null or absent: the key must be absent.
+    /// null: the key must be absent. Leaving it out is an error: a forgotten field must not mean
+    /// "only if absent".
     var expected: String?
     var value: String
+
+    enum CodingKeys: String, CodingKey { case client_id, seq, key, expected, value }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        client_id = try c.decodeIfPresent(String.self, forKey: .client_id)
+        seq = try c.decodeIfPresent(SeqField.self, forKey: .seq)
+        key = try c.decode(String.self, forKey: .key)
+        guard c.contains(.expected) else {
+            throw DecodingError.keyNotFound(CodingKeys.expected, .init(codingPath: [], debugDescription: "expected"))
+        }
+        expected = try c.decodeIfPresent(String.self, forKey: .expected)
+        value = try c.decode(String.self, forKey: .value)
+    }
 }
 
 struct DeleteBody: Decodable {
     var client_id: String?
-    var seq: UInt64?
+    var seq: SeqField?
 }
 
 struct ErrorBody: Encodable {
@@ -45,6 +71,8 @@ struct ErrorBody: Encodable {
 struct WriteReplyBody: Encodable {
     var ok = true
     var index: UInt64
+    /// DELETE: whether the key held a value (false: it was already absent).
+    var existed: Bool?
 }
 
 struct ValueBody: Encodable {
@@ -115,13 +143,16 @@ enum JSON {
         do {
             return .success(try JSONDecoder().decode(type, from: Data(bytes)))
         } catch let DecodingError.keyNotFound(key, _) {
-            return .failure("missing field '\(key.stringValue)'")
+            return .failure("missing field '\(key.stringValue)'" + (key.stringValue == "expected" ? " (null: only if the key is absent)" : ""))
         } catch let DecodingError.typeMismatch(expected, ctx) {
-            return .failure("field '\(path(ctx))': expected \(describe(expected))")
+            if ctx.codingPath.isEmpty { return .failure("the body must be a JSON object") }
+            return .failure("field '\(path(ctx))': expected \(describe(expected, field: ctx.codingPath.last?.stringValue))")
         } catch let DecodingError.valueNotFound(expected, ctx) {
-            return .failure("field '\(path(ctx))' is null: expected \(describe(expected))")
+            return .failure("field '\(path(ctx))' is null: expected \(describe(expected, field: ctx.codingPath.last?.stringValue))")
         } catch DecodingError.dataCorrupted(let ctx) {
-            return .failure(ctx.codingPath.isEmpty ? "the body is not valid JSON" : "field '\(path(ctx))': \(ctx.debugDescription)")
+            // A number that does not fit the field (-1 or 1.5 for a seq): say what fits, not Swift's words.
+            guard let field = ctx.codingPath.last?.stringValue else { return .failure("the body is not valid JSON") }
+            return .failure("field '\(path(ctx))': expected \(describe(UInt64.self, field: field))")
         } catch {
             return .failure("the body is not valid JSON")
         }
@@ -131,11 +162,12 @@ enum JSON {
         ctx.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
 
-    private static func describe(_ type: Any.Type) -> String {
+    private static func describe(_ type: Any.Type, field: String?) -> String {
+        if field == "seq" { return "a whole number, 1 or more" }
         switch type {
         case is String.Type: return "a string"
-        case is UInt64.Type: return "an unsigned integer"
-        default: return "\(type)"
+        case is UInt64.Type: return "a whole number, 0 or more"
+        default: return type is any Collection.Type ? "an array" : "an object"
         }
     }
 }

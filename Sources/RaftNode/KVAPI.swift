@@ -68,7 +68,7 @@ final class KVAPI: Sendable {
             case .failure(let why): return error(400, "PUT \(path): \(why); send {\"client_id\":\"c1\",\"seq\":1,\"value\":\"v\"}", "bad_body")
             case .success(let b):
                 if let bad = checkValue(b.value) ?? checkClient(b.client_id) { return bad }
-                return await write(client: b.client_id, seq: b.seq, .put(key: key, value: b.value), path: path, query: query)
+                return await write(client: b.client_id, seq: b.seq?.value, .put(key: key, value: b.value), path: path, query: query)
             }
         case "DELETE":
             var client = params["client_id"], seq = params["seq"].flatMap { UInt64($0) }
@@ -76,7 +76,7 @@ final class KVAPI: Sendable {
             if !body.isEmpty {
                 switch JSON.decode(DeleteBody.self, body) {
                 case .failure(let why): return error(400, "DELETE \(path): \(why)", "bad_body")
-                case .success(let b): client = b.client_id ?? client; seq = b.seq ?? seq
+                case .success(let b): client = b.client_id ?? client; seq = b.seq?.value ?? seq
                 }
             }
             if let bad = checkClient(client) { return bad }
@@ -107,7 +107,7 @@ final class KVAPI: Sendable {
             }
             for p in b.entries { if let bad = checkKey(p.key) ?? checkValue(p.value) { return bad } }
             if let bad = checkClient(b.client_id) { return bad }
-            return await write(client: b.client_id, seq: b.seq, .mput(b.entries.map { KeyValue(key: $0.key, value: $0.value) }),
+            return await write(client: b.client_id, seq: b.seq?.value, .mput(b.entries.map { KeyValue(key: $0.key, value: $0.value) }),
                                path: path, query: query)
         }
     }
@@ -118,7 +118,7 @@ final class KVAPI: Sendable {
             return error(400, "POST /kv/cas: \(why); send {\"client_id\",\"seq\",\"key\",\"expected\",\"value\"}", "bad_body")
         case .success(let b):
             if let bad = checkKey(b.key) ?? checkValue(b.value) ?? b.expected.flatMap(checkValue) ?? checkClient(b.client_id) { return bad }
-            return await write(client: b.client_id, seq: b.seq, .cas(key: b.key, expected: b.expected, value: b.value),
+            return await write(client: b.client_id, seq: b.seq?.value, .cas(key: b.key, expected: b.expected, value: b.value),
                                path: path, query: query)
         }
     }
@@ -135,7 +135,10 @@ final class KVAPI: Sendable {
         let reply = await loop.request { .write(request, $0) }
         guard case .applied(let result, let index) = reply else { return answer(reply, path: path, query: query, anonymous: request.isAnonymous) }
         switch result {
-        case .ok, .value: return json(200, WriteReplyBody(index: index.value))
+        case .ok: return json(200, WriteReplyBody(index: index.value))
+        case .value(let previous):
+            guard case .delete = command else { return json(200, WriteReplyBody(index: index.value)) }
+            return json(200, WriteReplyBody(index: index.value, existed: previous != nil))
         case .casFailed(let current):
             return json(409, ErrorBody(error: "compare failed: the key holds \(current.map { "'\($0)'" } ?? "nothing")",
                                        code: "cas_failed", current: current))
@@ -146,6 +149,10 @@ final class KVAPI: Sendable {
             return error(409, "client_id '\(request.client)' has no session here (the store keeps the latest "
                          + "\(KVStateMachine.defaultSessionLimit) clients' sessions, and older ones have expired): seq \(seq) may repeat "
                          + "a write already applied, so it was not applied. Start again with a new client_id and seq 1", "session_expired")
+        case .sequenceConflict(let seq):
+            return json(409, ErrorBody(error: "client_id '\(request.client)' already used seq \(seq) for a different request, which "
+                                       + "was applied; this one was not. A retry must repeat the request exactly; a new request needs "
+                                       + "seq \(seq + 1)", code: "seq_conflict", latest_seq: seq))
         case .invalid(let why): return error(500, "the entry did not apply: \(why)", "invalid_entry")
         }
     }

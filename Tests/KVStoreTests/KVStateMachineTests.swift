@@ -40,7 +40,7 @@ private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {
     #expect(m.apply(index: 5, entry("c", 4, .cas(key: "a", expected: "1", value: "3"))).result == .ok)
     #expect(m.apply(index: 6, entry("c", 5, .cas(key: "new", expected: nil, value: "x"))).result == .ok)
     #expect(m.apply(index: 7, entry("c", 6, .mput([KeyValue(key: "p", value: "P"), KeyValue(key: "q", value: "Q")]))).result == .ok)
-    #expect(m.apply(index: 8, entry("c", 7, .delete(key: "a"))).result == .ok)
+    #expect(m.apply(index: 8, entry("c", 7, .delete(key: "a"))).result == .value("3"))
     #expect(m.data == ["new": "x", "p": "P", "q": "Q"])
     #expect(m.applied == 8)
 }
@@ -75,8 +75,9 @@ private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {
 
 @Test func equalStatesGiveEqualSnapshots() {
     var a = KVStateMachine(), b = KVStateMachine()
-    _ = a.apply(index: 1, entry("c", 1, .mput((0..<50).map { KeyValue(key: "k\($0)", value: "\($0)") })))
-    _ = b.apply(index: 1, entry("c", 1, .mput((0..<50).reversed().map { KeyValue(key: "k\($0)", value: "\($0)") })))
+    // Anonymous: the two commands differ (in order), so sessions would record different digests.
+    _ = a.apply(index: 1, KVRequest.anonymous(.mput((0..<50).map { KeyValue(key: "k\($0)", value: "\($0)") })).encoded())
+    _ = b.apply(index: 1, KVRequest.anonymous(.mput((0..<50).reversed().map { KeyValue(key: "k\($0)", value: "\($0)") })).encoded())
     #expect(a.snapshot() == b.snapshot())
 }
 
@@ -222,4 +223,35 @@ private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {
     #expect(a == b && a.dictionary == b.dictionary && a.dictionary.count == 2000)
     // The shard of a key is the same in every process (not Swift's seeded hash).
     #expect(ShardedMap.shard(of: "") == Int(2_166_136_261 % 256) && ShardedMap.shard(of: "a") == Int(((2_166_136_261 ^ 97) &* 16_777_619) % 256))
+}
+
+/// The same (client, seq) with another command was once answered with the first command's
+/// result, as if a retry, and the client took its new value for written.
+@Test func anotherCommandUnderAUsedSeqIsAConflictNotARetry() throws {
+    var m = KVStateMachine()
+    #expect(m.apply(index: 1, entry("c", 1, .put(key: "k", value: "one"))).result == .ok)
+    #expect(m.apply(index: 2, entry("c", 1, .put(key: "k", value: "one"))).result == .ok)  // a retry
+    #expect(m.apply(index: 3, entry("c", 1, .put(key: "k", value: "two"))).result == .sequenceConflict(seq: 1))
+    #expect(m.get("k") == "one")
+    // The rule survives a snapshot (format 3 carries each session's digest).
+    var restored = try KVStateMachine(snapshot: m.snapshot())
+    #expect(restored == m)
+    #expect(restored.apply(index: 4, entry("c", 1, .put(key: "k", value: "two"))).result == .sequenceConflict(seq: 1))
+}
+
+/// A format-2 snapshot has no digests: its sessions take any command under their seq as a retry,
+/// as before, rather than refusing retries they cannot tell.
+@Test func aFormat2SnapshotIsStillRead() throws {
+    var header = ByteWriter()
+    header.byte(2); header.uint(5); header.uint(1); header.uint(1); header.uint(0)
+    var keys = ByteWriter()
+    keys.byte(1); keys.uint(1); keys.string("k"); keys.string("one")
+    var sessions = ByteWriter()
+    sessions.byte(2); sessions.uint(1); sessions.string("c"); sessions.uint(1); sessions.uint(5); sessions.byte(0)
+    var blob = ByteWriter()
+    for chunk in [header.bytes, keys.bytes, sessions.bytes] { blob.data(chunk) }
+    var m = try KVStateMachine(snapshot: blob.bytes)
+    #expect(m.applied == 5 && m.get("k") == "one" && m.sessions["c"]?.digest == 0)
+    #expect(m.apply(index: 6, entry("c", 1, .put(key: "k", value: "two"))).result == .ok)
+    #expect(m.get("k") == "one")
 }

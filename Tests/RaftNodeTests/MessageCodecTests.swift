@@ -59,7 +59,7 @@ private let every: [Message] = [
     guard case .failure(let wrong) = JSON.decode(PutBody.self, Array(#"{"seq":"one","value":"v"}"#.utf8)) else {
         Issue.record("accepted a string seq"); return
     }
-    #expect(wrong == "field 'seq': expected an unsigned integer")
+    #expect(wrong == "field 'seq': expected a whole number, 1 or more")
     guard case .failure(let notJSON) = JSON.decode(PutBody.self, Array("{oops".utf8)) else {
         Issue.record("accepted bad JSON"); return
     }

@@ -328,10 +328,13 @@ def test_kvctl_kv_follows_the_leader_and_retries_with_the_same_seq(raft):
     assert raft.kvctl("kv", "delete", "a").returncode == 0
     r = raft.kvctl("kv", "get", "a", check=False)
     assert r.returncode == 1 and "key 'a' not found" in r.stderr
-    # The same (client id, seq) twice: applied once, the second gets the first answer.
+    # The same request twice under one (client id, seq): applied once, the second gets the first
+    # answer; another request under that seq is refused, not taken for a retry.
     first = raft.kvctl("kv", "put", "--client-id", "me", "--seq", "7", "k", "one").stdout
-    again = raft.kvctl("kv", "put", "--client-id", "me", "--seq", "7", "k", "two").stdout
+    again = raft.kvctl("kv", "put", "--client-id", "me", "--seq", "7", "k", "one").stdout
     assert first.startswith("ok") and again.startswith("ok") and raft.kvctl("kv", "get", "k").stdout == "one\n"
+    other = raft.kvctl("kv", "put", "--client-id", "me", "--seq", "7", "k", "two", check=False)
+    assert other.returncode == 1 and "already used seq 7" in other.stderr, other.stderr
     r = raft.kvctl("kv", "put", "--client-id", "me", "--seq", "6", "k", "three", check=False)
     assert r.returncode == 1 and "older than this client's latest (7)" in r.stderr
     assert '"value":"green"' in raft.kvctl("kv", "get", "--json", "colour").stdout
