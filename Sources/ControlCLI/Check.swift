@@ -30,6 +30,7 @@ struct Check: ParsableCommand {
     @Option(name: .customLong("cache-mb"), help: "Memory bound of the search's state cache, MiB.") var cacheMB = 2048
     @Flag(name: .customLong("no-html"), help: "Do not write FILE.html for a counterexample.") var noHTML = false
     @Flag(help: "Print JSON for programs.") var json = false
+    @Flag(help: "jsonl: refuse a file whose last line is cut short (by default it is left out and said).") var strict = false
 
     func validate() throws {
         if let m = model, !["register", "kv"].contains(m) { throw ValidationError("--model '\(m)': use register or kv") }
@@ -43,15 +44,26 @@ struct Check: ParsableCommand {
         if cacheMB < 1 { throw ValidationError("--cache-mb must be at least 1") }
     }
 
+    /// Bad input: said on stderr, exit 2, without the usage text (the command line was right).
+    private func inputError(_ message: String) -> CommandExit {
+        KVCtl.writeError("kvctl check: \(message)")
+        return CommandExit(code: 2)
+    }
+
     func run() throws {
+        var st = stat()
+        if stat(file, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+            throw inputError("\(file) is a directory; give a history file")
+        }
         guard let data = FileManager.default.contents(atPath: file) else {
-            throw ValidationError("cannot read \(file) (missing or unreadable)")
+            throw inputError("cannot read \(file) (missing or unreadable)")
         }
         let text = String(decoding: data, as: UTF8.self)
         let format = self.format ?? Self.guessFormat(file: file, text: text)
         guard let format else {
-            throw ValidationError("cannot tell the format of \(file); pass --format jepsen, edn or jsonl")
+            throw inputError("cannot tell the format of \(file); pass --format jepsen, edn or jsonl")
         }
+        let note: JSONLHistory.Notes = { KVCtl.writeError("kvctl check: \(file) \($0)") }
         let limits = CheckLimits(timeoutNs: Int64(DurationText.milliseconds(timeout)! * 1_000_000), cacheBytes: cacheMB << 20)
         let outcome: (CheckResult, [KeyReport], String)
         do {
@@ -63,13 +75,14 @@ struct Check: ParsableCommand {
             default:
                 let m = model ?? JSONLHistory.detectModel(text)?.rawValue
                 switch m {
-                case "register": outcome = run(RegisterModel(), try JSONLHistory.parseRegister(text), limits, "register")
-                case "kv": outcome = run(KVModel(), try JSONLHistory.parseKV(text), limits, "kv")
-                default: throw ValidationError("cannot tell the model of \(file); pass --model register or kv")
+                case "register":
+                    outcome = run(RegisterModel(), try JSONLHistory.parseRegister(text, strict: strict, notes: note), limits, "register")
+                case "kv": outcome = run(KVModel(), try JSONLHistory.parseKV(text, strict: strict, notes: note), limits, "kv")
+                default: throw inputError("cannot tell the model of \(file); pass --model register or kv")
                 }
             }
         } catch let e as HistoryError {
-            throw ValidationError("\(file) \(e): not a \(format) history")
+            throw inputError("\(file) \(e): not a \(format) history")
         }
         let (result, reports, modelName) = outcome
         var page: String? = nil

@@ -68,6 +68,38 @@ def test_a_broken_history_is_refused_with_its_line(tmp_path):
     assert r.returncode == 2 and "line 2: client 2 completes an operation it never invoked" in r.stderr, r.stderr
 
 
+INVOKE = '{"v":1,"type":"invoke","client":1,"f":"put","key":"a","value":"x","t_mono_ns":1}\n'
+DONE = '{"v":1,"type":"ok","client":1,"f":"put","key":"a","value":"x","t_mono_ns":2}\n'
+
+
+@pytest.mark.parametrize("text,says", [
+    ('{"type":"invoke","client":"one","f":"put","key":"a","value":"x","t_mono_ns":1}\n', 'line 1: "client" must be an integer'),
+    ('{"type":"invoke","client":1,"f":"put","key":"a","value":"x"}\n', 'line 1: no "t_mono_ns" field'),
+    ('[1, 2]\n', "line 1: not a JSON object"),
+    (INVOKE + INVOKE.replace(':1}', ':3}'), "line 2: client 1 invokes again while its operation invoked at 1 ns is open"),
+    (INVOKE.replace('"v":1', '"v":2'), 'line 1: schema version "v": 2 is not one this checker reads (1)'),
+])
+def test_a_bad_line_is_refused_in_the_formats_terms(tmp_path, text, says):
+    """Errors once leaked Swift's decoding words (keyNotFound, CodingKeys) and the top-level usage;
+    a second invoke from a client with one open was silently taken for an unknown outcome."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(text)
+    r = check(bad, "--model", "kv")
+    assert r.returncode == 2 and says in r.stderr, r.stderr
+    for leak in ("CodingKeys", "keyNotFound", "typeMismatch", "Usage:", "Swift."):
+        assert leak not in r.stderr, r.stderr
+
+
+def test_a_torn_last_line_is_reported_and_the_rest_checked_unless_strict(tmp_path):
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(INVOKE + DONE + DONE.replace("ok", "invoke")[:30])
+    r = check(torn, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["verdict"] == "linearizable", r.stdout + r.stderr
+    assert "line 3 is cut short (the file ends mid-line): left out, the 2 lines before it checked" in r.stderr, r.stderr
+    r = check(torn, "--strict")
+    assert r.returncode == 2 and "line 3: not valid JSON" in r.stderr and "the file ends mid-line" in r.stderr, r.stderr
+
+
 def test_the_labs_jsonl_history(tmp_path):
     ok = tmp_path / "ok.jsonl"
     ok.write_text("\n".join(json.dumps(e) for e in [

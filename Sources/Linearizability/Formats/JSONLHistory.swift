@@ -18,6 +18,8 @@ public enum JSONLHistory {
     public enum Model: String, Sendable { case register, kv }
 
     struct Line: Decodable {
+        /// Schema version: 1, or absent (read as 1).
+        var v: Int?
         var type: String
         var client: Int
         var key: String?
@@ -27,7 +29,7 @@ public enum JSONLHistory {
         var tMonoNs: Int64
 
         enum CodingKeys: String, CodingKey {
-            case type, client, key, f, value, expected, tMonoNs = "t_mono_ns"
+            case v, type, client, key, f, value, expected, tMonoNs = "t_mono_ns"
         }
     }
 
@@ -60,8 +62,14 @@ public enum JSONLHistory {
         return nil
     }
 
-    public static func parseKV(_ text: String) throws(HistoryError) -> [Operation<KVModel.Input, KVModel.Output>] {
-        try parse(text) { (l: Line, line: Int) throws(HistoryError) -> KVModel.Input in
+    /// What the parser let pass and the reader should be told (a torn last line).
+    public typealias Notes = (String) -> Void
+
+    /// `strict`: a last line cut short (the writer died mid-line) is an error; otherwise it is
+    /// left out and said in `notes`, and the rest is checked.
+    public static func parseKV(_ text: String, strict: Bool = true, notes: Notes? = nil)
+        throws(HistoryError) -> [Operation<KVModel.Input, KVModel.Output>] {
+        try parse(text, strict: strict, notes: notes) { (l: Line, line: Int) throws(HistoryError) -> KVModel.Input in
             func string(_ s: Scalar?, _ what: String) throws(HistoryError) -> String {
                 guard case .string(let v)? = s else { throw HistoryError(line: line, message: "\(l.f) needs a string \(what)") }
                 return v
@@ -91,8 +99,9 @@ public enum JSONLHistory {
         }
     }
 
-    public static func parseRegister(_ text: String) throws(HistoryError) -> [Operation<RegisterModel.Input, RegisterModel.Output>] {
-        try parse(text) { (l: Line, line: Int) throws(HistoryError) -> RegisterModel.Input in
+    public static func parseRegister(_ text: String, strict: Bool = true, notes: Notes? = nil)
+        throws(HistoryError) -> [Operation<RegisterModel.Input, RegisterModel.Output>] {
+        try parse(text, strict: strict, notes: notes) { (l: Line, line: Int) throws(HistoryError) -> RegisterModel.Input in
             func int(_ s: Scalar?, _ what: String) throws(HistoryError) -> Int {
                 guard case .integer(let v)? = s else { throw HistoryError(line: line, message: "\(l.f) needs an integer \(what)") }
                 return v
@@ -114,21 +123,37 @@ public enum JSONLHistory {
     }
 
     private static func parse<I: Sendable, O: Sendable>(
-        _ text: String, input: (Line, Int) throws(HistoryError) -> I, output: (Line, Int) throws(HistoryError) -> O
+        _ text: String, strict: Bool, notes: Notes?, input: (Line, Int) throws(HistoryError) -> I,
+        output: (Line, Int) throws(HistoryError) -> O
     ) throws(HistoryError) -> [Operation<I, O>] {
         var operations: [Operation<I, O>] = []
         var open: [Int: Int] = [:]
         let decoder = JSONDecoder()
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for (n, raw) in lines.enumerated() {
             let number = n + 1
             guard raw.contains(where: { $0 != " " && $0 != "\r" }) else { continue }
             let l: Line
             do { l = try decoder.decode(Line.self, from: Data(raw.utf8)) } catch {
-                throw HistoryError(line: number, message: "not a history event (need type, client, f, t_mono_ns): \(error)")
+                // The last line, with no newline after it, that does not parse: the writer stopped mid-line.
+                if n == lines.count - 1 && !strict {
+                    notes?("line \(number) is cut short (the file ends mid-line): left out, the \(number - 1) lines before it checked; "
+                           + "--strict refuses such a file")
+                    break
+                }
+                let torn = n == lines.count - 1 ? " (the file ends mid-line: was the writer stopped?)" : ""
+                throw HistoryError(line: number, message: describe(error) + torn)
+            }
+            if let v = l.v, v != 1 {
+                throw HistoryError(line: number, message: "schema version \"v\": \(v) is not one this checker reads (1)")
             }
             switch l.type {
             case "invoke":
-                if let i = open[l.client] { operations[i].outcome = .unknown; operations[i].complete = nil }
+                if let i = open[l.client] {
+                    throw HistoryError(line: number, message: "client \(l.client) invokes again while its operation invoked at "
+                                       + "\(operations[i].invoke) ns is open; complete it first (info if its outcome is unknown), "
+                                       + "or use another client id")
+                }
                 open[l.client] = operations.count
                 operations.append(Operation(client: l.client, key: l.key ?? "", input: try input(l, number), output: nil,
                                             outcome: .unknown, invoke: l.tMonoNs, complete: nil))
@@ -148,5 +173,18 @@ public enum JSONLHistory {
             }
         }
         return operations
+    }
+
+    /// A line that is not an event, said in terms of the format (never Swift's decoding words).
+    private static func describe(_ error: any Error) -> String {
+        let need = "an event needs type, client, f and t_mono_ns"
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "no \"\(key.stringValue)\" field: \(need)"
+        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx):
+            guard let field = ctx.codingPath.last?.stringValue else { return "not a JSON object: \(need)" }
+            let want = ["client": "an integer", "t_mono_ns": "an integer", "v": "an integer"][field] ?? "a string"
+            return "\"\(field)\" must be \(want)"
+        default: return "not valid JSON: \(need)"
+        }
     }
 }
