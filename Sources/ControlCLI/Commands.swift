@@ -124,9 +124,29 @@ struct Status: ParsableCommand {
 struct Nodes: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List nodes with pid, state, port, restarts and last exit.")
     @OptionGroup var connection: Connection
+    @Flag(help: "First wait until every node is ready (raft mode: and a leader is known), as after make run.") var wait = false
+    @Option(parsing: .unconditional, help: "With --wait: give up after this long, e.g. 30s.") var timeout = "30s"
+
+    func validate() throws {
+        do { _ = try DurationText.wholeMilliseconds(timeout, flag: "--timeout", min: 1) } catch { throw ValidationError(error.description) }
+    }
 
     func run() throws {
-        let reply = try connection.call("ListNodes", ControlProtocol.Nodes.self)
+        var reply = try connection.call("ListNodes", ControlProtocol.Nodes.self)
+        if wait {
+            let raft = try connection.call("GetStatus", ControlProtocol.Status.self).mode == "raft"
+            let deadline = monotonicNow() + Int64(try DurationText.wholeMilliseconds(timeout, flag: "--timeout")) * 1_000_000
+            func settled(_ nodes: [ControlProtocol.Node]) -> Bool {
+                nodes.allSatisfy { $0.state == "ready" && (!raft || $0.raft != nil) } && (!raft || Leader.leader(nodes) != nil)
+            }
+            while !settled(reply.nodes) {
+                if monotonicNow() >= deadline {
+                    throw Failure("not every node is ready\(raft ? " with a leader" : "") within \(timeout):\n" + Self.table(reply))
+                }
+                usleep(20_000)
+                reply = try connection.call("ListNodes", ControlProtocol.Nodes.self)
+            }
+        }
         print(connection.json ? Render.json(reply) : Self.table(reply))
     }
 
@@ -295,25 +315,34 @@ struct Heal: ParsableCommand {
 
 /// start, stop and restart share everything but the method they call.
 struct NodeActionOptions: ParsableArguments {
-    @Argument(help: "The node.") var node: String
+    @Argument(help: "The nodes (as systemctl takes units: start leaves a running one as it is).") var nodes: [String]
     @Flag(help: "Return once the node is ready (raft mode: and reports a role), not when its process starts.") var wait = false
     @Option(parsing: .unconditional, help: "With --wait: give up after this long, e.g. 30s.") var timeout = "30s"
 
     func validate() throws {
+        if nodes.isEmpty { throw ValidationError("name at least one node, e.g. A") }
         do { _ = try DurationText.wholeMilliseconds(timeout, flag: "--timeout", min: 1) } catch { throw ValidationError(error.description) }
     }
 
+    /// Acts on every node first, then (--wait) waits for each: one reply line (or JSON object) per node.
     func perform(_ connection: Connection, _ method: String, _ verb: String) throws {
-        var node = try connection.call(method, ControlProtocol.NodeParameter(node: self.node), ControlProtocol.NodeReply.self).node
-        if wait && method != "StopNode" { node = try waitReady(connection) }
-        if connection.json { print(Render.json(ControlProtocol.NodeReply(node: node))); return }
-        var line = "\(node.id): \(verb)"
-        if let pid = node.pid { line += " (pid \(pid), \(node.state)" + (node.raft.map { ", \($0.role) in term \($0.term)" } ?? "") + ")" }
-        print(line)
+        var replies = try nodes.map { n in
+            try connection.call(method, ControlProtocol.NodeParameter(node: n), ControlProtocol.NodeReply.self).node
+        }
+        if wait && method != "StopNode" { replies = try replies.map { try waitReady(connection, $0.id) } }
+        if connection.json {
+            print(replies.count == 1 ? Render.json(ControlProtocol.NodeReply(node: replies[0])) : Render.json(ControlProtocol.Nodes(nodes: replies)))
+            return
+        }
+        for node in replies {
+            var line = "\(node.id): \(verb)"
+            if let pid = node.pid { line += " (pid \(pid), \(node.state)" + (node.raft.map { ", \($0.role) in term \($0.term)" } ?? "") + ")" }
+            print(line)
+        }
     }
 
     /// Polls the node's state until ready (and, in raft mode, with a role), or fails at the deadline.
-    private func waitReady(_ connection: Connection) throws -> ControlProtocol.Node {
+    private func waitReady(_ connection: Connection, _ node: String) throws -> ControlProtocol.Node {
         let timeoutMs = try DurationText.wholeMilliseconds(timeout, flag: "--timeout", min: 1)
         let raft = try connection.call("GetStatus", ControlProtocol.Status.self).mode == "raft"
         let deadline = monotonicNow() + Int64(timeoutMs) * 1_000_000
@@ -343,10 +372,15 @@ struct NodeAction: ParsableCommand {
 struct StopNode: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop a node (SIGTERM, then SIGKILL after the grace period).")
     @OptionGroup var connection: Connection
-    @Argument(help: "The node.") var node: String
+    @Argument(help: "The nodes.") var nodes: [String]
+    func validate() throws { if nodes.isEmpty { throw ValidationError("name at least one node, e.g. A") } }
     func run() throws {
-        let n = try connection.call("StopNode", ControlProtocol.NodeParameter(node: node), ControlProtocol.NodeReply.self).node
-        print(connection.json ? Render.json(ControlProtocol.NodeReply(node: n)) : "\(n.id): stopped")
+        let replies = try nodes.map { try connection.call("StopNode", ControlProtocol.NodeParameter(node: $0), ControlProtocol.NodeReply.self).node }
+        if connection.json {
+            print(replies.count == 1 ? Render.json(ControlProtocol.NodeReply(node: replies[0])) : Render.json(ControlProtocol.Nodes(nodes: replies)))
+        } else {
+            for n in replies { print("\(n.id): stopped") }
+        }
     }
 }
 

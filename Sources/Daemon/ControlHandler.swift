@@ -56,7 +56,8 @@ struct ControlHandler: Sendable {
                 return .reply(p)
             case "StartNode":
                 let node = try requiredNode(call)
-                try await context.supervisor.start(node)
+                // As systemctl start: a node already running (or starting) is left as it is.
+                do { try await context.supervisor.start(node) } catch SupervisionError.alreadyRunning {}
                 return nodeReply(node)
             case "StopNode":
                 let node = try requiredNode(call)

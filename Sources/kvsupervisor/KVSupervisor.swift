@@ -24,7 +24,8 @@ struct KVSupervisor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvsupervisor",
         abstract: "Owns a cluster of kvnode processes, injects faults on command, records detections.",
-        discussion: "Without --config it runs three heartbeat nodes A, B, C on 127.0.0.1:7101-7103.")
+        discussion: "Without --config it runs three raft nodes A, B, C: a replicated KV store with its HTTP API on "
+            + "127.0.0.1:7101-7103 and Raft and heartbeat traffic on 8101-8103.")
 
     @Option(name: .long, help: "TOML configuration file.") var config: String?
     @Option(name: .long, help: "Control socket path (overrides [supervisor] socket).") var socket: String?
