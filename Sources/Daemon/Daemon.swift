@@ -202,6 +202,8 @@ public enum Daemon {
         } catch {
             await supervisor.stopAll(graceMs: 1000)
             hub.close()
+            await links.closeAll()
+            if config.socketPath != nil || serverConfig.listenFD == nil { controlServer.removeOwnSocket() }
             throw StartError.setup("\(error)")
         }
         await links.closeAll()

@@ -89,6 +89,20 @@ struct ClusterService: Service {
         }
         let deadline = monotonicNow() + Int64(context.config.readyTimeoutMs) * 1_000_000
         while await sup.readyCount < total, monotonicNow() < deadline, !Task.isShuttingDownGracefully {
+            // A node that exits before it was ever ready (its port taken, its data directory
+            // locked, a bad flag) fails the start: running on without it would look like a fault.
+            if let dead = await sup.statuses().first(where: { ($0.state == .exited || $0.state == .stopped) && $0.lastExit != nil }) {
+                let how = dead.lastExit.map { cause -> String in
+                    switch cause {
+                    case .exited(let code): return "exited with status \(code)"
+                    case .signaled(let signal): return "was killed by \(SignalName.name(signal))"
+                    }
+                } ?? "exited"
+                context.hub.log("node \(dead.id) \(how) before it was ready; its output above says why (a port in use, a "
+                                + "locked data directory): stopping the other nodes and exiting 1", priority: 3)
+                await stopNodes(total: total)
+                throw StartFailure(description: "node \(dead.id) \(how) before it was ready")
+            }
             try? await Task.sleep(for: .milliseconds(2))
         }
         if !Task.isShuttingDownGracefully {
@@ -128,4 +142,9 @@ struct ClusterService: Service {
             context.hub.log("SIGHUP: \(error)", priority: 5)
         }
     }
+}
+
+/// The cluster could not be started: a node died before it was ready.
+struct StartFailure: Error, CustomStringConvertible {
+    var description: String
 }

@@ -57,3 +57,19 @@ def test_kvctl_kv_says_what_it_sent_and_whether_a_delete_found_the_key(raft):
     assert "(sent as --client-id me --seq 1)" in r.stderr and "already used seq 1" in r.stderr, r.stderr
     r = raft.kvctl("kv", "get", "k", "--node", "Z", check=False)
     assert r.returncode == 1 and "no node 'Z'" in r.stderr, r.stderr
+
+
+def test_a_restarted_node_reports_its_role_and_wait_returns_with_it(raft):
+    """kvctl nodes once showed ROLE/TERM '-' for 8 s or more after a start or restart."""
+    import time
+    for command in (["restart", "B", "--wait"], ["stop", "C"], ["start", "C", "--wait"]):
+        node = raft.json(*command)["node"]
+        if command[0] != "stop":
+            assert node["state"] == "ready" and node["raft"]["role"] in ("follower", "leader"), node
+            assert node["raft"]["term"] >= 1, node
+    # and it stays reported: the node repeats its status every second even when nothing changes
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        views = {n["id"]: n.get("raft") for n in raft.json("nodes")["nodes"]}
+        assert all(views.values()), views
+        time.sleep(0.25)

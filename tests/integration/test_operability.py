@@ -134,3 +134,30 @@ def test_a_reload_applies_or_refuses_each_setting_and_never_half_applies(sup):
     r = sup.kvctl("reload", check=False)
     assert r.returncode == 1 and "reload refused" in r.stderr and "hb_timeout_ms" in r.stderr, r.stderr
     sup.wait_events(lambda e: e["event"] == "config_rejected")
+
+
+def test_a_node_that_cannot_bind_fails_the_start_with_exit_1(tmpdir_clean):
+    """With a node's port taken, the supervisor once ran on 'starting', then degraded, with 2/3 nodes."""
+    import socket
+    import time
+    s = Supervisor(tmpdir_clean)
+    s.stop()  # only its config and ports are wanted: a fresh start below, with B's port taken
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", s.ports[1]))
+    squatter.listen()
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "XDG_RUNTIME_DIR")}
+    try:
+        started = time.monotonic()
+        r = subprocess.run([str(BIN / "kvsupervisor"), "--config", str(s.config)], cwd=s.dir, env=env,
+                           capture_output=True, text=True, timeout=30)
+        took = time.monotonic() - started
+    finally:
+        squatter.close()
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "node B exited with status 1 before it was ready" in r.stderr, r.stderr[-2000:]
+    assert "Address already in use" in r.stderr, r.stderr[-2000:]
+    assert took < 8, f"{took:.1f} s: it waited for the ready timeout instead of failing at B's exit"
+    pids = [int(p) for p in __import__("re").findall(r"started as pid (\d+)", r.stderr)]
+    assert pids and not [p for p in pids if process_alive(p)], pids
+    assert not os.path.exists(s.socket)
