@@ -64,6 +64,11 @@ struct Check: ParsableCommand {
             throw inputError("cannot tell the format of \(file); pass --format jepsen, edn or jsonl")
         }
         let note: JSONLHistory.Notes = { KVCtl.writeError("kvctl check: \(file) \($0)") }
+        // Jepsen logs are registers and EDN logs key-value stores: another model cannot read them.
+        let fixed = ["jepsen": "register", "edn": "kv"]
+        if let m = model, let only = fixed[format], m != only {
+            throw inputError("--model \(m) does not fit the \(format) format, which is read with the \(only) model; drop --model")
+        }
         let limits = CheckLimits(timeoutNs: Int64(DurationText.milliseconds(timeout)! * 1_000_000), cacheBytes: cacheMB << 20)
         let outcome: (CheckResult, [KeyReport], String)
         do {

@@ -197,8 +197,26 @@ struct Inject: ParsableCommand {
         }
         if kind == .delay && amount == nil { throw ValidationError("delay needs an amount: kvctl inject delay \(node) 150ms") }
         if kind != .delay && amount != nil { throw ValidationError("unexpected argument '\(amount!)': only delay takes an amount") }
-        _ = try durations()
+        if node != "leader" && NodeID(validating: node) == nil {
+            throw ValidationError("'\(node)' is not a node id (1-32 letters, digits, '-' or '_'), nor 'leader'")
+        }
+        let d = try durations()
+        // The daemon checks these too; here they are usage errors (exit 2) in the flags' terms.
+        if d.for != nil && ![.stop, .delay, .partition].contains(kind) {
+            throw ValidationError("--for only applies to stop, delay and partition: \(fault) is a moment, not a state")
+        }
+        if kind == .restart && d.after != nil { throw ValidationError("restart cannot be scheduled: drop --after") }
+        if jitter != nil && kind != .delay { throw ValidationError("--jitter only applies to delay") }
+        if peers != nil && kind != .partition { throw ValidationError("--peers only applies to partition") }
+        if let j = d.jitter, let delay = d.delay, j > delay {
+            throw ValidationError("--jitter (\(j) ms) must not exceed the delay (\(delay) ms): a message cannot arrive before it was sent")
+        }
+        for p in peerList where NodeID(validating: p) == nil {
+            throw ValidationError("--peers: '\(p)' is not a node id; give comma-separated node ids, e.g. --peers A,C")
+        }
     }
+
+    private var peerList: [String] { peers.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? [] }
 
     /// The duration flags in milliseconds; an error names the flag and its limit.
     private func durations() throws -> (after: Int?, for: Int?, delay: Int?, jitter: Int?) {
@@ -208,28 +226,31 @@ struct Inject: ParsableCommand {
             catch { throw ValidationError(error.description) }
         }
         return (try ms(after, "--after", max: FaultSpec.maxAfterMs), try ms(duration, "--for", min: 1, max: FaultSpec.maxAfterMs),
-                try ms(amount, "the delay", max: FaultSpec.maxDelayMs), try ms(jitter, "--jitter", max: FaultSpec.maxDelayMs))
+                try ms(amount, "the delay", min: 1, max: FaultSpec.maxDelayMs), try ms(jitter, "--jitter", max: FaultSpec.maxDelayMs))
     }
 
     func run() throws {
         let d = try durations()
         let p = ControlProtocol.InjectParameters(
             node: node, fault: fault, afterMs: d.after, forMs: d.for, delayMs: d.delay, jitterMs: d.jitter,
-            peers: peers.map { $0.split(separator: ",").map(String.init) })
+            peers: peers == nil ? nil : peerList)
         let reply = try connection.call("Inject", p, ControlProtocol.InjectReply.self, flags: Inject.flags)
         if connection.json { print(Render.json(reply)); return }
         let target = node == "leader" ? "leader \(reply.node ?? "?") (term \(reply.term.map(String.init) ?? "?"))" : node
         if reply.appliedMonoNs != nil {
             print("\(fault) \(target): applied (fault \(reply.faultID)); follow with: kvctl events --follow")
+        } else if after != nil {
+            print("\(fault) \(target): scheduled in \(after!) (fault \(reply.faultID)); list or cancel it with: kvctl faults")
         } else {
-            print("\(fault) \(target): scheduled in \(after ?? "0ms") (fault \(reply.faultID))")
+            throw Failure("\(fault) \(target) was not applied (fault \(reply.faultID)); the reason is in: kvctl events --kinds fault_failed")
         }
     }
 }
 
 extension Inject {
     /// The daemon's parameter names as the user typed them, for its errors.
-    static let flags = ["after_ms": "--after", "for_ms": "--for", "delay_ms": "the delay", "jitter_ms": "--jitter", "peers": "--peers"]
+    static let flags = ["after_ms": "--after", "for_ms": "--for", "delay_ms": "the delay", "jitter_ms": "--jitter", "peers": "--peers",
+                        "node": "the node"]
 }
 
 /// kvctl faults [list] | cancel ID
@@ -320,25 +341,41 @@ struct NodeActionOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "With --wait: give up after this long, e.g. 30s.") var timeout = "30s"
 
     func validate() throws {
-        if nodes.isEmpty { throw ValidationError("name at least one node, e.g. A") }
+        try NodeActionOptions.validateNames(nodes)
         do { _ = try DurationText.wholeMilliseconds(timeout, flag: "--timeout", min: 1) } catch { throw ValidationError(error.description) }
     }
 
-    /// Acts on every node first, then (--wait) waits for each: one reply line (or JSON object) per node.
+    static func validateNames(_ nodes: [String]) throws {
+        if nodes.isEmpty { throw ValidationError("name at least one node, e.g. A") }
+        for n in nodes where NodeID(validating: n) == nil {
+            throw ValidationError("'\(n)' is not a node id (1-32 letters, digits, '-' or '_')")
+        }
+    }
+
+    /// Every name must be a node before any is acted on, so that a typo does not leave half done.
+    static func checkKnown(_ nodes: [String], _ connection: Connection) throws {
+        let known = try connection.call("ListNodes", ControlProtocol.Nodes.self).nodes.map(\.id)
+        if let unknown = nodes.first(where: { !known.contains($0) }) {
+            throw Failure("no node '\(unknown)'; the nodes are \(known.joined(separator: ", ")); nothing was done")
+        }
+    }
+
+    /// Acts on each node in turn, then (--wait) waits for each; a line per node as it is done, or
+    /// with --json one object {"nodes": [...]}, whatever the number of nodes.
     func perform(_ connection: Connection, _ method: String, _ verb: String) throws {
-        var replies = try nodes.map { n in
-            try connection.call(method, ControlProtocol.NodeParameter(node: n), ControlProtocol.NodeReply.self).node
-        }
-        if wait && method != "StopNode" { replies = try replies.map { try waitReady(connection, $0.id) } }
-        if connection.json {
-            print(replies.count == 1 ? Render.json(ControlProtocol.NodeReply(node: replies[0])) : Render.json(ControlProtocol.Nodes(nodes: replies)))
-            return
-        }
-        for node in replies {
+        try Self.checkKnown(nodes, connection)
+        var replies: [ControlProtocol.Node] = []
+        for n in nodes {
+            var node = try connection.call(method, ControlProtocol.NodeParameter(node: n), ControlProtocol.NodeReply.self).node
+            if wait && method != "StopNode" { node = try waitReady(connection, node.id) }
+            replies.append(node)
+            if connection.json { continue }
             var line = "\(node.id): \(verb)"
             if let pid = node.pid { line += " (pid \(pid), \(node.state)" + (node.raft.map { ", \($0.role) in term \($0.term)" } ?? "") + ")" }
             print(line)
+            fflush(nil)
         }
+        if connection.json { print(Render.json(ControlProtocol.Nodes(nodes: replies))) }
     }
 
     /// Polls the node's state until ready (and, in raft mode, with a role), or fails at the deadline.
@@ -373,14 +410,15 @@ struct StopNode: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop a node (SIGTERM, then SIGKILL after the grace period).")
     @OptionGroup var connection: Connection
     @Argument(help: "The nodes.") var nodes: [String]
-    func validate() throws { if nodes.isEmpty { throw ValidationError("name at least one node, e.g. A") } }
+    func validate() throws { try NodeActionOptions.validateNames(nodes) }
     func run() throws {
-        let replies = try nodes.map { try connection.call("StopNode", ControlProtocol.NodeParameter(node: $0), ControlProtocol.NodeReply.self).node }
-        if connection.json {
-            print(replies.count == 1 ? Render.json(ControlProtocol.NodeReply(node: replies[0])) : Render.json(ControlProtocol.Nodes(nodes: replies)))
-        } else {
-            for n in replies { print("\(n.id): stopped") }
+        try NodeActionOptions.checkKnown(nodes, connection)
+        var replies: [ControlProtocol.Node] = []
+        for n in nodes {
+            replies.append(try connection.call("StopNode", ControlProtocol.NodeParameter(node: n), ControlProtocol.NodeReply.self).node)
+            if !connection.json { print("\(n): stopped"); fflush(nil) }
         }
+        if connection.json { print(Render.json(ControlProtocol.Nodes(nodes: replies))) }
     }
 }
 

@@ -21,6 +21,8 @@ public struct KVCtl: ParsableCommand {
             return 0
         } catch let exit as CommandExit {
             return exit.code
+        } catch let exit as ExitCode {
+            return exit.rawValue  // the message, if any, was already written
         } catch let failure as Failure {
             writeError("kvctl: \(failure.description)")
             return 1

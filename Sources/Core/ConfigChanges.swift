@@ -78,7 +78,10 @@ extension ClusterConfig {
             setting("cluster.snapshot_entries", .nodes, get: { $0.raft.snapshotEntries }, set: { $0.raft.snapshotEntries = $1 }),
             setting("cluster.read_policy", .nodes, get: { $0.raft.readPolicy }, set: { $0.raft.readPolicy = $1 }),
             Setting(key: "node", scope: .supervisor,
-                    text: { c in c.nodes.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",") },
+                    text: { c in
+                        c.nodes.map { "\($0.id)@\($0.host):\($0.port)" + (c.mode == .raft ? "/\($0.effectivePeerPort)" : "")
+                            + ($0.dataDir.map { " in \($0)" } ?? "") }.joined(separator: ",")
+                    },
                     copy: { to, from in to.nodes = from.nodes }),
         ]
     }

@@ -37,6 +37,7 @@ public struct FaultSpec: Sendable, Codable, Equatable {
         if forMs != nil && ![.stop, .delay, .partition].contains(kind) {
             return "for_ms only applies to stop, delay and partition"
         }
+        if kind == .restart && afterMs > 0 { return "restart cannot be scheduled (after_ms must be 0)" }
         switch kind {
         case .delay:
             guard let d = delayMs else { return "delay needs delay_ms (e.g. kvctl inject delay B 150ms)" }

@@ -47,7 +47,12 @@ struct ControlHandler: Sendable {
                 }
             case "CancelFault":
                 let p = try call.decodeParameters(ControlProtocol.FaultIDParameter.self)
-                do { try context.engine.cancel(p.faultID) } catch {
+                do {
+                    let cancelled = try context.engine.cancel(p.faultID)
+                    if [.kill, .term].contains(cancelled.spec.kind) && !cancelled.anotherEndsProcess {
+                        await context.supervisor.faultCancelled(cancelled.spec.node)
+                    }
+                } catch {
                     if case .noSuchFault(let id, let why) = error {
                         return .error("io.kvsupervisor.NoSuchFault", ["fault_id": .string(id), "reason": .string(why)])
                     }
@@ -172,7 +177,7 @@ struct ControlHandler: Sendable {
         let peers: [NodeID]? = try p.peers.map { list in
             try list.map { s in
                 guard let id = NodeID(validating: s) else {
-                    throw VarlinkParameterError(name: "peers", reason: "must be an array of node ids")
+                    throw VarlinkParameterError(name: "peers", reason: "'\(s)' is not a node id (1-32 letters, digits, '-' or '_')")
                 }
                 return id
             }

@@ -81,14 +81,18 @@ actor Reloader {
         let effective = old.taking(accepted, from: new)
         context.replaceConfig(effective)
         await context.supervisor.applyConfig(effective)
+        context.engine.setStopGrace(ms: effective.stopGraceMs)
 
         var restarted: [NodeID] = []
         var restartProblem: String?
         if restartNodes && !nodeChanges.isEmpty {
             (restarted, restartProblem) = await restartRunningNodes(context, readyTimeoutMs: effective.readyTimeoutMs)
             if let restartProblem {
+                // Not in force everywhere: said as refused (exit 1), with what was and was not done.
+                let done = restarted.isEmpty ? "no node was restarted" : "restarted \(restarted.map(\.rawValue).joined(separator: ", ")) with it"
                 for i in changes.indices where changes[i].outcome == .applied && nodeChanges.contains(where: { $0.setting.key == changes[i].key }) {
-                    changes[i].reason += "; " + restartProblem
+                    changes[i].outcome = .refused
+                    changes[i].reason = "\(done), but \(restartProblem); run kvctl reload --restart-nodes again"
                 }
             }
         }

@@ -10,6 +10,8 @@ public struct Correlator: Sendable {
         public var kind: FaultKind?
         public var appliedMonoNs: MonotonicNanos
         public var exit: String?
+        /// The process is gone (it exited while this held it down): only a new start ends it.
+        public var processGone = false
 
         public init(id: String?, kind: FaultKind?, appliedMonoNs: MonotonicNanos, exit: String? = nil) {
             self.id = id; self.kind = kind; self.appliedMonoNs = appliedMonoNs; self.exit = exit
@@ -18,6 +20,9 @@ public struct Correlator: Sendable {
 
     /// Nodes down because of a fault (killed, terminated, stopped) or an exit, until they start or continue again.
     private var down: [NodeID: ActiveFault] = [:]
+    /// The cause of each node's last down period, once it ended (started again, continued): a
+    /// detection that arrives after, of a silence that began before it, is still a true one.
+    private var ended: [NodeID: ActiveFault] = [:]
     /// Network faults in force, by every node they touch.
     private var network: [NodeID: [ActiveFault]] = [:]
 
@@ -30,22 +35,31 @@ public struct Correlator: Sendable {
     public init() {}
 
     public mutating func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID], appliedMonoNs: MonotonicNanos) {
-        let fault = ActiveFault(id: id, kind: kind, appliedMonoNs: appliedMonoNs)
-        if let leader, leaderLost == nil, (kind.takesNodeDown && node == leader) || (kind.isNetwork && affected.contains(leader)) {
-            leaderLost = (appliedMonoNs, fault)
+        var fault = ActiveFault(id: id, kind: kind, appliedMonoNs: appliedMonoNs)
+        if let leader, (kind.takesNodeDown && node == leader) || (kind.isNetwork && affected.contains(leader)) {
+            // The fault's thread may report after the supervisor reported the exit it caused.
+            if leaderLost == nil { leaderLost = (appliedMonoNs, fault) }
+            else if let lost = leaderLost, let f = lost.fault, f.id == nil, appliedMonoNs <= lost.monoNs { leaderLost = (appliedMonoNs, fault) }
         }
         if kind.takesNodeDown {
             // A stop after a kill changes nothing: the first fault that took the node down is t_fail.
-            if down[node] == nil { down[node] = fault }
+            // An exit reported before the fault that caused it gives way to the fault.
+            if let current = down[node], current.id == nil, appliedMonoNs <= current.appliedMonoNs {
+                fault.processGone = true
+                down[node] = fault
+            } else if down[node] == nil {
+                down[node] = fault
+            }
         } else if kind == .cont {
-            down[node] = nil
+            if let d = down[node], !d.processGone { end(node) }
         } else if kind.isNetwork {
             for n in affected { network[n, default: []].append(fault) }
         }
     }
 
     public mutating func faultCleared(id: String, kind: FaultKind, node: NodeID) {
-        if kind == .stop, down[node]?.id == id { down[node] = nil }
+        // A stop ends with its process too; then the node is down until it starts again.
+        if kind == .stop, let d = down[node], d.id == id, !d.processGone { end(node) }
         for (n, faults) in network { network[n] = faults.filter { $0.id != id } }
     }
 
@@ -53,11 +67,12 @@ public struct Correlator: Sendable {
     public mutating func process(_ event: inout Event) {
         switch event.kind {
         case .nodeStarted:
-            if let node = event.node { down[node] = nil }
+            if let node = event.node { end(node) }
         case .nodeExited:
             // Down without a fault (kvctl stop or restart, a crash): its peers' detections are true ones.
             // A fault that took it down first stays the cause, with its own t_fail.
-            guard let node = event.node, down[node] == nil else { return }
+            guard let node = event.node else { return }
+            if down[node] != nil { down[node]!.processGone = true; return }
             let how = event.signal.map { "killed by \($0)" } ?? "exit status \(event.exitCode ?? -1)"
             let exit = ActiveFault(id: nil, kind: nil, appliedMonoNs: event.tMonoNs,
                                    exit: "\(node) exited (\(event.reason.map { "\($0), " } ?? "")\(how))")
@@ -83,7 +98,9 @@ public struct Correlator: Sendable {
             if let last = event.lastHeardMonoNs, let timeout = event.timeoutMs {
                 event.detectorOvershootMs = millisBetween(last + Int64(timeout) * 1_000_000, event.tMonoNs)
             }
-            if let fault = down[peer] {
+            // Down now, or down when the silence began (the detection came after a restart or a cont).
+            let cause = down[peer] ?? ended[peer].flatMap { f in event.lastHeardMonoNs.map { $0 <= f.appliedMonoNs } == true ? f : nil }
+            if let fault = cause {
                 event.label = .trueDetection
                 annotate(&event, with: fault)
             } else {
@@ -97,6 +114,11 @@ public struct Correlator: Sendable {
         default:
             break
         }
+    }
+
+    /// The node's down period is over: its cause is kept for detections still on their way.
+    private mutating func end(_ node: NodeID) {
+        if let d = down.removeValue(forKey: node) { ended[node] = d }
     }
 
     private func annotate(_ event: inout Event, with fault: ActiveFault) {

@@ -47,10 +47,16 @@ public final class EventHub: Sendable {
         /// `watermark` (all with nil): a stamp from the future (a node's wrong clock) is held no
         /// longer than any other event.
         mutating func release(before watermark: MonotonicNanos?) {
-            let due = watermark.map { w in held.prefix { $0.event.tMonoNs <= w || $0.arrived <= w }.count } ?? held.count
-            guard due > 0 else { return }
-            unwritten += held.prefix(due).map(\.event)
-            held.removeFirst(due)
+            guard let w = watermark else {
+                unwritten += held.map(\.event)
+                held.removeAll()
+                return
+            }
+            // Every due event, not only a prefix: one stamped in the future must not wait behind
+            // later arrivals stamped before it.
+            guard held.contains(where: { $0.event.tMonoNs <= w || $0.arrived <= w }) else { return }
+            unwritten += held.filter { $0.event.tMonoNs <= w || $0.arrived <= w }.map(\.event)
+            held.removeAll { $0.event.tMonoNs <= w || $0.arrived <= w }
         }
     }
     private let state: Mutex<State>

@@ -37,7 +37,8 @@ public final class FaultEngine: Sendable {
 
     private let supervisor: NodeSupervisor
     private let links: LinkTable
-    private let stopGraceMs: Int
+    /// Read at each restart fault: a reload may change it.
+    private let stopGraceMs: Atomic<Int>
     private let spinNs: Int64
     private let realtime: Realtime
     /// Why fault threads cannot have SCHED_FIFO (probed once at start), nil when they can.
@@ -51,7 +52,7 @@ public final class FaultEngine: Sendable {
         self.supervisor = supervisor
         self.links = links
         self.ledger = Mutex(FaultLedger(runID: runID, effectDeadlineMs: effectDeadlineMs))
-        self.stopGraceMs = stopGraceMs
+        self.stopGraceMs = Atomic(stopGraceMs)
         // A fault is a one-off, so its thread can afford the 2 ms spin that covers the p99 wake-up
         // lateness measured here, where nodes (waking every beat) keep theirs short.
         self.spinNs = max(Int64(timerSpinUs) * 1000, 2_000_000)
@@ -64,19 +65,32 @@ public final class FaultEngine: Sendable {
 
     public var activeFaults: [FaultRecord] { ledger.withLock { $0.inForce } }
     public var scheduledCount: Int { ledger.withLock { $0.scheduledCount } }
+    /// A reload changed `stop_grace_ms`: restart faults use the new grace from now on.
+    public func setStopGrace(ms: Int) { stopGraceMs.store(ms, ordering: .relaxed) }
+
     /// Faults requested with `after` whose time has not come, soonest first.
     public var scheduledFaults: [FaultLedger.Entry] { ledger.withLock { $0.scheduled } }
 
     /// Takes a scheduled fault back before its time; its thread then applies nothing.
-    public func cancel(_ id: String, reason: String = "cancelled by request") throws(FaultError) {
-        let outcome = ledger.withLock { l -> Result<[FaultLedger.Effect], FaultError> in
+    /// Returns the fault taken back, and whether another fault that ends the process is still
+    /// pending on its node (so the node's exit stays expected).
+    @discardableResult
+    public func cancel(_ id: String, reason: String = "cancelled by request") throws(FaultError)
+        -> (spec: FaultSpec, anotherEndsProcess: Bool) {
+        let outcome = ledger.withLock { l -> Result<([FaultLedger.Effect], FaultSpec, Bool), FaultError> in
             guard let e = l.entries[id] else { return .failure(.noSuchFault(id, why: "no scheduled fault has that id")) }
             guard e.phase == .requested, e.spec.afterMs > 0 else {
-                return .failure(.noSuchFault(id, why: e.spec.afterMs > 0 ? "it is being applied now" : "it was already applied"))
+                return .failure(.noSuchFault(id, why: e.phase == .due ? "it is being applied now" : "it was already applied"))
             }
-            return .success(l.step(.cancel(id: id, reason: reason), at: .now()))
+            let effects = l.step(.cancel(id: id, reason: reason), at: .now())
+            let another = l.entries.values.contains {
+                $0.spec.node == e.spec.node && ($0.spec.kind == .kill || $0.spec.kind == .term) && $0.applied == nil
+            }
+            return .success((effects, e.spec, another))
         }
-        perform(try outcome.get(), target: nil)
+        let (effects, spec, another) = try outcome.get()
+        perform(effects, target: nil)
+        return (spec, another)
     }
 
     /// Validates, resolves the target now, and applies at once or at `requested + after`.
@@ -107,7 +121,10 @@ public final class FaultEngine: Sendable {
         step(.requested(id: id, spec: spec, affected: affected.sorted()), at: requested, target: target)
 
         if spec.kind == .restart {
-            return InjectResult(faultID: id, applied: await restart(spec, id: id))
+            switch await restart(spec, id: id) {
+            case .success(let applied): return InjectResult(faultID: id, applied: applied)
+            case .failure(let why): throw .invalid("restart of \(spec.node) failed: \(why)")
+            }
         }
         if spec.afterMs > 0 {
             startThread(id: id, spec: spec, requested: requested, target: target, appliedOut: nil)
@@ -322,17 +339,19 @@ public final class FaultEngine: Sendable {
         }
     }
 
-    private func restart(_ spec: FaultSpec, id: String) async -> Stamp? {
+    private struct RestartFailure: Error { var reason: String }
+
+    private func restart(_ spec: FaultSpec, id: String) async -> Result<Stamp, RestartFailure> {
         let applied = Stamp.now()
         do {
-            try await supervisor.restart(spec.node, graceMs: stopGraceMs)
+            try await supervisor.restart(spec.node, graceMs: stopGraceMs.load(ordering: .relaxed))
         } catch {
             step(.refused(id: id, reason: "\(error)"), at: .now(), target: .restart)
-            return nil
+            return .failure(RestartFailure(reason: "\(error)"))
         }
         step(.applied(id: id, applyNs: 0), at: applied, target: .restart)
         step(.effectSeen(id: id), at: .now(), target: .restart)
-        return applied
+        return .success(applied)
     }
 }
 

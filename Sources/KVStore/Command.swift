@@ -87,6 +87,8 @@ public enum KVResult: Hashable, Sendable, CustomStringConvertible {
     case sessionExpired(seq: UInt64)
     /// The client's latest seq came again with another command: not a retry, so not applied.
     case sequenceConflict(seq: UInt64)
+    /// A delete: whether the key held a value.
+    case deleted(existed: Bool)
 
     public var description: String {
         switch self {
@@ -97,6 +99,7 @@ public enum KVResult: Hashable, Sendable, CustomStringConvertible {
         case .invalid(let why): return "invalid entry: \(why)"
         case .sessionExpired(let seq): return "session expired (seq \(seq))"
         case .sequenceConflict(let seq): return "seq \(seq) already used for another command"
+        case .deleted(let existed): return existed ? "deleted" : "deleted (was absent)"
         }
     }
 }

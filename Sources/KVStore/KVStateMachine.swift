@@ -17,15 +17,16 @@ public struct KVStateMachine: Hashable, Sendable {
         public var result: KVResult
         /// The index of the entry that last used it.
         public var lastIndex: UInt64 = 0
-        /// FNV-1a of the command the seq carried, so that a retry can be told from a new command
+        /// FNV-1a of the entry the seq carried, so that a retry can be told from a new command
         /// reusing the seq; 0 when unknown (restored from a format-2 snapshot): any is a retry.
         public var digest: UInt64 = 0
     }
 
-    /// FNV-1a 64 of a command's encoding: the same on every replica.
-    public static func digest(_ command: KVCommand) -> UInt64 {
+    /// FNV-1a 64 of a log entry's bytes (client, seq and command, as `KVRequest.encoded()` makes
+    /// them): the same on every replica, and the same for a retry, which repeats the request.
+    public static func digest(_ entry: [UInt8]) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in KVRequest(client: "", seq: 0, command: command).encoded() { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        for b in entry { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return h == 0 ? 1 : h
     }
 
@@ -66,17 +67,19 @@ public struct KVStateMachine: Hashable, Sendable {
         guard !bytes.isEmpty else { return (nil, .ok) }
         let request: KVRequest
         do { request = try KVRequest(decoding: bytes) } catch { return (nil, .invalid("\(error)")) }
-        return (request, apply(request))
+        return (request, apply(request, digest: Self.digest(bytes)))
     }
 
-    mutating func apply(_ r: KVRequest) -> KVResult {
+    mutating func apply(_ r: KVRequest, digest: UInt64) -> KVResult {
         if r.isAnonymous { return execute(r.command) }
         if let s = sessions[r.client] {
             if r.seq == s.seq {
+                // Touched either way, so that the state does not depend on whether this replica
+                // knows the digest (one restored from a format-2 snapshot does not).
+                touch(r.client)
                 // Another command under the same seq is a client's mistake, not a retry: refused.
-                if s.digest != 0 && s.digest != Self.digest(r.command) { return .sequenceConflict(seq: r.seq) }
-                touch(r.client)  // a retry: the first answer, applied once
-                return s.result
+                if s.digest != 0 && s.digest != digest { return .sequenceConflict(seq: r.seq) }
+                return s.result  // a retry: the first answer, applied once
             }
             if r.seq < s.seq { return .staleSequence(latest: s.seq) }
         } else if r.seq > 1 && expiredThrough > 0 {
@@ -84,7 +87,7 @@ public struct KVStateMachine: Hashable, Sendable {
         }
         let isNew = sessions[r.client] == nil
         let result = execute(r.command)
-        sessions[r.client] = Session(seq: r.seq, result: result, lastIndex: applied, digest: Self.digest(r.command))
+        sessions[r.client] = Session(seq: r.seq, result: result, lastIndex: applied, digest: digest)
         useOrder.append((applied, r.client))
         if isNew { expireBeyondLimit() }
         pruneUseOrder()
@@ -129,10 +132,10 @@ public struct KVStateMachine: Hashable, Sendable {
         switch c {
         case .put(let k, let v): set(k, v); return .ok
         case .get(let k): return .value(data[k])
-        case .delete(let k):  // the value it held, so that a delete of an absent key can say so
-            let previous = data[k]
+        case .delete(let k):  // whether it held a value, so that a delete of an absent key can say so
+            let existed = data[k] != nil
             set(k, nil)
-            return .value(previous)
+            return .deleted(existed: existed)
         case .cas(let k, let expected, let v):
             guard data[k] == expected else { return .casFailed(current: data[k]) }
             set(k, v)
@@ -201,6 +204,7 @@ public struct KVStateMachine: Hashable, Sendable {
         case .invalid(let why): w.byte(4); w.string(why)
         case .sessionExpired(let seq): w.byte(5); w.uint(seq)
         case .sequenceConflict(let seq): w.byte(6); w.uint(seq)
+        case .deleted(let existed): w.byte(7); w.byte(existed ? 1 : 0)
         }
     }
 
@@ -213,6 +217,12 @@ public struct KVStateMachine: Hashable, Sendable {
         case 4: return .invalid(try r.string())
         case 5: return .sessionExpired(seq: try r.uint())
         case 6: return .sequenceConflict(seq: try r.uint())
+        case 7:
+            switch try r.byte() {
+            case 0: return .deleted(existed: false)
+            case 1: return .deleted(existed: true)
+            case let b: throw DecodeError("deleted result \(b) is neither 0 nor 1")
+            }
         case let t: throw DecodeError("unknown result tag \(t)")
         }
     }

@@ -135,10 +135,8 @@ final class KVAPI: Sendable {
         let reply = await loop.request { .write(request, $0) }
         guard case .applied(let result, let index) = reply else { return answer(reply, path: path, query: query, anonymous: request.isAnonymous) }
         switch result {
-        case .ok: return json(200, WriteReplyBody(index: index.value))
-        case .value(let previous):
-            guard case .delete = command else { return json(200, WriteReplyBody(index: index.value)) }
-            return json(200, WriteReplyBody(index: index.value, existed: previous != nil))
+        case .ok, .value: return json(200, WriteReplyBody(index: index.value))
+        case .deleted(let existed): return json(200, WriteReplyBody(index: index.value, existed: existed))
         case .casFailed(let current):
             return json(409, ErrorBody(error: "compare failed: the key holds \(current.map { "'\($0)'" } ?? "nothing")",
                                        code: "cas_failed", current: current))

@@ -112,7 +112,9 @@ final class RaftLoop: @unchecked Sendable {
     private var reported = RaftStatus()
     private var reportedAt: MonotonicNanos = 0
     private var onFatal: @Sendable (String) -> Never
-    private struct PendingWrite { var term: Term; var client: String; var seq: UInt64; var deadline: MonotonicNanos; var reply: Continuation }
+    private struct PendingWrite {
+        var term: Term; var client: String; var seq: UInt64; var digest: UInt64; var deadline: MonotonicNanos; var reply: Continuation
+    }
     private struct PendingRead { var key: String; var deadline: MonotonicNanos; var reply: Continuation }
     private var writes: [LogIndex: PendingWrite] = [:]
     private var reads: [UInt64: PendingRead] = [:]
@@ -237,11 +239,13 @@ final class RaftLoop: @unchecked Sendable {
                 reply.resume(returning: .overloaded("\(writes.count) writes are waiting for their answer"))
                 return
             }
-            switch raft.propose(request.encoded()) {
+            let entry = request.encoded()
+            switch raft.propose(entry) {
             case .success(let index):
                 // An earlier waiter at this index belonged to an entry that was overwritten.
                 writes[index]?.reply.resume(returning: .notLeader(leader: raft.leader))
-                writes[index] = PendingWrite(term: raft.term, client: request.client, seq: request.seq, deadline: deadline, reply: reply)
+                writes[index] = PendingWrite(term: raft.term, client: request.client, seq: request.seq,
+                                             digest: KVStateMachine.digest(entry), deadline: deadline, reply: reply)
             case .failure(let e): reply.resume(returning: Self.refusal(e))
             }
         case .read(let key, .stale, let reply):
@@ -327,7 +331,9 @@ final class RaftLoop: @unchecked Sendable {
     /// client has not moved on.
     private func answerFromSession(_ w: PendingWrite, index: LogIndex) {
         if let s = store.sessions[w.client], s.seq == w.seq {
-            w.reply.resume(returning: .applied(s.result, index: index))
+            // The session's answer is this write's only if the session's entry was this one.
+            let conflict = s.digest != 0 && s.digest != w.digest
+            w.reply.resume(returning: .applied(conflict ? .sequenceConflict(seq: w.seq) : s.result, index: index))
         } else {
             w.reply.resume(returning: .timedOut)
         }

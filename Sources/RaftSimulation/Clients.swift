@@ -263,7 +263,7 @@ struct Clients {
         case (.put(let v), .ok), (.cas(_, let v), .ok):
             h.output = .done; h.outcome = .ok
             list[c].lastSeen[op.key] = v
-        case (.delete, .ok), (.delete, .value):
+        case (.delete, .ok), (.delete, .deleted):
             h.output = .done; h.outcome = .ok
         default:
             sim.report.violations.append("\(list[c].name) got \(result) for its outstanding \(h.input) on \(op.key)")

@@ -124,6 +124,12 @@ public actor NodeSupervisor {
         return (child.pid, dup(child.pidfd), generation)
     }
 
+    /// A scheduled kill or term was cancelled: the node's next exit is its own again (a crash, to
+    /// the restart policy), not the fault's.
+    public func faultCancelled(_ id: NodeID) {
+        _ = try? table.step(.faultWontEndProcess(id), at: .now())
+    }
+
     /// A stop or cont fault's effect, seen from its thread, with the moment its signal was applied:
     /// the table keeps the change applied last, whatever order the effects were seen in.
     public nonisolated func notePaused(_ id: NodeID, generation: Int, paused: Bool, asOf: Stamp) {

@@ -48,6 +48,8 @@ public struct NodeTable: Sendable {
         case stopGraceExpired(NodeID, generation: Int)
         /// A fault is about to end the process: its exit is no failure.
         case faultWillEndProcess(NodeID)
+        /// The fault that was to end the process was cancelled before it was applied.
+        case faultWontEndProcess(NodeID)
         /// A stop or cont took effect; the step's time is when its signal was applied.
         case pausedChanged(NodeID, generation: Int, paused: Bool)
         case restartDue(NodeID, token: Int)
@@ -118,6 +120,9 @@ public struct NodeTable: Sendable {
         case .faultWillEndProcess(let id):
             guard entries[id]?.pid != nil else { throw .notRunning(id) }
             entries[id]?.expectation = .injectedFault
+            return []
+        case .faultWontEndProcess(let id):
+            if entries[id]?.expectation == .injectedFault { entries[id]?.expectation = nil }
             return []
         case .pausedChanged(let id, let generation, let paused):
             // Effects are seen by two threads and may arrive out of order: the later signal wins.

@@ -54,3 +54,20 @@ func durationErrorsSayWhatIsWrong(text: String, message: String) {
     #expect(FaultSpec(kind: .partition, node: "B", peers: ["B"]).problem(knownNodes: nodes) != nil)
     #expect(FaultSpec(kind: .delay, node: "B", delayMs: 10, jitterMs: 20).problem(knownNodes: nodes) != nil)
 }
+
+/// A reload once missed a node's data_dir or peer_port change ("no setting changed"): the node
+/// list is one setting, and its text carries every field of each node.
+@Test func aNodesDataDirOrPeerPortIsAChangedSetting() {
+    let old = ClusterConfig.default
+    var moved = old
+    moved.nodes[1].dataDir = "/srv/b"
+    #expect(old.changedSettings(in: moved).map(\.setting.key) == ["node"])
+    var repeered = old
+    repeered.nodes[0].peerPort = 9999
+    #expect(old.changedSettings(in: repeered).map(\.setting.key) == ["node"])
+    #expect(old.changedSettings(in: old).isEmpty)
+    var graced = old
+    graced.stopGraceMs = 1
+    #expect(old.changedSettings(in: graced).map { "\($0.setting.key) \($0.old) -> \($0.new)" } == ["supervisor.stop_grace_ms 3000 -> 1"])
+    #expect(old.taking(["supervisor.stop_grace_ms"], from: moved) == old, "only the accepted keys are taken")
+}

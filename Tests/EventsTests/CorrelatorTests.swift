@@ -109,3 +109,55 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
     c.process(&next)
     #expect(next.sinceLostMs == 300 && next.tFailMonoNs == 500 * ms && next.reason == "A exited (exit status 0)")
 }
+
+/// A stopped node that then exits (kvctl stop sends SIGCONT then SIGTERM) stays down: the stop
+/// cleared by the exit does not make its peers' later detections false suspicions.
+@Test func aStoppedNodeThatExitsStaysDownUntilItStarts() {
+    var c = Correlator()
+    c.faultApplied(id: "s1", kind: .stop, node: "B", affected: ["B"], appliedMonoNs: 100 * ms)
+    var exited = Event(kind: .nodeExited, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 300 * ms))
+    c.process(&exited)
+    c.faultCleared(id: "s1", kind: .stop, node: "B")  // the ledger ends the stop with its process
+    var e = dead("A", "B", at: 350 * ms, lastHeard: 90 * ms)
+    c.process(&e)
+    #expect(e.label == .trueDetection && e.faultID == "s1" && e.tFailMonoNs == 100 * ms)
+}
+
+/// kvctl restart B: the new process starts before B's peers notice the old one's silence. Their
+/// detections, of a silence that began before the exit, are true ones.
+@Test func aDetectionAfterTheRestartOfASilenceBeforeItIsTrue() {
+    var c = Correlator()
+    var exited = Event(kind: .nodeExited, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 1000 * ms))
+    exited.exitCode = 0
+    exited.reason = "stopped on request"
+    c.process(&exited)
+    var started = Event(kind: .nodeStarted, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 1005 * ms))
+    c.process(&started)
+    var e = dead("A", "B", at: 1190 * ms, lastHeard: 990 * ms)
+    c.process(&e)
+    #expect(e.label == .trueDetection && e.tFailMonoNs == 1000 * ms && e.reason == "B exited (stopped on request, exit status 0)")
+    // a silence that began after the restart is another matter
+    var later = dead("A", "B", at: 3000 * ms, lastHeard: 2800 * ms)
+    c.process(&later)
+    #expect(later.label == .falseSuspicion)
+}
+
+/// The kill's thread may tell the correlator after the supervisor reported the exit: the fault is
+/// still the cause, with its own (earlier) t_fail, for detections and for the leader lost.
+@Test func aKillReportedAfterItsExitIsStillTheCause() {
+    var c = Correlator()
+    var elected = Event(kind: .leaderElected, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 0))
+    elected.term = 1
+    c.process(&elected)
+    var exited = Event(kind: .nodeExited, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 1002 * ms))
+    exited.signal = "SIGKILL"
+    c.process(&exited)
+    c.faultApplied(id: "f9", kind: .kill, node: "B", affected: ["B"], appliedMonoNs: 1000 * ms)
+    var e = dead("A", "B", at: 1150 * ms, lastHeard: 950 * ms)
+    c.process(&e)
+    #expect(e.label == .trueDetection && e.faultID == "f9" && e.tFailMonoNs == 1000 * ms && e.reason == nil)
+    var next = Event(kind: .leaderElected, runID: "r", node: "C", at: Stamp(wallMs: 0, monoNs: 1200 * ms))
+    next.term = 2
+    c.process(&next)
+    #expect(next.faultID == "f9" && next.sinceLostMs == 200)
+}

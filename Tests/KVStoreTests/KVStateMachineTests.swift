@@ -40,9 +40,10 @@ private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {
     #expect(m.apply(index: 5, entry("c", 4, .cas(key: "a", expected: "1", value: "3"))).result == .ok)
     #expect(m.apply(index: 6, entry("c", 5, .cas(key: "new", expected: nil, value: "x"))).result == .ok)
     #expect(m.apply(index: 7, entry("c", 6, .mput([KeyValue(key: "p", value: "P"), KeyValue(key: "q", value: "Q")]))).result == .ok)
-    #expect(m.apply(index: 8, entry("c", 7, .delete(key: "a"))).result == .value("3"))
+    #expect(m.apply(index: 8, entry("c", 7, .delete(key: "a"))).result == .deleted(existed: true))
+    #expect(m.apply(index: 9, entry("c", 8, .delete(key: "a"))).result == .deleted(existed: false))
     #expect(m.data == ["new": "x", "p": "P", "q": "Q"])
-    #expect(m.applied == 8)
+    #expect(m.applied == 9)
 }
 
 @Test func aRetriedRequestIsAppliedOnceAndAnsweredAlike() {
@@ -233,6 +234,8 @@ private func entry(_ client: String, _ seq: UInt64, _ c: KVCommand) -> [UInt8] {
     #expect(m.apply(index: 2, entry("c", 1, .put(key: "k", value: "one"))).result == .ok)  // a retry
     #expect(m.apply(index: 3, entry("c", 1, .put(key: "k", value: "two"))).result == .sequenceConflict(seq: 1))
     #expect(m.get("k") == "one")
+    // The session is touched either way, so a replica that cannot tell (digest 0) keeps the same state.
+    #expect(m.sessions["c"]?.lastIndex == 3)
     // The rule survives a snapshot (format 3 carries each session's digest).
     var restored = try KVStateMachine(snapshot: m.snapshot())
     #expect(restored == m)

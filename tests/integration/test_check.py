@@ -54,6 +54,7 @@ def test_a_limit_reached_is_unknown_with_exit_3():
     (["/nonexistent/history.log"], "cannot read /nonexistent/history.log"),
     (["--model", "queue", "x"], "--model 'queue': use register or kv"),
     (["--timeout", "soon", "x"], "--timeout 'soon' is not a duration"),
+    ([DATA / "jepsen-etcd" / "etcd_000.log", "--model", "kv"], "--model kv does not fit the jepsen format"),
 ])
 def test_usage_errors_exit_2_and_say_what_to_do(args, message):
     r = check(*args)

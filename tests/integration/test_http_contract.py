@@ -63,7 +63,7 @@ def test_a_restarted_node_reports_its_role_and_wait_returns_with_it(raft):
     """kvctl nodes once showed ROLE/TERM '-' for 8 s or more after a start or restart."""
     import time
     for command in (["restart", "B", "--wait"], ["stop", "C"], ["start", "C", "--wait"]):
-        node = raft.json(*command)["node"]
+        node = raft.json(*command)["nodes"][0]
         if command[0] != "stop":
             assert node["state"] == "ready" and node["raft"]["role"] in ("follower", "leader"), node
             assert node["raft"]["term"] >= 1, node

@@ -133,6 +133,10 @@ def test_a_reload_applies_or_refuses_each_setting_and_never_half_applies(sup):
     sup.config.write_text(text.replace("hb_timeout_ms = 200", "hb_timeout_ms = -1"))
     r = sup.kvctl("reload", check=False)
     assert r.returncode == 1 and "reload refused" in r.stderr and "hb_timeout_ms" in r.stderr, r.stderr
+    # A refused setting: exit 1, the table on stdout, and no stray blank line on stderr.
+    sup.config.write_text(text.replace("hb_timeout_ms = 200", "hb_timeout_ms = 400"))
+    r = sup.kvctl("reload", check=False)
+    assert r.returncode == 1 and "cluster.hb_timeout_ms" in r.stdout and r.stderr == "", (r.stdout, r.stderr)
     sup.wait_events(lambda e: e["event"] == "config_rejected")
 
 

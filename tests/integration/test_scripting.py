@@ -13,12 +13,22 @@ from conftest import Supervisor, process_alive, sup, tmpdir_clean  # noqa: F401 
     (["inject", "stop", "B", "--for", "2h"], "--for '2h' is over the limit of 1h"),
     (["inject", "delay", "B", "150ms", "--jitter", "2m"], "--jitter '2m' is over the limit of 1m"),
     (["inject", "delay", "B", "90s"], "the delay '90s' is over the limit of 1m"),
+    (["inject", "delay", "B", "0ms"], "the delay '0ms' is under the minimum of 1ms"),
+    (["inject", "kill", "B", "--for", "2s"], "--for only applies to stop, delay and partition"),
+    (["inject", "delay", "B", "150ms", "--jitter", "200ms"], "--jitter (200 ms) must not exceed the delay (150 ms)"),
+    (["inject", "kill", "B", "--peers", "A"], "--peers only applies to partition"),
+    (["inject", "kill", "B", "--jitter", "5ms"], "--jitter only applies to delay"),
+    (["inject", "restart", "B", "--after", "10s"], "restart cannot be scheduled"),
+    (["inject", "partition", "B", "--peers", "A C"], "--peers: 'A C' is not a node id; give comma-separated node ids"),
+    (["start", "a b"], "'a b' is not a node id"),
 ])
 def test_durations_need_units_and_say_what_is_wrong(sup, args, message):
     """`--after 150` was taken as ms, `--after -5ms` said "Missing value", `--after 2h` "not a duration"."""
     r = sup.kvctl(*args, check=False)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert message in r.stderr, r.stderr
+    for internal in ("_ms", "invalid parameter"):
+        assert internal not in r.stderr, r.stderr
     assert sup.json("faults")["faults"] == []
 
 
@@ -71,12 +81,42 @@ def test_a_scheduled_fault_is_listed_with_its_time_and_can_be_cancelled(sup):
     sup.kvctl("inject", "cont", "C")
 
 
+def test_a_cancelled_scheduled_kill_leaves_the_nodes_next_exit_its_own(tmpdir_clean):
+    """A scheduled kill marked the node's next exit as the fault's when it was requested; cancelled,
+    the mark stayed, so a later crash was not restarted under restart = "on-failure"."""
+    import os
+    import signal
+    s = Supervisor(tmpdir_clean, cluster_extra='restart = "on-failure"\n')
+    try:
+        s.wait_ready()
+        fault_id = s.json("inject", "kill", "C", "--after", "60s")["fault_id"]
+        s.kvctl("faults", "cancel", fault_id)
+        c_pid = s.json("status")["nodes"][2]["pid"]
+        os.kill(c_pid, signal.SIGKILL)  # a crash, not a fault
+        exited = s.wait_events(lambda e: e["event"] == "node_exited" and e["node"] == "C")[0]
+        assert exited.get("reason") != "exit caused by an injected fault", exited
+        s.wait_events(lambda e: e["event"] == "node_restart_scheduled" and e["node"] == "C", what="C restarted on failure")
+        s.wait_events(lambda e: e["event"] == "node_ready" and e["node"] == "C" and e["pid"] != c_pid)
+        s.node_pids = [n["pid"] for n in s.json("nodes")["nodes"]]
+    finally:
+        s.stop()
+
+
+def test_several_nodes_are_checked_before_any_is_touched(sup):
+    r = sup.kvctl("stop", "A", "Z", check=False)
+    assert r.returncode == 1 and "no node 'Z'" in r.stderr and "nothing was done" in r.stderr, r.stderr
+    assert [n["state"] for n in sup.json("nodes")["nodes"]] == ["ready"] * 3
+    out = sup.kvctl("--json", "start", "A", "B")  # running: left as they are, as systemctl start does
+    assert [n["id"] for n in __import__("json").loads(out.stdout)["nodes"]] == ["A", "B"], out.stdout
+    assert out.stderr == ""
+
+
 def test_node_commands_print_real_replies_and_start_waits_until_ready(sup):
-    stopped = sup.json("stop", "B")["node"]
+    stopped = sup.json("stop", "B")["nodes"][0]
     assert stopped["id"] == "B" and stopped["state"] == "stopped" and "pid" not in stopped, stopped
-    started = sup.json("start", "B", "--wait", "--timeout", "10s")["node"]
+    started = sup.json("start", "B", "--wait", "--timeout", "10s")["nodes"][0]
     assert started["state"] == "ready" and started["pid"] > 0, started
-    restarted = sup.json("restart", "C", "--wait")["node"]
+    restarted = sup.json("restart", "C", "--wait")["nodes"][0]
     assert restarted["state"] == "ready" and restarted["pid"] not in sup.node_pids, restarted
     assert "B: restarted (pid" in sup.kvctl("restart", "B", "--wait").stdout
 
