@@ -47,12 +47,12 @@ pyenv: setup
 	@bash scripts/pyenv.sh
 
 integration: build pyenv
-	KV_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -ra tests/integration; rc=$$?; [[ $$rc -eq 5 ]] && { echo "integration: no tests collected"; exit 0; }; exit $$rc
+	KV_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -ra integration-tests; rc=$$?; [[ $$rc -eq 5 ]] && { echo "integration: no tests collected"; exit 0; }; exit $$rc
 
 # The system tier boots a real systemd in a container; it needs root (CI is) and says so otherwise.
 system: build pyenv
 	@if [[ $$(id -u) -eq 0 ]]; then KV_SYSTEM_TIER=1 bash scripts/setup.sh; fi
-	KV_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -rA -s tests/system; rc=$$?; [[ $$rc -eq 5 ]] && { echo "system: no tests collected"; exit 0; }; exit $$rc
+	KV_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -rA -s system-tests; rc=$$?; [[ $$rc -eq 5 ]] && { echo "system: no tests collected"; exit 0; }; exit $$rc
 
 test: unit simulation integration system
 

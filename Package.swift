@@ -3,10 +3,10 @@ import PackageDescription
 
 // Layers (lower never imports higher):
 //   executables: kvsupervisor, kvctl, kvnode         — argument parsing and wiring only
-//   services:    Daemon, ControlCLI, NodeRuntime
-//   mechanisms:  Supervision, Faults, Events, Varlink, Systemd, ConfigFile
-//   pure logic:  Detection, Linearizability, Raft, KVStore, RaftSimulation
-//   vocabulary:  Core
+//   services:    Daemon, ControlCLI, NodeRuntime, RaftNode, ExperimentRunner
+//   mechanisms:  Supervision, Faults, Events, Varlink, Systemd, ConfigFile, RaftStorage, Timing
+//   pure logic:  Detection, Linearizability, Raft, KVStore, WAL, RaftSimulation, Experiments, TOML
+//   vocabulary:  Core, BinaryCodec, SplitMix; C shims CLinux, CSystemd; test support ScenarioTesting
 let package = Package(
     name: "kvsupervisor",
     products: [
@@ -35,9 +35,11 @@ let package = Package(
         .target(name: "Systemd", dependencies: ["CSystemd"]),
         .target(name: "Detection", dependencies: ["Core"]),
         // Linearizability checking of recorded histories (Wing-Gong search, Lowe's cache, per key). No I/O.
-        .target(name: "Linearizability"),
+        .target(name: "Linearizability", dependencies: ["SplitMix"]),
+        // SplitMix64, the one seeded generator (Raft's timeouts, the simulator, sweep plans, the checker's hashes).
+        .target(name: "SplitMix"),
         // The Raft consensus core: a pure state machine driven by ticks and messages. No I/O.
-        .target(name: "Raft"),
+        .target(name: "Raft", dependencies: ["SplitMix"]),
         // The replicated store's state machine (put, get, delete, CAS, mput; dedup by client and seq;
         // snapshots) and its binary entry format. No I/O.
         .target(name: "KVStore", dependencies: ["BinaryCodec"]),
@@ -52,17 +54,20 @@ let package = Package(
         // The deterministic simulator: Raft replicas running KVStore over a faulty network and disk,
         // with retrying clients; the invariants; election-time trials. Used by tests and `kvctl sim`.
         .target(name: "RaftSimulation", dependencies: [
-            "Raft", "KVStore", "BinaryCodec", "Linearizability", .product(name: "HeapModule", package: "swift-collections"),
+            "Raft", "KVStore", "BinaryCodec", "Linearizability", "SplitMix", .product(name: "HeapModule", package: "swift-collections"),
         ]),
         // Experiment specs (TOML), the sweep's plan of trials, the statistics its reports use. No I/O.
-        .target(name: "Experiments", dependencies: ["ConfigFile", "Core"]),
+        .target(name: "Experiments", dependencies: ["TOML", "Core", "SplitMix"]),
         // Runs experiments for the daemon: a cluster per cell, trials, run directories, resume.
         .target(name: "ExperimentRunner", dependencies: [
-            "Experiments", "ConfigFile", "Core", "Events", "Faults", "Supervision",
+            "Experiments", "ConfigFile", "TOML", "Core", "Events", "Faults", "Supervision",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        // TOML (its own parser: TOMLKit imported Foundation, whose ICU data was 45 MB of the daemon) -> ClusterConfig.
-        .target(name: "ConfigFile", dependencies: ["Core"]),
+        // TOML 1.0 (its own parser: TOMLKit imported Foundation, whose ICU data was 45 MB of the daemon)
+        // and ConfigError, the error of a file read with it (file, line, key). No I/O.
+        .target(name: "TOML"),
+        // The config file -> ClusterConfig.
+        .target(name: "ConfigFile", dependencies: ["Core", "TOML"]),
         // Exact wake-ups (sleep, then spin the last stretch) and detached OS threads.
         .target(name: "Timing", dependencies: ["Core", "CLinux"]),
         .target(name: "Supervision", dependencies: [
@@ -119,12 +124,12 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "BinaryCodec"]),
         .testTarget(name: "RaftNodeTests", dependencies: ["RaftNode", "Raft", "KVStore"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "ConfigFile"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "TOML"]),
         .testTarget(name: "ExperimentRunnerTests", dependencies: ["ExperimentRunner", "Core"]),
         .testTarget(name: "WALTests", dependencies: ["WAL", "RaftStorage", "Raft"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Core", "ScenarioTesting"]),
-        .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "Core"]),
+        .testTarget(name: "ConfigFileTests", dependencies: ["ConfigFile", "TOML", "Core"]),
         // Scenario scripts (etcd-raft datadriven style) for the pure cores' tests.
         .target(name: "ScenarioTesting", dependencies: ["RaftSimulation"], path: "Tests/ScenarioTesting"),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision", "Core", "ScenarioTesting"],

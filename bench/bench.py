@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration-tests"))
 from conftest import BIN, Supervisor  # noqa: E402
 
 KILLS = int(os.environ.get("BENCH_KILLS", "100"))

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration-tests"))
 from conftest import BIN, free_ports  # noqa: E402
 from bench import median_ci, pct  # noqa: E402
 from kvhttp import request  # noqa: E402

@@ -77,7 +77,7 @@ struct Experiment: ParsableCommand {
             let t = last.lastTrial
             print("{\"t_fail\": \(t?.tFail.map(String.init) ?? "null"), \"t_detect\": \(t?.tDetect.map(String.init) ?? "null"), "
                   + "\"detection_latency_ms\": \(t?.detectionLatencyMs.map { String($0) } ?? "null")}")
-            if last.state != "finished" { throw Failure("trial \(last.state): \(last.reason ?? "")") }
+            if last.state != .finished { throw Failure("trial \(last.state.rawValue): \(last.reason ?? "")") }
             if t?.outcome != "detected" { throw CommandExit(code: 1) }
         }
     }
@@ -109,7 +109,7 @@ struct Experiment: ParsableCommand {
             let runs = try connection.call("ListExperiments", ControlProtocol.ExperimentRuns.self).runs
             if connection.json { print(Render.json(runs)); return }
             print(Render.table(["RUN_ID", "KIND", "STATE", "TRIALS", "SESSIONS", "DIRECTORY"], runs.map {
-                [$0.runID, $0.kind, $0.state, "\($0.done)/\($0.total)", String($0.sessions), $0.directory]
+                [$0.runID, $0.kind, $0.state.rawValue, "\($0.done)/\($0.total)", String($0.sessions), $0.directory]
             }))
         }
     }
@@ -165,7 +165,7 @@ enum Stream {
                   + (u.reason.map { " (\($0))" } ?? ""))
             print("run directory: \(u.directory) (report.html, report.md, trials.csv, heatmap.csv, scatter.csv)")
         }
-        if u.state != "finished" { throw CommandExit(code: 1) }
+        if u.state != .finished { throw CommandExit(code: 1) }
     }
 
     static func table(_ cells: [ControlProtocol.ExperimentCell]) -> String {

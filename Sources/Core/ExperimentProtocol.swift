@@ -62,11 +62,31 @@ extension ControlProtocol {
         }
     }
 
+    /// A run's state. Every change of it goes through `ending(_:)` or `resumed()`, so the allowed
+    /// moves are written once: running ends finished, cancelled, failed or interrupted; any but
+    /// finished may run again (resume).
+    public enum RunState: String, Codable, Sendable, CaseIterable {
+        case running, finished, cancelled, failed, interrupted
+
+        public var isOver: Bool { self != .running }
+        /// Whether `kvctl experiment resume` may continue it.
+        public var canResume: Bool { self != .finished && self != .running }
+
+        /// The state a running run ends in; a run already over keeps its state.
+        public func ending(_ end: RunState) -> RunState {
+            precondition(end != .running, "a run ends in a state other than running")
+            return self == .running ? end : self
+        }
+
+        /// How a run's state reads to someone listing runs: a run that says running but is not this
+        /// supervisor's is one a dead supervisor left, so interrupted.
+        public func asListed(activeHere: Bool) -> RunState { self == .running && !activeHere ? .interrupted : self }
+    }
+
     /// A progress reply of a running experiment ("more"), and its last reply (state no longer running).
     public struct ExperimentUpdate: Codable, Sendable, Equatable {
         public var runID: String
-        /// running, finished, cancelled, failed or interrupted.
-        public var state: String
+        public var state: RunState
         public var session: Int
         public var done: Int
         public var total: Int
@@ -81,7 +101,7 @@ extension ControlProtocol {
         /// Cells not run because their timeout is not above their interval.
         public var skipped: [String]?
         public var reason: String?
-        public init(runID: String, state: String, session: Int, done: Int, total: Int, cell: Int, cells: Int, cellLabel: String,
+        public init(runID: String, state: RunState, session: Int, done: Int, total: Int, cell: Int, cells: Int, cellLabel: String,
                     elapsedMs: Int64, remainingMs: Int64?, directory: String, lastTrial: ExperimentTrial? = nil,
                     results: [ExperimentCell]? = nil, skipped: [String]? = nil, reason: String? = nil) {
             self.runID = runID; self.state = state; self.session = session; self.done = done; self.total = total
@@ -98,13 +118,13 @@ extension ControlProtocol {
     public struct ExperimentRun: Codable, Sendable, Equatable {
         public var runID: String
         public var kind: String
-        public var state: String
+        public var state: RunState
         public var createdWallMs: Int64
         public var sessions: Int
         public var done: Int
         public var total: Int
         public var directory: String
-        public init(runID: String, kind: String, state: String, createdWallMs: Int64, sessions: Int, done: Int, total: Int,
+        public init(runID: String, kind: String, state: RunState, createdWallMs: Int64, sessions: Int, done: Int, total: Int,
                     directory: String) {
             self.runID = runID; self.kind = kind; self.state = state; self.createdWallMs = createdWallMs
             self.sessions = sessions; self.done = done; self.total = total; self.directory = directory

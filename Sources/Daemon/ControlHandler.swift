@@ -35,7 +35,7 @@ struct ControlHandler: Sendable {
                 return .reply(ControlProtocol.HealReply(healed: context.engine.heal(node: node)))
             case "Reload":
                 let p = try call.decodeParameters(ControlProtocol.ReloadParameters.self)
-                guard context.state != "starting" else {
+                guard context.state != .starting else {
                     return .error("io.kvsupervisor.ReloadRefused", ["reason": .string("the nodes are still starting; retry once kvctl status says running")])
                 }
                 do {
@@ -95,7 +95,7 @@ struct ControlHandler: Sendable {
                     guard let id = p.runID else { throw VarlinkParameterError(name: "run_id", reason: "is required") }
                     updates = try context.experiments.resume(runID: id)
                 }
-                return .stream(Self.frames(updates, buffer: 64) { $0.state != "running" })
+                return .stream(Self.frames(updates, buffer: 64) { $0.state.isOver })
             case "CancelExperiment":
                 let p = try call.decodeParameters(ControlProtocol.RunIDParameter.self)
                 return .reply(ControlProtocol.CancelReply(runID: try context.experiments.cancel(runID: p.runID)))

@@ -11,6 +11,7 @@ import Supervision
 import Synchronization
 import Systemd
 import Varlink
+import TOML
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,27 +81,8 @@ public enum Daemon {
         let configBox = ConfigBox(config)
         let environment = childEnvironment()
         let makeSpec: NodeSupervisor.SpecBuilder = { node in
-            let c = configBox.value
-            let peers = links.peerAddresses(for: node.id, among: c.nodes)
-            var arguments = c.commonNodeArguments(for: node, runID: runID)
-            if c.mode == .raft {
-                let others = c.nodes.filter { $0.id != node.id }
-                arguments += [
-                    "--mode", "raft", "--peer-port", String(node.effectivePeerPort),
-                    // Redirects name the peers' real HTTP address; Raft traffic goes through the proxies.
-                    "--peers", others.map { "\($0.id)=http://\($0.host):\($0.port)" }.joined(separator: ","),
-                    "--raft-peers", peers,
-                    "--data-dir", node.dataDir ?? paths.stateDir + "/nodes/" + node.id.rawValue,
-                    // Nodes of another supervisor's cluster (same ids, other run) cannot join this one.
-                    "--cluster-token", "kvsupervisor-" + runID,
-                    "--sync", c.raft.sync, "--tick-ms", String(c.raft.tickMs), "--heartbeat-ms", String(c.raft.heartbeatMs),
-                    "--election-ms", String(c.raft.electionMs), "--election-max-ms", String(c.raft.electionMaxMs),
-                    "--snapshot-entries", String(c.raft.snapshotEntries), "--read-policy", c.raft.readPolicy,
-                ]
-            } else {
-                arguments += ["--mode", "heartbeat", "--peers", peers]
-            }
-            return ChildSpec(id: node.id, executable: nodeBinary, arguments: arguments, environment: environment)
+            NodeCommandLine(config: configBox.value, links: links, stateDir: paths.stateDir, runID: runID)
+                .spec(for: node, executable: nodeBinary, environment: environment)
         }
         // A node's exit ends the stops on it; the engine comes after the supervisor, hence the box.
         let exits = Mutex<(@Sendable (NodeID, String) -> Void)?>(nil)

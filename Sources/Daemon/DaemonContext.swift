@@ -9,6 +9,12 @@ import Varlink
 import Glibc
 #endif
 
+/// The daemon's phase, as GetStatus and STATUS= say it: starting -> running or degraded (not every
+/// node ready in time) <-> reloading -> stopping.
+enum DaemonPhase: String, Sendable {
+    case starting, running, degraded, reloading, stopping
+}
+
 /// What the daemon's services share: the owners (supervisor, fault engine, event hub) and the config.
 final class DaemonContext: Sendable {
     let supervisor: NodeSupervisor
@@ -22,7 +28,7 @@ final class DaemonContext: Sendable {
     /// Reloads one at a time, from SIGHUP and from kvctl reload.
     let reloader = Reloader()
     private let current: Mutex<ClusterConfig>
-    private let phase = Mutex("starting")
+    private let phase = Mutex(DaemonPhase.starting)
 
     init(config: ClusterConfig, configFile: String?, supervisor: NodeSupervisor, engine: FaultEngine, hub: EventHub,
          experiments: ExperimentManager, paths: DaemonPaths, runID: String) {
@@ -38,14 +44,14 @@ final class DaemonContext: Sendable {
 
     var config: ClusterConfig { current.withLock { $0 } }
     func replaceConfig(_ c: ClusterConfig) { current.withLock { $0 = c } }
-    var state: String { phase.withLock { $0 } }
-    func setState(_ s: String) { phase.withLock { $0 = s } }
+    var state: DaemonPhase { phase.withLock { $0 } }
+    func setState(_ s: DaemonPhase) { phase.withLock { $0 = s } }
 
     /// Answers from the supervisor's published snapshot: no await, so it can run on an event loop.
     func statusReply() -> ControlProtocol.Status {
         let (ready, total, _) = nodeCounts()
         return ControlProtocol.Status(
-            state: state, version: kvsupervisorVersion, uptimeMs: (monotonicNow() - startedMonoNs) / 1_000_000,
+            state: state.rawValue, version: kvsupervisorVersion, uptimeMs: (monotonicNow() - startedMonoNs) / 1_000_000,
             nodesReady: ready, nodesTotal: total, activeFaults: engine.activeFaults.count,
             scheduledFaults: engine.scheduledCount, runID: runID, mode: config.mode.rawValue, eventLog: paths.eventLog,
             pid: getpid(), configFile: configFile)
@@ -60,7 +66,7 @@ final class DaemonContext: Sendable {
     func statusLine() -> String {
         let (ready, total, paused) = nodeCounts()
         let faults = engine.activeFaults.count
-        return "\(state): \(ready)/\(total) nodes ready" + (paused > 0 ? " (\(paused) paused)" : "")
+        return "\(state.rawValue): \(ready)/\(total) nodes ready" + (paused > 0 ? " (\(paused) paused)" : "")
             + ", \(faults) fault\(faults == 1 ? "" : "s") active"
     }
 }

@@ -38,9 +38,9 @@ actor Reloader {
         defer { busy = false }
         Notifier.reloading()
         let before = context.state
-        context.setState("reloading")
+        context.setState(.reloading)
         defer {
-            context.setState(before == "reloading" ? "running" : before)
+            context.setState(before == .reloading ? .running : before)
             Notifier.ready(status: context.statusLine())
         }
         guard let file = context.configFile else {

@@ -19,10 +19,10 @@ struct SignalRouter: Sendable {
         for await signal in signals {
             switch signal {
             case SIGTERM, SIGINT:
-                context.hub.log("\(signal == SIGTERM ? "SIGTERM" : "SIGINT"): stopping (state \(context.state))")
+                context.hub.log("\(signal == SIGTERM ? "SIGTERM" : "SIGINT"): stopping (state \(context.state.rawValue))")
                 await services.triggerGracefulShutdown()
             case SIGHUP:
-                if context.state == "starting" {
+                if context.state == .starting {
                     context.hub.log("SIGHUP while the nodes are starting: the reload is queued and runs once they are up", priority: 5)
                 }
                 reloads.yield()

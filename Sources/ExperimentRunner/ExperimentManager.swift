@@ -3,6 +3,7 @@ import Core
 import Events
 import Experiments
 import Synchronization
+import TOML
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,7 +54,7 @@ public final class ExperimentManager: Sendable {
         let plan = SweepPlan(sweep)
         return try begin(sweep) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
             let runID = RunIDs.make()
-            let manifest = RunManifest(runID: runID, kind: "detection-sweep", state: "running", createdWallMs: Stamp.now().wallMs,
+            let manifest = RunManifest(runID: runID, kind: "detection-sweep", state: .running, createdWallMs: Stamp.now().wallMs,
                                        total: plan.trials.count, sessions: [])
             do {
                 return (try RunDirectory.create(stateDir: environment.stateDir, runID: runID, specText: specText, manifest: manifest),
@@ -69,7 +70,7 @@ public final class ExperimentManager: Sendable {
         return try begin(sweep) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
             do {
                 let manifest = try dir.manifest()
-                if manifest.state == "finished" { throw ExperimentError.cannotResume("experiment \(runID) has finished; nothing to resume") }
+                if manifest.state == .finished { throw ExperimentError.cannotResume("experiment \(runID) has finished; nothing to resume") }
                 try dir.truncateTornTail()
                 return (dir, manifest, try dir.trials())
             } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }
@@ -139,7 +140,7 @@ public final class ExperimentManager: Sendable {
         let plan = SweepPlan(spec)
         let session = (manifest.sessions.map(\.number).max() ?? 0) + 1
         let began = Stamp.now()
-        manifest.state = "running"
+        manifest.state = .running
         manifest.reason = nil
         manifest.sessions.append(.init(number: session, startedWallMs: began.wallMs, host: Self.hostname(), doneAtStart: done.count))
         try? dir.save(manifest)
@@ -147,7 +148,7 @@ public final class ExperimentManager: Sendable {
 
         let runHub: EventHub
         do { runHub = try EventHub(logPath: dir.path + "/events.jsonl", useJournal: false, echoToStderr: false) } catch {
-            finish(&manifest, dir: dir, state: "failed", reason: "\(error)", spec: spec, plan: plan, records: done, updates: updates)
+            finish(&manifest, dir: dir, state: .failed, reason: "\(error)", spec: spec, plan: plan, records: done, updates: updates)
             return
         }
         // The run's events also go to the supervisor's log and journal (labels kept), so
@@ -177,19 +178,19 @@ public final class ExperimentManager: Sendable {
                 send(updates.progress(done: doneNow, cell: cell, trial: record, remainingMs: left))
             })
         var records = done
-        var state = "finished", reason: String?
+        var state = ControlProtocol.RunState.finished, reason: String?
         do {
             records += try await sweep.run(done: done)
         } catch {
             records = (try? dir.trials()) ?? records
             if error is SweepRun.Stop, shuttingDown.load(ordering: .sequentiallyConsistent) {
-                state = "interrupted"
+                state = .interrupted
                 reason = "the supervisor stopped after \(records.count) of \(plan.trials.count) trials; kvctl experiment resume \(dir.runID) continues"
             } else if error is SweepRun.Stop {
-                state = "cancelled"
+                state = .cancelled
                 reason = "cancelled after \(records.count) of \(plan.trials.count) trials (\(records.count - firstDone) in this session)"
             } else {
-                state = "failed"
+                state = .failed
                 reason = "\(error)"
             }
         }
@@ -202,9 +203,9 @@ public final class ExperimentManager: Sendable {
         finish(&manifest, dir: dir, state: state, reason: reason, spec: spec, plan: plan, records: records, updates: updates)
     }
 
-    private func finish(_ manifest: inout RunManifest, dir: RunDirectory, state: String, reason: String?, spec: DetectionSweepSpec,
+    private func finish(_ manifest: inout RunManifest, dir: RunDirectory, state: ControlProtocol.RunState, reason: String?, spec: DetectionSweepSpec,
                         plan: SweepPlan, records: [TrialRecord], updates: SessionUpdates) {
-        manifest.state = state
+        manifest.state = manifest.state.ending(state)
         manifest.reason = reason
         if !manifest.sessions.isEmpty { manifest.sessions[manifest.sessions.count - 1].endedWallMs = Stamp.now().wallMs }
         var finalReason = reason
@@ -215,8 +216,8 @@ public final class ExperimentManager: Sendable {
         } catch {
             finalReason = [reason, "cannot write the run's files: \(error)"].compactMap { $0 }.joined(separator: "; ")
         }
-        mainHub.log("experiment \(dir.runID) \(state): \(records.count) of \(plan.trials.count) trials; \(dir.path)/report.html"
-                    + (finalReason.map { " (\($0))" } ?? ""), priority: state == "failed" ? 3 : 6)
+        mainHub.log("experiment \(dir.runID) \(state.rawValue): \(records.count) of \(plan.trials.count) trials; \(dir.path)/report.html"
+                    + (finalReason.map { " (\($0))" } ?? ""), priority: state == .failed ? 3 : 6)
         send(updates.last(state: state, records: records, results: summary.cells, reason: finalReason), final: true)
         active.withLock { $0 = nil }
     }
@@ -244,7 +245,7 @@ public final class ExperimentManager: Sendable {
         let m = try dir.manifest()
         let done = (try? dir.trials().count) ?? 0
         // A run that says "running" but is not this process's is one a dead supervisor left.
-        let state = m.state == "running" && activeRunID != m.runID ? "interrupted" : m.state
+        let state = m.state.asListed(activeHere: activeRunID == m.runID)
         return .init(runID: m.runID, kind: m.kind, state: state, createdWallMs: m.createdWallMs, sessions: m.sessions.count,
                      done: done, total: m.total, directory: dir.path)
     }
@@ -265,10 +266,10 @@ private struct SessionUpdates: Sendable {
     let began: Stamp
 
     func progress(done: Int, cell: Int, trial: TrialRecord?, remainingMs: Int64?) -> ControlProtocol.ExperimentUpdate {
-        make("running", done: done, cell: cell, trial: trial, remainingMs: remainingMs)
+        make(.running, done: done, cell: cell, trial: trial, remainingMs: remainingMs)
     }
 
-    func last(state: String, records: [TrialRecord], results: [ControlProtocol.ExperimentCell], reason: String?)
+    func last(state: ControlProtocol.RunState, records: [TrialRecord], results: [ControlProtocol.ExperimentCell], reason: String?)
         -> ControlProtocol.ExperimentUpdate {
         var u = make(state, done: records.count, cell: max(0, plan.cells.count - 1), trial: records.last, remainingMs: 0)
         u.results = results
@@ -277,7 +278,7 @@ private struct SessionUpdates: Sendable {
         return u
     }
 
-    private func make(_ state: String, done: Int, cell: Int, trial: TrialRecord?, remainingMs: Int64?) -> ControlProtocol.ExperimentUpdate {
+    private func make(_ state: ControlProtocol.RunState, done: Int, cell: Int, trial: TrialRecord?, remainingMs: Int64?) -> ControlProtocol.ExperimentUpdate {
         .init(runID: runID, state: state, session: session, done: done, total: plan.trials.count, cell: cell + 1,
               cells: plan.cells.count, cellLabel: cell < plan.cells.count ? plan.cells[cell].description : "",
               elapsedMs: (monotonicNow() - began.monoNs) / 1_000_000, remainingMs: remainingMs, directory: directory,

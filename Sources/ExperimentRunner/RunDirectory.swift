@@ -22,8 +22,8 @@ struct RunManifest: Codable, Sendable {
     }
     var runID: String
     var kind: String
-    /// running, finished, cancelled, failed; a "running" run whose supervisor is gone is interrupted.
-    var state: String
+    /// A "running" run whose supervisor is gone lists as interrupted (`RunState.asListed`).
+    var state: ControlProtocol.RunState
     var createdWallMs: Int64
     var total: Int
     var sessions: [Session]

@@ -1,4 +1,4 @@
-import ConfigFile
+import TOML
 
 /// What `kvctl experiment run FILE` asks the supervisor to run, validated. Specs are TOML:
 ///

@@ -1,3 +1,4 @@
+import Core
 /// report.html: one self-contained page (styles and plots inline) that says in its first lines
 /// what ran and whether the detector matched theory, then the tables and the plots.
 public enum SweepHTML {
@@ -5,7 +6,7 @@ public enum SweepHTML {
                             plots: [(title: String, svg: String)]) -> String {
         let e = SVGPlots.escape
         let f = SweepReport.f
-        let partial = c.state != "finished"
+        let partial = c.state != .finished
         var h = """
             <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Detection sweep \(e(c.runID))</title>
             <style>
@@ -20,7 +21,7 @@ public enum SweepHTML {
             figcaption{font-size:13px;color:#333;margin-bottom:4px}
             </style></head><body>
             <h1>Detection sweep <code>\(e(c.runID))</code></h1>
-            <div class="headline">\(e(SweepReport.headline(summary: summary, context: c)))\(partial ? "<br><b>Partial report</b>: the run is \(e(c.state))\(c.reason.map { " (" + e($0) + ")" } ?? ""); <code>kvctl experiment resume \(e(c.runID))</code> continues it." : "")</div>
+            <div class="headline">\(e(SweepReport.headline(summary: summary, context: c)))\(partial ? "<br><b>Partial report</b>: the run is \(e(c.state.rawValue))\(c.reason.map { " (" + e($0) + ")" } ?? ""); <code>kvctl experiment resume \(e(c.runID))</code> continues it." : "")</div>
             <p class="meta">fault <b>\(spec.fault.rawValue)</b>\(spec.fault == .delay ? " (\(spec.delayMs) ms ± \(spec.jitterMs) ms)" : ""),
             detector \(spec.detectors.map { "<b>\($0.rawValue)</b>" }.joined(separator: " and ")), \(spec.nodes) nodes,
             \(spec.trials) trials per cell, \(plan.cells.count) cells, seed \(spec.seed);

@@ -1,3 +1,4 @@
+import SplitMix
 /// The trials of a detection sweep, in the order they run: a fresh cluster per cell, and within a
 /// cell each trial's fault at a random phase of the heartbeat interval. Fully determined by the
 /// spec (the seed included), so a spec run twice gets the same schedule of phases and faults.
@@ -43,15 +44,5 @@ public struct SweepPlan: Sendable, Equatable {
     }
 }
 
-/// SplitMix64: small, fast, and the same sequence on every machine.
-struct PlanRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state = state &+ 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The plan's generator: the same sequence on every machine for a seed.
+typealias PlanRandom = SplitMix64

@@ -1,3 +1,4 @@
+import Core
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,12 +17,12 @@ public struct RunContext: Sendable {
         }
     }
     public var runID: String
-    public var state: String
+    public var state: ControlProtocol.RunState
     public var reason: String?
     public var specText: String
     public var sessions: [Session]
     public var total: Int
-    public init(runID: String, state: String, reason: String?, specText: String, sessions: [Session], total: Int) {
+    public init(runID: String, state: ControlProtocol.RunState, reason: String?, specText: String, sessions: [Session], total: Int) {
         self.runID = runID; self.state = state; self.reason = reason; self.specText = specText; self.sessions = sessions
         self.total = total
     }
@@ -32,8 +33,8 @@ public enum SweepReport {
     public static func markdown(spec: DetectionSweepSpec, plan: SweepPlan, summary: SweepSummary, context c: RunContext) -> String {
         var out = "# Detection sweep \(c.runID)\n\n"
         out += "**\(headline(summary: summary, context: c))**\n\n"
-        if c.state != "finished" {
-            out += "> This report is partial: the run is \(c.state)" + (c.reason.map { " (\($0))" } ?? "") + ". "
+        if c.state != .finished {
+            out += "> This report is partial: the run is \(c.state.rawValue)" + (c.reason.map { " (\($0))" } ?? "") + ". "
                 + "`kvctl experiment resume \(c.runID)` continues it.\n\n"
         }
         out += "## What ran\n\n"
@@ -100,7 +101,7 @@ public enum SweepReport {
         let fixed = summary.rows.filter { $0.theory != nil && $0.median != nil }
         let sized = fixed.filter { $0.median!.is95 }
         let covered = sized.filter { $0.median!.covers($0.theory!.medianMs) }.count
-        var s = "\(c.state.capitalized): \(summary.records.count) of \(c.total) trials; \(detected) detections, \(missed) missed, "
+        var s = "\(c.state.rawValue.capitalized): \(summary.records.count) of \(c.total) trials; \(detected) detections, \(missed) missed, "
             + "\(fp) false suspicion\(fp == 1 ? "" : "s")"
         if !fixed.isEmpty {
             s += "; \(out) detections outside [T - I, T + 5 ms]"

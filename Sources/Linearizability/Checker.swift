@@ -1,3 +1,4 @@
+import SplitMix
 import Dispatch
 import Synchronization
 
@@ -225,10 +226,7 @@ struct Bitset: Sendable, Equatable {
 
     /// A fixed pseudo-random 64-bit value per operation index (SplitMix64 of the index).
     @inline(__always) static func zobrist(_ i: Int) -> UInt64 {
-        var z = UInt64(truncatingIfNeeded: i) &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        SplitMix64.mix(UInt64(truncatingIfNeeded: i) &+ 0x9E37_79B9_7F4A_7C15)
     }
 }
 

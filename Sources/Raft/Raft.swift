@@ -1,3 +1,4 @@
+import SplitMix
 /// One replica's consensus state machine, pure: no clock (it counts `tick()`s), no disk, no
 /// network, no randomness of its own (a seed in the config). Inputs: `tick`, `step`, `propose`,
 /// `campaign`, `readIndex`, `transferLeadership`, `compact`. Output: `ready()` hands back what to
@@ -457,10 +458,7 @@ public struct Raft: Sendable {
     /// SplitMix64 on the config's seed.
     private mutating func nextRandom() -> UInt64 {
         rng = rng &+ 0x9E37_79B9_7F4A_7C15
-        var z = rng
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        return SplitMix64.mix(rng)
     }
 
     // MARK: Replication

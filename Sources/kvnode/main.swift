@@ -26,14 +26,14 @@ struct KVNode: ParsableCommand {
     var id: String
     @Option(name: .customLong("mode"),
             help: "heartbeat, raft, or auto: raft when --peers gives http:// URLs, --data-dir is set, or there are no peers at all (a one-node store); heartbeat otherwise.")
-    var mode = "auto"
+    var mode = ModeFlag.auto
     @Option(name: .customLong("host"), help: "Address to listen on.")
     var host = "127.0.0.1"
     @Option(name: [.customLong("port"), .customLong("port", withSingleDash: true)],
             help: "TCP port: heartbeats in heartbeat mode, the HTTP API in raft mode.")
     var port: Int
     @Option(name: .customLong("role"), help: "peer (cluster member), detector or monitored (seed experiment).")
-    var role: String = "peer"
+    var role = NodeRole.peer
     @Option(name: .customLong("peer_addr"), help: "HOST:PORT of the node a detector watches (repeatable).")
     var peerAddr: [String] = []
     @Option(name: [.customLong("peers"), .customLong("peers", withSingleDash: true)],
@@ -50,7 +50,7 @@ struct KVNode: ParsableCommand {
             help: "Raft: the WAL and snapshots (default: ./data/ID).")
     var dataDir: String?
     @Option(name: .customLong("sync"), help: "Raft: fdatasync (every acknowledged write is on disk) or none (experiments only).")
-    var sync = "fdatasync"
+    var sync = SyncMode.fdatasync
     @Option(name: .customLong("tick-ms"), help: "Raft: the logical clock's tick.")
     var tickMs = 10
     @Option(name: .customLong("heartbeat-ms"), help: "Raft: leader heartbeat interval.")
@@ -75,7 +75,7 @@ struct KVNode: ParsableCommand {
     @Option(name: .customLong("hb_timeout_ms"), help: "Silence after which a peer is declared dead, in ms.")
     var hbTimeoutMs = 200
     @Option(name: .customLong("detector"), help: "fixed (dead after --hb_timeout_ms of silence) or phi (accrual; T - I is its acceptable pause).")
-    var detector = "fixed"
+    var detector = FailureDetector.Kind.fixed
     @Option(name: .customLong("phi_threshold"), help: "phi detector: declare dead when phi reaches this (Akka's default is 8).")
     var phiThreshold = 8.0
     @Option(name: .customLong("log_path"), help: "Append JSONL events to this file.")
@@ -91,7 +91,6 @@ struct KVNode: ParsableCommand {
     func validate() throws {
         guard NodeID(validating: id) != nil else { throw ValidationError("--id '\(id)': use 1-32 letters, digits, '-' or '_'") }
         guard (1...65535).contains(port) else { throw ValidationError("--port \(port): must be 1-65535") }
-        guard NodeRole(rawValue: role) != nil else { throw ValidationError("--role '\(role)': use peer, detector or monitored") }
         guard hbIntervalMs >= 1 else { throw ValidationError("--hb_interval_ms must be at least 1") }
         guard hbTimeoutMs > hbIntervalMs else {
             throw ValidationError("--hb_timeout_ms (\(hbTimeoutMs)) must be greater than --hb_interval_ms (\(hbIntervalMs))")
@@ -100,18 +99,15 @@ struct KVNode: ParsableCommand {
         guard spinRange.contains(timerSpinUs) else {
             throw ValidationError("--timer_spin_us \(timerSpinUs): must be \(spinRange.lowerBound)-\(spinRange.upperBound)")
         }
-        guard FailureDetector.Kind(rawValue: detector) != nil else { throw ValidationError("--detector '\(detector)': use fixed or phi") }
         guard phiThreshold > 0, phiThreshold <= 100 else { throw ValidationError("--phi_threshold \(phiThreshold): must be in (0, 100]") }
         if let events, events != "notify" { throw ValidationError("--events '\(events)': the only sink is 'notify'") }
         for p in peerAddr where PeerAddress.parse(p) == nil {
             throw ValidationError("--peer_addr '\(p)': expected HOST:PORT")
         }
-        guard ["auto", "heartbeat", "raft"].contains(mode) else { throw ValidationError("--mode '\(mode)': use heartbeat, raft or auto") }
         for p in peerList where PeerAddress.parse(Self.strippingScheme(p))?.id == nil {
             throw ValidationError("--peers entry '\(p)': expected ID=HOST:PORT or ID=http://HOST:PORT")
         }
         if isRaft {
-            guard SyncMode(rawValue: sync) != nil else { throw ValidationError("--sync '\(sync)': use fdatasync or none") }
             for p in raftPeerList where PeerAddress.parse(p)?.id == nil {
                 throw ValidationError("--raft-peers entry '\(p)': expected ID=HOST:PORT")
             }
@@ -120,7 +116,7 @@ struct KVNode: ParsableCommand {
             }
             if let problem = try raftOptions().problem() { throw ValidationError(problem) }
         }
-        if role == "detector" && peerAddr.isEmpty && peerList.isEmpty {
+        if role == .detector && peerAddr.isEmpty && peerList.isEmpty {
             throw ValidationError("--role detector needs --peer_addr HOST:PORT")
         }
     }
@@ -129,7 +125,7 @@ struct KVNode: ParsableCommand {
     var raftPeerList: [String] { raftPeers.split(separator: ",").map(String.init).filter { !$0.isEmpty } }
     /// With no peers and no seed role, a node is the original store's single node: a one-node KV store.
     var isRaft: Bool {
-        mode == "raft" || (mode == "auto" && (peers.contains("://") || dataDir != nil || (peerList.isEmpty && peerAddr.isEmpty && role == "peer")))
+        mode == .raft || (mode == .auto && (peers.contains("://") || dataDir != nil || (peerList.isEmpty && peerAddr.isEmpty && role == .peer)))
     }
     var resolvedPeerPort: Int { peerPort ?? port + 1000 }
 
@@ -157,7 +153,7 @@ struct KVNode: ParsableCommand {
         }
         return RaftNodeOptions(
             id: NodeID(validating: id)!, host: host, httpPort: port, peerPort: resolvedPeerPort, peers: members,
-            dataDir: dataDir ?? "data/\(id)", sync: SyncMode(rawValue: sync) ?? .fdatasync, tickMs: tickMs,
+            dataDir: dataDir ?? "data/\(id)", sync: sync, tickMs: tickMs,
             heartbeatMs: heartbeatMs, electionMs: electionMs, electionMaxMs: electionMaxMs, snapshotEntries: snapshotEntries,
             requestTimeoutMs: requestTimeoutMs, readPolicy: readPolicy, runID: runID)
     }
@@ -166,10 +162,10 @@ struct KVNode: ParsableCommand {
         if isRaft { try runRaft() }
         let addresses = (peerAddr + peerList).compactMap(PeerAddress.parse)
         var options = NodeOptions(
-            id: NodeID(validating: id)!, host: host, port: port, role: NodeRole(rawValue: role)!,
+            id: NodeID(validating: id)!, host: host, port: port, role: role,
             peers: addresses, hbIntervalMs: hbIntervalMs, hbTimeoutMs: hbTimeoutMs, logPath: logPath,
             runID: runID, eventsViaNotify: events == "notify", timerSpinUs: timerSpinUs)
-        options.detector = FailureDetector.Kind(rawValue: detector)!
+        options.detector = detector
         options.phiThreshold = phiThreshold
         try NodeMain.run(options)
     }
@@ -194,4 +190,12 @@ struct KVNode: ParsableCommand {
 }
 
 NodeMain.blockTerminationSignals()
+/// kvnode's --mode: the runtime to run, or `auto` to choose from the other flags.
+enum ModeFlag: String, CaseIterable, ExpressibleByArgument { case auto, heartbeat, raft }
+
+// Typed flags: ArgumentParser refuses another value and lists the allowed ones.
+extension NodeRole: ExpressibleByArgument {}
+extension FailureDetector.Kind: ExpressibleByArgument {}
+extension SyncMode: ExpressibleByArgument {}
+
 KVNode.main()

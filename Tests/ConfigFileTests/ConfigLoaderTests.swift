@@ -1,6 +1,7 @@
 import Core
 import Testing
 @testable import ConfigFile
+import TOML
 
 private func parse(_ text: String) throws(ConfigError) -> ClusterConfig {
     try ConfigLoader.parse(text: text, file: "test.toml")

@@ -1,5 +1,5 @@
 import Testing
-@testable import ConfigFile
+@testable import TOML
 
 private func parse(_ text: String) throws(TOMLError) -> TOMLTable { try TOMLParser.parse(text) }
 

@@ -1,6 +1,6 @@
-import ConfigFile
 import Testing
 @testable import Experiments
+import TOML
 
 private func parse(_ text: String) throws(ConfigError) -> DetectionSweepSpec {
     guard case .detectionSweep(let s) = try ExperimentSpecParser.parse(text: text, file: "sweep.toml") else { fatalError() }

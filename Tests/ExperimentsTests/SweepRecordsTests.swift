@@ -56,7 +56,7 @@ private func record(_ index: Int, latency: Double?, session: Int = 1) -> TrialRe
     let spec = DetectionSweepSpec(intervalsMs: [100], timeoutsMs: [300, 50], trials: 2)
     let plan = SweepPlan(spec)
     let summary = SweepSummary(plan: plan, records: [record(0, latency: 251)])
-    let context = RunContext(runID: "exp-1", state: "cancelled", reason: "cancelled after 1 of 2 trials", specText: "[experiment]\n",
+    let context = RunContext(runID: "exp-1", state: .cancelled, reason: "cancelled after 1 of 2 trials", specText: "[experiment]\n",
                              sessions: [.init(number: 1, startedWallMs: 1_795_000_000_000, endedWallMs: nil, host: "h", trials: 1)],
                              total: 2)
     let md = SweepReport.markdown(spec: spec, plan: plan, summary: summary, context: context)
@@ -81,7 +81,7 @@ private func record(_ index: Int, latency: Double?, session: Int = 1) -> TrialRe
     a.mistakes = 3; a.windowMs = 1000; b.mistakes = 1; b.windowMs = 1000
     let summary = SweepSummary(plan: plan, records: [a, b])
     #expect(summary.cells[0].falsePositives == 4 && summary.cells[0].ciCoverage == 0.5)
-    let context = RunContext(runID: "exp-2", state: "finished", reason: nil, specText: "", sessions: [], total: 2)
+    let context = RunContext(runID: "exp-2", state: .finished, reason: nil, specText: "", sessions: [], total: 2)
     let headline = SweepReport.headline(summary: summary, context: context)
     #expect(headline.contains("4 false suspicions"), "\(headline)")
     #expect(!headline.contains("95% CI covers"), "\(headline)")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-BIN = pathlib.Path(os.environ.get("KV_BIN", pathlib.Path(__file__).resolve().parents[2] / ".build" / "release"))
+BIN = pathlib.Path(os.environ.get("KV_BIN", pathlib.Path(__file__).resolve().parents[1] / ".build" / "release"))
 
 
 def free_ports(n, offset=None):

@@ -124,7 +124,9 @@ def test_an_experiment_trial_under_systemd_reaches_the_journal_and_the_state_dir
     assert run["state"] == "finished" and run["directory"].startswith("/var/lib/kvsupervisor/runs/")
     files = machine.run("ls", run["directory"], check=True).stdout.split()
     assert {"report.html", "trials.csv", "scatter.csv", "heatmap.csv", "events.jsonl"} <= set(files), files
-    e = journal_json(machine, "-u", "kvsupervisor", "KV_EVENT=declared_dead", f"KV_RUN_ID={run['run_id']}")
+    # The journal gets an event once no earlier-stamped one can still arrive (100 ms after it).
+    e = machine.wait_for("the trial's detection in the journal", lambda: journal_json(
+        machine, "-u", "kvsupervisor", "KV_EVENT=declared_dead", f"KV_RUN_ID={run['run_id']}"), timeout=5)
     step(f"journal: {[x['MESSAGE'] for x in e]}")
     assert len(e) == 1 and e[0]["KV_PEER"] == "monitored" and e[0]["KV_LABEL"] == "true_detection"
 

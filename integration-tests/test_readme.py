@@ -15,7 +15,7 @@ import pytest
 
 from conftest import BIN, process_alive, tmpdir_clean  # noqa: F401 (fixture)
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DEFAULT_PORTS = [7101, 7102, 7103, 8101, 8102, 8103]
 

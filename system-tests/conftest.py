@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[1]
 BIN = pathlib.Path(os.environ.get("KV_BIN", REPO / ".build" / "release"))
 
 

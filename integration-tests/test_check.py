@@ -10,8 +10,8 @@ import pytest
 
 from conftest import BIN
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "Tests" / "LinearizabilityTests" / "testdata"
-OUTPUT = pathlib.Path(__file__).resolve().parents[2] / "test-output"  # screenshots left for a person
+DATA = pathlib.Path(__file__).resolve().parents[1] / "Tests" / "LinearizabilityTests" / "testdata"
+OUTPUT = pathlib.Path(__file__).resolve().parents[1] / "test-output"  # screenshots left for a person
 
 
 def check(*args, timeout=120):
