@@ -70,101 +70,107 @@ private struct Reader {
         }
     }
 
+    /// The file's three tables, each read by its own step; a missing table keeps the defaults
+    /// (no [[node]]: the built-in A, B, C).
     mutating func read(_ root: TOMLTable) throws(ConfigError) -> ClusterConfig {
         try checkKeys(root, allowed: ["supervisor", "cluster", "node"], table: nil)
         var config = ClusterConfig(nodes: [])
-
-        if let value = root["supervisor"] {
-            guard let s = value.table else { throw fail(nil, nil, "supervisor", "must be a table: [supervisor]") }
-            try checkKeys(s, allowed: ConfigLoader.supervisorKeys, table: "supervisor")
-            config.socketPath = try path(s, "socket", "supervisor")
-            config.eventLogPath = try path(s, "event_log", "supervisor")
-            config.stateDir = try path(s, "state_dir", "supervisor")
-            config.runtimeDir = try path(s, "runtime_dir", "supervisor")
-            config.nodeBinary = try path(s, "node_binary", "supervisor")
-            config.socketGroup = try string(s, "socket_group", "supervisor")
-            if let run = try string(s, "run_id", "supervisor") {
-                guard NodeID(validating: run) != nil else {
-                    throw fail("supervisor", nil, "run_id", "use 1-32 letters, digits, '-' or '_'")
-                }
-                config.runID = run
-            }
-            config.stopGraceMs = try int(s, "stop_grace_ms", "supervisor", 0...600_000) ?? config.stopGraceMs
-            config.readyTimeoutMs = try int(s, "ready_timeout_ms", "supervisor", 100...600_000) ?? config.readyTimeoutMs
-            config.faultEffectDeadlineMs = try int(s, "fault_effect_deadline_ms", "supervisor", 1...60_000)
-                ?? config.faultEffectDeadlineMs
-            config.timerSpinUs = try int(s, "timer_spin_us", "supervisor", ClusterConfig.timerSpinUsRange) ?? config.timerSpinUs
-            config.schedPriority = try int(s, "sched_priority", "supervisor", ClusterConfig.schedPriorityRange)
-                ?? config.schedPriority
-        }
-
-        if let value = root["cluster"] {
-            guard let c = value.table else { throw fail(nil, nil, "cluster", "must be a table: [cluster]") }
-            try checkKeys(c, allowed: ConfigLoader.clusterKeys, table: "cluster")
-            if let m = try string(c, "mode", "cluster") {
-                guard let mode = NodeMode(rawValue: m) else {
-                    throw fail("cluster", nil, "mode", "'\(m)' is not a mode; use one of "
-                        + NodeMode.allCases.map(\.rawValue).joined(separator: ", "))
-                }
-                config.mode = mode
-            }
-            config.hbIntervalMs = try int(c, "hb_interval_ms", "cluster", 1...60_000) ?? config.hbIntervalMs
-            config.hbTimeoutMs = try int(c, "hb_timeout_ms", "cluster", 1...600_000) ?? config.hbTimeoutMs
-            if config.hbTimeoutMs <= config.hbIntervalMs {
-                throw fail("cluster", nil, "hb_timeout_ms",
-                           "must be greater than hb_interval_ms (\(config.hbIntervalMs)), or every peer is declared dead between beats")
-            }
-            if let r = try string(c, "restart", "cluster") {
-                guard let mode = RestartMode(rawValue: r) else {
-                    throw fail("cluster", nil, "restart", "'\(r)' is not a restart policy; use no, on-failure or always")
-                }
-                config.restart = mode
-            }
-            config.restartSecMs = try int(c, "restart_sec_ms", "cluster", 0...600_000) ?? config.restartSecMs
-            config.restartMaxDelayMs = try int(c, "restart_max_delay_ms", "cluster", 0...3_600_000) ?? config.restartMaxDelayMs
-            config.startLimitBurst = try int(c, "start_limit_burst", "cluster", 1...1000) ?? config.startLimitBurst
-            config.startLimitIntervalMs = try int(c, "start_limit_interval_ms", "cluster", 1...3_600_000)
-                ?? config.startLimitIntervalMs
-            try readRaftSettings(c, into: &config.raft)
-        }
-
-        if let value = root["node"] {
-            guard let array = value.array else { throw fail(nil, nil, "node", "must be an array of tables: [[node]]") }
-            var seenIDs = Set<NodeID>(), seenPorts = Set<Int>()
-            for i in 0..<array.count {
-                guard let n = array[i].table else { throw fail(nil, nil, "node", "each node must be a [[node]] table") }
-                try checkKeys(n, allowed: ConfigLoader.nodeKeys, table: "node", index: i)
-                guard let raw = try string(n, "id", "node", index: i) else {
-                    throw fail("node", i, nil, "node #\(i + 1) has no id")
-                }
-                guard let id = NodeID(validating: raw) else {
-                    throw fail("node", i, "id", "'\(raw)' is not a valid id: use 1-32 letters, digits, '-' or '_'")
-                }
-                guard let port = try int(n, "port", "node", 1...65535, index: i) else {
-                    throw fail("node", i, nil, "node '\(raw)' has no port")
-                }
-                let host = try string(n, "host", "node", index: i) ?? "127.0.0.1"
-                let peerPort = try int(n, "peer_port", "node", 1...65535, index: i)
-                let dataDir = try string(n, "data_dir", "node", index: i)
-                let node = NodeConfig(id: id, port: port, host: host, peerPort: peerPort, dataDir: dataDir)
-                guard seenIDs.insert(id).inserted else { throw fail("node", i, "id", "duplicate node id '\(raw)'") }
-                guard seenPorts.insert(port).inserted else { throw fail("node", i, "port", "port \(port) is used by another node") }
-                if config.mode == .raft {
-                    guard node.effectivePeerPort <= 65535 else {
-                        throw fail("node", i, "peer_port", "port + 1000 = \(node.effectivePeerPort) is out of range: set peer_port")
-                    }
-                    guard seenPorts.insert(node.effectivePeerPort).inserted else {
-                        throw fail("node", i, peerPort == nil ? "port" : "peer_port",
-                                   "peer port \(node.effectivePeerPort)\(peerPort == nil ? " (port + 1000)" : "") is used by another node")
-                    }
-                }
-                config.nodes.append(node)
-            }
-            if config.nodes.isEmpty { throw fail(nil, nil, "node", "at least one [[node]] is needed") }
-        } else {
-            config.nodes = ClusterConfig.default.nodes
-        }
+        if let value = root["supervisor"] { try readSupervisor(value, into: &config) }
+        if let value = root["cluster"] { try readCluster(value, into: &config) }
+        if let value = root["node"] { try readNodes(value, into: &config) } else { config.nodes = ClusterConfig.default.nodes }
         return config
+    }
+
+    /// [supervisor]: paths, the socket's group, the run id, grace and timing.
+    func readSupervisor(_ value: TOMLValue, into config: inout ClusterConfig) throws(ConfigError) {
+        guard let s = value.table else { throw fail(nil, nil, "supervisor", "must be a table: [supervisor]") }
+        try checkKeys(s, allowed: ConfigLoader.supervisorKeys, table: "supervisor")
+        config.socketPath = try path(s, "socket", "supervisor")
+        config.eventLogPath = try path(s, "event_log", "supervisor")
+        config.stateDir = try path(s, "state_dir", "supervisor")
+        config.runtimeDir = try path(s, "runtime_dir", "supervisor")
+        config.nodeBinary = try path(s, "node_binary", "supervisor")
+        config.socketGroup = try string(s, "socket_group", "supervisor")
+        if let run = try string(s, "run_id", "supervisor") {
+            guard NodeID(validating: run) != nil else {
+                throw fail("supervisor", nil, "run_id", "use 1-32 letters, digits, '-' or '_'")
+            }
+            config.runID = run
+        }
+        config.stopGraceMs = try int(s, "stop_grace_ms", "supervisor", 0...600_000) ?? config.stopGraceMs
+        config.readyTimeoutMs = try int(s, "ready_timeout_ms", "supervisor", 100...600_000) ?? config.readyTimeoutMs
+        config.faultEffectDeadlineMs = try int(s, "fault_effect_deadline_ms", "supervisor", 1...60_000)
+            ?? config.faultEffectDeadlineMs
+        config.timerSpinUs = try int(s, "timer_spin_us", "supervisor", ClusterConfig.timerSpinUsRange) ?? config.timerSpinUs
+        config.schedPriority = try int(s, "sched_priority", "supervisor", ClusterConfig.schedPriorityRange)
+            ?? config.schedPriority
+    }
+
+    /// [cluster]: the mode, heartbeat timing, the restart policy and Raft's settings.
+    func readCluster(_ value: TOMLValue, into config: inout ClusterConfig) throws(ConfigError) {
+        guard let c = value.table else { throw fail(nil, nil, "cluster", "must be a table: [cluster]") }
+        try checkKeys(c, allowed: ConfigLoader.clusterKeys, table: "cluster")
+        if let m = try string(c, "mode", "cluster") {
+            guard let mode = NodeMode(rawValue: m) else {
+                throw fail("cluster", nil, "mode", "'\(m)' is not a mode; use one of "
+                    + NodeMode.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            config.mode = mode
+        }
+        config.hbIntervalMs = try int(c, "hb_interval_ms", "cluster", 1...60_000) ?? config.hbIntervalMs
+        config.hbTimeoutMs = try int(c, "hb_timeout_ms", "cluster", 1...600_000) ?? config.hbTimeoutMs
+        if config.hbTimeoutMs <= config.hbIntervalMs {
+            throw fail("cluster", nil, "hb_timeout_ms",
+                       "must be greater than hb_interval_ms (\(config.hbIntervalMs)), or every peer is declared dead between beats")
+        }
+        if let r = try string(c, "restart", "cluster") {
+            guard let mode = RestartMode(rawValue: r) else {
+                throw fail("cluster", nil, "restart", "'\(r)' is not a restart policy; use no, on-failure or always")
+            }
+            config.restart = mode
+        }
+        config.restartSecMs = try int(c, "restart_sec_ms", "cluster", 0...600_000) ?? config.restartSecMs
+        config.restartMaxDelayMs = try int(c, "restart_max_delay_ms", "cluster", 0...3_600_000) ?? config.restartMaxDelayMs
+        config.startLimitBurst = try int(c, "start_limit_burst", "cluster", 1...1000) ?? config.startLimitBurst
+        config.startLimitIntervalMs = try int(c, "start_limit_interval_ms", "cluster", 1...3_600_000)
+            ?? config.startLimitIntervalMs
+        try readRaftSettings(c, into: &config.raft)
+    }
+
+    /// [[node]]: ids and ports, each unique; in raft mode the peer ports too.
+    func readNodes(_ value: TOMLValue, into config: inout ClusterConfig) throws(ConfigError) {
+        guard let array = value.array else { throw fail(nil, nil, "node", "must be an array of tables: [[node]]") }
+        var seenIDs = Set<NodeID>(), seenPorts = Set<Int>()
+        for i in 0..<array.count {
+            guard let n = array[i].table else { throw fail(nil, nil, "node", "each node must be a [[node]] table") }
+            try checkKeys(n, allowed: ConfigLoader.nodeKeys, table: "node", index: i)
+            guard let raw = try string(n, "id", "node", index: i) else {
+                throw fail("node", i, nil, "node #\(i + 1) has no id")
+            }
+            guard let id = NodeID(validating: raw) else {
+                throw fail("node", i, "id", "'\(raw)' is not a valid id: use 1-32 letters, digits, '-' or '_'")
+            }
+            guard let port = try int(n, "port", "node", 1...65535, index: i) else {
+                throw fail("node", i, nil, "node '\(raw)' has no port")
+            }
+            let host = try string(n, "host", "node", index: i) ?? "127.0.0.1"
+            let peerPort = try int(n, "peer_port", "node", 1...65535, index: i)
+            let dataDir = try string(n, "data_dir", "node", index: i)
+            let node = NodeConfig(id: id, port: port, host: host, peerPort: peerPort, dataDir: dataDir)
+            guard seenIDs.insert(id).inserted else { throw fail("node", i, "id", "duplicate node id '\(raw)'") }
+            guard seenPorts.insert(port).inserted else { throw fail("node", i, "port", "port \(port) is used by another node") }
+            if config.mode == .raft {
+                guard node.effectivePeerPort <= 65535 else {
+                    throw fail("node", i, "peer_port", "port + 1000 = \(node.effectivePeerPort) is out of range: set peer_port")
+                }
+                guard seenPorts.insert(node.effectivePeerPort).inserted else {
+                    throw fail("node", i, peerPort == nil ? "port" : "peer_port",
+                               "peer port \(node.effectivePeerPort)\(peerPort == nil ? " (port + 1000)" : "") is used by another node")
+                }
+            }
+            config.nodes.append(node)
+        }
+        if config.nodes.isEmpty { throw fail(nil, nil, "node", "at least one [[node]] is needed") }
     }
 
     func readRaftSettings(_ c: TOMLTable, into r: inout RaftSettings) throws(ConfigError) {
@@ -173,21 +179,11 @@ private struct Reader {
         r.electionMs = try int(c, "election_ms", "cluster", 1...600_000) ?? r.electionMs
         r.electionMaxMs = try int(c, "election_max_ms", "cluster", 1...600_000) ?? r.electionMaxMs
         r.snapshotEntries = try int(c, "snapshot_entries", "cluster", 1...100_000_000) ?? r.snapshotEntries
-        if r.heartbeatMs < r.tickMs { throw fail("cluster", nil, "raft_heartbeat_ms", "must be at least tick_ms (\(r.tickMs))") }
-        if r.electionMs < 2 * r.heartbeatMs {
-            throw fail("cluster", nil, "election_ms",
-                       "must be at least twice raft_heartbeat_ms (\(r.heartbeatMs)), or followers campaign between heartbeats")
-        }
-        if r.electionMaxMs <= r.electionMs { throw fail("cluster", nil, "election_max_ms", "must exceed election_ms (\(r.electionMs))") }
-        if let s = try string(c, "sync", "cluster") {
-            guard ["fdatasync", "none"].contains(s) else { throw fail("cluster", nil, "sync", "'\(s)': use fdatasync or none") }
-            r.sync = s
-        }
-        if let p = try string(c, "read_policy", "cluster") {
-            guard ["linearizable", "stale"].contains(p) else {
-                throw fail("cluster", nil, "read_policy", "'\(p)': use linearizable or stale")
-            }
-            r.readPolicy = p
+        r.sync = try string(c, "sync", "cluster") ?? r.sync
+        r.readPolicy = try string(c, "read_policy", "cluster") ?? r.readPolicy
+        // The rules between the settings are RaftSettings', as kvnode checks its flags with them.
+        if let (field, message) = r.problem(naming: RaftSettings.configKey) {
+            throw fail("cluster", nil, RaftSettings.configKey(field), message)
         }
     }
 

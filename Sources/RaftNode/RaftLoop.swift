@@ -47,13 +47,11 @@ struct RaftStatus: Sendable, Equatable {
     var snapshotsReceived = 0
 }
 
+/// What the loop itself times and bounds (heartbeat and election timeouts are `Raft.Config`'s, in ticks).
 struct RaftTiming: Sendable {
-    var tickMs = 10
-    var heartbeatMs = 50
-    var electionMs = 150
-    var electionMaxMs = 300
+    var tickMs = RaftSettings().tickMs
     /// Compact the log once this many entries were applied since the last snapshot.
-    var snapshotEntries = 10_000
+    var snapshotEntries = RaftSettings().snapshotEntries
     /// A request whose outcome is not known by then is answered `timedOut`.
     var requestTimeoutMs = 3000
     /// Compact the log once the applied entries since the last snapshot hold this many bytes, or

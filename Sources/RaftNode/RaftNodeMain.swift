@@ -41,9 +41,7 @@ public enum RaftNodeMain {
         let report: @Sendable (String) -> Void = { writeStderr("\(nodeLabel): \($0)") }
         let loop = RaftLoop(
             config: config,
-            timing: RaftTiming(tickMs: o.tickMs, heartbeatMs: o.heartbeatMs, electionMs: o.electionMs,
-                               electionMaxMs: o.electionMaxMs, snapshotEntries: o.snapshotEntries,
-                               requestTimeoutMs: o.requestTimeoutMs),
+            timing: RaftTiming(tickMs: o.tickMs, snapshotEntries: o.snapshotEntries, requestTimeoutMs: o.requestTimeoutMs),
             storage: storage, recovered: recovered, state: state, eventLoop: raftGroup.next(), pool: pool, streamPool: streamPool,
             report: report,
             onFatal: { message in

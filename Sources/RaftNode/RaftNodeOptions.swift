@@ -44,13 +44,22 @@ public struct RaftNodeOptions: Sendable {
     var clusterID: String { clusterToken + "/" + ([id] + peers.map(\.id)).map(\.rawValue).sorted().joined(separator: ",") }
 
     public init(id: NodeID, host: String, httpPort: Int, peerPort: Int, peers: [Member], dataDir: String,
-                sync: SyncMode = .fdatasync, tickMs: Int = 10, heartbeatMs: Int = 50, electionMs: Int = 150,
-                electionMaxMs: Int = 300, snapshotEntries: Int = 10_000, requestTimeoutMs: Int = 3000,
-                readPolicy: String = "linearizable", runID: String = "manual") {
+                sync: SyncMode = .fdatasync, tickMs: Int = RaftSettings().tickMs, heartbeatMs: Int = RaftSettings().heartbeatMs,
+                electionMs: Int = RaftSettings().electionMs, electionMaxMs: Int = RaftSettings().electionMaxMs,
+                snapshotEntries: Int = RaftSettings().snapshotEntries, requestTimeoutMs: Int = 3000,
+                readPolicy: String = RaftSettings().readPolicy, runID: String = "manual") {
         self.id = id; self.host = host; self.httpPort = httpPort; self.peerPort = peerPort; self.peers = peers
         self.dataDir = dataDir; self.sync = sync; self.tickMs = tickMs; self.heartbeatMs = heartbeatMs
         self.electionMs = electionMs; self.electionMaxMs = electionMaxMs; self.snapshotEntries = snapshotEntries
         self.requestTimeoutMs = requestTimeoutMs; self.readPolicy = readPolicy; self.runID = runID
+    }
+
+    /// The Raft settings as the config file and the supervisor know them.
+    var settings: RaftSettings {
+        var r = RaftSettings()
+        r.tickMs = tickMs; r.heartbeatMs = heartbeatMs; r.electionMs = electionMs; r.electionMaxMs = electionMaxMs
+        r.snapshotEntries = snapshotEntries; r.sync = sync.rawValue; r.readPolicy = readPolicy
+        return r
     }
 
     /// Each member's replica id: its place among all ids in sorted order, from 1. Every member
@@ -64,15 +73,8 @@ public struct RaftNodeOptions: Sendable {
     public func problem() -> String? {
         if peers.contains(where: { $0.id == id }) { return "--peers lists this node's own id \(id)" }
         if Set(peers.map(\.id)).count != peers.count { return "--peers lists an id twice" }
-        if tickMs < 1 { return "--tick-ms must be at least 1" }
-        if heartbeatMs < tickMs { return "--heartbeat-ms (\(heartbeatMs)) must be at least --tick-ms (\(tickMs))" }
-        if electionMs < 2 * heartbeatMs {
-            return "--election-ms (\(electionMs)) must be at least twice --heartbeat-ms (\(heartbeatMs)), or followers campaign between heartbeats"
-        }
-        if electionMaxMs <= electionMs { return "--election-max-ms (\(electionMaxMs)) must exceed --election-ms (\(electionMs))" }
-        if snapshotEntries < 1 { return "--snapshot-entries must be at least 1" }
+        if let (_, message) = settings.problem(naming: RaftSettings.flag) { return message }
         if requestTimeoutMs < 1 { return "--request-timeout-ms must be at least 1" }
-        if ReadConsistency(rawValue: readPolicy) == nil { return "--read-policy '\(readPolicy)': use linearizable or stale" }
         return nil
     }
 }

@@ -173,24 +173,46 @@ public final class Simulation {
 
     // MARK: Faults and workload
 
+    /// What one step does, drawn by weight out of 100. The table's order is the draw's: a change
+    /// of order or weight changes every schedule (and the seeds a failure was reported with).
+    public enum StepAction: CaseIterable, Sendable {
+        case tick, clientOperations, crashAny, crashLeader, restartDown, partitionHalves, oneWayCut, heal
+        case isolateLeaderWithFollower, transferLeadership, backgroundWrite, reboot, pause, nothing
+    }
+
+    public static let stepWeights: [(action: StepAction, weight: UInt64)] = [
+        (.tick, 40), (.clientOperations, 14), (.crashAny, 2), (.crashLeader, 4), (.restartDown, 3), (.partitionHalves, 2),
+        (.oneWayCut, 1), (.heal, 4), (.isolateLeaderWithFollower, 3), (.transferLeadership, 1), (.backgroundWrite, 8),
+        (.reboot, 2), (.pause, 1), (.nothing, 15),
+    ]
+
+    public static func action(for roll: UInt64) -> StepAction {
+        var left = roll
+        for (action, weight) in stepWeights {
+            if left < weight { return action }
+            left -= weight
+        }
+        return .nothing
+    }
+
     private func act(_ step: Int) {
-        switch rng.next() % 100 {
-        case 0..<40:
+        switch Self.action(for: rng.next() % 100) {
+        case .tick:
             for id in running {
                 nodes[id]!.raft.tick()
                 drainTrace(id)
             }
-        case 40..<54:
+        case .clientOperations:
             for c in 0..<options.clients { clients.act(self, client: c, newOperations: true) }
-        case 54..<56:
+        case .crashAny:
             if down.count < ids.count / 2, !live.isEmpty { crash(rng.pick(live), midWrite: false) }
-        case 56..<60:
+        case .crashLeader:
             // Crash the leader, often right after it replicated to only some: old-term entries then
             // sit on a minority (Raft Figure 8).
             if down.count < ids.count / 2, let l = leader { crash(l, midWrite: false) }
-        case 60..<63:
+        case .restartDown:
             if let id = down.min() { restart(id, step: step) }  // min: a Set's order changes per process
-        case 84:
+        case .pause:
             // SIGSTOP, then SIGCONT 20-80 steps later; half the time the leader. A stopped leader
             // that resumes still takes itself for leader until it hears otherwise.
             let candidates = running
@@ -200,7 +222,7 @@ public final class Simulation {
                 report.pauses += 1
                 log("pause \(id) until \(paused[id]!)")
             }
-        case 82..<84:
+        case .reboot:
             // A reboot: the process dies and is back at once (as under Restart=always), while
             // messages sent to it before are still on the wire.
             if down.count < ids.count / 2, !live.isEmpty {
@@ -208,10 +230,11 @@ public final class Simulation {
                 crash(id, midWrite: false)
                 restart(id, step: step)
             }
-        case 63..<65:
+        case .partitionHalves:
             for id in ids { side[id] = rng.below(2) }
             log("partition: " + ids.map { "\($0):\(side[$0]!)" }.joined(separator: " "))
-        case 65 where ids.count > 1:  // faults between two replicas need two (a one-replica cluster is valid)
+        case .oneWayCut:
+            guard ids.count > 1 else { break }  // faults between two replicas need two (a one-replica cluster is valid)
             let from = rng.pick(ids), to = rng.pick(ids.filter { $0 != from })
             blocked.insert(Directed(from: from, to: to))
             log("one-way partition: \(from) -/-> \(to)")
@@ -220,11 +243,11 @@ public final class Simulation {
                 nodes[to]!.raft.peerDisconnected(from)
                 drainTrace(to)
             }
-        case 66..<70:
+        case .heal:
             for id in ids { side[id] = 0 }
             blocked = []
             log("heal")
-        case 70..<73:
+        case .isolateLeaderWithFollower:
             // Cut the leader off with one follower: it keeps appending entries of its term that
             // only a minority holds, while the rest elect a new leader.
             if let l = leader, ids.count > 1 {
@@ -233,14 +256,14 @@ public final class Simulation {
                 side[rng.pick(ids.filter { $0 != l })] = 1
                 log("leader \(l) cut off with a follower")
             }
-        case 74..<82:
+        case .backgroundWrite:
             // Background writes from a client outside the checked history: a busier log.
             if let l = leader {
                 background += 1
                 let request = KVRequest(client: "background", seq: background, command: .put(key: "w", value: "\(background)"))
                 _ = nodes[l]!.raft.propose(request.encoded())
             }
-        case 73:
+        case .transferLeadership:
             if let l = leader, ids.count > 1 {
                 let target = rng.pick(ids.filter { $0 != l })
                 if case .success = nodes[l]!.raft.transferLeadership(to: target) {
@@ -249,7 +272,7 @@ public final class Simulation {
                 }
                 drainTrace(l)
             }
-        default:
+        case .nothing:
             break
         }
     }

@@ -52,15 +52,15 @@ struct KVNode: ParsableCommand {
     @Option(name: .customLong("sync"), help: "Raft: fdatasync (every acknowledged write is on disk) or none (experiments only).")
     var sync = SyncMode.fdatasync
     @Option(name: .customLong("tick-ms"), help: "Raft: the logical clock's tick.")
-    var tickMs = 10
+    var tickMs = RaftSettings().tickMs
     @Option(name: .customLong("heartbeat-ms"), help: "Raft: leader heartbeat interval.")
-    var heartbeatMs = 50
+    var heartbeatMs = RaftSettings().heartbeatMs
     @Option(name: .customLong("election-ms"), help: "Raft: election timeout, lower bound (each timeout is random in [election-ms, election-max-ms)).")
-    var electionMs = 150
+    var electionMs = RaftSettings().electionMs
     @Option(name: .customLong("election-max-ms"), help: "Raft: election timeout, upper bound.")
-    var electionMaxMs = 300
+    var electionMaxMs = RaftSettings().electionMaxMs
     @Option(name: .customLong("snapshot-entries"), help: "Raft: snapshot and compact the log every this many applied entries.")
-    var snapshotEntries = 10_000
+    var snapshotEntries = RaftSettings().snapshotEntries
     @Option(name: .customLong("request-timeout-ms"), help: "Raft: answer 503 'outcome unknown' after this long.")
     var requestTimeoutMs = 3000
     @Option(name: .customLong("advertise-url"), help: "Raft: this node's HTTP address as clients reach it (shown in /status).")
@@ -69,7 +69,7 @@ struct KVNode: ParsableCommand {
             help: "Raft: names this cluster in every peer connection's hello, with the member ids; a peer with another token or other members is refused.")
     var clusterToken = "kvnode"
     @Option(name: .customLong("read-policy"), help: "Raft: default read consistency, linearizable or stale (per request: ?consistency=).")
-    var readPolicy = "linearizable"
+    var readPolicy = RaftSettings().readPolicy
     @Option(name: .customLong("hb_interval_ms"), help: "Heartbeat interval in ms.")
     var hbIntervalMs = 100
     @Option(name: .customLong("hb_timeout_ms"), help: "Silence after which a peer is declared dead, in ms.")

@@ -1,3 +1,4 @@
+import Core
 import Raft
 import Testing
 @testable import RaftNode
@@ -64,4 +65,18 @@ private let every: [Message] = [
         Issue.record("accepted bad JSON"); return
     }
     #expect(notJSON == "the body is not valid JSON")
+}
+
+/// The rules between Raft's settings are written once (RaftSettings): the config file and kvnode's
+/// flags refuse the same values, each in its own names.
+@Test func kvnodesFlagsAndTheConfigFileShareOneRule() {
+    let o = RaftNodeOptions(id: NodeID(validating: "A")!, host: "127.0.0.1", httpPort: 1, peerPort: 2, peers: [], dataDir: "/tmp/x",
+                            heartbeatMs: 100, electionMs: 150)
+    #expect(o.problem() == "--election-ms (150) must be at least twice --heartbeat-ms (100), or followers campaign between heartbeats")
+    var r = RaftSettings()
+    r.heartbeatMs = 100
+    r.electionMs = 150
+    #expect(r.problem(naming: RaftSettings.configKey)?.message
+            == "election_ms (150) must be at least twice raft_heartbeat_ms (100), or followers campaign between heartbeats")
+    #expect(RaftNodeOptions(id: NodeID(validating: "A")!, host: "h", httpPort: 1, peerPort: 2, peers: [], dataDir: "d").problem() == nil)
 }
