@@ -53,15 +53,93 @@ public enum ExperimentSpecParser {
     public static let maxTrials = 100_000
     public static let maxCells = 1000
 
-    /// Parses and validates a spec; every refusal names the file, the line and the key.
+    /// Parses and validates a spec; every refusal names the file, the line and the key. The
+    /// [experiment] table is read first, then its kind's own reader (one per kind, as kinds are added).
     public static func parse(text: String, file: String) throws(ConfigError) -> ExperimentSpec {
+        let t = try SpecTable.experiment(text: text, file: file, keys: keys)
+        guard let kind = t.table["kind"] else { throw t.fail("kind", "missing: use kind = \"detection-sweep\"") }
+        guard kind.string == "detection-sweep" else {
+            throw t.fail("kind", "'\(kind.string ?? kind.typeName)' is not an experiment kind; use \"detection-sweep\"")
+        }
+        return .detectionSweep(try detectionSweep(t))
+    }
+
+    static func detectionSweep(_ t: SpecTable) throws(ConfigError) -> DetectionSweepSpec {
+        let (intervals, timeouts, trials) = try grid(t)
+        let (fault, delay, jitter, window) = try fault(t)
+        return DetectionSweepSpec(
+            intervalsMs: intervals, timeoutsMs: timeouts, trials: trials, fault: fault, delayMs: delay, jitterMs: jitter,
+            detectors: try detectors(t), phiThreshold: try t.number("phi_threshold", default: 8.0, above: 0, atMost: 100),
+            nodes: try t.int("nodes", default: 2, 2...16), seed: UInt64(try t.int("seed", default: 1, 0...Int.max)), windowMs: window)
+    }
+
+    /// The cells (intervals x timeouts, at least one with the timeout above the interval) and the trials per cell.
+    static func grid(_ t: SpecTable) throws(ConfigError) -> (intervals: [Int], timeouts: [Int], trials: Int) {
+        let intervals = try t.ints("hb_interval_ms", min: 1)
+        let timeouts = try t.ints("hb_timeout_ms", min: 1)
+        guard intervals.contains(where: { i in timeouts.contains { $0 > i } }) else {
+            throw t.fail("hb_timeout_ms", "no cell has a timeout above its interval (\(intervals) x \(timeouts)): every peer would be "
+                         + "declared dead between beats")
+        }
+        guard t.table["trials"] != nil else { throw t.fail("trials", "missing: how many trials per cell") }
+        let trials = try t.int("trials", default: 0, 1...maxTrials)
+        guard intervals.count * timeouts.count <= maxCells else {
+            throw t.fail("hb_timeout_ms", "\(intervals.count * timeouts.count) cells exceed the limit of \(maxCells)")
+        }
+        return (intervals, timeouts, trials)
+    }
+
+    /// The fault and, for a delay, its latency, jitter and mistake-counting window.
+    static func fault(_ t: SpecTable) throws(ConfigError) -> (DetectionSweepSpec.Fault, delay: Int, jitter: Int, window: Int) {
+        var fault = DetectionSweepSpec.Fault.kill
+        if let v = t.table["fault"] {
+            guard let f = v.string.flatMap(DetectionSweepSpec.Fault.init(rawValue:)) else {
+                throw t.fail("fault", "'\(v.string ?? v.typeName)' is not a fault; use kill, stop or delay")
+            }
+            fault = f
+        }
+        let delay = try t.int("delay_ms", default: 0, 0...60_000)
+        let jitter = try t.int("jitter_ms", default: 0, 0...60_000)
+        if fault == .delay && delay == 0 {
+            throw t.fail("delay_ms", "fault = \"delay\" needs delay_ms above 0 (the one-way latency added; jitter_ms varies it)")
+        }
+        if jitter > delay {
+            throw t.fail("jitter_ms", "\(jitter) exceeds delay_ms (\(delay)): each message is delayed delay_ms +- jitter_ms")
+        }
+        if fault != .delay && (delay > 0 || jitter > 0) {
+            throw t.fail(delay > 0 ? "delay_ms" : "jitter_ms", "only applies to fault = \"delay\"")
+        }
+        let window = try t.int("window_ms", default: 5000, 100...3_600_000)
+        if t.table["window_ms"] != nil && fault != .delay { throw t.fail("window_ms", "only applies to fault = \"delay\"") }
+        return (fault, delay, jitter, window)
+    }
+
+    /// fixed, phi, or both (each once, in the order given).
+    static func detectors(_ t: SpecTable) throws(ConfigError) -> [DetectionSweepSpec.Detector] {
+        guard let v = t.table["detector"] else { return [.fixed] }
+        var detectors: [DetectionSweepSpec.Detector] = []
+        for item in v.array ?? [v] {
+            guard let d = item.string.flatMap(DetectionSweepSpec.Detector.init(rawValue:)) else {
+                throw t.fail("detector", "'\(item.string ?? item.typeName)' is not a detector; use fixed, phi or [\"fixed\", \"phi\"]")
+            }
+            if !detectors.contains(d) { detectors.append(d) }
+        }
+        guard !detectors.isEmpty else { throw t.fail("detector", "is empty: use fixed, phi or both") }
+        return detectors
+    }
+}
+
+/// A spec's [experiment] table and the readers of its values; every refusal names the file, the
+/// line and the key (`experiment.KEY`).
+struct SpecTable {
+    let table: TOMLTable
+    let file: String
+
+    /// The one [experiment] table of a spec, with no key outside `keys`.
+    static func experiment(text: String, file: String, keys: [String]) throws(ConfigError) -> SpecTable {
         let root: TOMLTable
         do { root = try TOMLParser.parse(text) } catch {
             throw ConfigError(file: file, line: error.line, problem: "TOML syntax: \(error.message)")
-        }
-        func fail(_ key: String?, _ problem: String, table: TOMLTable? = nil) -> ConfigError {
-            ConfigError(file: file, line: key.flatMap { table?.line(of: $0) } ?? table?.line,
-                        key: key.map { "experiment.\($0)" } ?? "experiment", problem: problem)
         }
         for key in root.keys where key != "experiment" {
             throw ConfigError(file: file, line: root.line(of: key), key: key, problem: "unknown table or key; a spec has one [experiment] table")
@@ -69,93 +147,46 @@ public enum ExperimentSpecParser {
         guard let t = root["experiment"]?.table else {
             throw ConfigError(file: file, key: "experiment", problem: "missing: a spec is one [experiment] table")
         }
+        let spec = SpecTable(table: t, file: file)
         for key in t.keys where !keys.contains(key) {
             let hint = closest(key, in: keys).map { " (did you mean '\($0)'?)" } ?? " (known: \(keys.joined(separator: ", ")))"
-            throw fail(key, "unknown key" + hint, table: t)
+            throw spec.fail(key, "unknown key" + hint)
         }
-        guard let kind = t["kind"] else { throw fail("kind", "missing: use kind = \"detection-sweep\"", table: t) }
-        guard kind.string == "detection-sweep" else {
-            throw fail("kind", "'\(kind.string ?? kind.typeName)' is not an experiment kind; use \"detection-sweep\"", table: t)
-        }
+        return spec
+    }
 
-        func ints(_ key: String, min: Int) throws(ConfigError) -> [Int] {
-            guard let v = t[key] else { throw fail(key, "missing: give a number of milliseconds or a list of them", table: t) }
-            let list = v.array ?? [v]
-            guard !list.isEmpty else { throw fail(key, "is empty: give at least one value", table: t) }
-            var out: [Int] = []
-            for item in list {
-                guard let n = item.int, n >= min, n <= 3_600_000 else {
-                    throw fail(key, "\(item.int.map(String.init) ?? item.typeName) is not a whole number of ms in \(min)...3600000", table: t)
-                }
-                out.append(n)
-            }
-            guard Set(out).count == out.count else { throw fail(key, "lists a value twice", table: t) }
-            return out
-        }
-        func int(_ key: String, default d: Int, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
-            guard let v = t[key] else { return d }
-            guard let n = v.int, range.contains(n) else {
-                throw fail(key, "\(v.int.map(String.init) ?? v.typeName) must be a whole number in \(range.lowerBound)...\(range.upperBound)",
-                           table: t)
-            }
-            return n
-        }
+    func fail(_ key: String?, _ problem: String) -> ConfigError {
+        ConfigError(file: file, line: key.flatMap { table.line(of: $0) } ?? table.line,
+                    key: key.map { "experiment.\($0)" } ?? "experiment", problem: problem)
+    }
 
-        let intervals = try ints("hb_interval_ms", min: 1)
-        let timeouts = try ints("hb_timeout_ms", min: 1)
-        guard intervals.contains(where: { i in timeouts.contains { $0 > i } }) else {
-            throw fail("hb_timeout_ms", "no cell has a timeout above its interval (\(intervals) x \(timeouts)): every peer would be "
-                       + "declared dead between beats", table: t)
-        }
-        guard t["trials"] != nil else { throw fail("trials", "missing: how many trials per cell", table: t) }
-        let trials = try int("trials", default: 0, 1...maxTrials)
-        guard intervals.count * timeouts.count <= maxCells else {
-            throw fail("hb_timeout_ms", "\(intervals.count * timeouts.count) cells exceed the limit of \(maxCells)", table: t)
-        }
-
-        var fault = DetectionSweepSpec.Fault.kill
-        if let v = t["fault"] {
-            guard let f = v.string.flatMap(DetectionSweepSpec.Fault.init(rawValue:)) else {
-                throw fail("fault", "'\(v.string ?? v.typeName)' is not a fault; use kill, stop or delay", table: t)
+    /// One number of milliseconds or a list of them, each in min...1 h, none twice.
+    func ints(_ key: String, min: Int) throws(ConfigError) -> [Int] {
+        guard let v = table[key] else { throw fail(key, "missing: give a number of milliseconds or a list of them") }
+        let list = v.array ?? [v]
+        guard !list.isEmpty else { throw fail(key, "is empty: give at least one value") }
+        var out: [Int] = []
+        for item in list {
+            guard let n = item.int, n >= min, n <= 3_600_000 else {
+                throw fail(key, "\(item.int.map(String.init) ?? item.typeName) is not a whole number of ms in \(min)...3600000")
             }
-            fault = f
+            out.append(n)
         }
-        let delay = try int("delay_ms", default: 0, 0...60_000)
-        let jitter = try int("jitter_ms", default: 0, 0...60_000)
-        if fault == .delay && delay == 0 {
-            throw fail("delay_ms", "fault = \"delay\" needs delay_ms above 0 (the one-way latency added; jitter_ms varies it)", table: t)
-        }
-        if jitter > delay {
-            throw fail("jitter_ms", "\(jitter) exceeds delay_ms (\(delay)): each message is delayed delay_ms +- jitter_ms", table: t)
-        }
-        if fault != .delay && (delay > 0 || jitter > 0) {
-            throw fail(delay > 0 ? "delay_ms" : "jitter_ms", "only applies to fault = \"delay\"", table: t)
-        }
+        guard Set(out).count == out.count else { throw fail(key, "lists a value twice") }
+        return out
+    }
 
-        var detectors: [DetectionSweepSpec.Detector] = [.fixed]
-        if let v = t["detector"] {
-            let list = v.array ?? [v]
-            detectors = []
-            for item in list {
-                guard let d = item.string.flatMap(DetectionSweepSpec.Detector.init(rawValue:)) else {
-                    throw fail("detector", "'\(item.string ?? item.typeName)' is not a detector; use fixed, phi or [\"fixed\", \"phi\"]",
-                               table: t)
-                }
-                if !detectors.contains(d) { detectors.append(d) }
-            }
-            guard !detectors.isEmpty else { throw fail("detector", "is empty: use fixed, phi or both", table: t) }
+    func int(_ key: String, default d: Int, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let v = table[key] else { return d }
+        guard let n = v.int, range.contains(n) else {
+            throw fail(key, "\(v.int.map(String.init) ?? v.typeName) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
         }
-        var phi = 8.0
-        if let v = t["phi_threshold"] {
-            guard let x = v.double, x > 0, x <= 100 else { throw fail("phi_threshold", "must be a number in (0, 100]", table: t) }
-            phi = x
-        }
-        let nodes = try int("nodes", default: 2, 2...16)
-        let window = try int("window_ms", default: 5000, 100...3_600_000)
-        if t["window_ms"] != nil && fault != .delay { throw fail("window_ms", "only applies to fault = \"delay\"", table: t) }
-        let seed = try int("seed", default: 1, 0...Int.max)
-        return .detectionSweep(DetectionSweepSpec(
-            intervalsMs: intervals, timeoutsMs: timeouts, trials: trials, fault: fault, delayMs: delay, jitterMs: jitter,
-            detectors: detectors, phiThreshold: phi, nodes: nodes, seed: UInt64(seed), windowMs: window))
+        return n
+    }
+
+    func number(_ key: String, default d: Double, above low: Double, atMost high: Double) throws(ConfigError) -> Double {
+        guard let v = table[key] else { return d }
+        guard let x = v.double, x > low, x <= high else { throw fail(key, "must be a number in (\(Int(low)), \(Int(high))]") }
+        return x
     }
 }
