@@ -29,11 +29,11 @@ final class KVAPI: Sendable {
     let limits: Limits
     let defaultConsistency: ReadConsistency
     let syncMode: String
-    private let loop: RaftLoop
+    private let replica: any KVReplica
 
-    init(selfID: String, members: [ReplicaID: Member], loop: RaftLoop, defaultConsistency: ReadConsistency,
+    init(selfID: String, members: [ReplicaID: Member], replica: any KVReplica, defaultConsistency: ReadConsistency,
          syncMode: String, limits: Limits = Limits()) {
-        self.selfID = selfID; self.members = members; self.loop = loop
+        self.selfID = selfID; self.members = members; self.replica = replica
         self.defaultConsistency = defaultConsistency; self.syncMode = syncMode; self.limits = limits
     }
 
@@ -89,7 +89,7 @@ final class KVAPI: Sendable {
     // MARK: Operations
 
     private func read(_ key: String, _ consistency: ReadConsistency, path: String, query: String?) async -> APIReply {
-        let reply = await loop.request { .read(key: key, consistency, $0) }
+        let reply = await replica.read(key, consistency)
         guard case .value(let v, let index) = reply else { return answer(reply, path: path, query: query) }
         guard let v else {
             return json(404, ErrorBody(error: "key '\(key)' not found", code: "not_found", key: key))
@@ -132,7 +132,7 @@ final class KVAPI: Sendable {
             // No client: no session, applied each time it reaches the log.
             request = .anonymous(command)
         }
-        let reply = await loop.request { .write(request, $0) }
+        let reply = await replica.write(request)
         guard case .applied(let result, let index) = reply else { return answer(reply, path: path, query: query, anonymous: request.isAnonymous) }
         switch result {
         case .ok, .value: return json(200, WriteReplyBody(index: index.value))
@@ -158,7 +158,7 @@ final class KVAPI: Sendable {
     /// Not an answer from the store: where to go instead, or that the outcome is unknown.
     private func answer(_ reply: KVReply, path: String, query: String?, anonymous: Bool = false) -> APIReply {
         switch reply {
-        case .notLeader(let leader?) where leader != loop.id:
+        case .notLeader(let leader?) where leader != replica.id:
             let member = members[leader]
             let location = (member?.httpURL ?? "") + path + (query.map { "?" + $0 } ?? "")
             var r = json(307, ErrorBody(error: "not the leader: ask \(member?.id ?? "replica \(leader)")", code: "not_leader",
@@ -187,13 +187,13 @@ final class KVAPI: Sendable {
     }
 
     private func status() -> APIReply {
-        let s = loop.status.withLock { $0 }
+        let s = replica.currentStatus
         let leader = s.leader.flatMap { members[$0] }
         return json(200, StatusBody(
             id: selfID, role: s.role.rawValue, term: s.term.value, leader: leader?.id, leader_addr: leader?.httpURL,
             commit_index: s.commit.value, applied_index: s.applied.value, last_index: s.lastIndex.value,
             snapshot_index: s.snapshotIndex.value, snapshots_received: s.snapshotsReceived, keys: s.keys, read_policy: defaultConsistency.rawValue,
-            peers: members.filter { $0.key != loop.id }.sorted { $0.key < $1.key }.map { .init(id: $0.value.id, addr: $0.value.httpURL) },
+            peers: members.filter { $0.key != replica.id }.sorted { $0.key < $1.key }.map { .init(id: $0.value.id, addr: $0.value.httpURL) },
             wal: .init(sync: syncMode, syncs: s.syncs, batches: s.batches, entries: s.entriesWritten)))
     }
 

@@ -76,7 +76,7 @@ public enum RaftNodeMain {
         var members: [ReplicaID: KVAPI.Member] = [me: .init(id: o.id.rawValue, httpURL: ownURL)]
         for p in o.peers { members[ids[p.id]!] = .init(id: p.id.rawValue, httpURL: p.httpURL) }
         let memberNames = members
-        let api = KVAPI(selfID: o.id.rawValue, members: members, loop: loop,
+        let api = KVAPI(selfID: o.id.rawValue, members: members, replica: loop,
                         defaultConsistency: ReadConsistency(rawValue: o.readPolicy) ?? .linearizable, syncMode: o.sync.rawValue)
 
         return NodeExtension(guest: guest) { output in
