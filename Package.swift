@@ -137,6 +137,7 @@ let package = Package(
         .testTarget(name: "FaultsTests", dependencies: ["Faults", "Core", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "EventsTests", dependencies: ["Events", "Core"]),
         .testTarget(name: "TimingTests", dependencies: ["Timing", "Core"]),
+        .testTarget(name: "ControlCLITests", dependencies: ["ControlCLI", "Core"]),
         .testTarget(name: "VarlinkTests", dependencies: [
             "Varlink", "Daemon",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -41,7 +41,7 @@ struct KV: ParsableCommand {
         @Argument var key: String
         @Flag(help: "Read this node's copy without asking the leader (may be stale).") var stale = false
         func run() throws {
-            try KV.perform(options, kv.connection, "GET", "/kv/\(KV.escape(key))" + (stale ? "?consistency=stale" : ""), nil as Body?,
+            try KV.perform(options, kv.connection, "GET", "/kv/\(KV.escape(key))" + (stale ? "?consistency=stale" : ""), nil,
                            show: { $0.value })
         }
     }
@@ -53,7 +53,7 @@ struct KV: ParsableCommand {
         @Argument var key: String
         @Argument var value: String
         func run() throws {
-            try KV.perform(options, kv.connection, "PUT", "/kv/\(KV.escape(key))", Body(value: value), show: KV.okLine)
+            try KV.perform(options, kv.connection, "PUT", "/kv/\(KV.escape(key))", KVHTTP.PutRequest(value: value), show: KV.okLine)
         }
     }
 
@@ -63,7 +63,7 @@ struct KV: ParsableCommand {
         @OptionGroup var options: Options
         @Argument var key: String
         func run() throws {
-            try KV.perform(options, kv.connection, "DELETE", "/kv/\(KV.escape(key))", Body()) { a in
+            try KV.perform(options, kv.connection, "DELETE", "/kv/\(KV.escape(key))", KVHTTP.DeleteRequest()) { a in
                 a.existed == false ? "'\(key)' was already absent: nothing deleted (index \(a.index ?? 0))" : KV.okLine(a)
             }
         }
@@ -83,7 +83,8 @@ struct KV: ParsableCommand {
             }
         }
         func run() throws {
-            let body = absent ? Body(key: key, value: expected!, expectAbsent: true) : Body(key: key, expected: expected!, value: value!)
+            let body = absent ? KVHTTP.CASRequest(key: key, expected: nil, value: expected!)
+                : KVHTTP.CASRequest(key: key, expected: expected!, value: value!)
             try KV.perform(options, kv.connection, "POST", "/kv/cas", body, show: KV.okLine)
         }
     }
@@ -98,51 +99,16 @@ struct KV: ParsableCommand {
             for p in pairs where !p.contains("=") || p.hasPrefix("=") { throw ValidationError("'\(p)' is not KEY=VALUE") }
         }
         func run() throws {
-            let entries = pairs.map { p -> Body.Pair in
+            let entries = pairs.map { p -> KVHTTP.Pair in
                 let i = p.firstIndex(of: "=")!
                 return .init(key: String(p[..<i]), value: String(p[p.index(after: i)...]))
             }
-            try KV.perform(options, kv.connection, "POST", "/kv/mput", Body(entries: entries), show: KV.okLine)
+            try KV.perform(options, kv.connection, "POST", "/kv/mput", KVHTTP.MPutRequest(entries: entries), show: KV.okLine)
         }
     }
 
-    /// A request body of the node's API; client_id and seq are filled in by `perform`.
-    struct Body: Encodable {
-        struct Pair: Encodable { var key: String; var value: String }
-        var client_id: String?
-        var seq: UInt64?
-        var key: String?
-        var expected: String?
-        var value: String?
-        var entries: [Pair]?
-        /// Encodes `expected` as null (CAS on an absent key) rather than leaving it out.
-        var expectAbsent = false
-
-        init(key: String? = nil, expected: String? = nil, value: String? = nil, entries: [Pair]? = nil, expectAbsent: Bool = false) {
-            self.key = key; self.expected = expected; self.value = value; self.entries = entries; self.expectAbsent = expectAbsent
-        }
-
-        enum CodingKeys: String, CodingKey { case client_id, seq, key, expected, value, entries }
-
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encodeIfPresent(client_id, forKey: .client_id)
-            try c.encodeIfPresent(seq, forKey: .seq)
-            try c.encodeIfPresent(key, forKey: .key)
-            if expectAbsent { try c.encodeNil(forKey: .expected) } else { try c.encodeIfPresent(expected, forKey: .expected) }
-            try c.encodeIfPresent(value, forKey: .value)
-            try c.encodeIfPresent(entries, forKey: .entries)
-        }
-    }
-
-    /// What a node answers (any of these fields).
-    struct Answer: Decodable {
-        var value: String?
-        var index: Int?
-        var existed: Bool?
-        var error: String?
-        var code: String?
-    }
+    /// What a node answers, read before knowing which reply it is (Core's `KVHTTP`, as kvnode writes it).
+    typealias Answer = KVHTTP.AnyReply
 
     static func okLine(_ a: Answer) -> String? { a.index.map { "ok (index \($0))" } }
 
@@ -157,18 +123,19 @@ struct KV: ParsableCommand {
     }
 
     /// Sends the request until a node answers it for good; prints the answer.
-    static func perform(_ o: Options, _ connection: Connection, _ method: String, _ path: String, _ fields: Body?,
-                        show: (Answer) -> String?) throws {
+    static func perform(_ o: Options, _ connection: Connection, _ method: String, _ path: String,
+                        _ fields: (any KVHTTP.WriteRequest)?, show: (Answer) -> String?) throws {
         let timeoutMs: Int
         do { timeoutMs = try DurationText.wholeMilliseconds(o.timeout, flag: "--timeout", min: 1) } catch { throw ValidationError(error.description) }
         var body: [UInt8]? = nil
         // Named in every failure of a write, so that the retry its message suggests can be typed.
         var identity = ""
         if var fields {
-            fields.client_id = o.clientID ?? "kvctl-\(getpid())-\(Stamp.now().wallMs)"
-            fields.seq = o.seq
+            let client = o.clientID ?? "kvctl-\(getpid())-\(Stamp.now().wallMs)"
+            fields.client_id = client
+            fields.seq = KVHTTP.Seq(o.seq)
             body = Array(try JSONEncoder().encode(fields))
-            identity = " (sent as --client-id \(fields.client_id!) --seq \(o.seq))"
+            identity = " (sent as --client-id \(client) --seq \(o.seq))"
         }
         let nodes = try connection.call("ListNodes", ControlProtocol.Nodes.self).nodes
         guard nodes.contains(where: { $0.raft != nil }) else {

@@ -1,86 +1,20 @@
+import Core
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
 
-/// A request's `seq`. Decoded on its own because FoundationEssentials reports -1 or 1.5 for a
-/// UInt64 as "not valid JSON" with no field; this says the field.
-struct SeqField: Decodable {
-    let value: UInt64
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if let v = try? c.decode(UInt64.self) { value = v; return }
-        throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a whole number"))
-    }
-}
-
-/// Request and response bodies of the HTTP API (SPEC 2.2), as JSON.
-struct PutBody: Decodable {
-    var client_id: String?
-    var seq: SeqField?
-    var value: String
-}
-
-struct MPutBody: Decodable {
-    struct Pair: Decodable { var key: String; var value: String }
-    var client_id: String?
-    var seq: SeqField?
-    var entries: [Pair]
-}
-
-struct CASBody: Decodable {
-    var client_id: String?
-    var seq: SeqField?
-    var key: String
-    /// null: the key must be absent. Leaving it out is an error: a forgotten field must not mean
-    /// "only if absent".
-    var expected: String?
-    var value: String
-
-    enum CodingKeys: String, CodingKey { case client_id, seq, key, expected, value }
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        client_id = try c.decodeIfPresent(String.self, forKey: .client_id)
-        seq = try c.decodeIfPresent(SeqField.self, forKey: .seq)
-        key = try c.decode(String.self, forKey: .key)
-        guard c.contains(.expected) else {
-            throw DecodingError.keyNotFound(CodingKeys.expected, .init(codingPath: [], debugDescription: "expected"))
-        }
-        expected = try c.decodeIfPresent(String.self, forKey: .expected)
-        value = try c.decode(String.self, forKey: .value)
-    }
-}
-
-struct DeleteBody: Decodable {
-    var client_id: String?
-    var seq: SeqField?
-}
-
-struct ErrorBody: Encodable {
-    var error: String
-    var code: String
-    var leader: String?
-    var leader_addr: String?
-    var current: String?
-    var latest_seq: UInt64?
-    var key: String?
-}
-
-struct WriteReplyBody: Encodable {
-    var ok = true
-    var index: UInt64
-    /// DELETE: whether the key held a value (false: it was already absent).
-    var existed: Bool?
-}
-
-struct ValueBody: Encodable {
-    var key: String
-    var value: String
-    var index: UInt64
-    var consistency: String
-}
+/// The HTTP contract's types are Core's `KVHTTP` (kvctl reads and writes the same ones); the
+/// server's names for them:
+typealias SeqField = KVHTTP.Seq
+typealias PutBody = KVHTTP.PutRequest
+typealias MPutBody = KVHTTP.MPutRequest
+typealias CASBody = KVHTTP.CASRequest
+typealias DeleteBody = KVHTTP.DeleteRequest
+typealias ErrorBody = KVHTTP.ErrorReply
+typealias WriteReplyBody = KVHTTP.WriteReply
+typealias ValueBody = KVHTTP.ValueReply
 
 struct StatusBody: Encodable {
     struct Peer: Encodable { var id: String; var addr: String }
