@@ -363,11 +363,16 @@ struct NodeActionOptions: ParsableArguments {
     /// Acts on each node in turn, then (--wait) waits for each; a line per node as it is done, or
     /// with --json one object {"nodes": [...]}, whatever the number of nodes.
     func perform(_ connection: Connection, _ method: String, _ verb: String) throws {
-        try Self.checkKnown(nodes, connection)
+        try Self.act(nodes, connection, method, verb, then: wait ? { try waitReady(connection, $0.id) } : nil)
+    }
+
+    static func act(_ nodes: [String], _ connection: Connection, _ method: String, _ verb: String,
+                    then settle: ((ControlProtocol.Node) throws -> ControlProtocol.Node)?) throws {
+        try checkKnown(nodes, connection)
         var replies: [ControlProtocol.Node] = []
         for n in nodes {
             var node = try connection.call(method, ControlProtocol.NodeParameter(node: n), ControlProtocol.NodeReply.self).node
-            if wait && method != "StopNode" { node = try waitReady(connection, node.id) }
+            if let settle { node = try settle(node) }
             replies.append(node)
             if connection.json { continue }
             var line = "\(node.id): \(verb)"
@@ -411,15 +416,7 @@ struct StopNode: ParsableCommand {
     @OptionGroup var connection: Connection
     @Argument(help: "The nodes.") var nodes: [String]
     func validate() throws { try NodeActionOptions.validateNames(nodes) }
-    func run() throws {
-        try NodeActionOptions.checkKnown(nodes, connection)
-        var replies: [ControlProtocol.Node] = []
-        for n in nodes {
-            replies.append(try connection.call("StopNode", ControlProtocol.NodeParameter(node: n), ControlProtocol.NodeReply.self).node)
-            if !connection.json { print("\(n): stopped"); fflush(nil) }
-        }
-        if connection.json { print(Render.json(ControlProtocol.Nodes(nodes: replies))) }
-    }
+    func run() throws { try NodeActionOptions.act(nodes, connection, "StopNode", "stopped", then: nil) }
 }
 
 struct RestartNode: ParsableCommand {

@@ -43,8 +43,7 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
 @Test func restartedNodeIsUpAgain() {
     var c = Correlator()
     c.faultApplied(id: "f1", kind: .kill, node: "B", affected: ["B"], appliedMonoNs: 0)
-    var started = Event(kind: .nodeStarted, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 10 * ms))
-    c.process(&started)
+    c.feed(.nodeStarted, "B", at: 10 * ms)
     var e = dead("A", "B", at: 900 * ms, lastHeard: 700 * ms)
     c.process(&e)
     #expect(e.label == .falseSuspicion)
@@ -75,10 +74,7 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
 /// `kvctl stop B` once made the peers' detections of B false suspicions: B really exited.
 @Test func aNodeThatExitedWithoutAFaultIsTrulyDownAndTheExitIsTheCause() {
     var c = Correlator()
-    var exited = Event(kind: .nodeExited, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 1000 * ms))
-    exited.signal = "SIGTERM"
-    exited.reason = "stopped on request"
-    c.process(&exited)
+    c.feed(.nodeExited, "B", at: 1000 * ms) { $0.signal = "SIGTERM"; $0.reason = "stopped on request" }
     var e = dead("A", "B", at: 1180 * ms, lastHeard: 980 * ms)
     c.process(&e)
     #expect(e.label == .trueDetection)
@@ -88,9 +84,7 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
 
     // A kill fault's exit keeps the fault as the cause, with the fault's t_fail.
     c.faultApplied(id: "f1", kind: .kill, node: "C", affected: ["C"], appliedMonoNs: 2000 * ms)
-    var killed = Event(kind: .nodeExited, runID: "r", node: "C", at: Stamp(wallMs: 0, monoNs: 2001 * ms))
-    killed.signal = "SIGKILL"
-    c.process(&killed)
+    c.feed(.nodeExited, "C", at: 2001 * ms) { $0.signal = "SIGKILL" }
     var d = dead("A", "C", at: 2150 * ms, lastHeard: 1950 * ms)
     c.process(&d)
     #expect(d.label == .trueDetection && d.faultID == "f1" && d.tFailMonoNs == 2000 * ms && d.reason == nil)
@@ -98,15 +92,9 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
 
 @Test func aLeaderStoppedWithoutAFaultIsLostAtItsExit() {
     var c = Correlator()
-    var elected = Event(kind: .leaderElected, runID: "r", node: "A", at: Stamp(wallMs: 0, monoNs: 0))
-    elected.term = 1
-    c.process(&elected)
-    var exited = Event(kind: .nodeExited, runID: "r", node: "A", at: Stamp(wallMs: 0, monoNs: 500 * ms))
-    exited.exitCode = 0
-    c.process(&exited)
-    var next = Event(kind: .leaderElected, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 800 * ms))
-    next.term = 2
-    c.process(&next)
+    c.feed(.leaderElected, "A", at: 0) { $0.term = 1 }
+    c.feed(.nodeExited, "A", at: 500 * ms) { $0.exitCode = 0 }
+    let next = c.feed(.leaderElected, "B", at: 800 * ms) { $0.term = 2 }
     #expect(next.sinceLostMs == 300 && next.tFailMonoNs == 500 * ms && next.reason == "A exited (exit status 0)")
 }
 
@@ -115,8 +103,7 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
 @Test func aStoppedNodeThatExitsStaysDownUntilItStarts() {
     var c = Correlator()
     c.faultApplied(id: "s1", kind: .stop, node: "B", affected: ["B"], appliedMonoNs: 100 * ms)
-    var exited = Event(kind: .nodeExited, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 300 * ms))
-    c.process(&exited)
+    c.feed(.nodeExited, "B", at: 300 * ms)
     c.faultCleared(id: "s1", kind: .stop, node: "B")  // the ledger ends the stop with its process
     var e = dead("A", "B", at: 350 * ms, lastHeard: 90 * ms)
     c.process(&e)
@@ -127,12 +114,8 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
 /// detections, of a silence that began before the exit, are true ones.
 @Test func aDetectionAfterTheRestartOfASilenceBeforeItIsTrue() {
     var c = Correlator()
-    var exited = Event(kind: .nodeExited, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 1000 * ms))
-    exited.exitCode = 0
-    exited.reason = "stopped on request"
-    c.process(&exited)
-    var started = Event(kind: .nodeStarted, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 1005 * ms))
-    c.process(&started)
+    c.feed(.nodeExited, "B", at: 1000 * ms) { $0.exitCode = 0; $0.reason = "stopped on request" }
+    c.feed(.nodeStarted, "B", at: 1005 * ms)
     var e = dead("A", "B", at: 1190 * ms, lastHeard: 990 * ms)
     c.process(&e)
     #expect(e.label == .trueDetection && e.tFailMonoNs == 1000 * ms && e.reason == "B exited (stopped on request, exit status 0)")
@@ -146,18 +129,23 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
 /// still the cause, with its own (earlier) t_fail, for detections and for the leader lost.
 @Test func aKillReportedAfterItsExitIsStillTheCause() {
     var c = Correlator()
-    var elected = Event(kind: .leaderElected, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 0))
-    elected.term = 1
-    c.process(&elected)
-    var exited = Event(kind: .nodeExited, runID: "r", node: "B", at: Stamp(wallMs: 0, monoNs: 1002 * ms))
-    exited.signal = "SIGKILL"
-    c.process(&exited)
+    c.feed(.leaderElected, "B", at: 0) { $0.term = 1 }
+    c.feed(.nodeExited, "B", at: 1002 * ms) { $0.signal = "SIGKILL" }
     c.faultApplied(id: "f9", kind: .kill, node: "B", affected: ["B"], appliedMonoNs: 1000 * ms)
     var e = dead("A", "B", at: 1150 * ms, lastHeard: 950 * ms)
     c.process(&e)
     #expect(e.label == .trueDetection && e.faultID == "f9" && e.tFailMonoNs == 1000 * ms && e.reason == nil)
-    var next = Event(kind: .leaderElected, runID: "r", node: "C", at: Stamp(wallMs: 0, monoNs: 1200 * ms))
-    next.term = 2
-    c.process(&next)
+    let next = c.feed(.leaderElected, "C", at: 1200 * ms) { $0.term = 2 }
     #expect(next.faultID == "f9" && next.sinceLostMs == 200)
+}
+
+extension Correlator {
+    /// A lifecycle event of `node` at `t` ns, set up by `set`, processed; returned as correlated.
+    @discardableResult
+    mutating func feed(_ kind: EventKind, _ node: NodeID, at t: Int64, _ set: (inout Event) -> Void = { _ in }) -> Event {
+        var e = Event(kind: kind, runID: "r", node: node, at: Stamp(wallMs: 0, monoNs: t))
+        set(&e)
+        process(&e)
+        return e
+    }
 }
