@@ -31,7 +31,8 @@ public enum ExperimentError: Error, CustomStringConvertible {
 public final class ExperimentManager: Sendable {
     private struct Active {
         var runID: String
-        var task: Task<Void, Never>
+        /// nil while the slot is claimed and the run directory prepared, before the run's task starts.
+        var task: Task<Void, Never>?
         var listeners: [AsyncStream<ControlProtocol.ExperimentUpdate>.Continuation]
     }
     private let active = Mutex<Active?>(nil)
@@ -87,7 +88,7 @@ public final class ExperimentManager: Sendable {
         throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
         let claimed = active.withLock { a -> String? in
             if let a { return a.runID }
-            a = Active(runID: "starting", task: Task {}, listeners: [])
+            a = Active(runID: "starting", task: nil, listeners: [])
             return nil
         }
         if let busy = claimed { throw .busy(runID: busy) }
@@ -104,14 +105,14 @@ public final class ExperimentManager: Sendable {
 
     /// Cancels the run (the named one, or whichever runs); returns its id.
     public func cancel(runID: String?) throws(ExperimentError) -> String {
-        let found = active.withLock { a -> (String, Task<Void, Never>)? in
+        let found = active.withLock { a -> (String, Task<Void, Never>?)? in
             guard let a, runID == nil || runID == a.runID else { return nil }
             return (a.runID, a.task)
         }
         guard let (id, task) = found else {
             throw runID.map { .noSuchRun("\($0) (it is not running)") } ?? .noSuchRun("(none is running)")
         }
-        task.cancel()
+        task?.cancel()
         return id
     }
 

@@ -19,6 +19,8 @@ public actor NodeSupervisor {
     /// first, closed): the spawn's return and the `.started` report deliver the same pidfd.
     private var takenGeneration: [NodeID: Int] = [:]
     private var restartTimers: [NodeID: Task<Void, Never>] = [:]
+    /// The SIGKILL-after-grace timer of each node being stopped, cancelled when its process is reaped.
+    private var stopTimers: [NodeID: Task<Void, Never>] = [:]
     private let notifySockets: [NodeID: NotifySocket]
     /// The node table as of the last change, readable without a hop onto this actor: read-only
     /// control calls answer from it on the socket's event loop.
@@ -236,8 +238,10 @@ public actor NodeSupervisor {
         case .signal(let id, let generation, let signal):
             if let (g, child) = children[id], g == generation { _ = kv_pidfd_send_signal(child.pidfd, signal) }
         case .armStopTimer(let id, let generation, let afterMs):
-            Task {
+            stopTimers[id]?.cancel()
+            stopTimers[id] = Task {
                 try? await Task.sleep(for: .milliseconds(afterMs))
+                guard !Task.isCancelled else { return }
                 await self.timerFired(.stopGraceExpired(id, generation: generation))
             }
         case .scheduleRestart(let id, let token, let afterMs):
@@ -253,6 +257,7 @@ public actor NodeSupervisor {
             if let (g, child) = children[id], g == generation {
                 close(child.pidfd)
                 children[id] = nil
+                stopTimers.removeValue(forKey: id)?.cancel()
             }
         case .emit(let event):
             emit(event)
