@@ -115,6 +115,8 @@ final class RaftLoop: @unchecked Sendable {
     }
     private struct PendingRead { var key: String; var deadline: MonotonicNanos; var reply: Continuation }
     private var writes: [LogIndex: PendingWrite] = [:]
+    /// A received snapshot's store, between its install on disk and its restore in a Ready.
+    private var installed: KVStateMachine?
     private var reads: [UInt64: PendingRead] = [:]
     private var confirmed: [(index: LogIndex, read: PendingRead)] = []
     private var nextReadContext: UInt64 = 1
@@ -268,60 +270,73 @@ final class RaftLoop: @unchecked Sendable {
     }
 
     private func process(_ rd: Raft.Ready) throws {
-        var messages = rd.messages
-        // InstallSnapshot goes as a stream of chunks from the snapshot file, on a worker.
-        messages.removeAll { m in
-            guard case .snapshot(let s) = m.kind else { return false }
-            transport?.sendSnapshot(m, path: storage.snapshotPath(index: s.index, term: s.term), pool: streamPool) { [weak self] in
-                self?.submit(.snapshotSendFailed(m.to))
-            }
-            return true
-        }
-        let early = messages.filter(Self.sendsBeforePersisting)
-        if !early.isEmpty { transport?.send(early) }
-        var installed: KVStateMachine?
-        if let s = rd.snapshot {
-            guard let p = prepared.removeValue(forKey: s.index), p.term == s.term else {
-                onFatal("Raft installed snapshot \(s.term)/\(s.index), which this node did not receive")
-            }
-            try storage.install(snapshotAt: p.tempPath, index: s.index, term: s.term, replacesLog: true)
-            installed = p.state
-        }
-        try storage.save(hardState: rd.hardState, entries: rd.entries)
-        let late = messages.filter { !Self.sendsBeforePersisting($0) }
-        if !late.isEmpty { transport?.send(late) }
-
-        if let s = rd.snapshot, let state = installed {
-            snapshotsReceived += 1
-            store = state
-            for (index, w) in writes where index <= s.index {
-                writes[index] = nil
-                answerFromSession(w, index: index)
-            }
-        }
-        for e in rd.committed {
-            let (_, result) = store.apply(index: e.index.value, e.data)
-            if let w = writes.removeValue(forKey: e.index) {
-                w.reply.resume(returning: w.term == e.term ? .applied(result, index: e.index) : .notLeader(leader: raft.leader))
-            }
-        }
-        for rs in rd.readStates {
-            guard let r = reads.removeValue(forKey: rs.context) else { continue }
-            confirmed.append((rs.index, r))
-        }
-        for context in rd.failedReads {
-            reads.removeValue(forKey: context)?.reply.resume(returning: .notLeader(leader: raft.leader))
-        }
+        // The order and the rules are ReadyRoutine's (the simulator runs the same); this is the I/O.
+        var io = LoopReadyIO(loop: self, leader: raft.leader)
+        try ReadyRoutine.carryOut(rd, with: &io)
         raft.advance(rd)
         serveConfirmedReads()
         maybeCompact()
     }
 
-    /// Appends, snapshots and TimeoutNow come only from a leader whose term is already on disk.
-    private static func sendsBeforePersisting(_ m: Message) -> Bool {
-        switch m.kind {
-        case .append, .snapshot, .timeoutNow: return true
-        default: return false
+    /// kvnode's side of a Ready: the peer transport (snapshots stream from their file on a
+    /// worker), the disk, and the store with the writes and reads waiting on it. It never touches
+    /// `raft`, which is the routine's caller's until `advance`.
+    private struct LoopReadyIO: ReadyIO {
+        unowned let loop: RaftLoop
+        /// For answers to writes that lost their place: who to ask instead.
+        let leader: ReplicaID?
+
+        func send(_ messages: [Message]) {
+            var rest = messages
+            // InstallSnapshot goes as a stream of chunks from the snapshot file, on a worker.
+            rest.removeAll { m in
+                guard case .snapshot(let s) = m.kind else { return false }
+                loop.transport?.sendSnapshot(m, path: loop.storage.snapshotPath(index: s.index, term: s.term), pool: loop.streamPool) {
+                    [weak loop] in loop?.submit(.snapshotSendFailed(m.to))
+                }
+                return true
+            }
+            if !rest.isEmpty { loop.transport?.send(rest) }
+        }
+
+        func persist(snapshot: Snapshot?, hardState: HardState?, entries: [Entry]) throws -> Bool {
+            if let s = snapshot {
+                guard let p = loop.prepared.removeValue(forKey: s.index), p.term == s.term else {
+                    loop.onFatal("Raft installed snapshot \(s.term)/\(s.index), which this node did not receive")
+                }
+                try loop.storage.install(snapshotAt: p.tempPath, index: s.index, term: s.term, replacesLog: true)
+                loop.installed = p.state
+            }
+            try loop.storage.save(hardState: hardState, entries: entries)
+            return true
+        }
+
+        func restore(_ snapshot: Snapshot) {
+            guard let state = loop.installed else { return }
+            loop.installed = nil
+            loop.snapshotsReceived += 1
+            loop.store = state
+            for (index, w) in loop.writes where index <= snapshot.index {
+                loop.writes[index] = nil
+                loop.answerFromSession(w, index: index)
+            }
+        }
+
+        func apply(_ e: Entry) {
+            let (_, result) = loop.store.apply(index: e.index.value, e.data)
+            if let w = loop.writes.removeValue(forKey: e.index) {
+                w.reply.resume(returning: w.term == e.term ? .applied(result, index: e.index) : .notLeader(leader: leader))
+            }
+        }
+
+        func reads(confirmed: [ReadState], failed: [UInt64]) {
+            for rs in confirmed {
+                guard let r = loop.reads.removeValue(forKey: rs.context) else { continue }
+                loop.confirmed.append((rs.index, r))
+            }
+            for context in failed {
+                loop.reads.removeValue(forKey: context)?.reply.resume(returning: .notLeader(leader: leader))
+            }
         }
     }
 

@@ -319,23 +319,9 @@ public final class Simulation {
     func processReadies() {
         for id in ids where !down.contains(id) && paused[id] == nil && nodes[id]!.raft.hasReady {
             let r = nodes[id]!.raft.ready()
-            // 1. Persist: snapshot, entries, then the hard state (its commit covers the entries).
-            var wrote = false
-            if let s = r.snapshot { disks[id]!.write(.snapshot(s)); wrote = true }
-            if !r.entries.isEmpty { disks[id]!.write(.entries(r.entries)); wrote = true }
-            if let hs = r.hardState { disks[id]!.write(.hardState(hs)); wrote = true }
-            if wrote && faults && down.count < ids.count / 2 && rng.chance(1) {
-                crash(id, midWrite: true)  // before the sync: nothing of this Ready left the node
-                continue
-            }
-            disks[id]!.sync()
-            // 2. Send.
-            for m in r.messages { send(m) }
-            // 3. Apply.
-            if let s = r.snapshot { installSnapshot(id, s) }
-            for e in r.committed { apply(id, e) }
-            for rs in r.readStates { nodes[id]!.confirmedReads.append(rs) }
-            for context in r.failedReads { clients.readFailed(self, node: id, context: context) }
+            // The same routine kvnode runs (ReadyRoutine); only the I/O is the simulator's.
+            var io = SimReadyIO(sim: self, id: id)
+            guard (try? ReadyRoutine.carryOut(r, with: &io)) == true else { continue }  // crashed before the sync
             nodes[id]!.raft.advance(r)
             drainTrace(id)
             clients.serveReads(self, node: id)
@@ -344,11 +330,42 @@ public final class Simulation {
         }
     }
 
+    /// The simulator's side of a Ready: the simulated disk (which a crash may cut before the
+    /// sync), the simulated network, and the replica's store.
+    struct SimReadyIO: ReadyIO {
+        let sim: Simulation
+        let id: ReplicaID
+
+        func send(_ messages: [Message]) { for m in messages { sim.send(m) } }
+
+        func persist(snapshot: Snapshot?, hardState: HardState?, entries: [Entry]) -> Bool {
+            // Snapshot, entries, then the hard state (its commit covers the entries).
+            var wrote = false
+            if let s = snapshot { sim.disks[id]!.write(.snapshot(s)); wrote = true }
+            if !entries.isEmpty { sim.disks[id]!.write(.entries(entries)); wrote = true }
+            if let hs = hardState { sim.disks[id]!.write(.hardState(hs)); wrote = true }
+            if wrote && sim.faults && sim.down.count < sim.ids.count / 2 && sim.rng.chance(1) {
+                sim.crash(id, midWrite: true)  // before the sync: the rest of this Ready never happens
+                return false
+            }
+            sim.disks[id]!.sync()
+            return true
+        }
+
+        func restore(_ snapshot: Snapshot) { sim.installSnapshot(id, snapshot) }
+        func apply(_ entry: Entry) { sim.apply(id, entry) }
+
+        func reads(confirmed: [ReadState], failed: [UInt64]) {
+            sim.nodes[id]!.confirmedReads += confirmed
+            for context in failed { sim.clients.readFailed(sim, node: id, context: context) }
+        }
+    }
+
     /// A snapshot goes as its chunks (the store's format), each a packet of its own that the
     /// network may lose, delay, duplicate or reorder, then the InstallSnapshot message without its
     /// data; the receiver takes the message only if every chunk came, in order, before it (as
     /// kvnode's stream does).
-    private func send(_ m: Message) {
+    fileprivate func send(_ m: Message) {
         guard case .snapshot(let s) = m.kind, !s.data.isEmpty else { return transmit(.message(m)) }
         var r = ByteReader(s.data)
         var seq = 0
@@ -400,7 +417,7 @@ public final class Simulation {
         return Message(from: m.from, to: m.to, term: m.term, kind: .snapshot(Snapshot(index: s.index, term: s.term, data: w.bytes)))
     }
 
-    private func installSnapshot(_ id: ReplicaID, _ s: Snapshot) {
+    fileprivate func installSnapshot(_ id: ReplicaID, _ s: Snapshot) {
         report.snapshotsInstalled += 1
         do {
             let state = try KVStateMachine(snapshot: s.data, sessionLimit: sessionLimit)
@@ -412,7 +429,7 @@ public final class Simulation {
         }
     }
 
-    private func apply(_ id: ReplicaID, _ e: Entry) {
+    fileprivate func apply(_ id: ReplicaID, _ e: Entry) {
         invariants.sawApply(self, id, e)
         let (request, result) = nodes[id]!.state.apply(index: e.index.value, e.data)
         invariants.sawState(self, id, nodes[id]!.state, index: e.index)

@@ -243,36 +243,53 @@ final class RaftEnv {
         return out + ["did not stabilize"]
     }
 
-    /// Carries out one Ready: persist, then send, then apply, the order the Ready demands.
+    /// Carries out one Ready with the routine kvnode and the simulator run (ReadyRoutine); only
+    /// the I/O is the test's: a disk of three values, a message queue, the store, the trace.
     func processReady(_ i: ReplicaID, apply: Bool = true) -> [String] {
         guard !down.contains(i), nodes[i]!.hasReady else { return [] }
-        var out: [String] = []
         var r = nodes[i]!.ready()
         if !apply { r.committed = [] }
-        if let s = r.snapshot {
-            disks[i]!.snapshot = s
-            disks[i]!.entries = []
-        }
-        if let hs = r.hardState { disks[i]!.hardState = hs }
-        if let first = r.entries.first {
-            disks[i]!.entries.removeAll { $0.index >= first.index }
-            disks[i]!.entries += r.entries
-        }
-        queue += r.messages
-        if let s = r.snapshot, let state = try? KVStateMachine(snapshot: s.data) {
-            states[i] = state
-            out.append("\(i) restored its store from \(s)")
-        }
-        for rs in r.readStates where rs.index.value > states[i]!.applied {
-            out.append("\(i) read \(rs.context) confirmed at index \(rs.index); the store has applied \(states[i]!.applied), so it waits")
-        }
-        for e in r.committed { out.append(self.apply(i, e)) }
-        for context in r.failedReads { out.append("\(i) read \(context) failed: leadership lost") }
-        reads[i, default: []] += r.readStates
+        var io = EnvReadyIO(env: self, id: i)
+        try! ReadyRoutine.carryOut(r, with: &io)  // the test disk never fails
         nodes[i]!.advance(r)
-        out += nodes[i]!.takeTrace()
-        out += serveReads(i)
-        return out
+        return io.out + nodes[i]!.takeTrace() + serveReads(i)
+    }
+
+    struct EnvReadyIO: ReadyIO {
+        let env: RaftEnv
+        let id: ReplicaID
+        var out: [String] = []
+
+        func send(_ messages: [Message]) { env.queue += messages }
+
+        func persist(snapshot: Snapshot?, hardState: HardState?, entries: [Entry]) -> Bool {
+            if let s = snapshot {
+                env.disks[id]!.snapshot = s
+                env.disks[id]!.entries = []
+            }
+            if let hs = hardState { env.disks[id]!.hardState = hs }
+            if let first = entries.first {
+                env.disks[id]!.entries.removeAll { $0.index >= first.index }
+                env.disks[id]!.entries += entries
+            }
+            return true
+        }
+
+        mutating func restore(_ s: Snapshot) {
+            guard let state = try? KVStateMachine(snapshot: s.data) else { return }
+            env.states[id] = state
+            out.append("\(id) restored its store from \(s)")
+        }
+
+        mutating func apply(_ e: Entry) { out.append(env.apply(id, e)) }
+
+        mutating func reads(confirmed: [ReadState], failed: [UInt64]) {
+            for rs in confirmed where rs.index.value > env.states[id]!.applied {
+                out.append("\(id) read \(rs.context) confirmed at index \(rs.index); the store has applied \(env.states[id]!.applied), so it waits")
+            }
+            for context in failed { out.append("\(id) read \(context) failed: leadership lost") }
+            env.reads[id, default: []] += confirmed
+        }
     }
 
     /// Delivers one queued message (lost if its receiver is down or in another group).
