@@ -123,7 +123,9 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "BinaryCodec"]),
-        .testTarget(name: "RaftNodeTests", dependencies: ["RaftNode", "Raft", "KVStore", "Core"]),
+        .testTarget(name: "RaftNodeTests", dependencies: [
+            "RaftNode", "Raft", "KVStore", "Core", "RaftStorage", .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "TOML"]),
         .testTarget(name: "ExperimentRunnerTests", dependencies: ["ExperimentRunner", "Core"]),
         .testTarget(name: "WALTests", dependencies: ["WAL", "RaftStorage", "Raft"]),
