@@ -239,8 +239,8 @@ struct Inject: ParsableCommand {
         let target = node == "leader" ? "leader \(reply.node ?? "?") (term \(reply.term.map(String.init) ?? "?"))" : node
         if reply.appliedMonoNs != nil {
             print("\(fault) \(target): applied (fault \(reply.faultID)); follow with: kvctl events --follow")
-        } else if after != nil {
-            print("\(fault) \(target): scheduled in \(after!) (fault \(reply.faultID)); list or cancel it with: kvctl faults")
+        } else if let after {
+            print("\(fault) \(target): scheduled in \(after) (fault \(reply.faultID)); list or cancel it with: kvctl faults")
         } else {
             throw Failure("\(fault) \(target) was not applied (fault \(reply.faultID)); the reason is in: kvctl events --kinds fault_failed")
         }

@@ -62,15 +62,13 @@ extension ControlProtocol {
         }
     }
 
-    /// A run's state. Every change of it goes through `ending(_:)` or `resumed()`, so the allowed
-    /// moves are written once: running ends finished, cancelled, failed or interrupted; any but
-    /// finished may run again (resume).
+    /// A run's state. A run ends through `ending(_:)`, so the allowed moves are written once:
+    /// running ends finished, cancelled, failed or interrupted; any but finished may run again
+    /// (resume refuses a finished run).
     public enum RunState: String, Codable, Sendable, CaseIterable {
         case running, finished, cancelled, failed, interrupted
 
         public var isOver: Bool { self != .running }
-        /// Whether `kvctl experiment resume` may continue it.
-        public var canResume: Bool { self != .finished && self != .running }
 
         /// The state a running run ends in; a run already over keeps its state.
         public func ending(_ end: RunState) -> RunState {

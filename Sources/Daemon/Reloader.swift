@@ -58,8 +58,9 @@ actor Reloader {
         let old = context.config
         var changes: [SettingChange] = []
         var accepted: Set<String> = []
-        let nodeChanges = old.changedSettings(in: new).filter { $0.setting.scope == .nodes }
-        for (setting, was, now) in old.changedSettings(in: new) {
+        let changed = old.changedSettings(in: new)
+        let nodeChanges = changed.filter { $0.setting.scope == .nodes }
+        for (setting, was, now) in changed {
             let applied: String?
             let refused: String
             switch setting.scope {

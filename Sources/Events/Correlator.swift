@@ -72,7 +72,7 @@ public struct Correlator: Sendable {
             // Down without a fault (kvctl stop or restart, a crash): its peers' detections are true ones.
             // A fault that took it down first stays the cause, with its own t_fail.
             guard let node = event.node else { return }
-            if down[node] != nil { down[node]!.processGone = true; return }
+            if down[node] != nil { down[node]?.processGone = true; return }
             let how = event.signal.map { "killed by \($0)" } ?? "exit status \(event.exitCode ?? -1)"
             let exit = ActiveFault(id: nil, kind: nil, appliedMonoNs: event.tMonoNs,
                                    exit: "\(node) exited (\(event.reason.map { "\($0), " } ?? "")\(how))")

@@ -53,10 +53,13 @@ public final class EventHub: Sendable {
                 return
             }
             // Every due event, not only a prefix: one stamped in the future must not wait behind
-            // later arrivals stamped before it.
+            // later arrivals stamped before it. Order kept on both sides.
             guard held.contains(where: { $0.event.tMonoNs <= w || $0.arrived <= w }) else { return }
-            unwritten += held.filter { $0.event.tMonoNs <= w || $0.arrived <= w }.map(\.event)
-            held.removeAll { $0.event.tMonoNs <= w || $0.arrived <= w }
+            var keep: [(event: Event, arrived: MonotonicNanos)] = []
+            for h in held {
+                if h.event.tMonoNs <= w || h.arrived <= w { unwritten.append(h.event) } else { keep.append(h) }
+            }
+            held = keep
         }
     }
     private let state: Mutex<State>

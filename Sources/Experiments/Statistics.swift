@@ -19,19 +19,25 @@ public enum OrderStatistics {
     public static func medianCI(_ xs: [Double]) -> MedianInterval? {
         guard !xs.isEmpty else { return nil }
         let s = xs.sorted(), n = s.count
-        var k = 1
-        while k + 1 <= n + 1 - (k + 1), coverage(n: n, k: k + 1) >= 0.95 { k += 1 }
-        return MedianInterval(median: percentile(s, 50)!, low: s[k - 1], high: s[n - k], coverage: coverage(n: n, k: k))
+        // coverage(k) = 1 - 2 P(B <= k - 1) by symmetry: one pass up the lower tail finds the
+        // largest k, in O(k), rather than summing the middle again for every candidate.
+        var k = 1, tail = pmf(n: n, j: 0)
+        while k + 1 <= n - (k + 1), 1 - 2 * (tail + pmf(n: n, j: k)) >= 0.95 {
+            tail += pmf(n: n, j: k)
+            k += 1
+        }
+        return MedianInterval(median: percentile(s, 50)!, low: s[k - 1], high: s[n - k], coverage: k <= n - k ? max(0, 1 - 2 * tail) : 0)
     }
 
     /// P(k <= B <= n - k) for B ~ Binomial(n, 1/2): the coverage of [x(k), x(n+1-k)].
     public static func coverage(n: Int, k: Int) -> Double {
         guard k >= 1, k <= n - k else { return 0 }
-        // log C(n, j) - n log 2, summed from the middle out, so that large n neither over- nor underflows.
-        let logHalfN = Double(n) * log(0.5)
-        var total = 0.0
-        for j in k...(n - k) { total += exp(lgamma(Double(n + 1)) - lgamma(Double(j + 1)) - lgamma(Double(n - j + 1)) + logHalfN) }
-        return min(1, total)
+        return max(0, 1 - 2 * (0..<k).reduce(0.0) { $0 + pmf(n: n, j: $1) })
+    }
+
+    /// P(B = j), from logs (C(n, j) / 2^n), so that large n neither over- nor underflows.
+    static func pmf(n: Int, j: Int) -> Double {
+        exp(lgamma(Double(n + 1)) - lgamma(Double(j + 1)) - lgamma(Double(n - j + 1)) + Double(n) * log(0.5))
     }
 }
 
