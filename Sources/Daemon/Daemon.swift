@@ -177,10 +177,15 @@ public enum Daemon {
         if inbox == nil { hub.log("cannot install signal handlers; SIGTERM and SIGHUP act by their defaults", priority: 3) }
         let router = SignalRouter(context: context, services: services, reloads: reloadSink,
                                   testHooks: getenv("KVSUPERVISOR_TEST_HOOKS").map { String(cString: $0) } == "1")
-        let signalTask = inbox.map { inbox in Task { await router.run(inbox.signals()) } }
-        defer { signalTask?.cancel() }
+        // The router is a child of this task group, not a service: it must take SIGTERM while the
+        // services start, and it ends when they have.
+        let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
+            if let inbox { group.addTask { await router.run(inbox.signals()) } }
+            defer { group.cancelAll() }
+            do { try await services.run(); return .success(()) } catch { return .failure(error) }
+        }
         do {
-            try await services.run()
+            try outcome.get()
         } catch {
             await supervisor.stopAll(graceMs: 1000)
             hub.close()

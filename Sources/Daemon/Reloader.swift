@@ -75,7 +75,7 @@ actor Reloader {
                 applied = nil
                 refused = "read once when kvsupervisor starts: restart kvsupervisor to apply it; \(was) stays in force"
             }
-            if let applied { accepted.insert(setting.key) }
+            if applied != nil { accepted.insert(setting.key) }
             changes.append(SettingChange(key: setting.key, old: was, new: now, outcome: applied == nil ? .refused : .applied,
                                          reason: applied ?? refused))
         }

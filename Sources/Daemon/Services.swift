@@ -14,7 +14,7 @@ struct ReportPumpService: Service {
         await withGracefulShutdownHandler {
             await supervisor.run()
         } onGracefulShutdown: {
-            Task { await supervisor.shutdownReports() }
+            supervisor.shutdownReports()
         }
     }
 }

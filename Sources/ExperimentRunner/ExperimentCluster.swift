@@ -109,7 +109,7 @@ final class ExperimentCluster: Sendable {
     func shutdown(graceMs: Int) async {
         _ = engine.heal(node: nil)
         await supervisor.stopAll(graceMs: graceMs)
-        await supervisor.shutdownReports()
+        supervisor.shutdownReports()
         _ = await pump.value
         await links.closeAll()
         for id in nodes { unlink("\(runtimeDir)/notify-\(id).sock") }

@@ -200,7 +200,8 @@ public final class ExperimentManager: Sendable {
         finished.path = dir.path
         runHub.publish(finished)
         runHub.close()
-        forward.cancel()
+        // Closing the hub ends the forward's stream after what it holds: the run's last events reach the main log.
+        await forward.value
         finish(&manifest, dir: dir, state: state, reason: reason, spec: spec, plan: plan, records: records, updates: updates)
     }
 

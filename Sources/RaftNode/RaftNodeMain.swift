@@ -7,10 +7,31 @@ import Raft
 import RaftStorage
 import Systemd
 
-/// Puts raft mode together: storage recovered, the loop, the peer transport sharing the peer
-/// port with heartbeats, the HTTP API. The heartbeat node (NodeMain) runs it as its extension.
+/// Raft mode's runtime: storage recovered, the loop, heartbeat detection on the peer port with
+/// Raft's protocol as its guest, the peer transport, the HTTP API.
 public enum RaftNodeMain {
-    public static func prepare(_ o: RaftNodeOptions) throws -> NodeExtension {
+    /// Runs the node until it is signalled. `detection` is the heartbeat part's options (the peer
+    /// port, every peer's peer address).
+    public static func run(_ o: RaftNodeOptions, detection: NodeOptions) -> Never {
+        let output = NodeProcess.begin(detection)
+        do {
+            let store = try prepare(o)
+            let detectionStatus = try HeartbeatDetection.start(detection, output: output, guest: store.guest)
+            let status = try store.start(output)
+            NodeProcess.serve(status: status + "; peer port " + detectionStatus)
+        } catch {
+            NodeProcess.fail(detection, "\(error)")
+        }
+    }
+
+    /// The store, recovered and wired, not yet talking: `start` connects it to its peers and opens
+    /// the HTTP API once heartbeat detection (which carries `guest`) is up.
+    private struct PreparedStore {
+        var guest: PeerPortGuest
+        var start: (EventOutput) throws -> String
+    }
+
+    private static func prepare(_ o: RaftNodeOptions) throws -> PreparedStore {
         let ids = o.replicaIDs
         let me = ids[o.id]!
         var config = Raft.Config(id: me, voters: ids.values.sorted())
@@ -79,7 +100,7 @@ public enum RaftNodeMain {
         let api = KVAPI(selfID: o.id.rawValue, members: members, replica: loop,
                         defaultConsistency: ReadConsistency(rawValue: o.readPolicy) ?? .linearizable, syncMode: o.sync.rawValue)
 
-        return NodeExtension(guest: guest) { output in
+        return PreparedStore(guest: guest) { output in
             if o.sync == .none {
                 writeStderr("\(nodeLabel): --sync none: writes are acknowledged before they reach the disk; a crash of "
                             + "the host (not of this process) can lose acknowledged writes. For experiments only")

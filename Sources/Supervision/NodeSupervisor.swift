@@ -18,9 +18,9 @@ public actor NodeSupervisor {
     /// The highest generation whose `RunningChild` has been taken (kept or, if its exit came
     /// first, closed): the spawn's return and the `.started` report deliver the same pidfd.
     private var takenGeneration: [NodeID: Int] = [:]
-    private var restartTimers: [NodeID: Task<Void, Never>] = [:]
+    private var restartTimers = NodeTimers()
     /// The SIGKILL-after-grace timer of each node being stopped, cancelled when its process is reaped.
-    private var stopTimers: [NodeID: Task<Void, Never>] = [:]
+    private var stopTimers = NodeTimers()
     private let notifySockets: [NodeID: NotifySocket]
     /// The node table as of the last change, readable without a hop onto this actor: read-only
     /// control calls answer from it on the socket's event loop.
@@ -57,7 +57,9 @@ public actor NodeSupervisor {
         }
     }
 
-    public func shutdownReports() { reportSink.finish() }
+    /// Ends `run()` once the reports already sent are handled. Callable from anywhere: a graceful
+    /// shutdown handler is synchronous.
+    public nonisolated func shutdownReports() { reportSink.finish() }
 
     /// Whether the loop that owns the node table (this actor, fed by the report stream) took the
     /// last probe, then sends the next. The watchdog calls it once per ping period and pings only
@@ -238,26 +240,16 @@ public actor NodeSupervisor {
         case .signal(let id, let generation, let signal):
             if let (g, child) = children[id], g == generation { _ = kv_pidfd_send_signal(child.pidfd, signal) }
         case .armStopTimer(let id, let generation, let afterMs):
-            stopTimers[id]?.cancel()
-            stopTimers[id] = Task {
-                try? await Task.sleep(for: .milliseconds(afterMs))
-                guard !Task.isCancelled else { return }
-                await self.timerFired(.stopGraceExpired(id, generation: generation))
-            }
+            stopTimers.arm(id, afterMs: afterMs) { await self.timerFired(.stopGraceExpired(id, generation: generation)) }
         case .scheduleRestart(let id, let token, let afterMs):
-            restartTimers[id]?.cancel()
-            restartTimers[id] = Task {
-                try? await Task.sleep(for: .milliseconds(afterMs))
-                guard !Task.isCancelled else { return }
-                await self.timerFired(.restartDue(id, token: token))
-            }
+            restartTimers.arm(id, afterMs: afterMs) { await self.timerFired(.restartDue(id, token: token)) }
         case .cancelRestart(let id, _):
-            restartTimers.removeValue(forKey: id)?.cancel()
+            restartTimers.cancel(id)
         case .release(let id, let generation):
             if let (g, child) = children[id], g == generation {
                 close(child.pidfd)
                 children[id] = nil
-                stopTimers.removeValue(forKey: id)?.cancel()
+                stopTimers.cancel(id)
             }
         case .emit(let event):
             emit(event)

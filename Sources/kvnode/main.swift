@@ -158,38 +158,33 @@ struct KVNode: ParsableCommand {
             requestTimeoutMs: requestTimeoutMs, readPolicy: readPolicy, runID: runID)
     }
 
+    /// kvnode runs one of two runtimes, chosen by mode; heartbeat detection is a part of both.
     func run() throws {
-        if isRaft { try runRaft() }
-        let addresses = (peerAddr + peerList).compactMap(PeerAddress.parse)
-        var options = NodeOptions(
-            id: NodeID(validating: id)!, host: host, port: port, role: role,
-            peers: addresses, hbIntervalMs: hbIntervalMs, hbTimeoutMs: hbTimeoutMs, logPath: logPath,
-            runID: runID, eventsViaNotify: events == "notify", timerSpinUs: timerSpinUs)
-        options.detector = detector
-        options.phiThreshold = phiThreshold
-        try NodeMain.run(options)
+        if isRaft {
+            var raft = try raftOptions()
+            raft.reportViaNotify = events == "notify"
+            raft.advertiseURL = advertiseURL
+            raft.clusterToken = clusterToken
+            // Raft mode's detection listens on the peer port and beats to every peer's peer address.
+            let detection = detectionOptions(port: raft.peerPort,
+                                             peers: raft.peers.map { PeerAddress(id: $0.id, host: $0.peerHost, port: $0.peerPort) })
+            RaftNodeMain.run(raft, detection: detection)
+        }
+        HeartbeatNodeMain.run(detectionOptions(port: port, peers: (peerAddr + peerList).compactMap(PeerAddress.parse)))
     }
 
-    /// Raft mode: the store on --port, and on the peer port both Raft and the heartbeat detector
-    /// (heartbeats to every peer's peer address).
-    private func runRaft() throws -> Never {
-        let raftOptions = try raftOptions()
-        let options = NodeOptions(
-            id: raftOptions.id, host: host, port: raftOptions.peerPort, role: .peer,
-            peers: raftOptions.peers.map { PeerAddress(id: $0.id, host: $0.peerHost, port: $0.peerPort) },
+    private func detectionOptions(port: Int, peers: [PeerAddress]) -> NodeOptions {
+        var options = NodeOptions(
+            id: NodeID(validating: id)!, host: host, port: port, role: isRaft ? .peer : role, peers: peers,
             hbIntervalMs: hbIntervalMs, hbTimeoutMs: hbTimeoutMs, logPath: logPath, runID: runID,
             eventsViaNotify: events == "notify", timerSpinUs: timerSpinUs)
-        var raft = raftOptions
-        raft.reportViaNotify = events == "notify"
-        raft.advertiseURL = advertiseURL
-        raft.clusterToken = clusterToken
-        let ext: NodeExtension
-        do { ext = try RaftNodeMain.prepare(raft) } catch { NodeMain.fail(options, "\(error)") }
-        try NodeMain.run(options, extension: ext)
+        options.detector = detector
+        options.phiThreshold = phiThreshold
+        return options
     }
 }
 
-NodeMain.blockTerminationSignals()
+NodeProcess.blockTerminationSignals()
 /// kvnode's --mode: the runtime to run, or `auto` to choose from the other flags.
 enum ModeFlag: String, CaseIterable, ExpressibleByArgument { case auto, heartbeat, raft }
 

@@ -1,23 +1,10 @@
 import CLinux
 import Core
-import NIOCore
-import NIOPosix
 import Systemd
 import Timing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// More than heartbeats on the node: raft mode's store. Its protocol shares the peer port.
-public struct NodeExtension: Sendable {
-    public var guest: PeerPortGuest
-    /// Starts the extension once the peer port listens and the detector is armed; returns what
-    /// READY's STATUS= says about it. A throw ends the node with status 1 and the message.
-    public var start: @Sendable (EventOutput) throws -> String
-    public init(guest: PeerPortGuest, start: @escaping @Sendable (EventOutput) throws -> String) {
-        self.guest = guest; self.start = start
-    }
-}
 
 /// A soft limit of 1024 (systemd's default) is less than the HTTP server's connection cap: take
 /// the hard limit, as Go's runtime does.
@@ -37,10 +24,13 @@ public func connectionCap(preferred: Int, share: Double) -> Int {
     return max(16, min(preferred, Int(Double(min(fds, 1 << 30)) * share)))
 }
 
-/// Runs one kvnode until it is signalled. Sends READY=1 once it listens.
-public enum NodeMain {
-    public static func run(_ options: NodeOptions, extension ext: NodeExtension? = nil) throws -> Never {
-        try ParentWatch.armIfSupervised()
+/// What every kvnode does with its process, whatever its runtime: dies with its supervisor, takes
+/// SIGTERM on a thread of its own, opens its event output, logs its start; says READY=1 once the
+/// runtime is up; and fails with a message and status 1.
+public enum NodeProcess {
+    /// The process set up, before any runtime part starts: returns the node's event output.
+    public static func begin(_ options: NodeOptions) -> EventOutput {
+        do { try ParentWatch.armIfSupervised() } catch { fail(options, "\(error)") }
         signal(SIGPIPE, SIG_IGN)
         raiseFileLimit()
 
@@ -59,44 +49,12 @@ public enum NodeMain {
                 .joined(separator: ","))
             + ", heartbeat every \(options.hbIntervalMs) ms, dead after \(options.hbTimeoutMs) ms"
         output.emit(started, reach: .logOnly)
+        return output
+    }
 
-        let node = HeartbeatNode(options: options, output: output)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        // The seed's monitored node only answers connections with beats: its listener belongs to
-        // the sender. Every other role reads heartbeats on an event-loop listener.
-        let monitoredListener: Int32? = options.role == .monitored ? listenForBeats(options) : nil
-        let listening: EventLoopFuture<Void> = options.role == .monitored
-            ? loop.makeSucceededVoidFuture()
-            : loop.flatSubmit { HeartbeatNetwork(node: node, loop: loop, guest: ext?.guest).start().map { _ in } }
-        let startup: EventLoopFuture<Bool> = listening.flatMap {
-            NodeClock.start(node: node, sender: options.role == .detector ? nil
-                : HeartbeatSender(dialing: options.role == .peer ? options.peers : [], listenFD: monitoredListener))
-            // Ready means "detector armed": every peer heard once, or, if one is down at start,
-            // after one timeout plus one interval.
-            let armed = loop.makePromise(of: Bool.self)  // true: every peer heard
-            let giveUp = loop.scheduleTask(in: .milliseconds(Int64(options.hbTimeoutMs + options.hbIntervalMs))) {
-                node.fireArmed()
-            }
-            node.whenArmed {
-                giveUp.cancel()
-                armed.succeed(node.isArmed)
-            }
-            return armed.futureResult
-        }
-        let allPeersHeard: Bool
-        do {
-            allPeersHeard = try startup.wait()
-        } catch {
-            fail(options, "\(NodeError.cannotListen(host: options.host, port: options.port, reason: "\(error)"))")
-        }
-        var status = "listening on \(options.host):\(options.port), "
-            + (allPeersHeard ? "all \(options.peers.count) peer(s) heard" : "not every peer heard yet")
-        if let ext {
-            do { status = try ext.start(output) + "; peer port " + status } catch { fail(options, "\(error)") }
-        }
+    /// READY=1 with `status`, then this thread only waits: event loops and timing threads do the work.
+    public static func serve(status: String) -> Never {
         Notifier.ready(status: status)
-        // The event loop and timing threads do the work; this one only waits.
         while true { pause() }
     }
 
@@ -131,14 +89,6 @@ public enum NodeMain {
     public static func blockTerminationSignals() {
         var set = terminationSignals()
         pthread_sigmask(SIG_BLOCK, &set, nil)
-    }
-
-    private static func listenForBeats(_ options: NodeOptions) -> Int32 {
-        let fd = kv_tcp_listen(options.host, Int32(options.port))
-        guard fd >= 0 else {
-            fail(options, "\(NodeError.cannotListen(host: options.host, port: options.port, reason: String(cString: strerror(-fd))))")
-        }
-        return fd
     }
 
     public static func fail(_ options: NodeOptions, _ message: String) -> Never {
