@@ -176,32 +176,48 @@ def test_sigkill_of_all_three_nodes_under_load_loses_no_acked_write_and_applies_
     assert sum(retries.values()) > 0, retries
 
 
+def put_numbered(client, prefix, indices):
+    """PUT {prefix}{i} = "i" for each i, each acknowledged."""
+    for i in indices:
+        r, _ = client.call("PUT", f"/kv/{prefix}{i}", {"value": str(i)})
+        assert r.status == 200, (prefix, i, r)
+
+
+def assert_numbered_on(sup, node, prefix, indices):
+    """The node's own store (a stale read there) holds {prefix}{i} = "i" for each i."""
+    for i in indices:
+        r = request(port(sup, node), "GET", f"/kv/{prefix}{i}?consistency=stale")
+        assert r.status == 200 and r.json["value"] == str(i), (node, prefix, i, r)
+
+
+def follower_after_writes(sup, count=20):
+    """The leader, a follower, and a client that has written a0..a{count-1} through the leader."""
+    leader, _ = wait_leader(sup)
+    follower = next(n for n in NODES if n != leader)
+    client = Client("t", sup.ports)
+    put_numbered(client, "a", range(count))
+    return leader, follower, client
+
+
 def last_nonzero(path):
     data = path.read_bytes()
     return len(data.rstrip(b"\0"))
 
 
 def test_a_wal_cut_mid_record_recovers_to_the_last_whole_record_and_catches_up(raft):
-    leader, _ = wait_leader(raft)
-    victim = next(n for n in NODES if n != leader)
-    client = Client("t", raft.ports)
-    for i in range(20):
-        assert client.call("PUT", f"/kv/a{i}", {"value": str(i)})[0].status == 200
+    leader, victim, client = follower_after_writes(raft)
     wait_applied(raft, victim, status(raft, leader)["commit_index"])
     raft.kvctl("stop", victim)
     segment = sorted((raft.dir / "rt" / "nodes" / victim / "wal").glob("*.wal"))[-1]
     end = last_nonzero(segment)
     with open(segment, "r+b") as f:
         f.truncate(end - 5)  # the last record loses its final 5 bytes
-    for i in range(20, 30):
-        assert client.call("PUT", f"/kv/a{i}", {"value": str(i)})[0].status == 200
+    put_numbered(client, "a", range(20, 30))
     raft.kvctl("start", victim)
     cut = raft.wait_events(lambda e: e["event"] == "wal_truncated" and e["node"] == victim, timeout=10)[0]
     assert cut["path"] == str(segment) and 0 < cut["offset"] < end and "cut short" in cut["reason"]
     wait_applied(raft, victim, status(raft, leader)["commit_index"])
-    for i in range(30):
-        r = request(port(raft, victim), "GET", f"/kv/a{i}?consistency=stale")
-        assert r.status == 200 and r.json["value"] == str(i), (i, r)
+    assert_numbered_on(raft, victim, "a", range(30))
 
 
 def test_a_follower_that_missed_a_compaction_gets_a_snapshot(tmpdir_clean):
@@ -211,15 +227,12 @@ def test_a_follower_that_missed_a_compaction_gets_a_snapshot(tmpdir_clean):
         lagging = next(n for n in NODES if n != leader)
         sup.kvctl("stop", lagging)
         client = Client("s", [port(sup, n) for n in NODES if n != lagging])
-        for i in range(120):
-            assert client.call("PUT", f"/kv/s{i}", {"value": str(i)})[0].status == 200
+        put_numbered(client, "s", range(120))
         assert status(sup, leader)["snapshot_index"] >= 100
         sup.kvctl("start", lagging)
         s = wait_applied(sup, lagging, status(sup, leader)["commit_index"])
         assert s["snapshots_received"] >= 1, s
-        for i in (0, 57, 119):
-            r = request(port(sup, lagging), "GET", f"/kv/s{i}?consistency=stale")
-            assert r.status == 200 and r.json["value"] == str(i), r
+        assert_numbered_on(sup, lagging, "s", (0, 57, 119))
     finally:
         sup.stop()
 

@@ -5,7 +5,8 @@ import time
 
 from kvhttp import follow, request
 from conftest import tmpdir_clean  # noqa: F401 (a fixture)
-from test_raft import NODES, port, raft, status, wait_applied, wait_leader  # noqa: F401 (raft is a fixture)
+from test_raft import (NODES, assert_numbered_on, follower_after_writes, port, put_numbered, raft,  # noqa: F401 (raft is a fixture)
+                       status, wait_applied, wait_leader)
 
 
 def anonymous_put(sup, key, value, timeout=15.0):
@@ -67,13 +68,8 @@ def test_anonymous_writes_after_restarts_of_every_node_are_applied(raft):
 def test_a_second_kvnode_on_a_live_data_dir_is_refused_and_the_live_node_is_unharmed(raft):
     import subprocess
     from conftest import BIN, free_ports
-    from kvhttp import Client
 
-    leader, _ = wait_leader(raft)
-    victim = next(n for n in NODES if n != leader)
-    client = Client("t", raft.ports)
-    for i in range(20):
-        assert client.call("PUT", f"/kv/a{i}", {"value": str(i)})[0].status == 200
+    leader, victim, client = follower_after_writes(raft)
     pid = next(n["pid"] for n in raft.json("nodes")["nodes"] if n["id"] == victim)
     args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[1:-1]
     args = [a.decode() for a in args]
@@ -93,13 +89,10 @@ def test_a_second_kvnode_on_a_live_data_dir_is_refused_and_the_live_node_is_unha
     assert second.returncode == 1, out
     assert data_dir in out and f"pid {pid}" in out and "in use by another kvnode" in out, out
     # The live node serves on, and a restart finds every write in its WAL.
-    for i in range(20, 30):
-        assert client.call("PUT", f"/kv/a{i}", {"value": str(i)})[0].status == 200
+    put_numbered(client, "a", range(20, 30))
     raft.kvctl("restart", victim)
     wait_applied(raft, victim, status(raft, leader)["commit_index"])
-    for i in range(30):
-        r = request(port(raft, victim), "GET", f"/kv/a{i}?consistency=stale")
-        assert r.status == 200 and r.json["value"] == str(i), (i, r)
+    assert_numbered_on(raft, victim, "a", range(30))
 
 
 def big_value(i):

@@ -18,10 +18,13 @@ struct LoadGenerator {
         var port: Int
         var api: API
         var operation: Operation
+        /// Closed loop: each client sends its next request when its previous answer arrives.
         var clients: Int
         var durationMs: Int
         var valueBytes: Int
+        /// Puts and gets spread over this many keys.
         var keys: Int
+        /// Event-loop threads the clients share.
         var threads: Int
         /// Makes client ids unique per run, so a second run on the same cluster starts fresh sessions.
         var runToken = "\(getpid())-\(monotonicNow() % 1_000_000_007)"
@@ -62,12 +65,13 @@ struct LoadGenerator {
         for c in 0..<config.clients {
             let loop = group.next()
             let promise = loop.makePromise(of: Result.self)
-            let driver = ClientDriver(config: config, client: c, value: value, deadline: deadline, promise: promise)
             ClientBootstrap(group: loop)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(2))
                 .channelInitializer { ch in
                     ch.eventLoop.makeCompletedFuture {
+                        // Made on the channel's loop, where it lives: a handler is not Sendable.
+                        let driver = ClientDriver(config: config, client: c, value: value, deadline: deadline, promise: promise)
                         try ch.pipeline.syncOperations.addHTTPClientHandlers()
                         try ch.pipeline.syncOperations.addHandler(driver)
                     }

@@ -49,35 +49,60 @@ public enum Daemon {
     public static func run(_ options: Options) async throws {
         let inbox = options.signals ?? SignalInbox.install()
         let config = try loadConfig(options.configFile)
-        let paths = DaemonPaths.resolve(config: config, socketOverride: options.socket).absolute()
-        for dir in [paths.runtimeDir, paths.stateDir] where !DaemonPaths.makeDirectories(dir) {
-            throw StartError.setup("cannot create directory \(dir): \(String(cString: strerror(errno)))")
-        }
-        // Before anything binds, spawns or writes: a second supervisor here must touch nothing.
-        try StateLock.acquire([paths.runtimeDir, paths.stateDir])
+        let paths = try claimDirectories(config, socketOverride: options.socket)
         let runID = config.runID ?? "run-\(Stamp.now().wallMs)"
-        let journal = Journal.isAvailable && (getenv("INVOCATION_ID") != nil || getenv("JOURNAL_STREAM") != nil)
-            && getenv("KV_LOG_STDERR") == nil
-        let hub: EventHub
-        do { hub = try EventHub(logPath: paths.eventLog, useJournal: journal) }
-        catch { throw StartError.setup("\(error)") }
-
+        let hub = try openEventHub(paths)
         let nodeBinary = options.nodeBinary ?? config.nodeBinary ?? siblingExecutable("kvnode")
         guard access(nodeBinary, X_OK) == 0 else {
             throw StartError.setup("kvnode binary not found or not executable at \(nodeBinary) (set [supervisor] node_binary)")
         }
-
         // Link proxies carry the heartbeats being measured; the control socket gets a loop of its own
         // so a burst of kvctl calls cannot delay a heartbeat.
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let controlGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let links: LinkTable
-        // Proxies forward to the port that carries peer traffic: raft mode's peer port (Raft and
-        // heartbeats), heartbeat mode's only port.
-        let proxyTargets = config.nodes.map { n in NodeConfig(id: n.id, port: config.peerTrafficPort(of: n), host: n.host) }
-        do { links = try await LinkTable.start(nodes: proxyTargets, group: group) }
-        catch { throw StartError.setup("cannot open link proxies on 127.0.0.1: \(error)") }
+        let loops = EventLoops(links: MultiThreadedEventLoopGroup(numberOfThreads: 1),
+                               control: MultiThreadedEventLoopGroup(numberOfThreads: 1))
+        let links = try await startLinkProxies(config, group: loops.links)
+        let context = try makeContext(config: config, options: options, paths: paths, runID: runID, hub: hub, links: links,
+                                      nodeBinary: nodeBinary, group: loops.links)
+        let serverConfig = ControlSocketRules.serverConfig(config, socket: paths.socket, hub: hub)
+        announceStart(context, nodeBinary: nodeBinary)
+        try await serve(context, serverConfig: serverConfig, inbox: inbox, links: links, loops: loops)
+    }
 
+    private struct EventLoops {
+        let links: MultiThreadedEventLoopGroup
+        let control: MultiThreadedEventLoopGroup
+    }
+
+    /// The runtime and state directories, made and locked before anything binds, spawns or writes:
+    /// a second supervisor here must touch nothing.
+    private static func claimDirectories(_ config: ClusterConfig, socketOverride: String?) throws -> DaemonPaths {
+        let paths = DaemonPaths.resolve(config: config, socketOverride: socketOverride).absolute()
+        for dir in [paths.runtimeDir, paths.stateDir] where !DaemonPaths.makeDirectories(dir) {
+            throw StartError.setup("cannot create directory \(dir): \(String(cString: strerror(errno)))")
+        }
+        try StateLock.acquire([paths.runtimeDir, paths.stateDir])
+        return paths
+    }
+
+    /// The event log, and the journal when systemd started us (and KV_LOG_STDERR does not ask otherwise).
+    private static func openEventHub(_ paths: DaemonPaths) throws -> EventHub {
+        let journal = Journal.isAvailable && (getenv("INVOCATION_ID") != nil || getenv("JOURNAL_STREAM") != nil)
+            && getenv("KV_LOG_STDERR") == nil
+        do { return try EventHub(logPath: paths.eventLog, useJournal: journal) }
+        catch { throw StartError.setup("\(error)") }
+    }
+
+    /// Proxies forward to the port that carries peer traffic: raft mode's peer port (Raft and
+    /// heartbeats), heartbeat mode's only port.
+    private static func startLinkProxies(_ config: ClusterConfig, group: MultiThreadedEventLoopGroup) async throws -> LinkTable {
+        let proxyTargets = config.nodes.map { n in NodeConfig(id: n.id, port: config.peerTrafficPort(of: n), host: n.host) }
+        do { return try await LinkTable.start(nodes: proxyTargets, group: group) }
+        catch { throw StartError.setup("cannot open link proxies on 127.0.0.1: \(error)") }
+    }
+
+    /// The owners the services share: the node supervisor, the fault engine, the experiments.
+    private static func makeContext(config: ClusterConfig, options: Options, paths: DaemonPaths, runID: String, hub: EventHub,
+                                    links: LinkTable, nodeBinary: String, group: MultiThreadedEventLoopGroup) throws -> DaemonContext {
         let configBox = ConfigBox(config)
         let environment = childEnvironment()
         let makeSpec: NodeSupervisor.SpecBuilder = { node in
@@ -118,47 +143,31 @@ public enum Daemon {
         let context = DaemonContext(config: config, configFile: options.configFile, supervisor: supervisor,
                                     engine: engine, hub: hub, experiments: experiments, paths: paths, runID: runID)
         configBox.follow(context)
+        return context
+    }
 
-        var serverConfig = VarlinkServerConfig(socketPath: paths.socket)
-        serverConfig.listenFD = ListenFDs.take().first
-        serverConfig.version = kvsupervisorVersion
-        serverConfig.url = "https://github.com/kvsupervisor/kvsupervisor"
-        serverConfig.interfaces = [InterfaceDescription.name: InterfaceDescription.text]
-        serverConfig.permissionDeniedError = "io.kvsupervisor.PermissionDenied"
-        let allowedGroup: gid_t? = config.socketGroup.flatMap { name in getgrnam(name).map { $0.pointee.gr_gid } }
-        if config.socketGroup != nil && allowedGroup == nil {
-            hub.log("socket_group '\(config.socketGroup!)' does not exist: only root and uid \(geteuid()) may connect", priority: 4)
-        }
-        serverConfig.socketGroupID = allowedGroup
-        let ownUID = geteuid()
-        serverConfig.isPrivileged = { $0 == 0 || $0 == ownUID }
-        // 4096 connections plus node pipes, notify sockets and proxies need more than the usual soft 1024.
-        let nofile = kv_raise_nofile(65536)
-        if nofile >= 0, nofile < serverConfig.limits.maxTotal + 512 {
-            hub.log("open-file limit is \(nofile): the control socket's \(serverConfig.limits.maxTotal) connections may "
-                    + "not all fit; raise LimitNOFILE=", priority: 4)
-        }
-        serverConfig.isAllowed = { peer in
-            if peer.uid == 0 || peer.uid == ownUID { return true }
-            guard let gid = allowedGroup else { return false }
-            return peer.gid == gid || kv_user_in_group(peer.uid, gid) == 1
-        }
-
-        var started = Event(kind: .supervisorStarted, runID: runID)
+    /// supervisor_started, with the values in force, defaults resolved: the paths actually used,
+    /// the binary actually run.
+    private static func announceStart(_ context: DaemonContext, nodeBinary: String) {
+        var started = Event(kind: .supervisorStarted, runID: context.runID)
         started.pid = getpid()
         started.version = kvsupervisorVersion
-        started.path = options.configFile
-        // The values in force, defaults resolved: the paths actually used, the binary actually run.
-        var settings = config.settingValues
-        settings["supervisor.socket"] = paths.socket
-        settings["supervisor.event_log"] = paths.eventLog
-        settings["supervisor.state_dir"] = paths.stateDir
-        settings["supervisor.runtime_dir"] = paths.runtimeDir
-        settings["supervisor.run_id"] = runID
+        started.path = context.configFile
+        var settings = context.config.settingValues
+        settings["supervisor.socket"] = context.paths.socket
+        settings["supervisor.event_log"] = context.paths.eventLog
+        settings["supervisor.state_dir"] = context.paths.stateDir
+        settings["supervisor.runtime_dir"] = context.paths.runtimeDir
+        settings["supervisor.run_id"] = context.runID
         settings["supervisor.node_binary"] = nodeBinary
         started.settings = settings
-        hub.publish(started)
+        context.hub.publish(started)
+    }
 
+    /// Runs the services until a graceful stop (or a failed start), then releases what the daemon
+    /// holds: the proxies, the event loops, the socket it bound.
+    private static func serve(_ context: DaemonContext, serverConfig: VarlinkServerConfig, inbox: SignalInbox?, links: LinkTable,
+                              loops: EventLoops) async throws {
         var logger = Logger(label: "kvsupervisor")
         logger.logLevel = .warning
         let (reloads, reloadSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -166,15 +175,15 @@ public enum Daemon {
         let controlServer = VarlinkServer(config: serverConfig)
         let services = ServiceGroup(configuration: .init(
             services: [
-                .init(service: ReportPumpService(supervisor: supervisor)),
-                .init(service: ControlService(server: controlServer, group: controlGroup,
+                .init(service: ReportPumpService(supervisor: context.supervisor)),
+                .init(service: ControlService(server: controlServer, group: loops.control,
                                               handler: ControlHandler(context: context))),
                 .init(service: WatchdogService(context: context)),
                 .init(service: ClusterService(context: context, reloads: reloads),
                       successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             logger: logger))
-        if inbox == nil { hub.log("cannot install signal handlers; SIGTERM and SIGHUP act by their defaults", priority: 3) }
+        if inbox == nil { context.hub.log("cannot install signal handlers; SIGTERM and SIGHUP act by their defaults", priority: 3) }
         let router = SignalRouter(context: context, services: services, reloads: reloadSink,
                                   testHooks: getenv("KVSUPERVISOR_TEST_HOOKS").map { String(cString: $0) } == "1")
         // The router is a child of this task group, not a service: it must take SIGTERM while the
@@ -184,20 +193,21 @@ public enum Daemon {
             defer { group.cancelAll() }
             do { try await services.run(); return .success(()) } catch { return .failure(error) }
         }
+        // Only the socket this supervisor bound: the path may have been replaced by another's.
+        let boundOwnSocket = context.config.socketPath != nil || serverConfig.listenFD == nil
         do {
             try outcome.get()
         } catch {
-            await supervisor.stopAll(graceMs: 1000)
-            hub.close()
+            await context.supervisor.stopAll(graceMs: 1000)
+            context.hub.close()
             await links.closeAll()
-            if config.socketPath != nil || serverConfig.listenFD == nil { controlServer.removeOwnSocket() }
+            if boundOwnSocket { controlServer.removeOwnSocket() }
             throw StartError.setup("\(error)")
         }
         await links.closeAll()
-        try? await group.shutdownGracefully()
-        try? await controlGroup.shutdownGracefully()
-        // Only the socket this supervisor bound: the path may have been replaced by another's.
-        if config.socketPath != nil || serverConfig.listenFD == nil { controlServer.removeOwnSocket() }
+        try? await loops.links.shutdownGracefully()
+        try? await loops.control.shutdownGracefully()
+        if boundOwnSocket { controlServer.removeOwnSocket() }
     }
 
     /// The parent's environment minus what belongs to the daemon alone (systemd's notify, watchdog

@@ -22,7 +22,9 @@ final class DaemonContext: Sendable {
     let hub: EventHub
     let experiments: ExperimentManager
     let paths: DaemonPaths
+    /// The supervisor's run id, in every event it and its nodes write.
     let runID: String
+    /// The file the config came from (reloads re-read it); nil for the built-in default cluster.
     let configFile: String?
     let startedMonoNs = monotonicNow()
     /// Reloads one at a time, from SIGHUP and from kvctl reload.

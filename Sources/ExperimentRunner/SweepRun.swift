@@ -10,8 +10,10 @@ struct SweepRun {
     let spec: DetectionSweepSpec
     let plan: SweepPlan
     let directory: RunDirectory
+    /// The run's own hub: its events.jsonl, forwarded to the supervisor's log.
     let hub: EventHub
     let environment: ExperimentEnvironment
+    /// Which session of the run this is (a resume starts the next one); recorded in each trial.
     let session: Int
     let log: @Sendable (NodeID?, String) -> Void
     let progress: @Sendable (TrialRecord, _ done: Int, _ cellIndex: Int) -> Void

@@ -50,28 +50,14 @@ public enum SweepHTML {
                 + "<td>\(f(r.p90))</td><td>\(f(r.p99))</td><td>\(f(r.overshootP99))</td><td>\(f(r.medianOverheadMs))</td></tr>"
         }
         h += "</table>"
-        if summary.rows.contains(where: { $0.result.quality != nil }) {
+        if let quality = summary.qualityTable {
             h += "<h2>Detector quality under delay</h2><p class=\"meta\">Chen, Toueg and Aguilera: T<sub>MR</sub> mistake recurrence, "
-                + "T<sub>M</sub> mistake duration, P<sub>A</sub> query accuracy.</p><table><tr><th class=l>detector</th><th>I ms</th>"
-                + "<th>T ms</th><th>window s</th><th>mistakes</th><th>per min</th><th>T_MR s</th><th>T_M ms</th><th>P_A</th>"
-                + "<th>median detection ms</th></tr>"
-            for r in summary.rows {
-                guard let q = r.result.quality else { continue }
-                h += "<tr><td class=l>\(r.result.cell.detector.rawValue)</td><td>\(r.result.cell.intervalMs)</td><td>\(r.result.cell.timeoutMs)</td>"
-                    + "<td>\(f(q.windowMs / 1000))</td><td>\(q.mistakes)</td><td>\(f(q.mistakesPerMinute))</td>"
-                    + "<td>\(f(q.meanRecurrenceMs.map { $0 / 1000 }))</td><td>\(f(q.meanDurationMs))</td>"
-                    + "<td>\(SweepReport.format4(q.queryAccuracy))</td><td>\(f(r.median?.median))</td></tr>"
-            }
-            h += "</table>"
+                + "T<sub>M</sub> mistake duration, P<sub>A</sub> query accuracy.</p>" + quality.html()
         }
         h += "<h2>Plots</h2>"
         for p in plots { h += "<figure><figcaption>\(e(p.title))</figcaption>\(p.svg)</figure>" }
-        h += "<h2>Sessions</h2><table><tr><th>session</th><th class=l>host</th><th>started (UTC)</th><th>ended</th><th>trials run</th></tr>"
-        for s in c.sessions {
-            h += "<tr><td>\(s.number)</td><td class=l>\(e(s.host))</td><td>\(WallTime.text(s.startedWallMs))</td><td>\(s.endedWallMs.map(WallTime.text) ?? "-")</td>"
-                + "<td>\(s.trials)</td></tr>"
-        }
-        h += "</table><h2>Spec</h2><pre>\(e(c.specText))</pre></body></html>\n"
+        h += "<h2>Sessions</h2>" + c.sessionsTable.html()
+        h += "<h2>Spec</h2><pre>\(e(c.specText))</pre></body></html>\n"
         return h
     }
 }

@@ -48,10 +48,7 @@ public enum SweepReport {
             out += "- skipped (timeout not above interval): " + plan.skipped.map { "I=\($0.intervalMs) T=\($0.timeoutMs)" }
                 .joined(separator: ", ") + "\n"
         }
-        out += "\n## Sessions\n\n| session | host | started (UTC) | ended | trials run |\n|---|---|---|---|---|\n"
-        for s in c.sessions {
-            out += "| \(s.number) | \(s.host) | \(WallTime.text(s.startedWallMs)) | \(s.endedWallMs.map(WallTime.text) ?? "-") | \(s.trials) |\n"
-        }
+        out += "\n## Sessions\n\n" + c.sessionsTable.markdown()
         out += "\n## Detection latency against theory\n\n"
         out += "A fixed detector with interval I and timeout T notices a crash between T - I and T after it, uniformly: "
             + "median T - I/2. The interval beside each median is from order statistics, with its exact coverage: 95% or more "
@@ -75,16 +72,8 @@ public enum SweepReport {
                 + "| \(r.result.falseSuspicions) | \(median) | \(r.median.map { $0.coverageText } ?? "-") | \(r.theory.map { f($0.medianMs) } ?? "-") | \(verdict) | \(f(r.p90)) "
                 + "| \(f(r.p99)) | \(f(r.overshootP99)) | \(f(r.medianOverheadMs)) |\n"
         }
-        if summary.rows.contains(where: { $0.result.quality != nil }) {
-            out += "\n## Detector quality under delay (Chen, Toueg and Aguilera)\n\n"
-            out += "| detector | I ms | T ms | window s | mistakes | per min | T_MR s | T_M ms | P_A | median detection ms |\n"
-                + "|---|---|---|---|---|---|---|---|---|---|\n"
-            for r in summary.rows {
-                guard let q = r.result.quality else { continue }
-                out += "| \(r.result.cell.detector.rawValue) | \(r.result.cell.intervalMs) | \(r.result.cell.timeoutMs) "
-                    + "| \(f(q.windowMs / 1000)) | \(q.mistakes) | \(f(q.mistakesPerMinute)) | \(f(q.meanRecurrenceMs.map { $0 / 1000 })) "
-                    + "| \(f(q.meanDurationMs)) | \(String(format4(q.queryAccuracy))) | \(f(r.median?.median)) |\n"
-            }
+        if let quality = summary.qualityTable {
+            out += "\n## Detector quality under delay (Chen, Toueg and Aguilera)\n\n" + quality.markdown()
         }
         out += "\n## Files\n\n`spec.toml`, `events.jsonl`, `trials.csv` (every time of every trial), `heatmap.csv`, `scatter.csv`, "
             + "`heatmap.svg`, `cdf.svg`, `latency.svg`" + (spec.fault == .delay ? ", `tradeoff.svg`" : "") + ", `report.html`.\n"

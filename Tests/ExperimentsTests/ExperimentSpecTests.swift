@@ -82,7 +82,7 @@ func badSpecsNameTheKey(change: String, key: String, says: String) {
     do {
         _ = try parse(replacing(issueSpec, line: "trials = 20", with: ""))
         Issue.record("accepted a spec without trials")
-    } catch let error as ConfigError {
+    } catch {
         #expect(error.key == "experiment.trials" && error.description.contains("missing"))
     }
 }

@@ -38,3 +38,16 @@ private let ms: Int64 = 1_000_000
     #expect(scatter.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 10 })
     #expect(scatter[1] == "50,100,3,0,0,75,90,90,0,0")
 }
+
+@Test func aReportTableRendersTheSameCellsAsMarkdownAndEscapedHTML() {
+    let table = ReportTable(header: ["session", "host", "trials"], leftAligned: [1], rows: [["1", "a<b>&c", "12"], ["2", "d", "-"]])
+    #expect(table.markdown() == """
+        | session | host | trials |
+        |---|---|---|
+        | 1 | a<b>&c | 12 |
+        | 2 | d | - |
+
+        """)
+    #expect(table.html() == "<table><tr><th>session</th><th class=l>host</th><th>trials</th></tr>"
+            + "<tr><td>1</td><td class=l>a&lt;b&gt;&amp;c</td><td>12</td></tr><tr><td>2</td><td class=l>d</td><td>-</td></tr></table>")
+}
