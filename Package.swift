@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "WAL", dependencies: ["CLinux"]),
         // The node's disk: WAL segment files (fdatasync, preallocated), atomic snapshot files, recovery
         // that truncates a torn tail and refuses corruption before it.
-        .target(name: "RaftStorage", dependencies: ["Raft", "WAL", "BinaryCodec", "CLinux"]),
+        .target(name: "RaftStorage", dependencies: ["Core", "Raft", "WAL", "BinaryCodec", "CLinux"]),
         // The deterministic simulator: Raft replicas running KVStore over a faulty network and disk,
         // with retrying clients; the invariants; election-time trials. Used by tests and `kvctl sim`.
         .target(name: "RaftSimulation", dependencies: [
@@ -85,7 +85,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "Daemon", dependencies: [
-            "Core", "CLinux", "ConfigFile", "Supervision", "Faults", "Events", "Varlink", "Systemd", "ExperimentRunner",
+            "Core", "CLinux", "ConfigFile", "TOML", "Supervision", "Faults", "Events", "Varlink", "Systemd", "ExperimentRunner",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

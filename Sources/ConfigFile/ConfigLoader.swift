@@ -173,18 +173,31 @@ private struct Reader {
         if config.nodes.isEmpty { throw fail(nil, nil, "node", "at least one [[node]] is needed") }
     }
 
+    /// Keys, ranges and the rules between them are RaftSettings', as kvnode checks its flags with them.
     func readRaftSettings(_ c: TOMLTable, into r: inout RaftSettings) throws(ConfigError) {
-        r.tickMs = try int(c, "tick_ms", "cluster", 1...1000) ?? r.tickMs
-        r.heartbeatMs = try int(c, "raft_heartbeat_ms", "cluster", 1...60_000) ?? r.heartbeatMs
-        r.electionMs = try int(c, "election_ms", "cluster", 1...600_000) ?? r.electionMs
-        r.electionMaxMs = try int(c, "election_max_ms", "cluster", 1...600_000) ?? r.electionMaxMs
-        r.snapshotEntries = try int(c, "snapshot_entries", "cluster", 1...100_000_000) ?? r.snapshotEntries
-        r.sync = try string(c, "sync", "cluster") ?? r.sync
-        r.readPolicy = try string(c, "read_policy", "cluster") ?? r.readPolicy
-        // The rules between the settings are RaftSettings', as kvnode checks its flags with them.
-        if let (field, message) = r.problem(naming: RaftSettings.configKey) {
-            throw fail("cluster", nil, RaftSettings.configKey(field), message)
+        func number(_ f: RaftSettings.Field) throws(ConfigError) -> Int? {
+            try int(c, RaftSettings.configKey(f), "cluster", RaftSettings.range(f)!)
         }
+        r.tickMs = try number(.tick) ?? r.tickMs
+        r.heartbeatMs = try number(.heartbeat) ?? r.heartbeatMs
+        r.electionMs = try number(.election) ?? r.electionMs
+        r.electionMaxMs = try number(.electionMax) ?? r.electionMaxMs
+        r.snapshotEntries = try number(.snapshotEntries) ?? r.snapshotEntries
+        r.sync = try choice(c, RaftSettings.configKey(.sync), "cluster") ?? r.sync
+        r.readPolicy = try choice(c, RaftSettings.configKey(.readPolicy), "cluster") ?? r.readPolicy
+        if let p = r.problem(naming: RaftSettings.configKey) {
+            throw fail("cluster", nil, RaftSettings.configKey(p.field), p.message)
+        }
+    }
+
+    /// One of an enum's raw values.
+    func choice<E: RawRepresentable & CaseIterable>(_ t: TOMLTable, _ key: String, _ table: String) throws(ConfigError) -> E?
+        where E.RawValue == String {
+        guard let s = try string(t, key, table) else { return nil }
+        guard let e = E(rawValue: s) else {
+            throw fail(table, nil, key, "'\(s)': use " + E.allCases.map(\.rawValue).joined(separator: " or "))
+        }
+        return e
     }
 
     func string(_ t: TOMLTable, _ key: String, _ table: String, index: Int? = nil) throws(ConfigError) -> String? {

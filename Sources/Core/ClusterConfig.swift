@@ -29,69 +29,6 @@ public struct NodeConfig: Sendable, Codable, Equatable {
     public var effectivePeerPort: Int { peerPort ?? port + 1000 }
 }
 
-/// Raft mode's settings ([cluster] keys, kvnode flags): the one place their defaults and the
-/// rules between them are written. The config file, kvnode's flags and `Raft.Config` all start here.
-public struct RaftSettings: Sendable, Equatable {
-    public var heartbeatMs = 50
-    public var electionMs = 150
-    public var electionMaxMs = 300
-    public var tickMs = 10
-    /// "fdatasync" or "none".
-    public var sync = "fdatasync"
-    public var snapshotEntries = 10_000
-    /// "linearizable" or "stale".
-    public var readPolicy = "linearizable"
-    public init() {}
-
-    public enum Field: Sendable { case tick, heartbeat, election, electionMax, snapshotEntries, sync, readPolicy }
-
-    /// The first rule broken, as (field, sentence); `name` says each field as the reader knows it
-    /// (a config key or a kvnode flag). nil when the settings make sense.
-    public func problem(naming name: (Field) -> String) -> (field: Field, message: String)? {
-        if tickMs < 1 { return (.tick, "\(name(.tick)) must be at least 1") }
-        if heartbeatMs < tickMs { return (.heartbeat, "\(name(.heartbeat)) (\(heartbeatMs)) must be at least \(name(.tick)) (\(tickMs))") }
-        if electionMs < 2 * heartbeatMs {
-            return (.election, "\(name(.election)) (\(electionMs)) must be at least twice \(name(.heartbeat)) (\(heartbeatMs)), "
-                    + "or followers campaign between heartbeats")
-        }
-        if electionMaxMs <= electionMs {
-            return (.electionMax, "\(name(.electionMax)) (\(electionMaxMs)) must exceed \(name(.election)) (\(electionMs))")
-        }
-        if snapshotEntries < 1 { return (.snapshotEntries, "\(name(.snapshotEntries)) must be at least 1") }
-        if !["fdatasync", "none"].contains(sync) { return (.sync, "\(name(.sync)) '\(sync)': use fdatasync or none") }
-        if !["linearizable", "stale"].contains(readPolicy) {
-            return (.readPolicy, "\(name(.readPolicy)) '\(readPolicy)': use linearizable or stale")
-        }
-        return nil
-    }
-
-    /// The [cluster] keys.
-    public static func configKey(_ f: Field) -> String {
-        switch f {
-        case .tick: "tick_ms"
-        case .heartbeat: "raft_heartbeat_ms"
-        case .election: "election_ms"
-        case .electionMax: "election_max_ms"
-        case .snapshotEntries: "snapshot_entries"
-        case .sync: "sync"
-        case .readPolicy: "read_policy"
-        }
-    }
-
-    /// kvnode's flags.
-    public static func flag(_ f: Field) -> String {
-        switch f {
-        case .tick: "--tick-ms"
-        case .heartbeat: "--heartbeat-ms"
-        case .election: "--election-ms"
-        case .electionMax: "--election-max-ms"
-        case .snapshotEntries: "--snapshot-entries"
-        case .sync: "--sync"
-        case .readPolicy: "--read-policy"
-        }
-    }
-}
-
 /// The whole configuration, validated. `ConfigFile` builds it from TOML; `default` needs no file.
 public struct ClusterConfig: Sendable, Equatable {
     // [supervisor]

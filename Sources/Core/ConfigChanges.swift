@@ -39,6 +39,8 @@ extension ClusterConfig {
         Setting(key: key, scope: scope, text: { c in Self.describe(get(c)) }, copy: { to, from in set(&to, get(from)) })
     }
 
+    private static func raftKey(_ f: RaftSettings.Field) -> String { "cluster." + RaftSettings.configKey(f) }
+
     private static func describe<T>(_ v: T) -> String {
         if let o = v as? String? { return o ?? "(default)" }
         if let m = v as? any RawRepresentable { return "\(m.rawValue)" }
@@ -70,13 +72,13 @@ extension ClusterConfig {
             setting("cluster.start_limit_burst", .live, get: { $0.startLimitBurst }, set: { $0.startLimitBurst = $1 }),
             setting("cluster.start_limit_interval_ms", .live, get: { $0.startLimitIntervalMs },
                     set: { $0.startLimitIntervalMs = $1 }),
-            setting("cluster.raft_heartbeat_ms", .nodes, get: { $0.raft.heartbeatMs }, set: { $0.raft.heartbeatMs = $1 }),
-            setting("cluster.election_ms", .nodes, get: { $0.raft.electionMs }, set: { $0.raft.electionMs = $1 }),
-            setting("cluster.election_max_ms", .nodes, get: { $0.raft.electionMaxMs }, set: { $0.raft.electionMaxMs = $1 }),
-            setting("cluster.tick_ms", .nodes, get: { $0.raft.tickMs }, set: { $0.raft.tickMs = $1 }),
-            setting("cluster.sync", .nodes, get: { $0.raft.sync }, set: { $0.raft.sync = $1 }),
-            setting("cluster.snapshot_entries", .nodes, get: { $0.raft.snapshotEntries }, set: { $0.raft.snapshotEntries = $1 }),
-            setting("cluster.read_policy", .nodes, get: { $0.raft.readPolicy }, set: { $0.raft.readPolicy = $1 }),
+            setting(raftKey(.heartbeat), .nodes, get: { $0.raft.heartbeatMs }, set: { $0.raft.heartbeatMs = $1 }),
+            setting(raftKey(.election), .nodes, get: { $0.raft.electionMs }, set: { $0.raft.electionMs = $1 }),
+            setting(raftKey(.electionMax), .nodes, get: { $0.raft.electionMaxMs }, set: { $0.raft.electionMaxMs = $1 }),
+            setting(raftKey(.tick), .nodes, get: { $0.raft.tickMs }, set: { $0.raft.tickMs = $1 }),
+            setting(raftKey(.sync), .nodes, get: { $0.raft.sync }, set: { $0.raft.sync = $1 }),
+            setting(raftKey(.snapshotEntries), .nodes, get: { $0.raft.snapshotEntries }, set: { $0.raft.snapshotEntries = $1 }),
+            setting(raftKey(.readPolicy), .nodes, get: { $0.raft.readPolicy }, set: { $0.raft.readPolicy = $1 }),
             Setting(key: "node", scope: .supervisor,
                     text: { c in
                         c.nodes.map { "\($0.id)@\($0.host):\($0.port)" + (c.mode == .raft ? "/\($0.effectivePeerPort)" : "")

@@ -127,80 +127,10 @@ public enum KVHTTP {
         }
     }
 
-    /// GET /status: this replica's view of the store.
-    public struct StatusReply: Codable, Sendable, Equatable {
-        public struct Peer: Codable, Sendable, Equatable {
-            public var id: String
-            public var addr: String
-            public init(id: String, addr: String) { self.id = id; self.addr = addr }
-        }
-        /// The WAL's group commit since start: `syncs` fdatasyncs for `batches` writes of `entries` entries.
-        public struct WAL: Codable, Sendable, Equatable {
-            /// fdatasync or none.
-            public var sync: String
-            public var syncs: Int
-            public var batches: Int
-            public var entries: Int
-            public init(sync: String, syncs: Int, batches: Int, entries: Int) {
-                self.sync = sync; self.syncs = syncs; self.batches = batches; self.entries = entries
-            }
-        }
-        public var id: String
-        /// follower, precandidate, candidate or leader.
-        public var role: String
-        public var term: UInt64
-        /// The leader of `term` as this replica knows it; null while it knows none.
-        public var leader: String?
-        public var leader_addr: String?
-        /// The highest index this replica knows to be committed.
-        public var commit_index: UInt64
-        /// The highest index applied to its store: a stale read sees this far.
-        public var applied_index: UInt64
-        /// The last index in its log, committed or not.
-        public var last_index: UInt64
-        /// Its latest snapshot's index; the log up to it is compacted away.
-        public var snapshot_index: UInt64
-        /// Snapshots installed from a leader since start (it had fallen behind the leader's log).
-        public var snapshots_received: Int
-        public var keys: Int
-        /// What a GET without `?consistency=` gets: linearizable or stale.
-        public var read_policy: String
-        public var peers: [Peer]
-        public var wal: WAL
-
-        public init(id: String, role: String, term: UInt64, leader: String?, leader_addr: String?, commit_index: UInt64,
-                    applied_index: UInt64, last_index: UInt64, snapshot_index: UInt64, snapshots_received: Int, keys: Int,
-                    read_policy: String, peers: [Peer], wal: WAL) {
-            self.id = id; self.role = role; self.term = term; self.leader = leader; self.leader_addr = leader_addr
-            self.commit_index = commit_index; self.applied_index = applied_index; self.last_index = last_index
-            self.snapshot_index = snapshot_index; self.snapshots_received = snapshots_received; self.keys = keys
-            self.read_policy = read_policy; self.peers = peers; self.wal = wal
-        }
-
-        /// Like the synthesized one, except that an unknown leader is `null` rather than left out.
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(id, forKey: .id)
-            try c.encode(role, forKey: .role)
-            try c.encode(term, forKey: .term)
-            try c.encode(leader, forKey: .leader)
-            try c.encode(leader_addr, forKey: .leader_addr)
-            try c.encode(commit_index, forKey: .commit_index)
-            try c.encode(applied_index, forKey: .applied_index)
-            try c.encode(last_index, forKey: .last_index)
-            try c.encode(snapshot_index, forKey: .snapshot_index)
-            try c.encode(snapshots_received, forKey: .snapshots_received)
-            try c.encode(keys, forKey: .keys)
-            try c.encode(read_policy, forKey: .read_policy)
-            try c.encode(peers, forKey: .peers)
-            try c.encode(wal, forKey: .wal)
-        }
-    }
-
     /// Any reply, as a client reads it before it knows which one it got.
     public struct AnyReply: Decodable, Sendable {
         public var value: String?
-        public var index: Int?
+        public var index: UInt64?
         public var existed: Bool?
         public var error: String?
         public var code: String?

@@ -9,11 +9,6 @@ import Varlink
 import Glibc
 #endif
 
-/// The daemon's phase, as GetStatus and STATUS= say it: starting -> running or degraded (not every
-/// node ready in time) <-> reloading -> stopping.
-enum DaemonPhase: String, Sendable {
-    case starting, running, degraded, reloading, stopping
-}
 
 /// What the daemon's services share: the owners (supervisor, fault engine, event hub) and the config.
 final class DaemonContext: Sendable {
@@ -47,7 +42,16 @@ final class DaemonContext: Sendable {
     var config: ClusterConfig { current.withLock { $0 } }
     func replaceConfig(_ c: ClusterConfig) { current.withLock { $0 = c } }
     var state: DaemonPhase { phase.withLock { $0 } }
-    func setState(_ s: DaemonPhase) { phase.withLock { $0 = s } }
+    /// Moves the phase by `DaemonPhase.after`'s rules, atomically; returns the phases before and
+    /// after, or nil when the change does not apply now (a reload ending after the stop began).
+    @discardableResult
+    func transition(_ change: DaemonPhase.Change) -> (from: DaemonPhase, to: DaemonPhase)? {
+        phase.withLock { p in
+            guard let next = p.after(change) else { return nil }
+            defer { p = next }
+            return (p, next)
+        }
+    }
 
     /// Answers from the supervisor's published snapshot: no await, so it can run on an event loop.
     func statusReply() -> ControlProtocol.Status {

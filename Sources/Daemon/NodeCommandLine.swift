@@ -20,7 +20,6 @@ struct NodeCommandLine {
         let common = config.commonNodeArguments(for: node, runID: runID)
         guard config.mode == .raft else { return common + ["--mode", "heartbeat", "--peers", peers] }
         let others = config.nodes.filter { $0.id != node.id }
-        let r = config.raft
         return common + [
             "--mode", "raft", "--peer-port", String(node.effectivePeerPort),
             "--peers", others.map { "\($0.id)=http://\($0.host):\($0.port)" }.joined(separator: ","),
@@ -28,9 +27,6 @@ struct NodeCommandLine {
             "--data-dir", node.dataDir ?? stateDir + "/nodes/" + node.id.rawValue,
             // Nodes of another supervisor's cluster (same ids, other run) cannot join this one.
             "--cluster-token", "kvsupervisor-" + runID,
-            "--sync", r.sync, "--tick-ms", String(r.tickMs), "--heartbeat-ms", String(r.heartbeatMs),
-            "--election-ms", String(r.electionMs), "--election-max-ms", String(r.electionMaxMs),
-            "--snapshot-entries", String(r.snapshotEntries), "--read-policy", r.readPolicy,
-        ]
+        ] + config.raft.arguments
     }
 }

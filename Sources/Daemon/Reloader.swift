@@ -36,12 +36,14 @@ actor Reloader {
         guard !busy else { throw .busy }
         busy = true
         defer { busy = false }
-        Notifier.reloading()
-        let before = context.state
-        context.setState(.reloading)
+        // RELOADING=1 and READY=1 only around a reload of a running daemon: not while it starts
+        // (the reload still applies; READY=1 comes when the start ends) nor once it stops.
+        let began = context.transition(.reloadBegan)
+        if began != nil { Notifier.reloading() }
         defer {
-            context.setState(before == .reloading ? .running : before)
-            Notifier.ready(status: context.statusLine())
+            if let began, context.transition(.reloadEnded(was: began.from)) != nil {
+                Notifier.ready(status: context.statusLine())
+            }
         }
         guard let file = context.configFile else {
             context.hub.log("reload: " + Refusal.noFile.description, priority: 5)

@@ -74,7 +74,6 @@ struct ClusterService: Service {
 
     func run() async throws {
         let sup = context.supervisor
-        context.setState(.starting)
         Notifier.status("starting \(context.config.nodes.count) nodes")
         let total = await sup.total
         do {
@@ -107,7 +106,7 @@ struct ClusterService: Service {
         }
         if !Task.isShuttingDownGracefully {
             let ready = await sup.readyCount
-            context.setState(ready == total ? .running : .degraded)
+            context.transition(.nodesUp(allReady: ready == total))
             Notifier.ready(status: context.statusLine())
             context.hub.log("\(ready)/\(total) nodes ready; control socket \(context.paths.socket); events \(context.paths.eventLog)")
             await withTaskGroup(of: Void.self) { group in
@@ -124,7 +123,7 @@ struct ClusterService: Service {
     }
 
     private func stopNodes(total: Int) async {
-        context.setState(.stopping)
+        context.transition(.stopBegan)
         Notifier.stopping(status: "stopping \(total) nodes")
         context.hub.publish(Event(kind: .supervisorStopping, runID: context.runID))
         // An experiment stops first, writing a partial report; `kvctl experiment resume` continues it.

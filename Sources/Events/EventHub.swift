@@ -154,14 +154,20 @@ public final class EventHub: Sendable {
     }
 
     /// A live stream of events (optionally only some kinds), after the `replay` most recent ones.
+    /// On a closed hub the stream holds the replay and ends: nothing more will come.
     public func subscribe(kinds: Set<EventKind>?, replay: Int = 0, runID: String? = nil) -> Subscriber {
         let (stream, sink) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(Self.subscriberBuffer))
-        let id = state.withLock { s -> Int in
+        let id = state.withLock { s -> Int? in
             let mine = s.history.filter { (kinds == nil || kinds!.contains($0.kind)) && (runID == nil || $0.runID == runID) }
             for e in mine.suffix(replay) { sink.yield(e) }
+            if s.closed { return nil }
             s.nextSubscriber += 1
             s.subscribers[s.nextSubscriber] = (kinds, runID, sink)
             return s.nextSubscriber
+        }
+        guard let id else {
+            sink.finish()
+            return stream
         }
         sink.onTermination = { [weak self] _ in self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) } }
         return stream

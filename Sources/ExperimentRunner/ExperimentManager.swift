@@ -29,13 +29,21 @@ public enum ExperimentError: Error, CustomStringConvertible {
 /// The supervisor's experiments: one at a time, each in a run directory, resumable after the
 /// supervisor died under it. Progress goes to whoever started or resumed the run.
 public final class ExperimentManager: Sendable {
-    private struct Active {
-        var runID: String
-        /// nil while the slot is claimed and the run directory prepared, before the run's task starts.
-        var task: Task<Void, Never>?
-        var listeners: [AsyncStream<ControlProtocol.ExperimentUpdate>.Continuation]
+    /// The one run slot: claimed while the run directory is prepared, then held by the run's task
+    /// until it has written its results.
+    private enum Slot {
+        /// `cancelled`: a cancel or the shutdown came meanwhile; the task starts cancelled.
+        /// `waiters`: a shutdown waiting for the task, to await it.
+        case preparing(runID: String, cancelled: Bool, waiters: [CheckedContinuation<Task<Void, Never>?, Never>])
+        case running(runID: String, task: Task<Void, Never>, listeners: [AsyncStream<ControlProtocol.ExperimentUpdate>.Continuation])
+
+        var runID: String {
+            switch self {
+            case .preparing(let id, _, _), .running(let id, _, _): return id
+            }
+        }
     }
-    private let active = Mutex<Active?>(nil)
+    private let slot = Mutex<Slot?>(nil)
     /// Set by `stopForShutdown`: the run it stops ends "interrupted", not "cancelled".
     private let shuttingDown = Atomic<Bool>(false)
     private let environment: ExperimentEnvironment
@@ -47,14 +55,14 @@ public final class ExperimentManager: Sendable {
     }
 
     /// The run under way, if any: manual faults are refused while it runs.
-    public var activeRunID: String? { active.withLock { $0?.runID } }
+    public var activeRunID: String? { slot.withLock { $0?.runID } }
 
     public func run(specText: String, file: String?) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
         let sweep: DetectionSweepSpec
         do { sweep = try ExperimentSpecParser.parse(text: specText, file: file ?? "spec").sweep } catch { throw .invalidSpec(error) }
         let plan = SweepPlan(sweep)
-        return try begin(sweep) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
-            let runID = RunIDs.make()
+        let runID = RunIDs.make()
+        return try begin(sweep, runID: runID) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
             let manifest = RunManifest(runID: runID, kind: "detection-sweep", state: .running, createdWallMs: Stamp.now().wallMs,
                                        total: plan.trials.count, sessions: [])
             do {
@@ -68,7 +76,7 @@ public final class ExperimentManager: Sendable {
         guard let dir = RunDirectory.open(stateDir: environment.stateDir, runID: runID) else { throw .noSuchRun(runID) }
         let sweep: DetectionSweepSpec
         do { sweep = try Self.sweep(of: dir) } catch { throw .cannotResume("cannot read the run's spec: \(error)") }
-        return try begin(sweep) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
+        return try begin(sweep, runID: runID) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
             do {
                 let manifest = try dir.manifest()
                 if manifest.state == .finished { throw ExperimentError.cannotResume("experiment \(runID) has finished; nothing to resume") }
@@ -83,31 +91,55 @@ public final class ExperimentManager: Sendable {
         try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: dir.path + "/spec.toml").sweep
     }
 
-    /// Claims the one slot, prepares the run directory, and starts the run's task.
-    private func begin(_ sweep: DetectionSweepSpec, prepare: () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]))
+    /// Claims the one slot, prepares the run directory, and starts the run's task. Refused once
+    /// the supervisor is stopping.
+    private func begin(_ sweep: DetectionSweepSpec, runID: String,
+                       prepare: () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]))
         throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
-        let claimed = active.withLock { a -> String? in
-            if let a { return a.runID }
-            a = Active(runID: "starting", task: nil, listeners: [])
+        let refusal = slot.withLock { s -> ExperimentError? in
+            if let s { return .busy(runID: s.runID) }
+            if shuttingDown.load(ordering: .sequentiallyConsistent) { return .io("the supervisor is stopping; no experiment starts now") }
+            s = .preparing(runID: runID, cancelled: false, waiters: [])
             return nil
         }
-        if let busy = claimed { throw .busy(runID: busy) }
+        if let refusal { throw refusal }
         let prepared: (RunDirectory, RunManifest, [TrialRecord])
-        do { prepared = try prepare() } catch { active.withLock { $0 = nil }; throw error }
+        do { prepared = try prepare() } catch {
+            let waiters = slot.withLock { s -> [CheckedContinuation<Task<Void, Never>?, Never>] in
+                defer { s = nil }
+                if case .preparing(_, _, let w) = s { return w }
+                return []
+            }
+            for w in waiters { w.resume(returning: nil) }
+            throw error
+        }
         let (dir, manifest, done) = prepared
         let (stream, sink) = AsyncStream.makeStream(of: ControlProtocol.ExperimentUpdate.self, bufferingPolicy: .bufferingNewest(64))
-        let task = Task { [self] in
-            await self.execute(sweep, directory: dir, manifest: manifest, done: done)
+        // The task is made under the lock, so that the slot holds it (and its listener) before the
+        // run can send an update or end: a run with nothing left to do ends at once.
+        let (task, waiters) = slot.withLock { s -> (Task<Void, Never>, [CheckedContinuation<Task<Void, Never>?, Never>]) in
+            guard case .preparing(_, let cancelled, let waiters) = s else { preconditionFailure("the run slot was taken from its owner") }
+            let task = Task { [self] in await self.execute(sweep, directory: dir, manifest: manifest, done: done) }
+            if cancelled { task.cancel() }
+            s = .running(runID: dir.runID, task: task, listeners: [sink])
+            return (task, waiters)
         }
-        active.withLock { $0 = Active(runID: dir.runID, task: task, listeners: [sink]) }
+        for w in waiters { w.resume(returning: task) }
         return stream
     }
 
-    /// Cancels the run (the named one, or whichever runs); returns its id.
+    /// Cancels the run (the named one, or whichever runs); returns its id. A run still being
+    /// prepared starts cancelled, and ends at once with what it had.
     public func cancel(runID: String?) throws(ExperimentError) -> String {
-        let found = active.withLock { a -> (String, Task<Void, Never>?)? in
-            guard let a, runID == nil || runID == a.runID else { return nil }
-            return (a.runID, a.task)
+        let found = slot.withLock { s -> (String, Task<Void, Never>?)? in
+            guard let current = s, runID == nil || runID == current.runID else { return nil }
+            switch current {
+            case .preparing(let id, _, let waiters):
+                s = .preparing(runID: id, cancelled: true, waiters: waiters)
+                return (id, nil)
+            case .running(let id, let task, _):
+                return (id, task)
+            }
         }
         guard let (id, task) = found else {
             throw runID.map { .noSuchRun("\($0) (it is not running)") } ?? .noSuchRun("(none is running)")
@@ -116,17 +148,32 @@ public final class ExperimentManager: Sendable {
         return id
     }
 
-    /// Supervisor shutdown: stops the run and waits for it to write what it has; the run stays
-    /// resumable.
+    /// Supervisor shutdown: no run starts from now on; the one under way (or being prepared) is
+    /// cancelled and awaited while it writes what it has, and stays resumable.
     public func stopForShutdown() async {
-        shuttingDown.store(true, ordering: .sequentiallyConsistent)
-        guard let task = active.withLock({ $0?.task }) else { return }
+        let task: Task<Void, Never>? = await withCheckedContinuation { c in
+            let now = slot.withLock { s -> Task<Void, Never>?? in
+                shuttingDown.store(true, ordering: .sequentiallyConsistent)
+                switch s {
+                case nil: return .some(nil)
+                case .running(_, let task, _): return .some(task)
+                case .preparing(let id, _, let waiters):
+                    s = .preparing(runID: id, cancelled: true, waiters: waiters + [c])
+                    return nil
+                }
+            }
+            if let now { c.resume(returning: now) }
+        }
+        guard let task else { return }
         task.cancel()
         await task.value
     }
 
     private func send(_ update: ControlProtocol.ExperimentUpdate, final: Bool = false) {
-        let listeners = active.withLock { $0?.listeners ?? [] }
+        let listeners = slot.withLock { s -> [AsyncStream<ControlProtocol.ExperimentUpdate>.Continuation] in
+            if case .running(_, _, let listeners) = s { return listeners }
+            return []
+        }
         for l in listeners {
             l.yield(update)
             if final { l.finish() }
@@ -154,8 +201,10 @@ public final class ExperimentManager: Sendable {
         }
         // The run's events also go to the supervisor's log and journal (labels kept), so
         // `journalctl KV_EVENT=declared_dead` shows the experiment's detections.
+        // Subscribed here, before the run can end: a subscription made after close would never end.
+        let runEvents = runHub.subscribe(kinds: nil)
         let forward = Task { [mainHub] in
-            for await e in runHub.subscribe(kinds: nil) { mainHub.publish(e, alreadyCorrelated: true) }
+            for await e in runEvents { mainHub.publish(e, alreadyCorrelated: true) }
         }
         var started = Event(kind: .experimentStarted, runID: dir.runID)
         started.reason = "detection-sweep, session \(session), \(done.count) of \(plan.trials.count) trials done"
@@ -221,7 +270,7 @@ public final class ExperimentManager: Sendable {
         mainHub.log("experiment \(dir.runID) \(state.rawValue): \(records.count) of \(plan.trials.count) trials; \(dir.path)/report.html"
                     + (finalReason.map { " (\($0))" } ?? ""), priority: state == .failed ? 3 : 6)
         send(updates.last(state: state, records: records, results: summary.cells, reason: finalReason), final: true)
-        active.withLock { $0 = nil }
+        slot.withLock { $0 = nil }
     }
 
     // MARK: Reading runs

@@ -15,7 +15,68 @@ typealias DeleteBody = KVHTTP.DeleteRequest
 typealias ErrorBody = KVHTTP.ErrorReply
 typealias WriteReplyBody = KVHTTP.WriteReply
 typealias ValueBody = KVHTTP.ValueReply
-typealias StatusBody = KVHTTP.StatusReply
+
+/// GET /status: this replica's view of the store.
+struct StatusBody: Encodable {
+    struct Peer: Encodable {
+        var id: String
+        var addr: String
+    }
+    /// The WAL's group commit since start: `syncs` fdatasyncs for `batches` writes of `entries` entries.
+    struct WAL: Encodable {
+        /// fdatasync or none.
+        var sync: String
+        var syncs: Int
+        var batches: Int
+        var entries: Int
+    }
+    var id: String
+    /// follower, precandidate, candidate or leader.
+    var role: String
+    var term: UInt64
+    /// The leader of `term` as this replica knows it; null while it knows none.
+    var leader: String?
+    var leader_addr: String?
+    /// The highest index this replica knows to be committed.
+    var commit_index: UInt64
+    /// The highest index applied to its store: a stale read sees this far.
+    var applied_index: UInt64
+    /// The last index in its log, committed or not.
+    var last_index: UInt64
+    /// Its latest snapshot's index; the log up to it is compacted away.
+    var snapshot_index: UInt64
+    /// Snapshots installed from a leader since start (it had fallen behind the leader's log).
+    var snapshots_received: Int
+    var keys: Int
+    /// What a GET without `?consistency=` gets: linearizable or stale.
+    var read_policy: String
+    var peers: [Peer]
+    var wal: WAL
+
+    enum CodingKeys: String, CodingKey {
+        case id, role, term, leader, leader_addr, commit_index, applied_index, last_index, snapshot_index
+        case snapshots_received, keys, read_policy, peers, wal
+    }
+
+    /// Like the synthesized one, except that an unknown leader is `null` rather than left out.
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(role, forKey: .role)
+        try c.encode(term, forKey: .term)
+        try c.encode(leader, forKey: .leader)
+        try c.encode(leader_addr, forKey: .leader_addr)
+        try c.encode(commit_index, forKey: .commit_index)
+        try c.encode(applied_index, forKey: .applied_index)
+        try c.encode(last_index, forKey: .last_index)
+        try c.encode(snapshot_index, forKey: .snapshot_index)
+        try c.encode(snapshots_received, forKey: .snapshots_received)
+        try c.encode(keys, forKey: .keys)
+        try c.encode(read_policy, forKey: .read_policy)
+        try c.encode(peers, forKey: .peers)
+        try c.encode(wal, forKey: .wal)
+    }
+}
 
 enum Decoded<T> {
     case success(T)

@@ -23,12 +23,8 @@ enum KVReply: Sendable, Equatable {
     case overloaded(String)
 }
 
-enum ReadConsistency: String, Sendable, CaseIterable {
-    /// ReadIndex: confirmed by a quorum round, served once applied through the commit index.
-    case linearizable
-    /// This replica's store as it is, without asking anyone.
-    case stale
-}
+/// A GET's consistency: the node's `read_policy`, or the request's `?consistency=`.
+typealias ReadConsistency = ReadPolicy
 
 /// The node's state as the HTTP API and events see it, refreshed by the loop after each pass.
 struct RaftStatus: Sendable, Equatable {
@@ -53,7 +49,7 @@ struct RaftTiming: Sendable {
     /// Compact the log once this many entries were applied since the last snapshot.
     var snapshotEntries = RaftSettings().snapshotEntries
     /// A request whose outcome is not known by then is answered `timedOut`.
-    var requestTimeoutMs = 3000
+    var requestTimeoutMs = RaftSettings().requestTimeoutMs
     /// Compact the log once the applied entries since the last snapshot hold this many bytes, or
     /// a quarter of the store if that is more, so that the log never keeps in memory much more
     /// than the snapshot already holds.

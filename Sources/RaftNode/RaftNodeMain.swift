@@ -13,9 +13,12 @@ public enum RaftNodeMain {
     /// Runs the node until it is signalled. `detection` is the heartbeat part's options (the peer
     /// port, every peer's peer address).
     public static func run(_ o: RaftNodeOptions, detection: NodeOptions) -> Never {
+        // Storage first, as before the runtimes were split: a node that cannot open its data
+        // directory fails before it logs a start, and SIGTERM waits until recovery is done.
+        let store: PreparedStore
+        do { store = try prepare(o) } catch { NodeProcess.fail(detection, "\(error)") }
         let output = NodeProcess.begin(detection)
         do {
-            let store = try prepare(o)
             let detectionStatus = try HeartbeatDetection.start(detection, output: output, guest: store.guest)
             let status = try store.start(output)
             NodeProcess.serve(status: status + "; peer port " + detectionStatus)
@@ -35,17 +38,18 @@ public enum RaftNodeMain {
         let ids = o.replicaIDs
         let me = ids[o.id]!
         var config = Raft.Config(id: me, voters: ids.values.sorted())
-        config.electionTicks = max(1, o.electionMs / o.tickMs)
-        config.maxElectionTicks = max(config.electionTicks + 1, o.electionMaxMs / o.tickMs)
-        config.heartbeatTicks = max(1, o.heartbeatMs / o.tickMs)
+        let r = o.settings
+        config.electionTicks = max(1, r.electionMs / r.tickMs)
+        config.maxElectionTicks = max(config.electionTicks + 1, r.electionMaxMs / r.tickMs)
+        config.heartbeatTicks = max(1, r.heartbeatMs / r.tickMs)
         config.seed = UInt64(truncatingIfNeeded: monotonicNow()) ^ UInt64(me)
         // Snapshots stream at disk and network speed (a GiB takes seconds): wait 30 s for an answer;
         // a stream that breaks off is reported and sent again at once.
-        config.snapshotWaitTicks = max(config.electionTicks, 30_000 / o.tickMs)
+        config.snapshotWaitTicks = max(config.electionTicks, 30_000 / r.tickMs)
 
         let nodeLabel = "kvnode \(o.id)"
         let snapshotLoader = SnapshotLoader()
-        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: o.dataDir, sync: o.sync), snapshotChunk: snapshotLoader.add)
+        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: o.dataDir, sync: r.sync), snapshotChunk: snapshotLoader.add)
         let state = recovered.snapshot.isEmpty ? KVStateMachine() : try snapshotLoader.finish(index: recovered.snapshot.index)
         if snapshotLoader.wasLegacy {
             // Written before chunked snapshots: rewrite it in chunks, so that it can be sent.
@@ -62,7 +66,7 @@ public enum RaftNodeMain {
         let report: @Sendable (String) -> Void = { writeStderr("\(nodeLabel): \($0)") }
         let loop = RaftLoop(
             config: config,
-            timing: RaftTiming(tickMs: o.tickMs, snapshotEntries: o.snapshotEntries, requestTimeoutMs: o.requestTimeoutMs),
+            timing: RaftTiming(tickMs: r.tickMs, snapshotEntries: r.snapshotEntries, requestTimeoutMs: r.requestTimeoutMs),
             storage: storage, recovered: recovered, state: state, eventLoop: raftGroup.next(), pool: pool, streamPool: streamPool,
             report: report,
             onFatal: { message in
@@ -98,10 +102,10 @@ public enum RaftNodeMain {
         for p in o.peers { members[ids[p.id]!] = .init(id: p.id.rawValue, httpURL: p.httpURL) }
         let memberNames = members
         let api = KVAPI(selfID: o.id.rawValue, members: members, replica: loop,
-                        defaultConsistency: ReadConsistency(rawValue: o.readPolicy) ?? .linearizable, syncMode: o.sync.rawValue)
+                        defaultConsistency: r.readPolicy, syncMode: r.sync.rawValue)
 
         return PreparedStore(guest: guest) { output in
-            if o.sync == .none {
+            if r.sync == .none {
                 writeStderr("\(nodeLabel): --sync none: writes are acknowledged before they reach the disk; a crash of "
                             + "the host (not of this process) can lose acknowledged writes. For experiments only")
             }

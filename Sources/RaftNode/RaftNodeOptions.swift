@@ -22,14 +22,8 @@ public struct RaftNodeOptions: Sendable {
     public var peerPort: Int
     public var peers: [Member]
     public var dataDir: String
-    public var sync: SyncMode
-    public var tickMs: Int
-    public var heartbeatMs: Int
-    public var electionMs: Int
-    public var electionMaxMs: Int
-    public var snapshotEntries: Int
-    public var requestTimeoutMs: Int
-    public var readPolicy: String
+    /// Timing, sync and read policy: the same value the config file and the supervisor use.
+    public var settings: RaftSettings
     public var runID: String
     /// Report role, term, leader and indexes on NOTIFY_SOCKET (`KV_RAFT=`), as kvsupervisor asks.
     public var reportViaNotify = false
@@ -44,22 +38,9 @@ public struct RaftNodeOptions: Sendable {
     var clusterID: String { clusterToken + "/" + ([id] + peers.map(\.id)).map(\.rawValue).sorted().joined(separator: ",") }
 
     public init(id: NodeID, host: String, httpPort: Int, peerPort: Int, peers: [Member], dataDir: String,
-                sync: SyncMode = .fdatasync, tickMs: Int = RaftSettings().tickMs, heartbeatMs: Int = RaftSettings().heartbeatMs,
-                electionMs: Int = RaftSettings().electionMs, electionMaxMs: Int = RaftSettings().electionMaxMs,
-                snapshotEntries: Int = RaftSettings().snapshotEntries, requestTimeoutMs: Int = 3000,
-                readPolicy: String = RaftSettings().readPolicy, runID: String = "manual") {
+                settings: RaftSettings = RaftSettings(), runID: String = "manual") {
         self.id = id; self.host = host; self.httpPort = httpPort; self.peerPort = peerPort; self.peers = peers
-        self.dataDir = dataDir; self.sync = sync; self.tickMs = tickMs; self.heartbeatMs = heartbeatMs
-        self.electionMs = electionMs; self.electionMaxMs = electionMaxMs; self.snapshotEntries = snapshotEntries
-        self.requestTimeoutMs = requestTimeoutMs; self.readPolicy = readPolicy; self.runID = runID
-    }
-
-    /// The Raft settings as the config file and the supervisor know them.
-    var settings: RaftSettings {
-        var r = RaftSettings()
-        r.tickMs = tickMs; r.heartbeatMs = heartbeatMs; r.electionMs = electionMs; r.electionMaxMs = electionMaxMs
-        r.snapshotEntries = snapshotEntries; r.sync = sync.rawValue; r.readPolicy = readPolicy
-        return r
+        self.dataDir = dataDir; self.settings = settings; self.runID = runID
     }
 
     /// Each member's replica id: its place among all ids in sorted order, from 1. Every member
@@ -73,8 +54,8 @@ public struct RaftNodeOptions: Sendable {
     public func problem() -> String? {
         if peers.contains(where: { $0.id == id }) { return "--peers lists this node's own id \(id)" }
         if Set(peers.map(\.id)).count != peers.count { return "--peers lists an id twice" }
-        if let (_, message) = settings.problem(naming: RaftSettings.flag) { return message }
-        if requestTimeoutMs < 1 { return "--request-timeout-ms must be at least 1" }
+        if let p = settings.problem(naming: RaftSettings.flag) { return "\(RaftSettings.flag(p.field)) \(p.message)" }
+        if settings.requestTimeoutMs < 1 { return "--request-timeout-ms must be at least 1" }
         return nil
     }
 }

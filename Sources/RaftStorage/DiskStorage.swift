@@ -1,15 +1,9 @@
+import Core
 import Raft
 import WAL
 #if canImport(Glibc)
 import Glibc
 #endif
-
-public enum SyncMode: String, Sendable, CaseIterable {
-    /// fdatasync after every batch, before anything in it is acknowledged or sent.
-    case fdatasync
-    /// No sync: a crash of the host (not of the process) can lose acknowledged writes. For experiments.
-    case none
-}
 
 public struct StorageOptions: Sendable {
     public var directory: String

@@ -240,7 +240,7 @@ public actor NodeSupervisor {
         case .signal(let id, let generation, let signal):
             if let (g, child) = children[id], g == generation { _ = kv_pidfd_send_signal(child.pidfd, signal) }
         case .armStopTimer(let id, let generation, let afterMs):
-            stopTimers.arm(id, afterMs: afterMs) { await self.timerFired(.stopGraceExpired(id, generation: generation)) }
+            stopTimers.armUnlessSooner(id, afterMs: afterMs) { await self.timerFired(.stopGraceExpired(id, generation: generation)) }
         case .scheduleRestart(let id, let token, let afterMs):
             restartTimers.arm(id, afterMs: afterMs) { await self.timerFired(.restartDue(id, token: token)) }
         case .cancelRestart(let id, _):

@@ -49,26 +49,26 @@ struct KVNode: ParsableCommand {
     @Option(name: [.customLong("data-dir"), .customLong("data-dir", withSingleDash: true)],
             help: "Raft: the WAL and snapshots (default: ./data/ID).")
     var dataDir: String?
-    @Option(name: .customLong("sync"), help: "Raft: fdatasync (every acknowledged write is on disk) or none (experiments only).")
-    var sync = SyncMode.fdatasync
-    @Option(name: .customLong("tick-ms"), help: "Raft: the logical clock's tick.")
+    @Option(name: flag(.sync), help: "Raft: fdatasync (every acknowledged write is on disk) or none (experiments only).")
+    var sync = RaftSettings().sync
+    @Option(name: flag(.tick), help: "Raft: the logical clock's tick.")
     var tickMs = RaftSettings().tickMs
-    @Option(name: .customLong("heartbeat-ms"), help: "Raft: leader heartbeat interval.")
+    @Option(name: flag(.heartbeat), help: "Raft: leader heartbeat interval.")
     var heartbeatMs = RaftSettings().heartbeatMs
-    @Option(name: .customLong("election-ms"), help: "Raft: election timeout, lower bound (each timeout is random in [election-ms, election-max-ms)).")
+    @Option(name: flag(.election), help: "Raft: election timeout, lower bound (each timeout is random in [election-ms, election-max-ms)).")
     var electionMs = RaftSettings().electionMs
-    @Option(name: .customLong("election-max-ms"), help: "Raft: election timeout, upper bound.")
+    @Option(name: flag(.electionMax), help: "Raft: election timeout, upper bound.")
     var electionMaxMs = RaftSettings().electionMaxMs
-    @Option(name: .customLong("snapshot-entries"), help: "Raft: snapshot and compact the log every this many applied entries.")
+    @Option(name: flag(.snapshotEntries), help: "Raft: snapshot and compact the log every this many applied entries.")
     var snapshotEntries = RaftSettings().snapshotEntries
     @Option(name: .customLong("request-timeout-ms"), help: "Raft: answer 503 'outcome unknown' after this long.")
-    var requestTimeoutMs = 3000
+    var requestTimeoutMs = RaftSettings().requestTimeoutMs
     @Option(name: .customLong("advertise-url"), help: "Raft: this node's HTTP address as clients reach it (shown in /status).")
     var advertiseURL: String?
     @Option(name: .customLong("cluster-token"),
             help: "Raft: names this cluster in every peer connection's hello, with the member ids; a peer with another token or other members is refused.")
     var clusterToken = "kvnode"
-    @Option(name: .customLong("read-policy"), help: "Raft: default read consistency, linearizable or stale (per request: ?consistency=).")
+    @Option(name: flag(.readPolicy), help: "Raft: default read consistency, linearizable or stale (per request: ?consistency=).")
     var readPolicy = RaftSettings().readPolicy
     @Option(name: .customLong("hb_interval_ms"), help: "Heartbeat interval in ms.")
     var hbIntervalMs = 100
@@ -153,9 +153,19 @@ struct KVNode: ParsableCommand {
         }
         return RaftNodeOptions(
             id: NodeID(validating: id)!, host: host, httpPort: port, peerPort: resolvedPeerPort, peers: members,
-            dataDir: dataDir ?? "data/\(id)", sync: sync, tickMs: tickMs,
-            heartbeatMs: heartbeatMs, electionMs: electionMs, electionMaxMs: electionMaxMs, snapshotEntries: snapshotEntries,
-            requestTimeoutMs: requestTimeoutMs, readPolicy: readPolicy, runID: runID)
+            dataDir: dataDir ?? "data/\(id)", settings: raftSettings, runID: runID)
+    }
+
+    var raftSettings: RaftSettings {
+        var r = RaftSettings()
+        r.tickMs = tickMs; r.heartbeatMs = heartbeatMs; r.electionMs = electionMs; r.electionMaxMs = electionMaxMs
+        r.snapshotEntries = snapshotEntries; r.sync = sync; r.readPolicy = readPolicy; r.requestTimeoutMs = requestTimeoutMs
+        return r
+    }
+
+    /// A Raft setting's flag, as RaftSettings names it (the supervisor passes the same names).
+    static func flag(_ f: RaftSettings.Field) -> NameSpecification {
+        .customLong(String(RaftSettings.flag(f).dropFirst(2)))
     }
 
     /// kvnode runs one of two runtimes, chosen by mode; heartbeat detection is a part of both.
@@ -192,5 +202,6 @@ enum ModeFlag: String, CaseIterable, ExpressibleByArgument { case auto, heartbea
 extension NodeRole: ExpressibleByArgument {}
 extension FailureDetector.Kind: ExpressibleByArgument {}
 extension SyncMode: ExpressibleByArgument {}
+extension ReadPolicy: ExpressibleByArgument {}
 
 KVNode.main()

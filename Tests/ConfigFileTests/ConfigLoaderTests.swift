@@ -35,7 +35,7 @@ private func parse(_ text: String) throws(ConfigError) -> ClusterConfig {
         port = 9002
         """)
     #expect(c.raft.heartbeatMs == 20 && c.raft.electionMs == 100 && c.raft.electionMaxMs == 200 && c.raft.tickMs == 5)
-    #expect(c.raft.sync == "none" && c.raft.snapshotEntries == 50 && c.raft.readPolicy == "stale")
+    #expect(c.raft.sync == .none && c.raft.snapshotEntries == 50 && c.raft.readPolicy == .stale)
     #expect(c.nodes.map(\.effectivePeerPort) == [9501, 10002])
     #expect(c.nodes[0].dataDir == "/tmp/n1" && c.nodes[1].dataDir == nil)
 }

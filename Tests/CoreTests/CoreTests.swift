@@ -71,3 +71,28 @@ func durationErrorsSayWhatIsWrong(text: String, message: String) {
     #expect(old.changedSettings(in: graced).map { "\($0.setting.key) \($0.old) -> \($0.new)" } == ["supervisor.stop_grace_ms 3000 -> 1"])
     #expect(old.taking(["supervisor.stop_grace_ms"], from: moved) == old, "only the accepted keys are taken")
 }
+
+/// The daemon's phase, driven through a life: each line is a change and the phase it leaves
+/// (or "-" where the change does not apply and the phase stays).
+@Test func theDaemonPhaseMovesOnlyByItsRules() {
+    let script: [(DaemonPhase.Change, String)] = [
+        (.reloadBegan, "-"),                        // a reload while starting changes no phase
+        (.nodesUp(allReady: false), "degraded"),
+        (.nodesUp(allReady: true), "-"),            // the start ends once
+        (.reloadBegan, "reloading"),
+        (.reloadBegan, "-"),
+        (.reloadEnded(was: .degraded), "degraded"),
+        (.reloadBegan, "reloading"),
+        (.stopBegan, "stopping"),
+        (.reloadEnded(was: .degraded), "-"),        // a reload that ends during the stop leaves it stopping
+        (.nodesUp(allReady: true), "-"),
+        (.stopBegan, "-"),
+    ]
+    var phase = DaemonPhase.starting
+    var trace: [String] = []
+    for (change, _) in script {
+        if let next = phase.after(change) { phase = next; trace.append(next.rawValue) } else { trace.append("-") }
+    }
+    #expect(trace == script.map(\.1))
+    #expect(phase == .stopping)
+}

@@ -114,3 +114,22 @@ private func readLog(_ path: String) throws -> [Event] {
     #expect(hub.recent(2, kinds: nil).map(\.kind) == [.faultApplied, .declaredDead], "subscribers and history get arrival order")
     hub.close()
 }
+
+/// A subscription made after close (an experiment whose run ended before its forwarder
+/// subscribed) must end, with what it replays, not wait forever.
+@Test func aSubscriptionToAClosedHubEndsAfterItsReplay() async throws {
+    let path = tempPath("closed")
+    defer { unlink(path) }
+    let hub = try EventHub(logPath: path, useJournal: false, echoToStderr: false)
+    hub.publish(Event(kind: .nodeReady, runID: "t", node: NodeID(validating: "A")))
+    hub.close()
+    let stream = hub.subscribe(kinds: nil, replay: 1)
+    let received = await withTaskGroup(of: [Event]?.self) { group in
+        group.addTask { var got: [Event] = []; for await e in stream { got.append(e) }; return got }
+        group.addTask { try? await Task.sleep(for: .seconds(5)); return nil }
+        let first = await group.next()!
+        group.cancelAll()
+        return first
+    }
+    #expect(received?.map(\.kind) == [.nodeReady], "the stream did not end within 5 s")
+}

@@ -74,6 +74,13 @@ private func tempDir() -> String {
 /// The loop's life: the put's index, once every answer was checked.
 private func firstLife(_ dir: String, _ put: KVRequest) async throws -> LogIndex? {
     let node = try OneReplica(dir: dir)
+    let index = try await answers(node, put)
+    // On every path, failed checks too: the loop's threads end here, not at the process's exit.
+    try await node.close()
+    return index
+}
+
+private func answers(_ node: OneReplica, _ put: KVRequest) async throws -> LogIndex? {
     try await node.waitLeader()
     guard case .applied(.ok, let index) = await node.loop.write(put) else { Issue.record("the put was not applied"); return nil }
     // The retry: the first answer, applied once; another command under seq 1: refused.
@@ -82,6 +89,5 @@ private func firstLife(_ dir: String, _ put: KVRequest) async throws -> LogIndex
     #expect(await node.loop.write(other) == .applied(.sequenceConflict(seq: 1), index: index + 2))
     guard case .value("v1", _) = await node.loop.read("k", .linearizable) else { Issue.record("the read missed the write"); return nil }
     #expect(node.loop.currentStatus.applied >= index)
-    try await node.close()
     return index
 }

@@ -302,7 +302,7 @@ private func crashWorkload(_ plan: CrashPlan) throws -> CrashModel {
                 next += 5
             }
         }
-    } catch let e as StorageError {
+    } catch let e {
         guard case .io(_, let operation, _) = e, operation == DiskStorage.crashPointOperation else { throw e }
         return model  // the process "died" here: the storage is dropped without another write
     }
