@@ -84,7 +84,7 @@ def wrk(api, port, op, seconds=WRK_SECONDS, connections=64):
     t0, s0 = cpu_times()
     r = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", os.path.join(WRK_DIR, f"{api}.lua"),
                         f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=seconds + 60,
-                       env=dict(os.environ, WRK_OP=op))
+                       env=dict(os.environ, WRK_OP=op, WRK_LUA_DIR=WRK_DIR))
     if r.returncode != 0:
         raise RuntimeError(f"wrk {api} {op}: {r.stderr or r.stdout}")
     t1, s1 = cpu_times()

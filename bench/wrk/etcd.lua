@@ -1,7 +1,7 @@
 -- wrk against etcd's v3 JSON gateway: POST /v3/kv/put of 100-byte values over 1000 keys, or
 -- POST /v3/kv/range of the same keys (WRK_OP=get; linearizable, etcd's default). Keys and
 -- values are base64, as the gateway wants them; the bodies are built once.
-local op = os.getenv("WRK_OP") or "put"
+dofile((os.getenv("WRK_LUA_DIR") or "bench/wrk") .. "/keys.lua")
 local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 local function b64(s)
@@ -26,17 +26,10 @@ local value = b64(string.rep("v", 100))
 local bodies = {}
 for i = 0, 999 do
   local key = b64("wrk-" .. i)
-  bodies[i] = op == "get" and ('{"key":"' .. key .. '"}') or ('{"key":"' .. key .. '","value":"' .. value .. '"}')
+  bodies[i] = wrk_op == "get" and ('{"key":"' .. key .. '"}') or ('{"key":"' .. key .. '","value":"' .. value .. '"}')
 end
-local path = op == "get" and "/v3/kv/range" or "/v3/kv/put"
-local headers = { ["Content-Type"] = "application/json" }
-local n = 0
-
-function setup(thread)
-  thread:set("offset", math.random(0, 999))
-end
+local path = wrk_op == "get" and "/v3/kv/range" or "/v3/kv/put"
 
 request = function()
-  n = n + 1
-  return wrk.format("POST", path, headers, bodies[(n + (offset or 0)) % 1000])
+  return wrk.format("POST", path, json_headers, bodies[next_key()])
 end
