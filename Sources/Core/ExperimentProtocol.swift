@@ -70,10 +70,10 @@ extension ControlProtocol {
 
         public var isOver: Bool { self != .running }
 
-        /// The state a running run ends in; a run already over keeps its state.
+        /// The state a running run ends in; a run already over keeps its state (and "ending" in
+        /// running is no end: the state stays).
         public func ending(_ end: RunState) -> RunState {
-            precondition(end != .running, "a run ends in a state other than running")
-            return self == .running ? end : self
+            self == .running && end != .running ? end : self
         }
 
         /// How a run's state reads to someone listing runs: a run that says running but is not this

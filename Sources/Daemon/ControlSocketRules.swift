@@ -8,7 +8,8 @@ import Glibc
 #endif
 
 /// Who may use the control socket, and how many at once: root and the daemon's own uid always
-/// (with connections of their own past the cap), members of `socket_group` besides.
+/// (with connections of their own past the cap), members of `socket_group` besides. Building the
+/// rules also raises the open-file limit the connection cap needs, and logs if it cannot.
 enum ControlSocketRules {
     static func serverConfig(_ config: ClusterConfig, socket: String, hub: EventHub) -> VarlinkServerConfig {
         var serverConfig = VarlinkServerConfig(socketPath: socket)

@@ -29,6 +29,8 @@ struct SignalRouter: Sendable {
             case SIGUSR2 where testHooks:
                 context.hub.log("SIGUSR2 with KVSUPERVISOR_TEST_HOOKS=1: wedging the node supervisor's loop", priority: 4)
                 let supervisor = context.supervisor
+                // Not awaited, and owned by nobody on purpose: the wedge never returns, and the
+                // router must go on taking signals (SIGTERM above all) while the loop is stuck.
                 Task.detached { await supervisor.wedgeForTesting() }
             default:
                 context.hub.log("signal \(signal) ignored", priority: 6)
