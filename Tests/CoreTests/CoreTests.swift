@@ -96,3 +96,39 @@ func durationErrorsSayWhatIsWrong(text: String, message: String) {
     #expect(trace == script.map(\.1))
     #expect(phase == .stopping)
 }
+
+private func hex(_ bytes: [UInt8]) -> String { bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
+
+/// FIPS 180-4's examples, and lengths around the padding's edges (55, 56, 63, 64, 65, 119, 120
+/// bytes) against Python's hashlib.
+@Test func sha256MatchesFIPSAndHashlib() {
+    #expect(hex(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    #expect(hex(SHA256.hash([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    #expect(hex(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+            == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    #expect(hex(SHA256.hash([UInt8](repeating: 0x61, count: 1_000_000)))
+            == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    let hashlib: [(Int, String)] = [
+        (55, "d5e285683cd4efc02d021a5c62014694958901005d6f71e89e0989fac77e4072"),
+        (56, "04c26261370ee7541549d16dee320c723e3fd14671e66a099afe0a377c16888e"),
+        (63, "75220b47218278e656f2013bb8f0c455a25eaf01e86c64924e9d48d89776d6f2"),
+        (64, "7ce100971f64e7001e8fe5a51973ecdfe1ced42befe7ee8d5fd6219506b5393c"),
+        (65, "9537c5fdf120482f7d58d25e9ed583f52c02b4e304ea814db1633ad565aed7e9"),
+        (119, "000b48d4edf0fa7bee3c6236ecd2785baa5db4eeb8bb54341b029e0d9fa5fb0c"),
+        (120, "13f05a0b594787f5ecd315edc96141bd3243203d1b7d4f0836f37308b276ba98"),
+    ]
+    for (n, digest) in hashlib { #expect(hex(SHA256.hash([UInt8](repeating: 0x78, count: n))) == digest, "\(n) bytes") }
+}
+
+/// `sha256(key)[0] % groups`, as Python's hashlib computes it for the same UTF-8 keys.
+@Test func keysMapToGroupsAsTheOriginalLabsFunction() {
+    let expected: [(String, firstByte: Int, of3: Int)] = [
+        ("k", 130, 1), ("key-1", 190, 1), ("user:42", 234, 0), ("wrk-0", 200, 2), ("wrk-999", 32, 2), ("é", 74, 2),
+        ("a/b c", 10, 1), (String(repeating: "x", count: 300), 13, 1),
+    ]
+    for (key, firstByte, of3) in expected {
+        #expect(KeyGroups.group(of: key, groups: 3) == of3, "\(key)")
+        #expect(KeyGroups.group(of: key, groups: 256) == firstByte, "\(key)")
+        #expect(KeyGroups.group(of: key, groups: 1) == 0)
+    }
+}
