@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "BinaryCodec"]),
         .testTarget(name: "RaftNodeTests", dependencies: [
-            "RaftNode", "Raft", "KVStore", "Core", "RaftStorage", .product(name: "NIOPosix", package: "swift-nio"),
+            "RaftNode", "Raft", "KVStore", "Core", "RaftStorage", "BinaryCodec", .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "TOML"]),
         .testTarget(name: "ExperimentRunnerTests", dependencies: ["ExperimentRunner", "Core"]),

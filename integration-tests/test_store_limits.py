@@ -38,7 +38,7 @@ def frame(body):
     return struct.pack("<II", len(body), crc32c(body)) + body
 
 
-MAGIC = b"KVRAFT02"
+MAGIC = b"KVRAFT03"
 
 
 def hello(cluster, frm, to):
@@ -125,18 +125,20 @@ def test_garbage_and_forged_frames_on_the_peer_port_are_refused_and_the_node_ser
     assert send(MAGIC + struct.pack("<II", 1 << 30, 0)) == b"", "a frame of a GiB closes"
     assert send(MAGIC + hello("another-cluster/A,B,C", other, me)) == b"", "another cluster is refused"
     assert send(MAGIC + hello(cluster, other, me + 10)) == b"", "a hello for another replica is refused"
-    assert send(MAGIC + frame(b"\x02" + uvarint(other) + uvarint(me) + uvarint(1) + b"\x08")) == b"", "no hello first"
+    assert send(MAGIC + frame(b"\x02" + uvarint(0) + uvarint(other) + uvarint(me) + uvarint(1) + b"\x08")) == b"", "no hello first"
+    timeout_now = b"\x02" + uvarint(5) + uvarint(other) + uvarint(me) + uvarint(1) + b"\x08"
+    assert send(MAGIC + hello(cluster, other, me) + frame(timeout_now)) == b"", "a group this node does not run is refused"
     # A forged append (right cluster, the leader's id and term, right after the victim's last entry)
     # with entries out of order: refused and logged, not merged.
     before = request(port(raft, victim), "GET", "/status").json
     last, term = before["last_index"], before["term"]
     entries = uvarint(term) + uvarint(last + 1) + uvarint(1) + b"x" + uvarint(term) + uvarint(last + 6) + uvarint(1) + b"y"
     append = b"\x05" + uvarint(last) + uvarint(term) + uvarint(before["commit_index"]) + uvarint(0) + uvarint(2) + entries
-    forged = b"\x02" + uvarint(other) + uvarint(me) + uvarint(term) + append
+    forged = b"\x02" + uvarint(0) + uvarint(other) + uvarint(me) + uvarint(term) + append
     send(MAGIC + hello(cluster, other, me) + frame(forged), read_reply=False)
     log = raft.wait_log("refused an append", 5)
     for expected in ("fails its checksum", "a frame of 1073741824 bytes", "a hello from cluster 'another-cluster/A,B,C'",
-                     "the first frame is not a hello"):
+                     "the first frame is not a hello", "a message for group 5; this node has 1"):
         assert expected in log, expected
     assert process_alive(pid) and node_pid(raft, victim) == pid
     get_s, put_s = served_within(raft, victim, 2.0)

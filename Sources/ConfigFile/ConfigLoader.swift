@@ -9,7 +9,7 @@ public enum ConfigLoader {
     public static let clusterKeys = ["mode", "hb_interval_ms", "hb_timeout_ms", "restart", "restart_sec_ms",
                                      "restart_max_delay_ms", "start_limit_burst", "start_limit_interval_ms",
                                      "raft_heartbeat_ms", "election_ms", "election_max_ms", "tick_ms", "sync",
-                                     "snapshot_entries", "read_policy"]
+                                     "snapshot_entries", "read_policy", "groups"]
     public static let nodeKeys = ["id", "port", "host", "peer_port", "data_dir"]
     public static let maxFileBytes = 1 << 20
 
@@ -183,6 +183,7 @@ private struct Reader {
         r.electionMs = try number(.election) ?? r.electionMs
         r.electionMaxMs = try number(.electionMax) ?? r.electionMaxMs
         r.snapshotEntries = try number(.snapshotEntries) ?? r.snapshotEntries
+        r.groups = try number(.groups) ?? r.groups
         r.sync = try choice(c, RaftSettings.configKey(.sync), "cluster") ?? r.sync
         r.readPolicy = try choice(c, RaftSettings.configKey(.readPolicy), "cluster") ?? r.readPolicy
         if let p = r.problem(naming: RaftSettings.configKey) {

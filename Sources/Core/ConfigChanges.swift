@@ -78,6 +78,8 @@ extension ClusterConfig {
             setting(raftKey(.tick), .nodes, get: { $0.raft.tickMs }, set: { $0.raft.tickMs = $1 }),
             setting(raftKey(.sync), .nodes, get: { $0.raft.sync }, set: { $0.raft.sync = $1 }),
             setting(raftKey(.snapshotEntries), .nodes, get: { $0.raft.snapshotEntries }, set: { $0.raft.snapshotEntries = $1 }),
+            // Keys map to groups by their count: another count needs empty data directories.
+            setting(raftKey(.groups), .supervisor, get: { $0.raft.groups }, set: { $0.raft.groups = $1 }),
             setting(raftKey(.readPolicy), .nodes, get: { $0.raft.readPolicy }, set: { $0.raft.readPolicy = $1 }),
             Setting(key: "node", scope: .supervisor,
                     text: { c in

@@ -95,6 +95,8 @@ public struct Event: Sendable, Codable, Equatable {
     /// The leader elected or lost.
     public var leader: NodeID?
     public var term: UInt64?
+    /// The Raft group the election is about (a node runs one replica per group).
+    public var group: Int?
     /// leader_elected: since the previous leader was lost (the supervisor's earliest sign of it:
     /// the kill of the leader, or the first leader_lost since the last election).
     public var sinceLostMs: Double?
@@ -117,7 +119,7 @@ public struct Event: Sendable, Codable, Equatable {
         case faultID = "fault_id", fault, requested, applied, applyNs = "apply_ns", effect
         case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", afterMs = "after_ms", peers
         case pid, exitCode = "exit_code", signal, restartInMs = "restart_in_ms", reason
-        case leader, term, sinceLostMs = "since_lost_ms", changes, version, settings, count, path, offset
+        case leader, term, group, sinceLostMs = "since_lost_ms", changes, version, settings, count, path, offset
     }
 
     public init(kind: EventKind, runID: String, node: NodeID? = nil, peer: NodeID? = nil, at stamp: Stamp = .now()) {

@@ -25,12 +25,15 @@ public struct RaftSettings: Sendable, Equatable {
     public var snapshotEntries = 10_000
     public var sync = SyncMode.fdatasync
     public var readPolicy = ReadPolicy.linearizable
+    /// Raft groups on the same nodes, each key in group `KeyGroups.group(of:groups:)`. Fixed for a
+    /// data directory's life (kvnode refuses another count).
+    public var groups = 1
     /// kvnode's alone (no config key): a request whose outcome is not known by then is answered
     /// 503 "outcome unknown".
     public var requestTimeoutMs = 3000
     public init() {}
 
-    public enum Field: Sendable, CaseIterable { case tick, heartbeat, election, electionMax, snapshotEntries, sync, readPolicy }
+    public enum Field: Sendable, CaseIterable { case tick, heartbeat, election, electionMax, snapshotEntries, sync, readPolicy, groups }
 
     /// The whole numbers a field may take, whatever the others are.
     public static func range(_ f: Field) -> ClosedRange<Int>? {
@@ -39,6 +42,7 @@ public struct RaftSettings: Sendable, Equatable {
         case .heartbeat: 1...60_000
         case .election, .electionMax: 1...600_000
         case .snapshotEntries: 1...100_000_000
+        case .groups: 1...KeyGroups.maxGroups
         case .sync, .readPolicy: nil
         }
     }
@@ -52,6 +56,7 @@ public struct RaftSettings: Sendable, Equatable {
         case .snapshotEntries: String(snapshotEntries)
         case .sync: sync.rawValue
         case .readPolicy: readPolicy.rawValue
+        case .groups: String(groups)
         }
     }
 
@@ -94,6 +99,7 @@ public struct RaftSettings: Sendable, Equatable {
         case .snapshotEntries: "snapshot_entries"
         case .sync: "sync"
         case .readPolicy: "read_policy"
+        case .groups: "groups"
         }
     }
 
@@ -107,6 +113,7 @@ public struct RaftSettings: Sendable, Equatable {
         case .snapshotEntries: "--snapshot-entries"
         case .sync: "--sync"
         case .readPolicy: "--read-policy"
+        case .groups: "--groups"
         }
     }
 

@@ -229,6 +229,7 @@ public final class EventHub: Sendable {
         if let l = e.label { fields.append(("KV_LABEL", l.rawValue)) }
         if let l = e.leader { fields.append(("KV_LEADER", l.rawValue)) }
         if let t = e.term { fields.append(("KV_TERM", String(t))) }
+        if let g = e.group { fields.append(("KV_GROUP", String(g))) }
         if let s = e.sinceLostMs { fields.append(("KV_SINCE_LOST_MS", String(s))) }
         Journal.send(message: message, priority: EventText.priority(e), fields: fields)
     }

@@ -10,6 +10,14 @@ public enum KVCommand: Hashable, Sendable {
     case cas(key: String, expected: String?, value: String)
     /// Puts every pair, atomically.
     case mput([KeyValue])
+
+    /// The keys it touches.
+    public var keys: [String] {
+        switch self {
+        case .put(let k, _), .get(let k), .delete(let k), .cas(let k, _, _): return [k]
+        case .mput(let pairs): return pairs.map(\.key)
+        }
+    }
 }
 
 public struct KeyValue: Hashable, Sendable {

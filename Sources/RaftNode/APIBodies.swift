@@ -52,10 +52,45 @@ struct StatusBody: Encodable {
     var read_policy: String
     var peers: [Peer]
     var wal: WAL
+    /// Every Raft group on this node (the fields above are group 0's, except `keys` and `wal`,
+    /// which count all groups).
+    var groups: [Group]
+
+    /// One group's replica on this node.
+    struct Group: Encodable {
+        var id: Int
+        var role: String
+        var term: UInt64
+        var leader: String?
+        var leader_addr: String?
+        var commit_index: UInt64
+        var applied_index: UInt64
+        var last_index: UInt64
+        var snapshot_index: UInt64
+        var keys: Int
+
+        /// Like the synthesized one, except that an unknown leader is `null` rather than left out.
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(role, forKey: .role)
+            try c.encode(term, forKey: .term)
+            try c.encode(leader, forKey: .leader)
+            try c.encode(leader_addr, forKey: .leader_addr)
+            try c.encode(commit_index, forKey: .commit_index)
+            try c.encode(applied_index, forKey: .applied_index)
+            try c.encode(last_index, forKey: .last_index)
+            try c.encode(snapshot_index, forKey: .snapshot_index)
+            try c.encode(keys, forKey: .keys)
+        }
+        enum CodingKeys: String, CodingKey {
+            case id, role, term, leader, leader_addr, commit_index, applied_index, last_index, snapshot_index, keys
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case id, role, term, leader, leader_addr, commit_index, applied_index, last_index, snapshot_index
-        case snapshots_received, keys, read_policy, peers, wal
+        case snapshots_received, keys, read_policy, peers, wal, groups
     }
 
     /// Like the synthesized one, except that an unknown leader is `null` rather than left out.
@@ -75,6 +110,7 @@ struct StatusBody: Encodable {
         try c.encode(read_policy, forKey: .read_policy)
         try c.encode(peers, forKey: .peers)
         try c.encode(wal, forKey: .wal)
+        try c.encode(groups, forKey: .groups)
     }
 }
 

@@ -1,3 +1,4 @@
+import Core
 import KVStore
 import Raft
 
@@ -89,7 +90,7 @@ final class KVAPI: Sendable {
     // MARK: Operations
 
     private func read(_ key: String, _ consistency: ReadConsistency, path: String, query: String?) async -> APIReply {
-        let reply = await replica.read(key, consistency)
+        let reply = await replica.read(group: group(of: key), key, consistency)
         guard case .value(let v, let index) = reply else { return answer(reply, path: path, query: query) }
         guard let v else {
             return json(404, ErrorBody(error: "key '\(key)' not found", code: "not_found", key: key))
@@ -132,7 +133,15 @@ final class KVAPI: Sendable {
             // No client: no session, applied each time it reaches the log.
             request = .anonymous(command)
         }
-        let reply = await replica.write(request)
+        let groups = Set(command.keys.map(group(of:)))
+        guard groups.count == 1, let group = groups.first else {
+            // No transaction spans groups: an mput's keys must share one.
+            let byGroup = Dictionary(grouping: command.keys, by: group(of:)).sorted { $0.key < $1.key }
+                .map { g, keys in "group \(g): \(keys.prefix(3).map { "'\($0)'" }.joined(separator: ", "))\(keys.count > 3 ? ", ..." : "")" }
+            return error(400, "mput's keys fall in \(groups.count) Raft groups (\(byGroup.joined(separator: "; "))), and a write is "
+                         + "atomic only within one group: send one mput per group", "cross_group")
+        }
+        let reply = await replica.write(group: group, request)
         guard case .applied(let result, let index) = reply else { return answer(reply, path: path, query: query, anonymous: request.isAnonymous) }
         switch result {
         case .ok, .value: return json(200, WriteReplyBody(index: index.value))
@@ -186,15 +195,27 @@ final class KVAPI: Sendable {
         }
     }
 
+    /// The Raft group that holds `key`.
+    private func group(of key: String) -> Int { KeyGroups.group(of: key, groups: replica.groupCount) }
+
     private func status() -> APIReply {
-        let s = replica.currentStatus
+        let all = replica.statuses
+        let s = all[0]
         let leader = s.leader.flatMap { members[$0] }
+        let groups = all.map { g -> StatusBody.Group in
+            let l = g.leader.flatMap { members[$0] }
+            return .init(id: g.group, role: g.role.rawValue, term: g.term.value, leader: l?.id, leader_addr: l?.httpURL,
+                         commit_index: g.commit.value, applied_index: g.applied.value, last_index: g.lastIndex.value,
+                         snapshot_index: g.snapshotIndex.value, keys: g.keys)
+        }
         return json(200, StatusBody(
             id: selfID, role: s.role.rawValue, term: s.term.value, leader: leader?.id, leader_addr: leader?.httpURL,
             commit_index: s.commit.value, applied_index: s.applied.value, last_index: s.lastIndex.value,
-            snapshot_index: s.snapshotIndex.value, snapshots_received: s.snapshotsReceived, keys: s.keys, read_policy: defaultConsistency.rawValue,
+            snapshot_index: s.snapshotIndex.value, snapshots_received: s.snapshotsReceived, keys: all.reduce(0) { $0 + $1.keys }, read_policy: defaultConsistency.rawValue,
             peers: members.filter { $0.key != replica.id }.sorted { $0.key < $1.key }.map { .init(id: $0.value.id, addr: $0.value.httpURL) },
-            wal: .init(sync: syncMode, syncs: s.syncs, batches: s.batches, entries: s.entriesWritten)))
+            wal: .init(sync: syncMode, syncs: all.reduce(0) { $0 + $1.syncs }, batches: all.reduce(0) { $0 + $1.batches },
+                       entries: all.reduce(0) { $0 + $1.entriesWritten }),
+            groups: groups))
     }
 
     // MARK: Limits and helpers

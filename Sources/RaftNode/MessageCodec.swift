@@ -7,7 +7,7 @@ import WAL
 /// decode is an error, never a guess. `PeerFrame` puts them on the wire.
 enum MessageCodec {
     /// Also how the peer port tells a Raft connection from a heartbeat one ("HB ..." lines).
-    static let magic: [UInt8] = Array("KVRAFT02".utf8)
+    static let magic: [UInt8] = Array("KVRAFT03".utf8)
 
     static func encode(_ m: Message) -> [UInt8] {
         var w = ByteWriter()
@@ -94,11 +94,17 @@ enum PeerFrame: Equatable {
     struct Hello: Equatable { var cluster: String; var from: ReplicaID; var to: ReplicaID }
     /// One chunk of the sender's snapshot (index, term), `seq` from 0; the `.snapshot` Raft
     /// message follows the last one.
-    struct SnapshotChunk: Equatable { var from: ReplicaID; var index: LogIndex; var term: Term; var seq: UInt64; var bytes: [UInt8] }
+    struct SnapshotChunk: Equatable {
+        var from: ReplicaID; var group: Int; var index: LogIndex; var term: Term; var seq: UInt64; var bytes: [UInt8]
+    }
 
     case hello(Hello)
-    case message(Message)
+    /// A Raft message of one group (each group is a Raft instance of its own on the same peers).
+    case message(group: Int, Message)
     case snapshotChunk(SnapshotChunk)
+
+    /// More groups than any node runs: a larger number is damage or forgery.
+    static let maxGroup = 1 << 10
 
     /// Appends carry at most 1 MiB of entries or one larger entry (an mput of up to 4 MiB);
     /// snapshot chunks about 1 MiB plus one pair. Anything larger is not a frame of ours.
@@ -109,12 +115,12 @@ enum PeerFrame: Equatable {
         switch self {
         case .hello(let h):
             w.byte(1); w.string(h.cluster); w.uint(UInt64(h.from)); w.uint(UInt64(h.to))
-        case .message(let m):
-            w.byte(2)
+        case .message(let group, let m):
+            w.byte(2); w.uint(UInt64(group))
             let body = MessageCodec.encode(m)
             return Self.framed(w.bytes + body)
         case .snapshotChunk(let c):
-            w.byte(3); w.uint(UInt64(c.from)); w.uint(c.index.value); w.uint(c.term.value); w.uint(c.seq); w.data(c.bytes)
+            w.byte(3); w.uint(UInt64(c.from)); w.uint(UInt64(c.group)); w.uint(c.index.value); w.uint(c.term.value); w.uint(c.seq); w.data(c.bytes)
         }
         return Self.framed(w.bytes)
     }
@@ -136,10 +142,12 @@ enum PeerFrame: Equatable {
             try r.expectEnd()
             return .hello(h)
         case 2:
-            return .message(try MessageCodec.decode(Array(body.dropFirst())))
+            var r = ByteReader(Array(body.dropFirst()))
+            let group = try Self.group(&r)
+            return .message(group: group, try MessageCodec.decode(Array(body.dropFirst(1 + r.position))))
         case 3:
             var r = ByteReader(Array(body.dropFirst()))
-            let c = SnapshotChunk(from: try replica(&r), index: LogIndex(try r.uint()), term: Term(try r.uint()), seq: try r.uint(), bytes: try r.data())
+            let c = SnapshotChunk(from: try replica(&r), group: try Self.group(&r), index: LogIndex(try r.uint()), term: Term(try r.uint()), seq: try r.uint(), bytes: try r.data())
             guard c.index.value <= MessageCodec.maxValue, c.term.value <= MessageCodec.maxValue else { throw DecodeError("a snapshot chunk past 2^62") }
             try r.expectEnd()
             return .snapshotChunk(c)
@@ -152,6 +160,12 @@ enum PeerFrame: Equatable {
         let v = try r.uint()
         guard v <= 1 << 20 else { throw DecodeError("replica id \(v) out of range") }
         return ReplicaID(v)
+    }
+
+    private static func group(_ r: inout ByteReader) throws -> Int {
+        let v = try r.uint()
+        guard v < UInt64(maxGroup) else { throw DecodeError("group \(v) out of range") }
+        return Int(v)
     }
 }
 

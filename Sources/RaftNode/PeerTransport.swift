@@ -42,9 +42,9 @@ final class PeerTransport: Sendable {
 
     /// Sends each message on its destination's connection: encoded here, written and flushed
     /// once per destination on the link's event loop.
-    func send(_ messages: [Message]) {
+    func send(group: Int, _ messages: [Message]) {
         var byPeer: [ReplicaID: [[UInt8]]] = [:]
-        for m in messages { byPeer[m.to, default: []].append(PeerFrame.message(m).encoded()) }
+        for m in messages { byPeer[m.to, default: []].append(PeerFrame.message(group: group, m).encoded()) }
         for (to, frames) in byPeer {
             guard let link = links[to] else { continue }
             if link.loop.inEventLoop { link.write(frames) } else { link.loop.execute { link.write(frames) } }
@@ -55,7 +55,7 @@ final class PeerTransport: Sendable {
     /// (read, written, flushed, then the next), and then `m` itself, the InstallSnapshot message
     /// that tells the peer the chunks are complete. One stream per peer at a time; a stream cut by
     /// a lost connection is abandoned, and Raft sends the snapshot again after its wait.
-    func sendSnapshot(_ m: Message, path: String, pool: NIOThreadPool, failed: @escaping @Sendable () -> Void) {
+    func sendSnapshot(group: Int, _ m: Message, path: String, pool: NIOThreadPool, failed: @escaping @Sendable () -> Void) {
         guard case .snapshot(let s) = m.kind, let link = links[m.to] else { return }
         // One stream per peer: while one runs, Raft is told at once, and asks again after it.
         guard link.beginStream() else { return failed() }
@@ -68,15 +68,16 @@ final class PeerTransport: Sendable {
                 let channel = try link.currentChannel()
                 var seq: UInt64 = 0
                 let meta = try SnapshotFile.read(path) { chunk in
-                    let frame = PeerFrame.snapshotChunk(.init(from: m.from, index: s.index, term: s.term, seq: seq, bytes: chunk))
+                    let frame = PeerFrame.snapshotChunk(.init(from: m.from, group: group, index: s.index, term: s.term, seq: seq,
+                                                              bytes: chunk))
                     try link.writeAndWait(frame.encoded(), on: channel)
                     seq += 1
                 }
-                try link.writeAndWait(PeerFrame.message(m).encoded(), on: channel)
-                report("sent snapshot \(s.term)/\(s.index) to replica \(m.to): \(meta.chunks) chunks, \(meta.bytes) bytes in "
+                try link.writeAndWait(PeerFrame.message(group: group, m).encoded(), on: channel)
+                report("sent snapshot \(s.term)/\(s.index) of group \(group) to replica \(m.to): \(meta.chunks) chunks, \(meta.bytes) bytes in "
                        + "\((monotonicNow() - started) / 1_000_000) ms")
             } catch {
-                report("snapshot \(s.term)/\(s.index) to replica \(m.to) abandoned: \(error); it will be sent again")
+                report("snapshot \(s.term)/\(s.index) of group \(group) to replica \(m.to) abandoned: \(error); it will be sent again")
                 failed()
             }
         }
@@ -223,14 +224,16 @@ struct PeerInbound: Sendable {
     var cluster: String
     var me: ReplicaID
     var voters: Set<ReplicaID>
-    var deliver: @Sendable (Message) -> Void
+    /// Groups 0..<groups exist; a frame for another is refused.
+    var groups: Int
+    var deliver: @Sendable (_ group: Int, Message) -> Void
     var disconnected: @Sendable (ReplicaID) -> Void
     var reject: @Sendable (String) -> Void
-    /// Where the snapshot of (index, term) goes once installed (received files wait beside it).
-    var snapshotPath: @Sendable (LogIndex, Term) -> String
+    /// Where group's snapshot of (index, term) goes once installed (received files wait beside it).
+    var snapshotPath: @Sendable (_ group: Int, LogIndex, Term) -> String
     /// A received snapshot's writer, every chunk in it, with the InstallSnapshot message that ended
     /// it: to be finished (synced), checked and turned into a store off the event loop.
-    var snapshotReceived: @Sendable (_ message: Message, _ writer: SnapshotFile.Writer) -> Void
+    var snapshotReceived: @Sendable (_ group: Int, _ message: Message, _ writer: SnapshotFile.Writer) -> Void
 }
 
 /// Inbound side. The first frame must be a hello from a voter of this cluster to this replica;
@@ -244,7 +247,7 @@ final class RaftInboundHandler: ChannelInboundHandler {
     typealias InboundIn = [UInt8]
     private let inbound: PeerInbound
     private var sender: ReplicaID?
-    private struct Receiving { var writer: SnapshotFile.Writer; var index: LogIndex; var term: Term; var next: UInt64 }
+    private struct Receiving { var writer: SnapshotFile.Writer; var group: Int; var index: LogIndex; var term: Term; var next: UInt64 }
     private var receiving: Receiving?
     private static let streams = Atomic<Int>(0)
 
@@ -272,11 +275,13 @@ final class RaftInboundHandler: ChannelInboundHandler {
             }
             switch frame {
             case .hello: throw DecodeError("a second hello")
-            case .message(let m):
+            case .message(let group, let m):
                 guard m.from == sender, m.to == inbound.me else { throw DecodeError("a message from \(m.from) to \(m.to) on replica \(sender)'s connection") }
-                if case .snapshot(let s) = m.kind { snapshotComplete(m, s) } else { inbound.deliver(m) }
+                guard group < inbound.groups else { throw DecodeError("a message for group \(group); this node has \(inbound.groups)") }
+                if case .snapshot(let s) = m.kind { snapshotComplete(group, m, s) } else { inbound.deliver(group, m) }
             case .snapshotChunk(let c):
                 guard c.from == sender else { throw DecodeError("a snapshot chunk from \(c.from) on replica \(sender)'s connection") }
+                guard c.group < inbound.groups else { throw DecodeError("a snapshot chunk for group \(c.group); this node has \(inbound.groups)") }
                 try chunk(c)
             }
         } catch {
@@ -290,11 +295,11 @@ final class RaftInboundHandler: ChannelInboundHandler {
             receiving?.writer.discard()
             // A temp file per stream: the previous one may still be read on a worker.
             let stream = RaftInboundHandler.streams.add(1, ordering: .relaxed).newValue
-            let writer = try SnapshotFile.Writer(path: inbound.snapshotPath(c.index, c.term), index: c.index, term: c.term,
+            let writer = try SnapshotFile.Writer(path: inbound.snapshotPath(c.group, c.index, c.term), index: c.index, term: c.term,
                                                  tempSuffix: ".recv-\(c.from)-\(stream).tmp")
-            receiving = Receiving(writer: writer, index: c.index, term: c.term, next: 0)
+            receiving = Receiving(writer: writer, group: c.group, index: c.index, term: c.term, next: 0)
         }
-        guard var r = receiving, r.index == c.index, r.term == c.term, r.next == c.seq else {
+        guard var r = receiving, r.group == c.group, r.index == c.index, r.term == c.term, r.next == c.seq else {
             receiving?.writer.discard()
             receiving = nil
             throw DecodeError("snapshot chunk \(c.seq) of \(c.term)/\(c.index) out of order")
@@ -304,13 +309,14 @@ final class RaftInboundHandler: ChannelInboundHandler {
         receiving = r
     }
 
-    private func snapshotComplete(_ m: Message, _ s: Snapshot) {
-        guard let r = receiving, r.index == s.index, r.term == s.term, r.next > 0 else {
-            inbound.reject("snapshot \(s.term)/\(s.index) from replica \(m.from) arrived without its chunks; ignored (the leader sends it again)")
+    private func snapshotComplete(_ group: Int, _ m: Message, _ s: Snapshot) {
+        guard let r = receiving, r.group == group, r.index == s.index, r.term == s.term, r.next > 0 else {
+            inbound.reject("snapshot \(s.term)/\(s.index) of group \(group) from replica \(m.from) arrived without its chunks; "
+                           + "ignored (the leader sends it again)")
             return
         }
         receiving = nil
-        inbound.snapshotReceived(m, r.writer)
+        inbound.snapshotReceived(group, m, r.writer)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -27,6 +27,18 @@ public enum RaftNodeMain {
         }
     }
 
+    /// One group's storage opened and recovered, its store rebuilt from its snapshot.
+    private static func recover(directory: String, sync: SyncMode) throws -> RaftLoop.Recovery {
+        let snapshotLoader = SnapshotLoader()
+        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: directory, sync: sync), snapshotChunk: snapshotLoader.add)
+        let state = recovered.snapshot.isEmpty ? KVStateMachine() : try snapshotLoader.finish(index: recovered.snapshot.index)
+        if snapshotLoader.wasLegacy {
+            // Written before chunked snapshots: rewrite it in chunks, so that it can be sent.
+            try SnapshotLoader.rewrite(state, storage: storage, index: recovered.snapshot.index, term: recovered.snapshot.term)
+        }
+        return RaftLoop.Recovery(storage: storage, recovered: recovered, state: state)
+    }
+
     /// The store, recovered and wired, not yet talking: `start` connects it to its peers and opens
     /// the HTTP API once heartbeat detection (which carries `guest`) is up.
     private struct PreparedStore {
@@ -48,12 +60,15 @@ public enum RaftNodeMain {
         config.snapshotWaitTicks = max(config.electionTicks, 30_000 / r.tickMs)
 
         let nodeLabel = "kvnode \(o.id)"
-        let snapshotLoader = SnapshotLoader()
-        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: o.dataDir, sync: r.sync), snapshotChunk: snapshotLoader.add)
-        let state = recovered.snapshot.isEmpty ? KVStateMachine() : try snapshotLoader.finish(index: recovered.snapshot.index)
-        if snapshotLoader.wasLegacy {
-            // Written before chunked snapshots: rewrite it in chunks, so that it can be sent.
-            try SnapshotLoader.rewrite(state, storage: storage, index: recovered.snapshot.index, term: recovered.snapshot.term)
+        // Group 0 first: its storage locks the data directory, before the group count is checked.
+        var recoveries = [try recover(directory: o.dataDir, sync: r.sync)]
+        let zero = recoveries[0].recovered
+        try GroupLayout.claim(o.dataDir, groups: o.groups,
+                              groupZeroHasData: !zero.entries.isEmpty || !zero.snapshot.isEmpty || zero.hardState.term > 0)
+        for g in recoveries.count..<o.groups {
+            let dir = GroupLayout.directory(o.dataDir, group: g)
+            mkdir(dir, 0o755)
+            recoveries.append(try recover(directory: dir, sync: r.sync))
         }
         // One thread for the Raft loop and its outbound peer connections; workers for snapshot files.
         let raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -67,7 +82,7 @@ public enum RaftNodeMain {
         let loop = RaftLoop(
             config: config,
             timing: RaftTiming(tickMs: r.tickMs, snapshotEntries: r.snapshotEntries, requestTimeoutMs: r.requestTimeoutMs),
-            storage: storage, recovered: recovered, state: state, eventLoop: raftGroup.next(), pool: pool, streamPool: streamPool,
+            groups: recoveries, eventLoop: raftGroup.next(), pool: pool, streamPool: streamPool,
             report: report,
             onFatal: { message in
                 writeStderr("\(nodeLabel): \(message)")
@@ -76,20 +91,22 @@ public enum RaftNodeMain {
         let cluster = o.clusterID
         let dataDir = o.dataDir
         let inbound = PeerInbound(
-            cluster: cluster, me: me, voters: Set(ids.values),
-            deliver: { m in loop.submit(.message(m)) },
+            cluster: cluster, me: me, voters: Set(ids.values), groups: o.groups,
+            deliver: { group, m in loop.submit(.message(group: group, m)) },
             disconnected: { peer in loop.submit(.peerDisconnected(peer)) },
             reject: report,
-            snapshotPath: { index, term in DiskStorage.snapshotPath(directory: dataDir, index: index, term: term) },
-            snapshotReceived: { m, writer in
+            snapshotPath: { group, index, term in
+                DiskStorage.snapshotPath(directory: GroupLayout.directory(dataDir, group: group), index: index, term: term)
+            },
+            snapshotReceived: { group, m, writer in
                 pool.submit { _ in
                     do {
                         try writer.finish(rename: false)
                         let state = try SnapshotLoader.load(writer.tempPath)
-                        loop.submit(.snapshotReceived(m, state, tempPath: writer.tempPath))
+                        loop.submit(.snapshotReceived(group: group, m, state, tempPath: writer.tempPath))
                     } catch {
                         writer.discard()
-                        report("snapshot \(writer.term)/\(writer.index) from replica \(m.from) refused: \(error)")
+                        report("snapshot \(writer.term)/\(writer.index) of group \(group) from replica \(m.from) refused: \(error)")
                     }
                 }
             })
@@ -109,7 +126,8 @@ public enum RaftNodeMain {
                 writeStderr("\(nodeLabel): --sync none: writes are acknowledged before they reach the disk; a crash of "
                             + "the host (not of this process) can lose acknowledged writes. For experiments only")
             }
-            if let t = recovered.truncated {
+            for recovery in recoveries {
+                guard let t = recovery.recovered.truncated else { continue }
                 var e = Event(kind: .walTruncated, runID: o.runID, node: o.id)
                 e.path = t.path
                 e.offset = t.offset
@@ -123,9 +141,11 @@ public enum RaftNodeMain {
                 var e = Event(kind: change.kind == .elected ? .leaderElected : .leaderLost, runID: o.runID, node: o.id)
                 e.leader = memberNames[change.leader].flatMap { NodeID(validating: $0.id) }
                 e.term = change.term.value
+                e.group = change.group
                 output.emit(e)
             } onStatus: { s in
-                guard o.reportViaNotify else { return }
+                // The supervisor keeps one view per node for now: group 0's.
+                guard o.reportViaNotify, s.group == 0 else { return }
                 let view = RaftView(role: s.role.rawValue, term: s.term.value, leader: s.leader.flatMap { memberNames[$0]?.id },
                                     commitIndex: s.commit.value, appliedIndex: s.applied.value)
                 Notifier.send([RaftView.notifyPrefix + view.jsonLine()])
@@ -133,8 +153,10 @@ public enum RaftNodeMain {
             transport.start()
             try HTTPServer.start(api: api, host: o.host, port: o.httpPort, group: MultiThreadedEventLoopGroup(numberOfThreads: 1),
                                  report: report)
+            let zero = recoveries[0].recovered
             return "raft replica \(me) of \(ids.count), HTTP on \(o.host):\(o.httpPort), data in \(o.dataDir) "
-                + "(term \(recovered.hardState.term), \(recovered.entries.count) entries after snapshot \(recovered.snapshot.index))"
+                + (o.groups > 1 ? "(\(o.groups) groups; group 0: " : "(")
+                + "term \(zero.hardState.term), \(zero.entries.count) entries after snapshot \(zero.snapshot.index))"
         }
     }
 }

@@ -24,6 +24,8 @@ public struct RaftNodeOptions: Sendable {
     public var dataDir: String
     /// Timing, sync and read policy: the same value the config file and the supervisor use.
     public var settings: RaftSettings
+    /// Raft groups on the same peers (each key in one: `KeyGroups`); every member runs the same number.
+    public var groups: Int { settings.groups }
     public var runID: String
     /// Report role, term, leader and indexes on NOTIFY_SOCKET (`KV_RAFT=`), as kvsupervisor asks.
     public var reportViaNotify = false
@@ -35,7 +37,9 @@ public struct RaftNodeOptions: Sendable {
     public var clusterToken = "kvnode"
 
     /// What the hello says: the token and every member's id, in order.
-    var clusterID: String { clusterToken + "/" + ([id] + peers.map(\.id)).map(\.rawValue).sorted().joined(separator: ",") }
+    var clusterID: String {
+        clusterToken + "/" + ([id] + peers.map(\.id)).map(\.rawValue).sorted().joined(separator: ",") + (groups > 1 ? "/groups=\(groups)" : "")
+    }
 
     public init(id: NodeID, host: String, httpPort: Int, peerPort: Int, peers: [Member], dataDir: String,
                 settings: RaftSettings = RaftSettings(), runID: String = "manual") {

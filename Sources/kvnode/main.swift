@@ -61,6 +61,9 @@ struct KVNode: ParsableCommand {
     var electionMaxMs = RaftSettings().electionMaxMs
     @Option(name: flag(.snapshotEntries), help: "Raft: snapshot and compact the log every this many applied entries.")
     var snapshotEntries = RaftSettings().snapshotEntries
+    @Option(name: flag(.groups),
+            help: "Raft: groups on the same peers, each key in group sha256(key)[0] % groups; every member runs the same number.")
+    var groups = RaftSettings().groups
     @Option(name: .customLong("request-timeout-ms"), help: "Raft: answer 503 'outcome unknown' after this long.")
     var requestTimeoutMs = RaftSettings().requestTimeoutMs
     @Option(name: .customLong("advertise-url"), help: "Raft: this node's HTTP address as clients reach it (shown in /status).")
@@ -160,6 +163,7 @@ struct KVNode: ParsableCommand {
         var r = RaftSettings()
         r.tickMs = tickMs; r.heartbeatMs = heartbeatMs; r.electionMs = electionMs; r.electionMaxMs = electionMaxMs
         r.snapshotEntries = snapshotEntries; r.sync = sync; r.readPolicy = readPolicy; r.requestTimeoutMs = requestTimeoutMs
+        r.groups = groups
         return r
     }
 

@@ -10,21 +10,24 @@ private final class FakeReplica: KVReplica {
     let id: ReplicaID = 1
     let asked = Mutex<[String]>([])
     let answer: @Sendable (KVRequest?) -> KVReply
-    var currentStatus: RaftStatus {
-        var s = RaftStatus()
-        s.role = .follower; s.term = 3; s.leader = 2; s.commit = 7; s.applied = 7
-        return s
+    let groupCount: Int
+    var statuses: [RaftStatus] {
+        (0..<groupCount).map { g in
+            var s = RaftStatus()
+            s.group = g; s.role = g == 1 ? .leader : .follower; s.term = 3; s.leader = g == 1 ? 1 : 2; s.commit = 7; s.applied = 7
+            return s
+        }
     }
 
-    init(_ answer: @escaping @Sendable (KVRequest?) -> KVReply) { self.answer = answer }
+    init(groups: Int = 1, _ answer: @escaping @Sendable (KVRequest?) -> KVReply) { self.groupCount = groups; self.answer = answer }
 
-    func read(_ key: String, _ consistency: ReadConsistency) async -> KVReply {
-        asked.withLock { $0.append("read \(key) \(consistency.rawValue)") }
+    func read(group: Int, _ key: String, _ consistency: ReadConsistency) async -> KVReply {
+        asked.withLock { $0.append("read \(key) \(consistency.rawValue)" + (groupCount > 1 ? " g\(group)" : "")) }
         return answer(nil)
     }
 
-    func write(_ request: KVRequest) async -> KVReply {
-        asked.withLock { $0.append("write \(request.client)#\(request.seq) \(request.command)") }
+    func write(group: Int, _ request: KVRequest) async -> KVReply {
+        asked.withLock { $0.append("write \(request.client)#\(request.seq) \(request.command)" + (groupCount > 1 ? " g\(group)" : "")) }
         return answer(request)
     }
 }
@@ -95,4 +98,28 @@ private func json(_ r: APIReply) -> [String: Any] {
     #expect(r.status == 200 && s["id"] as? String == "A" && s["leader"] as? String == "B")
     #expect(s["leader_addr"] as? String == "http://127.0.0.1:7102")
     #expect((s["peers"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["B"])
+}
+
+/// With 3 groups each key goes to group sha256(key)[0] % 3 ("user:42" 0, "k" 1, "wrk-0" 2); an
+/// mput across groups is refused, naming them, before it reaches any; /status lists every group.
+@Test func keysGoToTheirGroupsAndAnMputMustStayInOne() async {
+    let replica = FakeReplica(groups: 3) { _ in .applied(.ok, index: 4) }
+    let a = api(replica)
+    for key in ["user:42", "k", "wrk-0"] { _ = await a.handle(method: "GET", path: "/kv/" + key, query: "consistency=stale", body: []) }
+    let same = await a.handle(method: "POST", path: "/kv/mput", query: nil,
+                              body: Array(#"{"entries":[{"key":"k","value":"1"},{"key":"key-1","value":"2"}]}"#.utf8))
+    #expect(same.status == 200)
+    let across = await a.handle(method: "POST", path: "/kv/mput", query: nil,
+                                body: Array(#"{"entries":[{"key":"k","value":"1"},{"key":"user:42","value":"2"}]}"#.utf8))
+    #expect(across.status == 400 && json(across)["code"] as? String == "cross_group")
+    #expect((json(across)["error"] as? String)?.contains("group 0: 'user:42'; group 1: 'k'") == true, "\(json(across))")
+    #expect(replica.asked.withLock { $0 } == [
+        "read user:42 stale g0", "read k stale g1", "read wrk-0 stale g2",
+        #"write #0 mput([KVStore.KeyValue(key: "k", value: "1"), KVStore.KeyValue(key: "key-1", value: "2")]) g1"#,
+    ])
+    let status = json(await a.handle(method: "GET", path: "/status", query: nil, body: []))
+    let groups = status["groups"] as? [[String: Any]] ?? []
+    #expect(groups.map { $0["id"] as? Int } == [0, 1, 2])
+    #expect(groups.map { $0["leader"] as? String } == ["B", "A", "B"] && groups[1]["role"] as? String == "leader")
+    #expect(status["role"] as? String == "follower", "the top level is group 0's")
 }

@@ -1,3 +1,4 @@
+import BinaryCodec
 import Core
 import Raft
 import Testing
@@ -84,4 +85,16 @@ private let every: [Message] = [
     #expect(o.problem() != nil && RaftNodeOptions(id: o.id, host: "h", httpPort: 1, peerPort: 2, peers: [], dataDir: "d", settings: r).problem()
             == "--tick-ms 0 is out of range 1...1000")
     #expect(RaftNodeOptions(id: NodeID(validating: "A")!, host: "h", httpPort: 1, peerPort: 2, peers: [], dataDir: "d").problem() == nil)
+}
+
+/// A peer frame carries its message's or chunk's Raft group; a group past any node's is refused.
+@Test func peerFramesCarryTheirGroup() throws {
+    for (group, m) in zip([0, 1, 2, 63], every) {
+        let body = Array(PeerFrame.message(group: group, m).encoded().dropFirst(8))
+        #expect(try PeerFrame.decode(body: body) == .message(group: group, m))
+    }
+    let chunk = PeerFrame.snapshotChunk(.init(from: 2, group: 5, index: 100, term: 3, seq: 0, bytes: [1, 2, 3]))
+    #expect(try PeerFrame.decode(body: Array(chunk.encoded().dropFirst(8))) == chunk)
+    let forged = Array(PeerFrame.message(group: PeerFrame.maxGroup, every[0]).encoded().dropFirst(8))
+    #expect(throws: DecodeError.self) { try PeerFrame.decode(body: forged) }
 }

@@ -31,8 +31,9 @@ private final class OneReplica {
         config.maxElectionTicks = 10
         config.heartbeatTicks = 1
         config.seed = 7
-        loop = RaftLoop(config: config, timing: RaftTiming(tickMs: 10, snapshotEntries: 1000, requestTimeoutMs: 3000), storage: storage,
-                        recovered: recovered, state: KVStateMachine(), eventLoop: group.next(), pool: pool, streamPool: streamPool,
+        loop = RaftLoop(config: config, timing: RaftTiming(tickMs: 10, snapshotEntries: 1000, requestTimeoutMs: 3000),
+                        groups: [.init(storage: storage, recovered: recovered, state: KVStateMachine())],
+                        eventLoop: group.next(), pool: pool, streamPool: streamPool,
                         report: { _ in }, onFatal: { fatalError($0) })
         loop.start(transport: PeerTransport(peers: [], cluster: "test", me: 1, group: group), onRoleChange: { _ in }, onStatus: { _ in })
     }
@@ -82,12 +83,12 @@ private func firstLife(_ dir: String, _ put: KVRequest) async throws -> LogIndex
 
 private func answers(_ node: OneReplica, _ put: KVRequest) async throws -> LogIndex? {
     try await node.waitLeader()
-    guard case .applied(.ok, let index) = await node.loop.write(put) else { Issue.record("the put was not applied"); return nil }
+    guard case .applied(.ok, let index) = await node.loop.write(group: 0, put) else { Issue.record("the put was not applied"); return nil }
     // The retry: the first answer, applied once; another command under seq 1: refused.
-    guard case .applied(.ok, _) = await node.loop.write(put) else { Issue.record("the retry was not answered ok"); return nil }
+    guard case .applied(.ok, _) = await node.loop.write(group: 0, put) else { Issue.record("the retry was not answered ok"); return nil }
     let other = KVRequest(client: "c", seq: 1, command: .put(key: "k", value: "v2"))
-    #expect(await node.loop.write(other) == .applied(.sequenceConflict(seq: 1), index: index + 2))
-    guard case .value("v1", _) = await node.loop.read("k", .linearizable) else { Issue.record("the read missed the write"); return nil }
+    #expect(await node.loop.write(group: 0, other) == .applied(.sequenceConflict(seq: 1), index: index + 2))
+    guard case .value("v1", _) = await node.loop.read(group: 0, "k", .linearizable) else { Issue.record("the read missed the write"); return nil }
     #expect(node.loop.currentStatus.applied >= index)
     return index
 }
