@@ -68,6 +68,9 @@ public struct Raft: Sendable {
         var inflight = 0
         /// Heard from since the last check-quorum round.
         var recentActive = false
+        /// The tick of its latest answer (`ticks`), for `isCaughtUp`: recentActive is cleared
+        /// every check-quorum period, so it says "not heard" for a moment after each.
+        var heardAtTick: UInt64 = 0
         /// The latest ReadIndex round this follower has answered in this term.
         var ackedRound: UInt64 = 0
         /// A snapshot sent and not yet answered (etcd's StateSnapshot): no entries and no second
@@ -90,6 +93,8 @@ public struct Raft: Sendable {
     private var heartbeatElapsed = 0
     private var randomizedTimeout = 0
     private var votes: [ReplicaID: Bool] = [:]
+    /// Ticks since this value was made.
+    private var ticks: UInt64 = 0
     private var progress: [ReplicaID: Progress] = [:]
     private var outbox: [Message] = []
     private var persisted = HardState()
@@ -136,6 +141,7 @@ public struct Raft: Sendable {
     // MARK: Inputs
 
     public mutating func tick() {
+        ticks += 1
         electionElapsed += 1
         switch role {
         case .leader:
@@ -247,6 +253,12 @@ public struct Raft: Sendable {
             startRead(context)
         }
         return .success(())
+    }
+
+    /// A leader's view of `peer`: it holds the whole log and answered within an election timeout.
+    public func isCaughtUp(_ peer: ReplicaID) -> Bool {
+        guard role == .leader, let pr = progress[peer], pr.heardAtTick > 0 else { return false }
+        return pr.match == log.lastIndex && ticks - pr.heardAtTick <= UInt64(config.electionTicks)
     }
 
     /// Hands leadership to `target` (Raft §3.10): bring its log up to date, then tell it to
@@ -535,6 +547,7 @@ public struct Raft: Sendable {
                                                conflictIndex: LogIndex, conflictTerm: Term?, round: UInt64) {
         guard var pr = progress[from] else { return }
         pr.recentActive = true
+        pr.heardAtTick = ticks
         // An answer of this term, to a heartbeat of round `round` or later, confirms our leadership then.
         if round > pr.ackedRound {
             pr.ackedRound = round

@@ -37,10 +37,15 @@ final class GroupReplica: @unchecked Sendable {
     private var nextSnapshotAttempt: MonotonicNanos = 0
     private var lastRole: Role = .follower
     private var lastLeader: ReplicaID?
+    private var balancer: LeaderBalancer
+    private let preferredLeader: ReplicaID
 
     init(group: Int, config: Raft.Config, recovery r: RaftLoop.Recovery, node: RaftLoop) {
         self.group = group
         self.node = node
+        balancer = LeaderBalancer(settleNs: Int64(node.timing.balanceSettleMs) * 1_000_000,
+                                  retryNs: Int64(node.timing.balanceRetryMs) * 1_000_000)
+        preferredLeader = LeaderBalancer.preferred(group: group, voters: config.voters)
         storage = r.storage
         store = r.state
         raft = Raft(config: config, hardState: r.recovered.hardState,
@@ -94,6 +99,17 @@ final class GroupReplica: @unchecked Sendable {
         case .transferring: return .transferring
         case .unknownReplica: return .notLeader(leader: nil)
         case .overloaded: return .overloaded("\(e): the quorum is slow or unreachable")
+        }
+    }
+
+    /// Hands the group to its preferred leader when the balancer says so.
+    func balance(now: MonotonicNanos) {
+        let target = balancer.decide(now: now, leading: raft.role == .leader, me: node.id, preferred: preferredLeader,
+                                     preferredCaughtUp: raft.isCaughtUp(preferredLeader), transferring: raft.transferee != nil)
+        guard let target else { return }
+        if case .success = raft.transferLeadership(to: target) {
+            node.report("group \(group): handing leadership to replica \(target), its preferred leader, caught up for "
+                        + "\(node.timing.balanceSettleMs) ms")
         }
     }
 

@@ -58,6 +58,10 @@ struct RaftTiming: Sendable {
     var snapshotBytes = 64 << 20
     /// Writes waiting for their answer; past this, new ones get 503 instead of an unbounded queue.
     var maxPendingWrites = 10_000
+    /// Several groups: a group's preferred leader gets it back once caught up this long.
+    var balanceSettleMs = 1000
+    /// ... trying at most this often (a transfer that did not take is given up after an election timeout).
+    var balanceRetryMs = 5000
 }
 
 /// The one thread that owns this node's replicas, one per Raft group (each its own `Raft`,
@@ -202,7 +206,10 @@ final class RaftLoop: @unchecked Sendable {
             for r in replicas { r.raft.tick() }
             lastTick += tickNs
         }
-        for r in replicas { r.expire(now: now) }
+        for r in replicas {
+            r.expire(now: now)
+            if replicas.count > 1 { r.balance(now: now) }
+        }
         afterInput()
     }
 
