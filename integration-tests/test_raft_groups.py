@@ -83,16 +83,31 @@ def test_three_groups_spread_their_leaders_and_a_dead_leaders_group_fails_over_a
     try:
         took, spread = wait_until("each node leading its group", lambda: leaders(sup) == SPREAD and SPREAD, 15, sup)
         print(f"leaders spread {spread} {took:.2f} s after READY")
+        # kvctl sees the same: each node leads one group of three; the key's group and its leader.
+        key = next(keys_in(0, "the-key"))
+        groups = sup.json("groups")["groups"]
+        assert [(g["group"], g["leader"]) for g in groups] == [(0, "A"), (1, "B"), (2, "C")], groups
+        leads = {n["id"]: [g["role"] for g in n["raft"]["groups"]].count("leader") for n in sup.json("nodes")["nodes"]}
+        assert leads == {"A": 1, "B": 1, "C": 1}, leads
+        assert "LEADS" in sup.kvctl("nodes").stdout
+        named = sup.json("leader", "--key", key)
+        assert named["group"] == 0 and named["leader"] == "A", named
         victim = spread[0]
         writers = {g: Writer(sup, g, node) for g, node in spread.items()}
         for w in writers.values():
             w.start()
         time.sleep(0.5)
-        sup.kvctl("inject", "kill", victim)
+        reply = sup.json("inject", "kill", "leader", "--key", key)
         killed = time.monotonic()
+        assert (reply["node"], reply["group"]) == (victim, 0), reply
         took, new = wait_until("group 0 electing another leader",
                                lambda: leaders(sup, [n for n in NODES if n != victim]).get(0), 5, sup)
         print(f"group 0: {new} leads {took * 1000:.0f} ms after the kill of {victim}")
+        applied = sup.wait_events(lambda e: e["event"] == "fault_applied" and e.get("fault_id") == reply["fault_id"])[0]
+        assert applied["group"] == 0 and applied["term"] == reply["term"], applied
+        elected = sup.wait_events(lambda e: e["event"] == "leader_elected" and e.get("group") == 0 and e["term"] > reply["term"],
+                                  timeout=5)[0]
+        assert elected["fault_id"] == reply["fault_id"] and elected["since_lost_ms"] < 1000, elected
         time.sleep(max(0.0, 1.0 - (time.monotonic() - killed)))
         for w in writers.values():
             w.stop.set()

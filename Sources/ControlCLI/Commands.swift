@@ -151,8 +151,10 @@ struct Nodes: ParsableCommand {
     }
 
     static func table(_ reply: ControlProtocol.Nodes) -> String {
-        // Raft columns once any node has reported (raft mode).
+        // Raft columns once any node has reported (raft mode); with several groups, how many each
+        // node leads (the other Raft columns are group 0's).
         let raft = reply.nodes.contains { $0.raft != nil }
+        let groups = reply.nodes.contains { $0.raft?.groups != nil }
         let rows = reply.nodes.map { n -> [String] in
             var exit = "-"
             if let code = n.lastExit?.code { exit = "status \(code)" }
@@ -162,11 +164,12 @@ struct Nodes: ParsableCommand {
                 let r = n.raft
                 row += [r?.role ?? "-", r.map { String($0.term) } ?? "-", r?.leader ?? "-",
                         r.map { String($0.commitIndex) } ?? "-", r.map { String($0.appliedIndex) } ?? "-"]
+                if groups { row.append(r.map { v in "\(v.allGroups.filter { $0.role == "leader" }.count)/\(v.allGroups.count)" } ?? "-") }
             }
             return row
         }
         return Render.table(["NODE", "PID", "STATE", "PORT", "RESTARTS", "LAST_EXIT"]
-                            + (raft ? ["ROLE", "TERM", "LEADER", "COMMIT", "APPLIED"] : []), rows)
+                            + (raft ? ["ROLE", "TERM", "LEADER", "COMMIT", "APPLIED"] + (groups ? ["LEADS"] : []) : []), rows)
     }
 }
 
@@ -190,6 +193,7 @@ struct Inject: ParsableCommand {
     var duration: String?
     @Option(parsing: .unconditional, help: "For delay: random jitter, e.g. 20ms.") var jitter: String?
     @Option(help: "For partition: comma-separated nodes to cut the node off from (default: all others).") var peers: String?
+    @Option(help: "With 'leader': the leader of this key's Raft group (several groups: [cluster] groups).") var key: String?
 
     func validate() throws {
         guard let kind = FaultKind(rawValue: fault), kind != .heal else {
@@ -200,6 +204,7 @@ struct Inject: ParsableCommand {
         if node != "leader" && NodeID(validating: node) == nil {
             throw ValidationError("'\(node)' is not a node id (1-32 letters, digits, '-' or '_'), nor 'leader'")
         }
+        if key != nil && node != "leader" { throw ValidationError("--key goes with 'leader': kvctl inject \(fault) leader --key K") }
         let d = try durations()
         // The daemon checks these too; here they are usage errors (exit 2) in the flags' terms.
         if d.for != nil && ![.stop, .delay, .partition].contains(kind) {
@@ -233,10 +238,11 @@ struct Inject: ParsableCommand {
         let d = try durations()
         let p = ControlProtocol.InjectParameters(
             node: node, fault: fault, afterMs: d.after, forMs: d.for, delayMs: d.delay, jitterMs: d.jitter,
-            peers: peers == nil ? nil : peerList)
+            peers: peers == nil ? nil : peerList, key: key)
         let reply = try connection.call("Inject", p, ControlProtocol.InjectReply.self, flags: Inject.flags)
         if connection.json { print(Render.json(reply)); return }
-        let target = node == "leader" ? "leader \(reply.node ?? "?") (term \(reply.term.map(String.init) ?? "?"))" : node
+        let target = node == "leader"
+            ? "leader \(reply.node ?? "?") (\(reply.group.map { "group \($0), " } ?? "")term \(reply.term.map(String.init) ?? "?"))" : node
         if reply.appliedMonoNs != nil {
             print("\(fault) \(target): applied (fault \(reply.faultID)); follow with: kvctl events --follow")
         } else if let after {
@@ -250,7 +256,7 @@ struct Inject: ParsableCommand {
 extension Inject {
     /// The daemon's parameter names as the user typed them, for its errors.
     static let flags = ["after_ms": "--after", "for_ms": "--for", "delay_ms": "the delay", "jitter_ms": "--jitter", "peers": "--peers",
-                        "node": "the node"]
+                        "node": "the node", "key": "--key"]
 }
 
 /// kvctl faults [list] | cancel ID
@@ -464,14 +470,31 @@ struct Events: ParsableCommand {
 }
 
 struct Leader: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The current Raft leader (raft mode).")
+    static let configuration = CommandConfiguration(abstract: "The current Raft leader (raft mode); --key: the leader of the key's group.")
     @OptionGroup var connection: Connection
+    @Option(help: "The leader of this key's Raft group (several groups: [cluster] groups).") var key: String?
     func run() throws {
         let status = try connection.call("GetStatus", ControlProtocol.Status.self)
         guard status.mode == "raft" else {
             throw Failure("the cluster runs in mode '\(status.mode)', which has no leader; set [cluster] mode = \"raft\"")
         }
         let nodes = try connection.call("ListNodes", ControlProtocol.Nodes.self).nodes
+        if let key {
+            let leaders = GroupLeaders(nodes.map { ($0.id, $0.raft) })
+            let (group, found) = leaders.forKey(key)
+            guard let leader = found else {
+                throw Failure("no node reports itself leader of group \(group) (key '\(key)') right now; see: kvctl groups")
+            }
+            let port = nodes.first { $0.id == leader.node }?.port ?? 0
+            if connection.json {
+                print(Render.json(Output(leader: leader.node, term: leader.view.term, port: port, commitIndex: leader.view.commitIndex,
+                                         group: group, key: key)))
+            } else {
+                print("\(leader.node) leads group \(group) of \(leaders.count), which holds '\(key)' "
+                      + "(term \(leader.view.term), port \(port), commit \(leader.view.commitIndex))")
+            }
+            return
+        }
         guard let leader = Self.leader(nodes) else {
             throw Failure("no node reports itself leader right now (an election may be under way); see: kvctl nodes")
         }
@@ -488,11 +511,45 @@ struct Leader: ParsableCommand {
         var term: UInt64
         var port: Int
         var commitIndex: UInt64
-        enum CodingKeys: String, CodingKey { case leader, term, port, commitIndex = "commit_index" }
+        var group: Int?
+        var key: String?
+        enum CodingKeys: String, CodingKey { case leader, term, port, commitIndex = "commit_index", group, key }
     }
 
     /// The node that reports itself leader in the highest term.
     static func leader(_ nodes: [ControlProtocol.Node]) -> ControlProtocol.Node? {
         nodes.filter { $0.raft?.role == "leader" }.max { $0.raft!.term < $1.raft!.term }
+    }
+}
+
+/// kvctl groups: every Raft group with its leader, term and indexes, from the nodes' reports.
+struct Groups: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Every Raft group with its leader, term, commit and applied index (raft mode).")
+    @OptionGroup var connection: Connection
+
+    struct Row: Encodable {
+        var group: Int
+        var leader: String?
+        var term: UInt64?
+        var commitIndex: UInt64?
+        var appliedIndex: UInt64?
+        enum CodingKeys: String, CodingKey { case group, leader, term, commitIndex = "commit_index", appliedIndex = "applied_index" }
+    }
+
+    func run() throws {
+        let nodes = try connection.call("ListNodes", ControlProtocol.Nodes.self).nodes
+        guard nodes.contains(where: { $0.raft != nil }) else {
+            throw Failure("no node has reported a Raft status (not raft mode, or the nodes are starting); see: kvctl nodes")
+        }
+        let leaders = GroupLeaders(nodes.map { ($0.id, $0.raft) })
+        let rows = (0..<leaders.count).map { g -> Row in
+            let l = leaders.byGroup[g]
+            return Row(group: g, leader: l?.node, term: l?.view.term, commitIndex: l?.view.commitIndex, appliedIndex: l?.view.appliedIndex)
+        }
+        if connection.json { print(Render.json(["groups": rows])); return }
+        print(Render.table(["GROUP", "LEADER", "TERM", "COMMIT", "APPLIED"], rows.map { r in
+            [String(r.group), r.leader ?? "-", r.term.map(String.init) ?? "-", r.commitIndex.map(String.init) ?? "-",
+             r.appliedIndex.map(String.init) ?? "-"]
+        }))
     }
 }

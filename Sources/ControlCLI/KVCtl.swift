@@ -9,7 +9,7 @@ public struct KVCtl: ParsableCommand {
         commandName: "kvctl",
         abstract: "Control a kvsupervisor: status, nodes, fault injection, events.",
         subcommands: [Status.self, Nodes.self, Inject.self, Faults.self, Heal.self, Reload.self, NodeAction.self, StopNode.self,
-                      RestartNode.self, Events.self, Leader.self, KV.self, Load.self, Check.self, Sim.self, Experiment.self])
+                      RestartNode.self, Events.self, Leader.self, Groups.self, KV.self, Load.self, Check.self, Sim.self, Experiment.self])
 
     public init() {}
 

@@ -100,6 +100,8 @@ public enum ControlProtocol {
 
     public struct InjectParameters: Codable, Sendable {
         public var node: String
+        /// With node "leader": the leader of this key's Raft group.
+        public var key: String?
         public var fault: String
         public var afterMs: Int?
         public var forMs: Int?
@@ -108,13 +110,13 @@ public enum ControlProtocol {
         public var peers: [String]?
 
         public init(node: String, fault: String, afterMs: Int? = nil, forMs: Int? = nil, delayMs: Int? = nil,
-                    jitterMs: Int? = nil, peers: [String]? = nil) {
+                    jitterMs: Int? = nil, peers: [String]? = nil, key: String? = nil) {
             self.node = node; self.fault = fault; self.afterMs = afterMs; self.forMs = forMs; self.delayMs = delayMs
-            self.jitterMs = jitterMs; self.peers = peers
+            self.jitterMs = jitterMs; self.peers = peers; self.key = key
         }
 
         enum CodingKeys: String, CodingKey {
-            case node, fault, afterMs = "after_ms", forMs = "for_ms", delayMs = "delay_ms", jitterMs = "jitter_ms", peers
+            case node, key, fault, afterMs = "after_ms", forMs = "for_ms", delayMs = "delay_ms", jitterMs = "jitter_ms", peers
         }
     }
 
@@ -126,17 +128,20 @@ public enum ControlProtocol {
         public var node: String?
         /// For `leader`: the term in which that node was leader when the fault was requested.
         public var term: UInt64?
+        /// For `leader` with a key: the key's Raft group.
+        public var group: Int?
 
-        public init(faultID: String, applied: Stamp?, node: String? = nil, term: UInt64? = nil) {
+        public init(faultID: String, applied: Stamp?, node: String? = nil, term: UInt64? = nil, group: Int? = nil) {
             self.faultID = faultID
             appliedWallMs = applied?.wallMs
             appliedMonoNs = applied?.monoNs
             self.node = node
             self.term = term
+            self.group = group
         }
 
         enum CodingKeys: String, CodingKey {
-            case faultID = "fault_id", appliedWallMs = "applied_wall_ms", appliedMonoNs = "applied_mono_ns", node, term
+            case faultID = "fault_id", appliedWallMs = "applied_wall_ms", appliedMonoNs = "applied_mono_ns", node, term, group
         }
     }
 

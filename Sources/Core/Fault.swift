@@ -18,6 +18,8 @@ public struct FaultSpec: Sendable, Codable, Equatable {
     public var peers: [NodeID]?
     /// Set when the target was given as `leader`: the term in which `node` led when it was resolved.
     public var leaderTerm: UInt64?
+    /// "leader --key": the key's Raft group, whose leader `node` was.
+    public var leaderGroup: Int?
 
     public init(kind: FaultKind, node: NodeID, afterMs: Int = 0, forMs: Int? = nil,
                 delayMs: Int? = nil, jitterMs: Int? = nil, peers: [NodeID]? = nil, leaderTerm: UInt64? = nil) {

@@ -4,21 +4,46 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// A raft-mode node's view of its group, as it reports it on NOTIFY_SOCKET (`KV_RAFT=<json>`):
-/// at once when role, term or leader change, and every 100 ms or so while indexes move.
+/// A raft-mode node's view of its Raft groups, as it reports it on NOTIFY_SOCKET (`KV_RAFT=<json>`):
+/// at once when a role, term or leader changes, and every 100 ms or so while indexes move. The
+/// top-level fields are group 0's; `groups` lists every group when the node runs more than one.
 public struct RaftView: Sendable, Equatable, Codable {
     public var role: String
     public var term: UInt64
     public var leader: String?
     public var commitIndex: UInt64
     public var appliedIndex: UInt64
+    public var groups: [Group]?
 
-    public init(role: String, term: UInt64, leader: String?, commitIndex: UInt64, appliedIndex: UInt64) {
+    /// One group's replica on the node.
+    public struct Group: Sendable, Equatable, Codable {
+        public var id: Int
+        public var role: String
+        public var term: UInt64
+        public var leader: String?
+        public var commitIndex: UInt64
+        public var appliedIndex: UInt64
+        public init(id: Int, role: String, term: UInt64, leader: String?, commitIndex: UInt64, appliedIndex: UInt64) {
+            self.id = id; self.role = role; self.term = term; self.leader = leader; self.commitIndex = commitIndex
+            self.appliedIndex = appliedIndex
+        }
+        enum CodingKeys: String, CodingKey {
+            case id, role, term, leader, commitIndex = "commit_index", appliedIndex = "applied_index"
+        }
+    }
+
+    public init(role: String, term: UInt64, leader: String?, commitIndex: UInt64, appliedIndex: UInt64, groups: [Group]? = nil) {
         self.role = role; self.term = term; self.leader = leader; self.commitIndex = commitIndex; self.appliedIndex = appliedIndex
+        self.groups = groups
+    }
+
+    /// Every group's view: `groups`, or group 0 alone from the top-level fields.
+    public var allGroups: [Group] {
+        groups ?? [Group(id: 0, role: role, term: term, leader: leader, commitIndex: commitIndex, appliedIndex: appliedIndex)]
     }
 
     enum CodingKeys: String, CodingKey {
-        case role, term, leader, commitIndex = "commit_index", appliedIndex = "applied_index"
+        case role, term, leader, commitIndex = "commit_index", appliedIndex = "applied_index", groups
     }
 
     public static let notifyPrefix = "KV_RAFT="

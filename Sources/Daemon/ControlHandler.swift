@@ -156,17 +156,23 @@ struct ControlHandler: Sendable {
             return .error("io.kvsupervisor.ExperimentRunning", ["run_id": .string(run)])
         }
         var leaderTerm: UInt64?
+        var leaderGroup: Int?
         let node: NodeID
         if p.node == "leader" {
-            // Resolved now, from the nodes' latest reports: the leader of the highest term.
-            guard let leader = context.supervisor.snapshot.filter({ $0.raft?.role == "leader" })
-                    .max(by: { ($0.raft?.term ?? 0) < ($1.raft?.term ?? 0) }) else {
+            // Resolved now, from the nodes' latest reports: the leader of the key's group (group 0
+            // without a key) in the highest term.
+            let leaders = GroupLeaders(context.supervisor.snapshot.map { ($0.id.rawValue, $0.raft) })
+            let (group, found) = p.key.map { leaders.forKey($0) } ?? (0, leaders.byGroup[0])
+            guard let leader = found, let id = NodeID(validating: leader.node) else {
                 return .error("io.kvsupervisor.NoLeader", ["reason": .string(
-                    "no node reports itself leader right now (not raft mode, or an election is under way); retry, or name a node")])
+                    "no node reports itself leader of group \(group) right now (not raft mode, or an election is under way); "
+                    + "retry, or name a node")])
             }
-            node = leader.id
-            leaderTerm = leader.raft?.term
+            node = id
+            leaderTerm = leader.view.term
+            leaderGroup = p.key == nil ? nil : group
         } else {
+            if p.key != nil { throw VarlinkParameterError(name: "key", reason: "goes with node \"leader\" only") }
             guard let named = try optionalNode(p.node, "node") else { throw VarlinkParameterError(name: "node", reason: "is required") }
             node = named
         }
@@ -182,18 +188,19 @@ struct ControlHandler: Sendable {
                 return id
             }
         }
-        let spec = FaultSpec(kind: kind, node: node,
+        var spec = FaultSpec(kind: kind, node: node,
                              afterMs: try inRange(p.afterMs, "after_ms", 0...FaultSpec.maxAfterMs) ?? 0,
                              forMs: try inRange(p.forMs, "for_ms", 1...FaultSpec.maxAfterMs),
                              delayMs: try inRange(p.delayMs, "delay_ms", 0...FaultSpec.maxDelayMs),
                              jitterMs: try inRange(p.jitterMs, "jitter_ms", 0...FaultSpec.maxDelayMs), peers: peers,
                              leaderTerm: leaderTerm)
+        spec.leaderGroup = leaderGroup
         let known = Set(context.config.nodeIDs)
         guard known.contains(node) else { return .error("io.kvsupervisor.NoSuchNode", ["node": .string(node.rawValue)]) }
         do {
             let result = try await context.engine.inject(spec, requested: requested, knownNodes: known)
             return .reply(ControlProtocol.InjectReply(faultID: result.faultID, applied: result.applied, node: node.rawValue,
-                                                      term: leaderTerm))
+                                                      term: leaderTerm, group: leaderGroup))
         } catch {
             switch error {
             case .noSuchNode(let id): return .error("io.kvsupervisor.NoSuchNode", ["node": .string(id.rawValue)])

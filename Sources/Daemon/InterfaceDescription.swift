@@ -23,8 +23,19 @@ type Node (
   raft: ?RaftStatus
 )
 
-# Raft mode: what the node last reported about its group.
+# Raft mode: what the node last reported about its Raft groups: group 0's at the top level, and
+# every group in groups when it runs more than one ([cluster] groups).
 type RaftStatus (
+  role: (follower, precandidate, candidate, leader),
+  term: int,
+  leader: ?string,
+  commit_index: int,
+  applied_index: int,
+  groups: ?[]RaftGroupStatus
+)
+
+type RaftGroupStatus (
+  id: int,
   role: (follower, precandidate, candidate, leader),
   term: int,
   leader: ?string,
@@ -137,16 +148,19 @@ method CancelFault(fault_id: string) -> (fault_id: string)
 
 # Inject a fault: kill, stop, cont, term, delay, partition or restart.
 # after_ms schedules it; a scheduled fault returns at once and its application is an event.
-# node "leader" (raft mode) means the node that leads now; the reply names it and its term.
+# node "leader" (raft mode) means the node that leads now; the reply names it and its term. With
+# key, "leader" is the leader of the key's Raft group (sha256(key)[0] % groups); the reply names
+# the group too.
 method Inject(
   node: string,
+  key: ?string,
   fault: string,
   after_ms: ?int,
   for_ms: ?int,
   delay_ms: ?int,
   jitter_ms: ?int,
   peers: ?[]string
-) -> (fault_id: string, applied_wall_ms: ?int, applied_mono_ns: ?int, node: ?string, term: ?int)
+) -> (fault_id: string, applied_wall_ms: ?int, applied_mono_ns: ?int, node: ?string, term: ?int, group: ?int)
 
 # End network faults (delay, partition) on one node, or everywhere.
 method Heal(node: ?string) -> (healed: []string)

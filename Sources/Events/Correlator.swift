@@ -26,20 +26,27 @@ public struct Correlator: Sendable {
     /// Network faults in force, by every node they touch.
     private var network: [NodeID: [ActiveFault]] = [:]
 
-    /// Raft mode: the leader last elected, and when it was first known lost since (the fault that
-    /// took it down, or the first leader_lost report), for leader_elected's since_lost_ms.
-    public private(set) var leader: NodeID?
-    private var leaderTerm: UInt64 = 0
-    private var leaderLost: (monoNs: MonotonicNanos, fault: ActiveFault?)?
+    /// Raft mode, per group: the leader last elected, and when it was first known lost since (the
+    /// fault that took it down, or the first leader_lost report), for leader_elected's since_lost_ms.
+    private struct GroupLeader {
+        var leader: NodeID?
+        var term: UInt64 = 0
+        var lost: (monoNs: MonotonicNanos, fault: ActiveFault?)?
+    }
+    private var groups: [Int: GroupLeader] = [:]
+
+    /// Group 0's leader (the only group of a one-group store).
+    public var leader: NodeID? { groups[0]?.leader }
 
     public init() {}
 
     public mutating func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID], appliedMonoNs: MonotonicNanos) {
         var fault = ActiveFault(id: id, kind: kind, appliedMonoNs: appliedMonoNs)
-        if let leader, (kind.takesNodeDown && node == leader) || (kind.isNetwork && affected.contains(leader)) {
+        for (g, track) in groups {
+            guard let leader = track.leader, (kind.takesNodeDown && node == leader) || (kind.isNetwork && affected.contains(leader)) else { continue }
             // The fault's thread may report after the supervisor reported the exit it caused.
-            if leaderLost == nil { leaderLost = (appliedMonoNs, fault) }
-            else if let lost = leaderLost, let f = lost.fault, f.id == nil, appliedMonoNs <= lost.monoNs { leaderLost = (appliedMonoNs, fault) }
+            if track.lost == nil { groups[g]?.lost = (appliedMonoNs, fault) }
+            else if let lost = track.lost, let f = lost.fault, f.id == nil, appliedMonoNs <= lost.monoNs { groups[g]?.lost = (appliedMonoNs, fault) }
         }
         if kind.takesNodeDown {
             // A stop after a kill changes nothing: the first fault that took the node down is t_fail.
@@ -77,21 +84,21 @@ public struct Correlator: Sendable {
             let exit = ActiveFault(id: nil, kind: nil, appliedMonoNs: event.tMonoNs,
                                    exit: "\(node) exited (\(event.reason.map { "\($0), " } ?? "")\(how))")
             down[node] = exit
-            if node == leader, leaderLost == nil { leaderLost = (event.tMonoNs, exit) }
+            for (g, track) in groups where track.leader == node && track.lost == nil { groups[g]?.lost = (event.tMonoNs, exit) }
         case .leaderLost:
-            if leaderLost == nil { leaderLost = (event.tMonoNs, nil) }
+            let g = event.group ?? 0
+            if groups[g, default: GroupLeader()].lost == nil { groups[g, default: GroupLeader()].lost = (event.tMonoNs, nil) }
         case .leaderElected:
-            if let lost = leaderLost {
+            let g = event.group ?? 0
+            if let lost = groups[g]?.lost {
                 event.sinceLostMs = millisBetween(lost.monoNs, event.tMonoNs)
                 if let fault = lost.fault {
                     event.faultID = fault.id; event.fault = fault.kind; event.tFailMonoNs = fault.appliedMonoNs
                     if let exit = fault.exit { event.reason = exit }
                 }
             }
-            if let term = event.term, term >= leaderTerm {
-                leader = event.node
-                leaderTerm = term
-                leaderLost = nil
+            if let term = event.term, term >= groups[g, default: GroupLeader()].term {
+                groups[g] = GroupLeader(leader: event.node, term: term, lost: nil)
             }
         case .declaredDead:
             guard let peer = event.peer else { return }

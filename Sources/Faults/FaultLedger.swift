@@ -214,6 +214,7 @@ public struct FaultLedger: Sendable {
         event.forMs = e.spec.forMs
         event.peers = e.spec.peers
         event.term = e.spec.leaderTerm
+        event.group = e.spec.leaderGroup
         return event
     }
 }

@@ -143,11 +143,16 @@ public enum RaftNodeMain {
                 e.term = change.term.value
                 e.group = change.group
                 output.emit(e)
-            } onStatus: { s in
-                // The supervisor keeps one view per node for now: group 0's.
-                guard o.reportViaNotify, s.group == 0 else { return }
-                let view = RaftView(role: s.role.rawValue, term: s.term.value, leader: s.leader.flatMap { memberNames[$0]?.id },
-                                    commitIndex: s.commit.value, appliedIndex: s.applied.value)
+            } onStatus: { _ in
+                // Every group's latest, whichever group changed: the supervisor keeps one view per node.
+                guard o.reportViaNotify else { return }
+                let all = loop.statuses.map { s in
+                    RaftView.Group(id: s.group, role: s.role.rawValue, term: s.term.value, leader: s.leader.flatMap { memberNames[$0]?.id },
+                                   commitIndex: s.commit.value, appliedIndex: s.applied.value)
+                }
+                let zero = all[0]
+                let view = RaftView(role: zero.role, term: zero.term, leader: zero.leader, commitIndex: zero.commitIndex,
+                                    appliedIndex: zero.appliedIndex, groups: all.count > 1 ? all : nil)
                 Notifier.send([RaftView.notifyPrefix + view.jsonLine()])
             }
             transport.start()

@@ -139,6 +139,20 @@ private func dead(_ node: NodeID, _ peer: NodeID, at t: Int64, lastHeard: Int64)
     #expect(next.faultID == "f9" && next.sinceLostMs == 200)
 }
 
+/// Several Raft groups: each has its own leader, so the kill of group 0's leader is what its next
+/// election measures, while group 1 (led by a node that lived) lost nothing.
+@Test func eachGroupCountsItsOwnLeaderLost() {
+    var c = Correlator()
+    c.feed(.leaderElected, "A", at: 0) { $0.term = 1; $0.group = 0 }
+    c.feed(.leaderElected, "B", at: 10 * ms) { $0.term = 1; $0.group = 1 }
+    c.faultApplied(id: "f1", kind: .kill, node: "A", affected: ["A"], appliedMonoNs: 1000 * ms)
+    let group0 = c.feed(.leaderElected, "C", at: 1030 * ms) { $0.term = 2; $0.group = 0 }
+    #expect(group0.faultID == "f1" && group0.sinceLostMs == 30)
+    let group1 = c.feed(.leaderElected, "B", at: 1040 * ms) { $0.term = 2; $0.group = 1 }
+    #expect(group1.faultID == nil && group1.sinceLostMs == nil)
+    #expect(c.leader == "C")
+}
+
 extension Correlator {
     /// A lifecycle event of `node` at `t` ns, set up by `set`, processed; returned as correlated.
     @discardableResult

@@ -1,0 +1,35 @@
+/// Who leads each Raft group, from the nodes' latest reports: for each group, the node that
+/// reports itself its leader in the highest term. What `kvctl groups`, `kvctl leader --key` and
+/// `inject ... leader --key` resolve with.
+public struct GroupLeaders: Sendable, Equatable {
+    public struct Leader: Sendable, Equatable {
+        public var node: String
+        public var view: RaftView.Group
+    }
+    /// How many groups the nodes report (1 before any report, or for a one-group store).
+    public var count: Int
+    public var byGroup: [Int: Leader]
+
+    public init(_ views: [(node: String, view: RaftView?)]) {
+        var best: [Int: Leader] = [:]
+        var count = 1
+        for (node, view) in views {
+            guard let view else { continue }
+            count = max(count, view.allGroups.count)
+            for g in view.allGroups where g.role == "leader" && g.term >= (best[g.id]?.view.term ?? 0) {
+                best[g.id] = Leader(node: node, view: g)
+            }
+        }
+        self.count = count
+        byGroup = best
+    }
+
+    /// The group that holds `key`, and its leader if one is known.
+    public func forKey(_ key: String) -> (group: Int, leader: Leader?) {
+        let g = KeyGroups.group(of: key, groups: count)
+        return (g, byGroup[g])
+    }
+
+    /// How many groups each node leads.
+    public var ledBy: [String: Int] { byGroup.values.reduce(into: [:]) { $0[$1.node, default: 0] += 1 } }
+}
