@@ -153,8 +153,9 @@ class Cluster:
 class KVNodes(Cluster):
     kind = "kvnode"
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, groups=1):
         super().__init__(tmp)
+        self.groups = groups
         self.names = ["n1", "n2", "n3"]
         self.ports = dict(zip(self.names, free_ports(3, offset=1000)))
 
@@ -162,7 +163,20 @@ class KVNodes(Cluster):
         peers = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in self.ports.items() if n != name)
         return [str(BIN / "kvnode"), "--mode", "raft", "--id", name, "--port", str(self.ports[name]), "--peers", peers,
                 "--data-dir", os.path.join(self.tmp, name), "--heartbeat-ms", str(HEARTBEAT_MS),
-                "--election-ms", str(ELECTION_MS), "--election-max-ms", str(2 * ELECTION_MS)]
+                "--election-ms", str(ELECTION_MS), "--election-max-ms", str(2 * ELECTION_MS), "--groups", str(self.groups)]
+
+    def spread(self):
+        """Several groups: each node leads its share (group g on the g-th node), so every node leads and syncs."""
+        leads = {}
+        for n in self.names:
+            for g in self.status(n)["groups"]:
+                if g["role"] == "leader":
+                    leads[n] = leads.get(n, 0) + 1
+        return len(leads) == min(self.groups, len(self.names)) and sum(leads.values()) == self.groups
+
+    def syncs(self):
+        """fdatasyncs so far, every group of every node."""
+        return sum(self.status(n)["wal"]["syncs"] for n in self.names)
 
     def status(self, name):
         return request(self.ports[name], "GET", "/status", timeout=0.5).json
@@ -264,10 +278,11 @@ def cpu_times():
     return sum(v), v[7]  # total, steal
 
 
-def load(api, port, op, clients, seconds=LOAD_SECONDS):
+def load(api, port, op, clients, seconds=LOAD_SECONDS, group_leaders=False):
     t0, s0 = cpu_times()
     r = subprocess.run([str(BIN / "kvctl"), "load", "--api", api, "--port", str(port), "--op", op, "--clients", str(clients),
-                        "--duration", seconds, "--threads", "2", "--json"], capture_output=True, text=True, timeout=120)
+                        "--duration", seconds, "--threads", "2", "--json"] + (["--group-leaders"] if group_leaders else []),
+                       capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         raise RuntimeError(f"kvctl load {api} {op}: {r.stderr or r.stdout}")
     out = json.loads(r.stdout)
@@ -310,12 +325,16 @@ def main():
     have_wrk = ensure_wrk()
     tmp = tempfile.mkdtemp(prefix="kvbench-")
     ours, etcd = KVNodes(os.path.join(tmp, "kv")), Etcd(os.path.join(tmp, "etcd")) if have_etcd else None
+    # The same three nodes' store with three Raft groups, for durable puts: every node leads one.
+    ours3 = KVNodes(os.path.join(tmp, "kv3"), groups=3)
     os.makedirs(ours.tmp)
+    os.makedirs(ours3.tmp)
     if etcd:
         os.makedirs(etcd.tmp)
     out = {}
     try:
         ours.start()
+        ours3.start()
         if etcd:
             etcd.start()
         print(f"clusters up: kvnode {sorted(ours.ports.values())}" + (f", etcd {sorted(etcd.ports.values())}" if etcd else ""))
@@ -324,12 +343,18 @@ def main():
         runs = {}
         for rnd in range(ROUNDS):
             for op, clients in [("put", 16), ("put", 64), ("get", 64)]:
-                for cluster, api in [(ours, "kvnode"), (etcd, "etcd")]:
-                    if not cluster:
+                for cluster, api in [(ours, "kvnode"), (ours3, "kvnode-3g"), (etcd, "etcd")]:
+                    if not cluster or (api == "kvnode-3g" and (op, clients) != ("put", 64)):
                         continue
                     leader = cluster.wait_healthy()
+                    if api == "kvnode-3g":
+                        wait("kvnode, 3 groups: each node leading one", cluster.spread, 20)
                     before = cluster.status(leader)["wal"] if api == "kvnode" else None
-                    r = load(api, cluster.ports[leader], op, clients)
+                    syncs_before = cluster.syncs() if api.startswith("kvnode") else None
+                    r = load("kvnode" if api == "kvnode-3g" else api, cluster.ports[leader], op, clients,
+                             group_leaders=api == "kvnode-3g")
+                    if syncs_before is not None:
+                        r["syncs_per_write"] = (cluster.syncs() - syncs_before) / max(1, r["ok"])
                     runs.setdefault((api, op, clients), []).append(r)
                     if before is not None and op == "put" and clients == 64:
                         after = cluster.status(leader)["wal"]
@@ -339,8 +364,10 @@ def main():
                           f"p99 {r['p99_ms']:.2f} ms, steal {r['steal_pct']:.0f}%"
                           f"{'' if not r['failed'] else ', failed ' + str(r['failed']) + ' ' + str(r['failures'])}", flush=True)
         for key, rs in runs.items():
-            out[key] = {f: pct([r[f] for r in rs], 50) for f in ("per_second", "p50_ms", "p99_ms", "steal_pct")}
+            out[key] = {f: pct([r[f] for r in rs], 50) for f in ("per_second", "p50_ms", "p99_ms", "steal_pct", "syncs_per_write")
+                        if f in rs[0]}
         out["per_sync"] = pct(out["per_sync"], 50)
+        ours3.stop()
 
         # 3. the same with wrk, an outside load generator.
         if have_wrk:
@@ -396,6 +423,7 @@ def main():
             print(f"  loaded {data_bytes / 2**30:.2f} GiB in {took:.1f} s", flush=True)
     finally:
         ours.stop()
+        ours3.stop()  # a second stop of the same processes is a no-op
         if etcd:
             etcd.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -420,6 +448,13 @@ def main():
                     f"ratio {k['per_second'] / e['per_second']:.2f} ({goal})"
         print(line)
     print(f"group commit at 64 clients: {out['per_sync']:.1f} writes per fdatasync on the leader")
+    one, three = out[("kvnode", "put", 64)], out[("kvnode-3g", "put", 64)]
+    line = (f"durable puts, 64 clients, 1 vs 3 Raft groups on the same 3 nodes (clients sent to their key's group leader): "
+            f"1 group {one['per_second']:.0f}/s (p99 {one['p99_ms']:.2f} ms, {one['syncs_per_write']:.3f} fdatasyncs per write "
+            f"on all nodes); 3 groups {three['per_second']:.0f}/s (p99 {three['p99_ms']:.2f} ms, {three['syncs_per_write']:.3f} "
+            f"fdatasyncs per write); ratio {three['per_second'] / one['per_second']:.2f} (goal > 1)")
+    e = out.get(("etcd", "put", 64))
+    print(line + (f"; etcd {e['per_second']:.0f}/s" if e else ""))
     if ("wrk", "kvnode", "put") in out:
         print(f"wrk (Debian's, Lua scripts in bench/wrk), 64 connections, median of {ROUNDS} alternating rounds of {WRK_SECONDS} s:")
         for op in ("put", "get"):

@@ -1,5 +1,10 @@
 import ArgumentParser
 import Core
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// kvctl load: drive one store with a closed-loop load and print throughput and latency, as
 /// etcdctl check perf does. No supervisor needed. Used by bench/raft_bench.py for kvnode and etcd alike.
@@ -20,6 +25,8 @@ struct Load: ParsableCommand {
     @Option(help: "Value size in bytes.") var valueBytes = 100
     @Option(help: "Distinct keys.") var keys = 1000
     @Option(help: "Event-loop threads of the generator.") var threads = 1
+    @Flag(help: "kvnode with several Raft groups: ask --port's /status for each group's leader, and send each client to one group's leader with that group's keys.")
+    var groupLeaders = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -39,13 +46,35 @@ struct Load: ParsableCommand {
         var per_second: Double
         var p50_ms: Double, p99_ms: Double, max_ms: Double
         var failures: [String: Int]
+        /// With --group-leaders: the groups, and the port of each one's leader.
+        var group_ports: [Int]?
+    }
+
+    /// The part of kvnode's /status this needs: each group's leader.
+    private struct GroupsStatus: Decodable {
+        struct Group: Decodable { var id: Int; var leader_addr: String? }
+        var groups: [Group]?
+    }
+
+    private func groupPorts() throws -> [Int] {
+        let r = try NodeHTTP.request(host: host, port: port, method: "GET", path: "/status")
+        guard r.status == 200, let s = try? JSONDecoder().decode(GroupsStatus.self, from: Data(r.body)), let groups = s.groups else {
+            throw Failure("--group-leaders: \(host):\(port)/status gave no groups (HTTP \(r.status)); is it a raft-mode kvnode?")
+        }
+        return try groups.sorted { $0.id < $1.id }.map { g in
+            guard let addr = g.leader_addr, let p = addr.split(separator: ":").last.flatMap({ Int($0) }) else {
+                throw Failure("--group-leaders: group \(g.id) has no leader right now; retry once every group has one (kvctl groups)")
+            }
+            return p
+        }
     }
 
     func run() throws {
-        let config = LoadGenerator.Config(
+        var config = LoadGenerator.Config(
             host: host, port: port, api: LoadGenerator.API(rawValue: api)!, operation: LoadGenerator.Operation(rawValue: op)!,
             clients: clients, durationMs: DurationText.wholeMilliseconds(duration)!, valueBytes: valueBytes, keys: keys,
             threads: threads)
+        if groupLeaders { config.groupPorts = try groupPorts() }
         let r: LoadGenerator.Result
         do { r = try LoadGenerator.run(config) } catch {
             throw Failure("cannot load \(host):\(port): \(error)")
@@ -57,7 +86,7 @@ struct Load: ParsableCommand {
         let seconds = Double(r.elapsedNs) / 1e9
         let out = Output(api: api, op: op, clients: clients, ok: r.ok, failed: r.failed, seconds: seconds,
                          per_second: Double(r.ok) / seconds, p50_ms: pct(0.5), p99_ms: pct(0.99),
-                         max_ms: Double(sorted.last ?? 0) / 1e6, failures: r.failures)
+                         max_ms: Double(sorted.last ?? 0) / 1e6, failures: r.failures, group_ports: config.groupPorts)
         if json {
             print(Render.json(out))
         } else {

@@ -26,6 +26,10 @@ struct LoadGenerator {
         var keys: Int
         /// Event-loop threads the clients share.
         var threads: Int
+        /// kvnode with several Raft groups: the port of each group's leader. Client c then talks to
+        /// group c mod G's leader and writes only that group's keys, as a multi-Raft client does
+        /// (rather than being redirected on 2 requests in 3).
+        var groupPorts: [Int]? = nil
         /// Makes client ids unique per run, so a second run on the same cluster starts fresh sessions.
         var runToken = "\(getpid())-\(monotonicNow() % 1_000_000_007)"
     }
@@ -39,9 +43,32 @@ struct LoadGenerator {
         var elapsedNs: Int64 = 0
     }
 
+    /// The keys each group holds among "k0", "k1", ...: `keys` in all, spread as KeyGroups spreads them.
+    static func keysByGroup(_ config: Config) -> [[String]] {
+        let groups = config.groupPorts?.count ?? 1
+        var out = [[String]](repeating: [], count: groups)
+        for i in 0..<max(config.keys, groups) {
+            let key = "k\(i)"
+            out[KeyGroups.group(of: key, groups: groups)].append(key)
+        }
+        // A group that drew none of the first keys (few keys, many groups) gets the next one it holds.
+        var i = max(config.keys, groups)
+        for g in out.indices where out[g].isEmpty {
+            while KeyGroups.group(of: "k\(i)", groups: groups) != g { i += 1 }
+            out[g].append("k\(i)")
+        }
+        return out
+    }
+
+    /// The port client `c` talks to.
+    static func port(_ config: Config, client c: Int) -> Int {
+        config.groupPorts.map { $0[c % $0.count] } ?? config.port
+    }
+
     /// Builds request `n` of client `c`: method, path, body.
-    static func request(_ config: Config, client c: Int, n: Int, value: String) -> (HTTPMethod, String, [UInt8]) {
-        let key = "k\((c * 7919 + n) % config.keys)"
+    static func request(_ config: Config, keys: [[String]], client c: Int, n: Int, value: String) -> (HTTPMethod, String, [UInt8]) {
+        let mine = keys[c % keys.count]
+        let key = mine[(c * 7919 + n) % mine.count]
         switch (config.api, config.operation) {
         case (.kvnode, .put):
             return (.PUT, "/kv/\(key)", Array("{\"client_id\":\"load-\(config.runToken)-\(c)\",\"seq\":\(n + 1),\"value\":\"\(value)\"}".utf8))
@@ -59,6 +86,7 @@ struct LoadGenerator {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
         defer { try? group.syncShutdownGracefully() }
         let value = String(repeating: "v", count: config.valueBytes)
+        let keys = keysByGroup(config)
         let deadline = monotonicNow() + Int64(config.durationMs) * 1_000_000
         let start = monotonicNow()
         var done: [EventLoopFuture<Result>] = []
@@ -71,12 +99,13 @@ struct LoadGenerator {
                 .channelInitializer { ch in
                     ch.eventLoop.makeCompletedFuture {
                         // Made on the channel's loop, where it lives: a handler is not Sendable.
-                        let driver = ClientDriver(config: config, client: c, value: value, deadline: deadline, promise: promise)
+                        let driver = ClientDriver(config: config, keys: keys, client: c, value: value, deadline: deadline,
+                                                  promise: promise)
                         try ch.pipeline.syncOperations.addHTTPClientHandlers()
                         try ch.pipeline.syncOperations.addHandler(driver)
                     }
                 }
-                .connect(host: config.host, port: config.port)
+                .connect(host: config.host, port: port(config, client: c))
                 .whenFailure { error in promise.fail(error) }
             done.append(promise.futureResult)
         }
@@ -116,6 +145,7 @@ private final class ClientDriver: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
     private let config: LoadGenerator.Config
+    private let keys: [[String]]
     private let client: Int
     private let value: String
     private let deadline: MonotonicNanos
@@ -125,9 +155,9 @@ private final class ClientDriver: ChannelInboundHandler {
     private var sentAt: MonotonicNanos = 0
     private var status: UInt = 0
 
-    init(config: LoadGenerator.Config, client: Int, value: String, deadline: MonotonicNanos,
+    init(config: LoadGenerator.Config, keys: [[String]], client: Int, value: String, deadline: MonotonicNanos,
          promise: EventLoopPromise<LoadGenerator.Result>) {
-        self.config = config; self.client = client; self.value = value; self.deadline = deadline; self.promise = promise
+        self.config = config; self.keys = keys; self.client = client; self.value = value; self.deadline = deadline; self.promise = promise
         result.latencies.reserveCapacity(50_000)
     }
 
@@ -142,10 +172,10 @@ private final class ClientDriver: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        let (method, path, body) = LoadGenerator.request(config, client: client, n: n, value: value)
+        let (method, path, body) = LoadGenerator.request(config, keys: keys, client: client, n: n, value: value)
         n += 1
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-        head.headers.add(name: "Host", value: "\(config.host):\(config.port)")
+        head.headers.add(name: "Host", value: "\(config.host):\(LoadGenerator.port(config, client: client))")
         head.headers.add(name: "Content-Length", value: String(body.count))
         if !body.isEmpty { head.headers.add(name: "Content-Type", value: "application/json") }
         sentAt = monotonicNow()
