@@ -49,6 +49,7 @@ enum Render {
         if let after = e.afterMs { parts.append("after_ms=\(after)") }
         if let leader = e.leader, e.kind != .leaderElected || leader != e.node { parts.append("leader=\(leader)") }
         if let term = e.term { parts.append("term=\(term)") }
+        if let group = e.group { parts.append("group=\(group)") }
         if let since = e.sinceLostMs { parts.append("since_lost_ms=\(round3(since))") }
         if let a = e.applied, let f = e.effect { parts.append("effect_after_ms=\(round3(Double(f.monoNs - a.monoNs) / 1e6))") }
         if let r = e.reason { parts.append("reason=\"\(r)\"") }

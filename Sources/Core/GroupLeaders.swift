@@ -10,12 +10,13 @@ public struct GroupLeaders: Sendable, Equatable {
     public var count: Int
     public var byGroup: [Int: Leader]
 
-    public init(_ views: [(node: String, view: RaftView?)]) {
+    /// `groups`: the configured count, when known (the supervisor's); else the largest any node reports.
+    public init(_ views: [(node: String, view: RaftView?)], groups: Int? = nil) {
         var best: [Int: Leader] = [:]
-        var count = 1
+        var count = groups ?? 1
         for (node, view) in views {
             guard let view else { continue }
-            count = max(count, view.allGroups.count)
+            if groups == nil { count = max(count, view.allGroups.count) }
             for g in view.allGroups where g.role == "leader" && g.term >= (best[g.id]?.view.term ?? 0) {
                 best[g.id] = Leader(node: node, view: g)
             }

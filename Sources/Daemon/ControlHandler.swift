@@ -161,7 +161,7 @@ struct ControlHandler: Sendable {
         if p.node == "leader" {
             // Resolved now, from the nodes' latest reports: the leader of the key's group (group 0
             // without a key) in the highest term.
-            let leaders = GroupLeaders(context.supervisor.snapshot.map { ($0.id.rawValue, $0.raft) })
+            let leaders = GroupLeaders(context.supervisor.snapshot.map { ($0.id.rawValue, $0.raft) }, groups: context.config.raft.groups)
             let (group, found) = p.key.map { leaders.forKey($0) } ?? (0, leaders.byGroup[0])
             guard let leader = found, let id = NodeID(validating: leader.node) else {
                 return .error("io.kvsupervisor.NoLeader", ["reason": .string(

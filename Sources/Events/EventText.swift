@@ -2,6 +2,9 @@ import Core
 
 /// The sentence a person reads in the journal for an event, and its priority.
 public enum EventText {
+    /// " of group N" with several Raft groups; nothing for group 0, so a one-group store reads as before.
+    static func ofGroup(_ e: Event) -> String { e.group.map { $0 == 0 ? "" : " of group \($0)" } ?? "" }
+
     public static func message(_ e: Event) -> String {
         let node = e.node?.rawValue ?? "?"
         let peer = e.peer?.rawValue ?? "?"
@@ -34,13 +37,13 @@ public enum EventText {
         case .faultCancelled:
             return "scheduled fault \(e.fault?.rawValue ?? "?") on \(node) cancelled (\(e.faultID ?? "")): \(e.reason ?? "")"
         case .leaderElected:
-            var s = "node \(node) became leader in term \(e.term.map(String.init) ?? "?")"
+            var s = "node \(node) became leader\(ofGroup(e)) in term \(e.term.map(String.init) ?? "?")"
             if let ms = e.sinceLostMs { s += ", \(format(ms)) ms after the previous leader was lost" }
             return s
         case .leaderLost:
             let who = e.leader?.rawValue ?? "?"
-            return who == node ? "node \(node) stepped down as leader in term \(e.term.map(String.init) ?? "?")"
-                : "node \(node) lost its leader \(who) in term \(e.term.map(String.init) ?? "?")"
+            return who == node ? "node \(node) stepped down as leader\(ofGroup(e)) in term \(e.term.map(String.init) ?? "?")"
+                : "node \(node) lost its leader \(who)\(ofGroup(e)) in term \(e.term.map(String.init) ?? "?")"
         case .walTruncated:
             return "node \(node) cut a torn WAL record off \(e.path ?? "?") at byte \(e.offset.map(String.init) ?? "?"): \(e.reason ?? "")"
         case .experimentStarted: return "experiment \(e.runID) started: \(e.reason ?? "")" + (e.path.map { " in \($0)" } ?? "")

@@ -93,8 +93,8 @@ public struct Raft: Sendable {
     private var heartbeatElapsed = 0
     private var randomizedTimeout = 0
     private var votes: [ReplicaID: Bool] = [:]
-    /// Ticks since this value was made.
-    private var ticks: UInt64 = 0
+    /// Ticks since this value was made, from 1: a `heardAtTick` of 0 means never heard.
+    private var ticks: UInt64 = 1
     private var progress: [ReplicaID: Progress] = [:]
     private var outbox: [Message] = []
     private var persisted = HardState()
@@ -187,6 +187,9 @@ public struct Raft: Sendable {
     /// timeout. Pre-vote keeps a mistaken suspicion harmless: a leader that still reaches a quorum
     /// keeps its term, and its next append makes this replica a follower again.
     public mutating func peerDisconnected(_ id: ReplicaID) {
+        // A leader stops counting a peer whose connection dropped as caught up (a crashed process
+        // closes its sockets at once), so no transfer goes to it.
+        if role == .leader, id != config.id { progress[id]?.heardAtTick = 0 }
         guard role == .follower, leader == id, id != config.id else { return }
         note("\(config.id) lost its connection from leader \(id) at term \(term): campaigning soon")
         leader = nil
@@ -255,10 +258,12 @@ public struct Raft: Sendable {
         return .success(())
     }
 
-    /// A leader's view of `peer`: it holds the whole log and answered within an election timeout.
+    /// A leader's view of `peer`: it holds everything committed and answered within two heartbeat
+    /// intervals (its connection has not dropped since). Not "the whole log": under steady writes
+    /// an entry is nearly always in flight; a transfer brings the target the rest itself.
     public func isCaughtUp(_ peer: ReplicaID) -> Bool {
         guard role == .leader, let pr = progress[peer], pr.heardAtTick > 0 else { return false }
-        return pr.match == log.lastIndex && ticks - pr.heardAtTick <= UInt64(config.electionTicks)
+        return pr.match >= log.committed && ticks - pr.heardAtTick <= UInt64(2 * config.heartbeatTicks)
     }
 
     /// Hands leadership to `target` (Raft §3.10): bring its log up to date, then tell it to

@@ -153,9 +153,11 @@ final class KVAPI: Sendable {
             return json(409, ErrorBody(error: "seq \(request.seq) is older than this client's latest (\(latest)): its answer is gone; "
                                        + "use a new seq", code: "stale_sequence", latest_seq: latest))
         case .sessionExpired(let seq):
-            return error(409, "client_id '\(request.client)' has no session here (the store keeps the latest "
+            let scope = replica.groupCount > 1 ? "this key's Raft group keeps its own latest" : "the store keeps the latest"
+            return error(409, "client_id '\(request.client)' has no session here (\(scope) "
                          + "\(KVStateMachine.defaultSessionLimit) clients' sessions, and older ones have expired): seq \(seq) may repeat "
-                         + "a write already applied, so it was not applied. Start again with a new client_id and seq 1", "session_expired")
+                         + "a write already applied, so it was not applied. Start again with a new client_id and seq 1"
+                         + (replica.groupCount > 1 ? " (with several groups, number each group's requests from 1)" : ""), "session_expired")
         case .sequenceConflict(let seq):
             return json(409, ErrorBody(error: "client_id '\(request.client)' already used seq \(seq) for a different request, which "
                                        + "was applied; this one was not. A retry must repeat the request exactly; a new request needs "

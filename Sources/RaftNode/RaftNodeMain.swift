@@ -66,8 +66,8 @@ public enum RaftNodeMain {
         try GroupLayout.claim(o.dataDir, groups: o.groups,
                               groupZeroHasData: !zero.entries.isEmpty || !zero.snapshot.isEmpty || zero.hardState.term > 0)
         for g in recoveries.count..<o.groups {
+            // DiskStorage makes the directory and syncs it into the data directory.
             let dir = GroupLayout.directory(o.dataDir, group: g)
-            mkdir(dir, 0o755)
             recoveries.append(try recover(directory: dir, sync: r.sync))
         }
         // One thread for the Raft loop and its outbound peer connections; workers for snapshot files.
@@ -126,9 +126,10 @@ public enum RaftNodeMain {
                 writeStderr("\(nodeLabel): --sync none: writes are acknowledged before they reach the disk; a crash of "
                             + "the host (not of this process) can lose acknowledged writes. For experiments only")
             }
-            for recovery in recoveries {
+            for (g, recovery) in recoveries.enumerated() {
                 guard let t = recovery.recovered.truncated else { continue }
                 var e = Event(kind: .walTruncated, runID: o.runID, node: o.id)
+                if o.groups > 1 { e.group = g }
                 e.path = t.path
                 e.offset = t.offset
                 e.reason = t.reason
@@ -141,7 +142,7 @@ public enum RaftNodeMain {
                 var e = Event(kind: change.kind == .elected ? .leaderElected : .leaderLost, runID: o.runID, node: o.id)
                 e.leader = memberNames[change.leader].flatMap { NodeID(validating: $0.id) }
                 e.term = change.term.value
-                e.group = change.group
+                if o.groups > 1 { e.group = change.group }  // a one-group store's events read as before
                 output.emit(e)
             } onStatus: { _ in
                 // Every group's latest, whichever group changed: the supervisor keeps one view per node.

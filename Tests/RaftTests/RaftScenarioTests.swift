@@ -127,6 +127,14 @@ final class RaftEnv {
             case .success: return ["\(n) read \(context) pending"]
             case .failure(let e): return ["\(n) read \(context) refused: \(e)"]
             }
+        case "caught-up":
+            // The leader's view of a peer, as kvnode's leader balancer asks it.
+            let (n, peer) = (try id(0), try id(1))
+            return ["\(n) sees \(peer) caught up: \(nodes[n]!.isCaughtUp(peer))"]
+        case "peer-disconnected":
+            let (n, peer) = (try id(0), try id(1))
+            nodes[n]!.peerDisconnected(peer)
+            return nodes[n]!.takeTrace() + ["ok"]
         case "transfer":
             let n = try id()
             let result = nodes[n]!.transferLeadership(to: try c.int("to"))
