@@ -127,15 +127,16 @@ final class GroupReplica: @unchecked Sendable {
         }
     }
 
-    /// After every pass: leftovers discarded, notes read, role changes and status told.
-    func afterPass() {
+    /// After every pass: leftovers discarded, notes read, role changes told, the status refreshed;
+    /// true when the status is due to be reported.
+    func afterPass() -> Bool {
         // Received snapshots Raft did not take (it had caught up meanwhile, or the term moved on).
         for (_, p) in prepared { SnapshotFile.discard(p.tempPath) }
         prepared = [:]
         // The core's notes would pile up unread; refusals of what no correct peer sends are worth a line.
         for line in raft.takeTrace() where line.contains("refused") { node.report(node.groupCount > 1 ? "group \(group): \(line)" : line) }
         noticeRoleChange()
-        refreshStatus()
+        return refreshStatus()
     }
 
     /// kvnode's side of a Ready: the peer transport (snapshots stream from their file on a
@@ -311,7 +312,11 @@ final class GroupReplica: @unchecked Sendable {
         }
     }
 
-    func refreshStatus() {
+    /// Refreshes `status`; true when a report is due: at once for a role, term or leader change,
+    /// at most every 100 ms while indexes move, and every second unchanged (a report the supervisor
+    /// missed, sent before it registered this process, must not leave `kvctl nodes` without a role).
+    @discardableResult
+    func refreshStatus() -> Bool {
         let s = RaftStatus(group: group, role: raft.role, term: raft.term, leader: raft.leader, commit: raft.log.committed,
                            applied: LogIndex(store.applied), lastIndex: raft.log.lastIndex,
                            snapshotIndex: raft.snapshot.index, keys: store.data.count, syncs: storage.stats.syncs,
@@ -321,12 +326,9 @@ final class GroupReplica: @unchecked Sendable {
         let now = monotonicNow()
         let changed = s.role != reported.role || s.term != reported.term || s.leader != reported.leader
         let moved = s.commit != reported.commit || s.applied != reported.applied
-        // Unchanged, it is still said once a second: a report the supervisor missed (sent before it
-        // registered this process) must not leave `kvctl nodes` without a role until the next change.
-        if changed || (moved && now - reportedAt >= 100_000_000) || now - reportedAt >= 1_000_000_000 {
-            reported = s
-            reportedAt = now
-            node.onStatus(s)
-        }
+        guard changed || (moved && now - reportedAt >= 100_000_000) || now - reportedAt >= 1_000_000_000 else { return false }
+        reported = s
+        reportedAt = now
+        return true
     }
 }

@@ -116,7 +116,7 @@ final class RaftLoop: @unchecked Sendable {
     // Shared by the groups, used on the loop thread.
     private(set) var transport: PeerTransport?
     private(set) var onRoleChange: @Sendable (RoleChange) -> Void = { _ in }
-    private(set) var onStatus: @Sendable (RaftStatus) -> Void = { _ in }
+    private(set) var onStatus: @Sendable ([RaftStatus]) -> Void = { _ in }
     let onFatal: @Sendable (String) -> Never
     let report: @Sendable (String) -> Void
     /// Workers for snapshot files (writing this node's, reading received ones), and for streams to peers.
@@ -142,16 +142,17 @@ final class RaftLoop: @unchecked Sendable {
         }
     }
 
-    /// `onStatus` hears of each group's role, term and leader changes at once, of index changes at
-    /// most every 100 ms, and of the status unchanged every second.
+    /// `onStatus` hears every group's status, once per pass in which any group's is due
+    /// (`GroupReplica.refreshStatus`): one report for the node, however many groups changed.
     func start(transport: PeerTransport, onRoleChange: @escaping @Sendable (RoleChange) -> Void,
-               onStatus: @escaping @Sendable (RaftStatus) -> Void) {
+               onStatus: @escaping @Sendable ([RaftStatus]) -> Void) {
         self.transport = transport
         self.onRoleChange = onRoleChange
         self.onStatus = onStatus
         eventLoop.execute {
             self.lastTick = monotonicNow()
             for r in self.replicas { r.refreshStatus() }
+            self.onStatus(self.statuses)
             let tick = TimeAmount.milliseconds(Int64(self.timing.tickMs))
             self.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in self.ticked() }
         }
@@ -219,6 +220,8 @@ final class RaftLoop: @unchecked Sendable {
         } catch {
             onFatal("cannot write to the data directory: \(error). Stopping: a node that cannot persist must not vote or acknowledge")
         }
-        for r in replicas { r.afterPass() }
+        // Every group's pass first (no short-circuit), then one report if any is due.
+        let due = replicas.map { $0.afterPass() }
+        if due.contains(true) { onStatus(statuses) }
     }
 }

@@ -144,10 +144,10 @@ public enum RaftNodeMain {
                 e.term = change.term.value
                 if o.groups > 1 { e.group = change.group }  // a one-group store's events read as before
                 output.emit(e)
-            } onStatus: { _ in
-                // Every group's latest, whichever group changed: the supervisor keeps one view per node.
+            } onStatus: { statuses in
+                // One view of every group per report: the supervisor keeps one view per node.
                 guard o.reportViaNotify else { return }
-                let all = loop.statuses.map { s in
+                let all = statuses.map { s in
                     RaftView.Group(id: s.group, role: s.role.rawValue, term: s.term.value, leader: s.leader.flatMap { memberNames[$0]?.id },
                                    commitIndex: s.commit.value, appliedIndex: s.applied.value)
                 }
