@@ -31,48 +31,49 @@ struct StatusBody: Encodable {
         var entries: Int
     }
     var id: String
-    /// follower, precandidate, candidate or leader.
-    var role: String
-    var term: UInt64
-    /// The leader of `term` as this replica knows it; null while it knows none.
-    var leader: String?
-    var leader_addr: String?
-    /// The highest index this replica knows to be committed.
-    var commit_index: UInt64
-    /// The highest index applied to its store: a stale read sees this far.
-    var applied_index: UInt64
-    /// The last index in its log, committed or not.
-    var last_index: UInt64
-    /// Its latest snapshot's index; the log up to it is compacted away.
-    var snapshot_index: UInt64
+    /// Group 0's replica, whose fields stand at the top level as before groups existed.
+    var groupZero: Group
     /// Snapshots installed from a leader since start (it had fallen behind the leader's log).
     var snapshots_received: Int
+    /// Over every group.
     var keys: Int
     /// What a GET without `?consistency=` gets: linearizable or stale.
     var read_policy: String
     var peers: [Peer]
+    /// Over every group.
     var wal: WAL
-    /// Every Raft group on this node (the fields above are group 0's, except `keys` and `wal`,
-    /// which count all groups).
+    /// Every Raft group's replica on this node.
     var groups: [Group]
 
     /// One group's replica on this node.
     struct Group: Encodable {
         var id: Int
+        /// follower, precandidate, candidate or leader.
         var role: String
         var term: UInt64
+        /// The leader of `term` as this replica knows it; null while it knows none.
         var leader: String?
         var leader_addr: String?
+        /// The highest index this replica knows to be committed.
         var commit_index: UInt64
+        /// The highest index applied to its store: a stale read sees this far.
         var applied_index: UInt64
+        /// The last index in its log, committed or not.
         var last_index: UInt64
+        /// Its latest snapshot's index; the log up to it is compacted away.
         var snapshot_index: UInt64
         var keys: Int
 
-        /// Like the synthesized one, except that an unknown leader is `null` rather than left out.
         func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
+            var c = encoder.container(keyedBy: Field.self)
             try c.encode(id, forKey: .id)
+            try encodeReplica(into: &c)
+            try c.encode(keys, forKey: .keys)
+        }
+
+        /// The replica's fields, written the same at the top level (group 0) and in `groups`; an
+        /// unknown leader is `null` rather than left out.
+        func encodeReplica(into c: inout KeyedEncodingContainer<Field>) throws {
             try c.encode(role, forKey: .role)
             try c.encode(term, forKey: .term)
             try c.encode(leader, forKey: .leader)
@@ -81,30 +82,18 @@ struct StatusBody: Encodable {
             try c.encode(applied_index, forKey: .applied_index)
             try c.encode(last_index, forKey: .last_index)
             try c.encode(snapshot_index, forKey: .snapshot_index)
-            try c.encode(keys, forKey: .keys)
-        }
-        enum CodingKeys: String, CodingKey {
-            case id, role, term, leader, leader_addr, commit_index, applied_index, last_index, snapshot_index, keys
         }
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum Field: String, CodingKey {
         case id, role, term, leader, leader_addr, commit_index, applied_index, last_index, snapshot_index
         case snapshots_received, keys, read_policy, peers, wal, groups
     }
 
-    /// Like the synthesized one, except that an unknown leader is `null` rather than left out.
     func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
+        var c = encoder.container(keyedBy: Field.self)
         try c.encode(id, forKey: .id)
-        try c.encode(role, forKey: .role)
-        try c.encode(term, forKey: .term)
-        try c.encode(leader, forKey: .leader)
-        try c.encode(leader_addr, forKey: .leader_addr)
-        try c.encode(commit_index, forKey: .commit_index)
-        try c.encode(applied_index, forKey: .applied_index)
-        try c.encode(last_index, forKey: .last_index)
-        try c.encode(snapshot_index, forKey: .snapshot_index)
+        try groupZero.encodeReplica(into: &c)
         try c.encode(snapshots_received, forKey: .snapshots_received)
         try c.encode(keys, forKey: .keys)
         try c.encode(read_policy, forKey: .read_policy)

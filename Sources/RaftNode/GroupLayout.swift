@@ -1,7 +1,4 @@
 import RaftStorage
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Where each Raft group keeps its WAL and snapshots: group 0 in the data directory itself (so a
 /// one-group store is laid out as before groups existed), group g in `group-g` inside it. The data
@@ -35,7 +32,7 @@ enum GroupLayout {
                            + "with \(groups): keys map to groups by their count, so the data would not be found. Start it with "
                            + "--groups \(recorded) (or [cluster] groups = \(recorded)), or give it an empty data directory")
         }
-        if let stray = groupDirectories(dataDir).filter({ $0 >= groups }).min() {
+        if let stray = try groupDirectories(dataDir).filter({ $0 >= groups }).min() {
             throw Mismatch(description: "\(dataDir) has \(directory(dataDir, group: stray)), data of a group this node would not run "
                            + "with --groups \(groups): start it with the count it was made with, or give it an empty data directory")
         }
@@ -45,46 +42,23 @@ enum GroupLayout {
     private enum Recorded { case absent, count(Int), unreadable(String) }
 
     private static func readCount(_ path: String) -> Recorded {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return errno == ENOENT ? .absent : .unreadable(String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let n = read(fd, &buffer, buffer.count)
-        guard n >= 0 else { return .unreadable(String(cString: strerror(errno))) }
-        let text = String(decoding: buffer[0..<n], as: UTF8.self).trimmingWhitespace
-        guard let count = Int(text), count >= 1 else { return .unreadable("it holds '\(text)', not a count") }
+        let bytes: [UInt8]?
+        do { bytes = try SmallFile.read(path) } catch { return .unreadable("\(error)") }
+        guard let bytes else { return .absent }
+        let words = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace)
+        guard words.count == 1, let count = Int(words[0]), count >= 1 else {
+            return .unreadable("it holds '\(words.prefix(4).joined(separator: " "))', not a count")
+        }
         return .count(count)
     }
 
     /// The N of every `group-N` directory in `dataDir`.
-    private static func groupDirectories(_ dataDir: String) -> [Int] {
-        guard let d = opendir(dataDir) else { return [] }
-        defer { closedir(d) }
-        var out: [Int] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasPrefix("group-"), let n = Int(name.dropFirst(6)) { out.append(n) }
-        }
-        return out
+    private static func groupDirectories(_ dataDir: String) throws -> [Int] {
+        try SmallFile.list(dataDir).compactMap { $0.hasPrefix("group-") ? Int($0.dropFirst(6)) : nil }
     }
 
-    /// Written to a temp file, synced, renamed, and the directory synced: a crash leaves the old
-    /// state or the new, never a torn count.
+    /// A crash leaves no count or the whole count, never a torn one.
     private static func writeCount(_ groups: Int, to path: String) throws {
-        let temp = path + ".tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Mismatch(description: "cannot create \(temp): \(String(cString: strerror(errno)))") }
-        let bytes = Array("\(groups)\n".utf8)
-        let ok = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temp, path) == 0 else { throw Mismatch(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
-        let dir = open(String(path[..<path.lastIndex(of: "/")!]), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dir >= 0 { fsync(dir); close(dir) }
-    }
-}
-
-private extension String {
-    var trimmingWhitespace: String {
-        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+        try SmallFile.replace(path, with: Array("\(groups)\n".utf8))
     }
 }

@@ -133,7 +133,8 @@ final class KVAPI: Sendable {
             // No client: no session, applied each time it reaches the log.
             request = .anonymous(command)
         }
-        let groups = Set(command.keys.map(group(of:)))
+        // One group (the usual store): nothing to hash or check on the write path.
+        let groups = replica.groupCount == 1 ? [0] : Set(command.keys.map(group(of:)))
         guard groups.count == 1, let group = groups.first else {
             // No transaction spans groups: an mput's keys must share one.
             let byGroup = Dictionary(grouping: command.keys, by: group(of:)).sorted { $0.key < $1.key }
@@ -202,8 +203,6 @@ final class KVAPI: Sendable {
 
     private func status() -> APIReply {
         let all = replica.statuses
-        let s = all[0]
-        let leader = s.leader.flatMap { members[$0] }
         let groups = all.map { g -> StatusBody.Group in
             let l = g.leader.flatMap { members[$0] }
             return .init(id: g.group, role: g.role.rawValue, term: g.term.value, leader: l?.id, leader_addr: l?.httpURL,
@@ -211,9 +210,8 @@ final class KVAPI: Sendable {
                          snapshot_index: g.snapshotIndex.value, keys: g.keys)
         }
         return json(200, StatusBody(
-            id: selfID, role: s.role.rawValue, term: s.term.value, leader: leader?.id, leader_addr: leader?.httpURL,
-            commit_index: s.commit.value, applied_index: s.applied.value, last_index: s.lastIndex.value,
-            snapshot_index: s.snapshotIndex.value, snapshots_received: s.snapshotsReceived, keys: all.reduce(0) { $0 + $1.keys }, read_policy: defaultConsistency.rawValue,
+            id: selfID, groupZero: groups[0], snapshots_received: all[0].snapshotsReceived, keys: all.reduce(0) { $0 + $1.keys },
+            read_policy: defaultConsistency.rawValue,
             peers: members.filter { $0.key != replica.id }.sorted { $0.key < $1.key }.map { .init(id: $0.value.id, addr: $0.value.httpURL) },
             wal: .init(sync: syncMode, syncs: all.reduce(0) { $0 + $1.syncs }, batches: all.reduce(0) { $0 + $1.batches },
                        entries: all.reduce(0) { $0 + $1.entriesWritten }),
