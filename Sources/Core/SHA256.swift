@@ -21,6 +21,7 @@ public enum SHA256 {
         // The message, a 1 bit, zeros to 56 mod 64 bytes, and the length in bits, big-endian.
         var message = Array(bytes)
         let bitLength = UInt64(message.count) &* 8
+        message.reserveCapacity((message.count + 9 + 63) / 64 * 64)
         message.append(0x80)
         while message.count % 64 != 56 { message.append(0) }
         for shift in stride(from: 56, through: 0, by: -8) { message.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
@@ -42,9 +43,17 @@ public enum SHA256 {
                 let t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ ((a & b) ^ (a & c) ^ (b & c))
                 (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
             }
-            for (i, v) in [a, b, c, d, e, f, g, hh].enumerated() { h[i] = h[i] &+ v }
+            h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
         }
-        return h.flatMap { v in [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> UInt32($0)) } }
+        // Big-endian words (a key's group reads byte 0 on every request: no array per word).
+        var digest = [UInt8](repeating: 0, count: 32)
+        for (i, v) in h.enumerated() {
+            digest[4 * i] = UInt8(truncatingIfNeeded: v >> 24)
+            digest[4 * i + 1] = UInt8(truncatingIfNeeded: v >> 16)
+            digest[4 * i + 2] = UInt8(truncatingIfNeeded: v >> 8)
+            digest[4 * i + 3] = UInt8(truncatingIfNeeded: v)
+        }
+        return digest
     }
 
     private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { x >> n | x << (32 - n) }

@@ -40,7 +40,7 @@ struct StatusBody: Encodable {
     /// What a GET without `?consistency=` gets: linearizable or stale.
     var read_policy: String
     var peers: [Peer]
-    /// Over every group.
+    /// The node's WAL, which every group shares.
     var wal: WAL
     /// Every Raft group's replica on this node.
     var groups: [Group]

@@ -14,7 +14,8 @@ final class GroupReplica: @unchecked Sendable {
     unowned let node: RaftLoop
 
     var raft: Raft
-    let storage: DiskStorage
+    /// The node's, shared by its groups.
+    var storage: DiskStorage { node.storage }
     private(set) var store: KVStateMachine
     private var reported = RaftStatus()
     private var reportedAt: MonotonicNanos = 0
@@ -46,7 +47,6 @@ final class GroupReplica: @unchecked Sendable {
         balancer = LeaderBalancer(settleNs: Int64(node.timing.balanceSettleMs) * 1_000_000,
                                   retryNs: Int64(node.timing.balanceRetryMs) * 1_000_000)
         preferredLeader = LeaderBalancer.preferred(group: group, voters: config.voters)
-        storage = r.storage
         store = r.state
         raft = Raft(config: config, hardState: r.recovered.hardState,
                     snapshot: Snapshot(index: r.recovered.snapshot.index, term: r.recovered.snapshot.term), entries: r.recovered.entries)
@@ -115,16 +115,31 @@ final class GroupReplica: @unchecked Sendable {
 
     // MARK: Readies
 
-    func processReadies() throws {
-        while raft.hasReady {
-            let rd = raft.ready()
-            // The order and the rules are ReadyRoutine's (the simulator runs the same); this is the I/O.
-            var io = LoopReadyIO(replica: self, leader: raft.leader)
-            try ReadyRoutine.carryOut(rd, with: &io)
-            raft.advance(rd)
-            serveConfirmedReads()
-            maybeCompact()
-        }
+    /// A Ready whose early messages were posted and whose writes were staged: it is carried on
+    /// (`finishReady`) once the node's commit made them durable.
+    struct Begun {
+        let replica: GroupReplica
+        let ready: Raft.Ready
+        fileprivate var io: LoopReadyIO
+    }
+
+    /// This group's part of a loop pass, up to the commit: nil when it has nothing to do.
+    func beginReady() throws -> Begun? {
+        guard raft.hasReady else { return nil }
+        let rd = raft.ready()
+        // The order and the rules are ReadyRoutine's (the simulator runs the same); this is the I/O.
+        var io = LoopReadyIO(replica: self, leader: raft.leader)
+        guard try ReadyRoutine.begin(rd, with: &io) else { return nil }
+        return Begun(replica: self, ready: rd, io: io)
+    }
+
+    /// The rest of the pass, with what `beginReady` staged now durable.
+    func finishReady(_ begun: Begun) {
+        var io = begun.io
+        ReadyRoutine.finish(begun.ready, with: &io)
+        raft.advance(begun.ready)
+        serveConfirmedReads()
+        maybeCompact()
     }
 
     /// After every pass: leftovers discarded, notes read, role changes told, the status refreshed;
@@ -139,10 +154,11 @@ final class GroupReplica: @unchecked Sendable {
         return refreshStatus()
     }
 
-    /// kvnode's side of a Ready: the peer transport (snapshots stream from their file on a
-    /// worker), the disk, and the store with the writes and reads waiting on it. It never touches
-    /// `raft`, which is the routine's caller's until `advance`.
-    private struct LoopReadyIO: ReadyIO {
+    /// kvnode's side of a Ready: the node's outbox (snapshots stream from their file on a
+    /// worker), the node's WAL (staged; the loop commits every group's at once), and the store
+    /// with the writes and reads waiting on it. It never touches `raft`, which is the routine's
+    /// caller's until `advance`.
+    fileprivate struct LoopReadyIO: ReadyIO {
         unowned let replica: GroupReplica
         /// For answers to writes that lost their place: who to ask instead.
         let leader: ReplicaID?
@@ -153,13 +169,13 @@ final class GroupReplica: @unchecked Sendable {
             // InstallSnapshot goes as a stream of chunks from the snapshot file, on a worker.
             rest.removeAll { m in
                 guard case .snapshot(let s) = m.kind else { return false }
-                node.transport?.sendSnapshot(group: group, m, path: r.storage.snapshotPath(index: s.index, term: s.term),
+                node.transport?.sendSnapshot(group: group, m, path: r.storage.snapshotPath(group: group, index: s.index, term: s.term),
                                              pool: node.streamPool) { [weak node] in
                     node?.submit(.snapshotSendFailed(group: group, m.to))
                 }
                 return true
             }
-            if !rest.isEmpty { node.transport?.send(group: group, rest) }
+            if !rest.isEmpty { node.post(group: group, rest) }
         }
 
         func persist(snapshot: Snapshot?, hardState: HardState?, entries: [Entry]) throws -> Bool {
@@ -168,10 +184,10 @@ final class GroupReplica: @unchecked Sendable {
                 guard let p = r.prepared.removeValue(forKey: s.index), p.term == s.term else {
                     r.node.onFatal("Raft installed snapshot \(s.term)/\(s.index) of group \(r.group), which this node did not receive")
                 }
-                try r.storage.install(snapshotAt: p.tempPath, index: s.index, term: s.term, replacesLog: true)
+                try r.storage.install(group: r.group, snapshotAt: p.tempPath, index: s.index, term: s.term, replacesLog: true)
                 r.installed = p.state
             }
-            try r.storage.save(hardState: hardState, entries: entries)
+            r.storage.stage(group: r.group, hardState: hardState, entries: entries)
             return true
         }
 
@@ -251,7 +267,7 @@ final class GroupReplica: @unchecked Sendable {
         let state = store
         let writer: SnapshotFile.Writer
         do {
-            writer = try SnapshotFile.Writer(path: storage.snapshotPath(index: applied, term: term), index: applied, term: term)
+            writer = try SnapshotFile.Writer(path: storage.snapshotPath(group: group, index: applied, term: term), index: applied, term: term)
         } catch {
             return snapshotFailed(error)
         }
@@ -266,7 +282,7 @@ final class GroupReplica: @unchecked Sendable {
                 writer.discard()  // a leader's snapshot got there first
             case .success:
                 do {
-                    try self.storage.install(snapshotAt: writer.tempPath, index: applied, term: term, replacesLog: false)
+                    try self.storage.install(group: self.group, snapshotAt: writer.tempPath, index: applied, term: term, replacesLog: false)
                 } catch {
                     self.node.onFatal("cannot install a snapshot of group \(self.group): \(error)")
                 }

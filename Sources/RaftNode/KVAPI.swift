@@ -213,8 +213,7 @@ final class KVAPI: Sendable {
             id: selfID, groupZero: groups[0], snapshots_received: all[0].snapshotsReceived, keys: all.reduce(0) { $0 + $1.keys },
             read_policy: defaultConsistency.rawValue,
             peers: members.filter { $0.key != replica.id }.sorted { $0.key < $1.key }.map { .init(id: $0.value.id, addr: $0.value.httpURL) },
-            wal: .init(sync: syncMode, syncs: all.reduce(0) { $0 + $1.syncs }, batches: all.reduce(0) { $0 + $1.batches },
-                       entries: all.reduce(0) { $0 + $1.entriesWritten }),
+            wal: .init(sync: syncMode, syncs: all[0].syncs, batches: all[0].batches, entries: all[0].entriesWritten),
             groups: groups))
     }
 

@@ -40,11 +40,9 @@ final class PeerTransport: Sendable {
 
     func start() { for link in links.values { link.loop.execute { link.connect() } } }
 
-    /// Sends each message on its destination's connection: encoded here, written and flushed
-    /// once per destination on the link's event loop.
-    func send(group: Int, _ messages: [Message]) {
-        var byPeer: [ReplicaID: [[UInt8]]] = [:]
-        for m in messages { byPeer[m.to, default: []].append(PeerFrame.message(group: group, m).encoded()) }
+    /// Sends each peer's frames (of any groups) on its connection: written and flushed once per
+    /// peer on the link's event loop.
+    func send(_ byPeer: [ReplicaID: [[UInt8]]]) {
         for (to, frames) in byPeer {
             guard let link = links[to] else { continue }
             if link.loop.inEventLoop { link.write(frames) } else { link.loop.execute { link.write(frames) } }

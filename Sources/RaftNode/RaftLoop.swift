@@ -38,6 +38,7 @@ struct RaftStatus: Sendable, Equatable {
     var lastIndex: LogIndex = 0
     var snapshotIndex: LogIndex = 0
     var keys = 0
+    /// The node's WAL, shared by its groups: the same in every group's status.
     var syncs = 0
     var entriesWritten = 0
     var batches = 0
@@ -64,13 +65,15 @@ struct RaftTiming: Sendable {
     var balanceRetryMs = 5000
 }
 
-/// The one thread that owns this node's replicas, one per Raft group (each its own `Raft`,
-/// `DiskStorage` and `KVStateMachine`: `GroupReplica`), and carries out each Ready in etcd's order:
-/// leader's appends go out while its own disk write runs (Raft thesis §10.2.1; they count toward a
-/// quorum only once stable), then the write and one fdatasync for the whole batch (group commit:
-/// every request that arrived during the last sync is in this one), then every other message
+/// The one thread that owns this node's replicas, one per Raft group (each its own `Raft` and
+/// `KVStateMachine`: `GroupReplica`), and the node's WAL and peer outbox, which the groups share.
+/// Each pass carries out one Ready of every group that has one, in etcd's order: leaders' appends
+/// go out while the disk write runs (Raft thesis §10.2.1; they count toward a quorum only once
+/// stable), then one write and one fdatasync for every group's batch (group commit: every request
+/// of every group that arrived during the last sync is in this one), then every other message
 /// (votes and answers leave only after what they promise is on disk), then apply, answer, advance.
-/// Inputs of every group queue in one inbox and are taken in one pass.
+/// Messages to a peer go out as one write per phase, every group's together. Inputs of every group
+/// queue in one inbox and are taken in one pass.
 final class RaftLoop: @unchecked Sendable {
     enum Input {
         case message(group: Int, Message)
@@ -94,10 +97,9 @@ final class RaftLoop: @unchecked Sendable {
         var at: MonotonicNanos
     }
 
-    /// What a group's replica is made of when the node starts: its storage, what it recovered,
-    /// and the store as the recovered snapshot holds it.
+    /// What a group's replica is made of when the node starts: what it recovered, and the store as
+    /// the recovered snapshot holds it.
     struct Recovery {
-        var storage: DiskStorage
         var recovered: Recovered
         var state: KVStateMachine
     }
@@ -112,6 +114,10 @@ final class RaftLoop: @unchecked Sendable {
     let timing: RaftTiming
     /// Index = group.
     private(set) var replicas: [GroupReplica] = []
+    /// Every group's WAL.
+    let storage: DiskStorage
+    /// Frames for each peer, posted during a phase of the pass and sent together at its end.
+    private var outbox: [ReplicaID: [[UInt8]]] = [:]
 
     // Shared by the groups, used on the loop thread.
     private(set) var transport: PeerTransport?
@@ -124,9 +130,9 @@ final class RaftLoop: @unchecked Sendable {
     let streamPool: NIOThreadPool
 
     /// `config` is every group's (each gets its own seed from it); `groups[g]` is group g's
-    /// storage and recovered state. Raft's snapshots carry no data here: the state lives in
+    /// recovered state, from `storage`. Raft's snapshots carry no data here: the state lives in
     /// snapshot files, written, sent and read one chunk at a time.
-    init(config: Raft.Config, timing: RaftTiming, groups: [Recovery], eventLoop: any EventLoop, pool: NIOThreadPool,
+    init(config: Raft.Config, timing: RaftTiming, storage: DiskStorage, groups: [Recovery], eventLoop: any EventLoop, pool: NIOThreadPool,
          streamPool: NIOThreadPool, report: @escaping @Sendable (String) -> Void, onFatal: @escaping @Sendable (String) -> Never) {
         self.eventLoop = eventLoop
         self.report = report
@@ -135,6 +141,7 @@ final class RaftLoop: @unchecked Sendable {
         self.pool = pool
         self.streamPool = streamPool
         self.onFatal = onFatal
+        self.storage = storage
         replicas = groups.enumerated().map { g, r in
             var c = config
             c.seed = config.seed &+ UInt64(g) &* 0x9E37_79B9_7F4A_7C15  // each group its own timeouts
@@ -214,14 +221,36 @@ final class RaftLoop: @unchecked Sendable {
         afterInput()
     }
 
+    /// Passes until no group has a Ready: each group's Ready begun (early messages posted, writes
+    /// staged), the early messages sent, every group's writes committed with one sync, then each
+    /// Ready finished (late messages, apply, answers) and the late messages sent.
     private func afterInput() {
         do {
-            for r in replicas { try r.processReadies() }
+            while true {
+                var begun: [GroupReplica.Begun] = []
+                for r in replicas { if let b = try r.beginReady() { begun.append(b) } }
+                guard !begun.isEmpty else { break }
+                sendOutbox()
+                try storage.commit()
+                for b in begun { b.replica.finishReady(b) }
+                sendOutbox()
+            }
         } catch {
             onFatal("cannot write to the data directory: \(error). Stopping: a node that cannot persist must not vote or acknowledge")
         }
         // Every group's pass first (no short-circuit), then one report if any is due.
         let due = replicas.map { $0.afterPass() }
         if due.contains(true) { onStatus(statuses) }
+    }
+
+    /// Queues a group's messages for their peers; they leave with the phase's `sendOutbox`.
+    func post(group: Int, _ messages: [Message]) {
+        for m in messages { outbox[m.to, default: []].append(PeerFrame.message(group: group, m).encoded()) }
+    }
+
+    private func sendOutbox() {
+        guard !outbox.isEmpty else { return }
+        transport?.send(outbox)
+        outbox.removeAll(keepingCapacity: true)
     }
 }

@@ -27,16 +27,23 @@ public enum RaftNodeMain {
         }
     }
 
-    /// One group's storage opened and recovered, its store rebuilt from its snapshot.
-    private static func recover(directory: String, sync: SyncMode) throws -> RaftLoop.Recovery {
-        let snapshotLoader = SnapshotLoader()
-        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: directory, sync: sync), snapshotChunk: snapshotLoader.add)
-        let state = recovered.snapshot.isEmpty ? KVStateMachine() : try snapshotLoader.finish(index: recovered.snapshot.index)
-        if snapshotLoader.wasLegacy {
-            // Written before chunked snapshots: rewrite it in chunks, so that it can be sent.
-            try SnapshotLoader.rewrite(state, storage: storage, index: recovered.snapshot.index, term: recovered.snapshot.term)
+    /// The node's storage opened (its group count checked against the data directory's) and every
+    /// group recovered, each group's store rebuilt from its snapshot.
+    private static func recover(directory: String, sync: SyncMode, groups: Int) throws -> (DiskStorage, [RaftLoop.Recovery]) {
+        let loaders = (0..<groups).map { _ in SnapshotLoader() }
+        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: directory, sync: sync, groups: groups)) { g, chunk in
+            try loaders[g].add(chunk)
         }
-        return RaftLoop.Recovery(storage: storage, recovered: recovered, state: state)
+        var out: [RaftLoop.Recovery] = []
+        for (g, r) in recovered.enumerated() {
+            let state = r.snapshot.isEmpty ? KVStateMachine() : try loaders[g].finish(index: r.snapshot.index)
+            if loaders[g].wasLegacy {
+                // Written before chunked snapshots: rewrite it in chunks, so that it can be sent.
+                try SnapshotLoader.rewrite(state, storage: storage, group: g, index: r.snapshot.index, term: r.snapshot.term)
+            }
+            out.append(RaftLoop.Recovery(recovered: r, state: state))
+        }
+        return (storage, out)
     }
 
     /// The store, recovered and wired, not yet talking: `start` connects it to its peers and opens
@@ -60,16 +67,7 @@ public enum RaftNodeMain {
         config.snapshotWaitTicks = max(config.electionTicks, 30_000 / r.tickMs)
 
         let nodeLabel = "kvnode \(o.id)"
-        // Group 0 first: its storage locks the data directory, before the group count is checked.
-        var recoveries = [try recover(directory: o.dataDir, sync: r.sync)]
-        let zero = recoveries[0].recovered
-        try GroupLayout.claim(o.dataDir, groups: o.groups,
-                              groupZeroHasData: !zero.entries.isEmpty || !zero.snapshot.isEmpty || zero.hardState.term > 0)
-        for g in recoveries.count..<o.groups {
-            // DiskStorage makes the directory and syncs it into the data directory.
-            let dir = GroupLayout.directory(o.dataDir, group: g)
-            recoveries.append(try recover(directory: dir, sync: r.sync))
-        }
+        let (storage, recoveries) = try recover(directory: o.dataDir, sync: r.sync, groups: o.groups)
         // One thread for the Raft loop and its outbound peer connections; workers for snapshot files.
         let raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // Two workers write and read snapshot files; streams to peers (which wait on the network)
@@ -82,7 +80,7 @@ public enum RaftNodeMain {
         let loop = RaftLoop(
             config: config,
             timing: RaftTiming(tickMs: r.tickMs, snapshotEntries: r.snapshotEntries, requestTimeoutMs: r.requestTimeoutMs),
-            groups: recoveries, eventLoop: raftGroup.next(), pool: pool, streamPool: streamPool,
+            storage: storage, groups: recoveries, eventLoop: raftGroup.next(), pool: pool, streamPool: streamPool,
             report: report,
             onFatal: { message in
                 writeStderr("\(nodeLabel): \(message)")

@@ -35,10 +35,10 @@ final class SnapshotLoader {
         return try loader.finish(index: meta.index)
     }
 
-    static func rewrite(_ state: KVStateMachine, storage: DiskStorage, index: LogIndex, term: Term) throws {
-        let writer = try SnapshotFile.Writer(path: storage.snapshotPath(index: index, term: term), index: index, term: term)
+    static func rewrite(_ state: KVStateMachine, storage: DiskStorage, group: Int, index: LogIndex, term: Term) throws {
+        let writer = try SnapshotFile.Writer(path: storage.snapshotPath(group: group, index: index, term: term), index: index, term: term)
         try writer.write(SnapshotChunks(state))
-        try storage.install(snapshotAt: writer.tempPath, index: index, term: term, replacesLog: false)
+        try storage.install(group: group, snapshotAt: writer.tempPath, index: index, term: term, replacesLog: false)
     }
 }
 

@@ -7,6 +7,8 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
     case gap(reason: String)
     /// Another process holds the data directory's lock.
     case locked(directory: String, holder: String)
+    /// The data directory was made for another number of Raft groups, or says so unreadably.
+    case layout(String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,8 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
         case .locked(let directory, let holder):
             return "the data directory \(directory) is in use by another kvnode (\(holder)): two processes on one WAL "
                 + "would destroy it. Stop that one first, or give this one its own --data-dir"
+        case .layout(let why):
+            return why
         case .gap(let reason):
             return "the data directory is incomplete: \(reason). Refusing to start: move it away to rejoin empty"
         }

@@ -1,3 +1,4 @@
+import Core
 import BinaryCodec
 import Raft
 import WAL
@@ -55,3 +56,35 @@ enum StorageRecord: Equatable {
     }
 }
 
+
+/// A record of one Raft group in the node's WAL, which every group shares (one write and one
+/// fdatasync per loop pass, whatever the number of groups). Group 0's records are written as
+/// before groups existed, so a one-group directory reads as it always did; another group's carry
+/// `groupFlag` in the type and the group as a uint before the payload.
+struct GroupRecord: Equatable {
+    static let groupFlag: UInt8 = 0x80
+    var group: Int
+    var record: StorageRecord
+
+    init(group: Int, _ record: StorageRecord) { self.group = group; self.record = record }
+
+    var walRecord: WALRecord {
+        let inner = record.walRecord
+        guard group != 0 else { return inner }
+        var w = ByteWriter()
+        w.uint(UInt64(group))
+        return WALRecord(type: inner.type | Self.groupFlag, payload: w.bytes + inner.payload)
+    }
+
+    init(_ w: WALRecord) throws {
+        guard w.type & Self.groupFlag != 0 else {
+            self.init(group: 0, try StorageRecord(w))
+            return
+        }
+        var r = ByteReader(w.payload)
+        let group = try r.uint()
+        guard group > 0, group <= UInt64(KeyGroups.maxGroups) else { throw DecodeError("a record of group \(group)") }
+        let inner = WALRecord(type: w.type & ~Self.groupFlag, payload: Array(w.payload[r.position...]))
+        self.init(group: Int(group), try StorageRecord(inner))
+    }
+}

@@ -26,13 +26,14 @@ private final class OneReplica {
         pool.start()
         streamPool.start()
         let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: dir, sync: .fdatasync, segmentBytes: 1 << 20))
+            { (_: Int, _: [UInt8]) in }
         var config = Raft.Config(id: 1, voters: [1])
         config.electionTicks = 5
         config.maxElectionTicks = 10
         config.heartbeatTicks = 1
         config.seed = 7
         loop = RaftLoop(config: config, timing: RaftTiming(tickMs: 10, snapshotEntries: 1000, requestTimeoutMs: 3000),
-                        groups: [.init(storage: storage, recovered: recovered, state: KVStateMachine())],
+                        storage: storage, groups: recovered.map { .init(recovered: $0, state: KVStateMachine()) },
                         eventLoop: group.next(), pool: pool, streamPool: streamPool,
                         report: { _ in }, onFatal: { fatalError($0) })
         loop.start(transport: PeerTransport(peers: [], cluster: "test", me: 1, group: group), onRoleChange: { _ in }, onStatus: { _ in })

@@ -184,20 +184,24 @@ private func fileSize(_ path: String) -> Int {
     /// A crash at any step of segment rollover or compaction (a hook that throws where the process
     /// could die) keeps term, vote and every entry whose save returned. Every crash point the
     /// workload passes is tried, one run each.
-    @Test func aCrashAtAnyStepOfRolloverOrCompactionKeepsTermVoteAndEveryAcknowledgedEntry() throws {
+    @Test(arguments: [1, 2])
+    func aCrashAtAnyStepOfRolloverOrCompactionKeepsTermVoteAndEveryAcknowledgedEntry(groups: Int) throws {
         let survey = CrashPlan(at: nil)
-        _ = try crashWorkload(survey)
+        _ = try crashWorkload(survey, groups: groups)
         let points = survey.passed
         #expect(Set(points).isSuperset(of: ["rollover.old-synced", "rollover.temp-written", "rollover.renamed", "snapshot.temp-written",
                                             "snapshot.renamed", "snapshot.marked", "compaction.segment-removed", "compaction.snapshot-removed"]))
         for k in 0..<points.count {
-            let model = try crashWorkload(CrashPlan(at: k))
-            let (_, r) = try DiskStorage.open(StorageOptions(directory: model.dir.path, segmentBytes: 4096))
-            let at = "crash at \(points[k]) (point \(k) of \(points.count))"
-            #expect([model.acked, model.attempted].contains(HardState(term: r.hardState.term, vote: r.hardState.vote)), "\(at): \(r.hardState)")
-            #expect(r.snapshot.index >= model.ackedSnapshot, "\(at)")
-            for e in model.entries where e.index > r.snapshot.index {
-                #expect(r.entries.first { $0.index == e.index } == e, "\(at): entry \(e.index) lost")
+            let model = try crashWorkload(CrashPlan(at: k), groups: groups)
+            let (_, recovered) = try DiskStorage.open(StorageOptions(directory: model.dir.path, segmentBytes: 4096, groups: groups))
+                { (_: Int, _: [UInt8]) in }
+            for (g, r) in recovered.enumerated() {
+                let at = "group \(g), crash at \(points[k]) (point \(k) of \(points.count))"
+                #expect([model.acked, model.attempted].contains(HardState(term: r.hardState.term, vote: r.hardState.vote)), "\(at): \(r.hardState)")
+                #expect(r.snapshot.index >= model.ackedSnapshot[g], "\(at)")
+                for e in model.entries where e.index > r.snapshot.index {
+                    #expect(r.entries.first { $0.index == e.index } == e, "\(at): entry \(e.index) lost")
+                }
             }
         }
     }
@@ -270,36 +274,50 @@ private struct CrashModel {
     var acked = HardState()
     var attempted = HardState()
     var entries: [Entry] = []
-    var ackedSnapshot: LogIndex = 0
+    /// By group.
+    var ackedSnapshot: [LogIndex] = []
 }
 
 /// Saves with changing term and vote, rollovers every two or three batches, snapshots that compact
-/// and one from a leader that replaces the log, crashing where `plan` says. Returns what had been acknowledged.
-private func crashWorkload(_ plan: CrashPlan) throws -> CrashModel {
+/// and one from a leader that replaces the log, crashing where `plan` says. With several groups,
+/// every group stages the same batch and the node commits them together; group g's snapshots come
+/// g rounds later than group 0's, so that segments wait for the slowest group. Returns what had
+/// been acknowledged.
+private func crashWorkload(_ plan: CrashPlan, groups: Int = 1) throws -> CrashModel {
     var model = CrashModel()
-    let (s, _) = try DiskStorage.open(StorageOptions(directory: model.dir.path, segmentBytes: 4096))
+    model.ackedSnapshot = [LogIndex](repeating: 0, count: groups)
+    let (s, _) = try DiskStorage.open(StorageOptions(directory: model.dir.path, segmentBytes: 4096, groups: groups)) { (_: Int, _: [UInt8]) in }
     s.crashHookForTests = plan.shouldCrash
     var next: UInt64 = 1
+    var snapshots: [(round: Int, group: Int, Snapshot, replacesLog: Bool)] = []
     do {
         for round in 0..<14 {
             let hs = HardState(term: Term(UInt64(1 + round / 3)), vote: round % 3 + 1, commit: 0)
             model.attempted = HardState(term: hs.term, vote: hs.vote)
-            let batch = entries(next...next + 9, term: hs.term, padding: 150)
-            try s.save(hardState: hs, entries: batch)
+            let batch = entries(next...next + 9, term: hs.term, padding: 150 / groups)
+            for g in 0..<groups { s.stage(group: g, hardState: hs, entries: batch) }
+            try s.commit()
             model.acked = model.attempted
             model.entries += batch
             next += 10
             if round % 4 == 3 {
                 let index = LogIndex(next - 6)
-                try s.saveSnapshot(Snapshot(index: index, term: hs.term, data: Array("state@\(index)".utf8)), replacesLog: false)
-                model.ackedSnapshot = index
+                for g in 0..<groups { snapshots.append((round + g, g, Snapshot(index: index, term: hs.term, data: Array("state@\(index)".utf8)), false)) }
             }
             if round == 9 {
                 let index = LogIndex(next + 4)  // the leader's snapshot is ahead of this log
-                try s.saveSnapshot(Snapshot(index: index, term: hs.term, data: [1]), replacesLog: true)
-                model.ackedSnapshot = index
+                for g in 0..<groups {
+                    try s.saveSnapshot(group: g, Snapshot(index: index, term: hs.term, data: [1]), replacesLog: true)
+                    model.ackedSnapshot[g] = index
+                }
+                snapshots.removeAll()
                 model.entries.removeAll()
                 next += 5
+            }
+            for (i, due) in snapshots.enumerated().reversed() where due.round == round {
+                try s.saveSnapshot(group: due.group, due.2, replacesLog: false)
+                model.ackedSnapshot[due.group] = max(model.ackedSnapshot[due.group], due.2.index)
+                snapshots.remove(at: i)
             }
         }
     } catch let e {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import RaftNode
+@testable import RaftStorage
 
 private func tempDir() -> String {
     var template = Array("/tmp/kv-groups-XXXXXX".utf8CString)
