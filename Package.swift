@@ -54,7 +54,7 @@ let package = Package(
         // The deterministic simulator: Raft replicas running KVStore over a faulty network and disk,
         // with retrying clients; the invariants; election-time trials. Used by tests and `kvctl sim`.
         .target(name: "RaftSimulation", dependencies: [
-            "Raft", "KVStore", "BinaryCodec", "Linearizability", "SplitMix", .product(name: "HeapModule", package: "swift-collections"),
+            "Core", "Raft", "KVStore", "BinaryCodec", "Linearizability", "SplitMix", .product(name: "HeapModule", package: "swift-collections"),
         ]),
         // Experiment specs (TOML), the sweep's plan of trials, the statistics its reports use. No I/O.
         .target(name: "Experiments", dependencies: ["TOML", "Core", "SplitMix"]),
@@ -121,7 +121,7 @@ let package = Package(
             "NodeRuntime", "Detection", "RaftNode", "RaftStorage", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
-        .testTarget(name: "RaftTests", dependencies: ["Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
+        .testTarget(name: "RaftTests", dependencies: ["Core", "Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "BinaryCodec"]),
         .testTarget(name: "RaftNodeTests", dependencies: [
             "RaftNode", "Raft", "KVStore", "Core", "RaftStorage", "BinaryCodec", .product(name: "NIOPosix", package: "swift-nio"),

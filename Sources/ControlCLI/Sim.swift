@@ -27,7 +27,10 @@ struct SimSchedules: ParsableCommand {
         discussion: """
             Each schedule is a seed: crashes (some in the middle of a disk write), partitions (symmetric and
             one-way), message loss, duplication and reordering, snapshots, leadership transfers, and clients
-            that retry. A failing seed is printed with the command that replays it alone:
+            that retry. A quarter of the seeds (6 and 7 mod 8) run 3 Raft groups on the same replicas, as
+            kvnode --groups 3 does: faults hit every group of a replica at once, the groups share its disk and
+            its sync, and every invariant and the history are checked per group. A failing seed is printed
+            with the command that replays it alone:
               kvctl sim schedules --seed N --count 1 --trace
             Exit: 0 every schedule kept every invariant, 1 a violation (seeds listed), 2 usage error.
             """)
@@ -36,6 +39,7 @@ struct SimSchedules: ParsableCommand {
     @Option(help: "How many schedules (seeds seed, seed+1, ...).") var count = 1000
     @Option(help: "Steps per schedule.") var steps = 1500
     @Option(help: "Replicas (default: 3 for even seeds, 5 for odd).") var size: Int?
+    @Option(help: "Raft groups on the replicas (default: 3 for seeds 6 and 7 mod 8, else 1).") var groups: Int?
     @Option(help: "Parallel workers (default: one per CPU).") var jobs: Int?
     @Flag(help: "Print the step-by-step trace (one schedule only).") var trace = false
     @Option(help: "Write the clients' history as JSONL for kvctl check (one schedule only).") var history: String?
@@ -53,20 +57,21 @@ struct SimSchedules: ParsableCommand {
         if count < 1 { throw ValidationError("--count must be at least 1") }
         if steps < 1 || steps > 1_000_000 { throw ValidationError("--steps must be between 1 and 1000000") }
         if let size, !(1...15).contains(size) { throw ValidationError("--size must be between 1 and 15 replicas") }
+        if let groups, !(1...16).contains(groups) { throw ValidationError("--groups must be between 1 and 16") }
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if (trace || history != nil) && count != 1 { throw ValidationError("--trace and --history take one schedule: add --count 1") }
         if UInt64.max - seed < UInt64(count) { throw ValidationError("--seed \(seed) with --count \(count) runs past the largest seed") }
     }
 
     struct Summary: Encodable {
-        var schedules = 0, violations = 0, leadersElected = 0, entriesCommitted = 0, crashes = 0, crashesMidWrite = 0, pauses = 0
+        var schedules = 0, multiGroup = 0, violations = 0, leadersElected = 0, entriesCommitted = 0, crashes = 0, crashesMidWrite = 0, pauses = 0
         var snapshotsInstalled = 0, transfers = 0, operations = 0, acknowledged = 0, readIndexReads = 0, staleReads = 0
         var anonymousWrites = 0, sessionsExpired = 0, expiredRetries = 0
         var linearizable = 0, unknown = 0
         var seconds = 0.0
         var failedSeeds: [UInt64] = []
         enum CodingKeys: String, CodingKey {
-            case schedules, violations, crashes, pauses, transfers, operations, acknowledged, linearizable, unknown, seconds
+            case schedules, multiGroup = "multi_group", violations, crashes, pauses, transfers, operations, acknowledged, linearizable, unknown, seconds
             case leadersElected = "leaders_elected", entriesCommitted = "entries_committed", crashesMidWrite = "crashes_mid_write"
             case snapshotsInstalled = "snapshots_installed", readIndexReads = "readindex_reads", staleReads = "stale_reads", failedSeeds = "failed_seeds"
             case anonymousWrites = "anonymous_writes", sessionsExpired = "sessions_expired", expiredRetries = "expired_retries"
@@ -74,6 +79,7 @@ struct SimSchedules: ParsableCommand {
 
         mutating func add(_ r: ScheduleReport) {
             schedules += 1
+            if r.groups > 1 { multiGroup += 1 }
             leadersElected += r.leadersElected; entriesCommitted += r.entriesCommitted; crashes += r.crashes
             crashesMidWrite += r.crashesMidWrite; pauses += r.pauses; snapshotsInstalled += r.snapshotsInstalled; transfers += r.transfers
             operations += r.operations; acknowledged += r.acknowledged; readIndexReads += r.readIndexReads
@@ -88,7 +94,7 @@ struct SimSchedules: ParsableCommand {
     func run() throws {
         let started = DispatchTime.now().uptimeNanoseconds
         let options = { @Sendable (seed: UInt64) -> ScheduleOptions in
-            var o = ScheduleOptions(seed: seed, size: size)
+            var o = ScheduleOptions(seed: seed, size: size, groups: groups)
             o.steps = steps
             o.trace = trace
             o.keepHistory = history != nil
@@ -142,14 +148,16 @@ struct SimSchedules: ParsableCommand {
         print("\(s.schedules) schedules (seeds \(seed)-\(seed + UInt64(count) - 1), \(steps) steps each) in "
               + "\(Render.fixed(s.seconds, 1)) s, \(Render.fixed(rate, 0)) schedules/s: "
               + (s.violations == 0 ? "no invariant violated" : "\(s.violations) violated an invariant"))
+        print("  \(s.multiGroup) of them with several Raft groups on the same replicas, checked per group")
         print("  \(s.leadersElected) leaders elected, \(s.entriesCommitted) entries committed, \(s.crashes) crashes "
               + "(\(s.crashesMidWrite) mid-write), \(s.pauses) pauses, \(s.snapshotsInstalled) snapshots installed, \(s.transfers) transfers")
         print("  clients: \(s.operations) operations, \(s.acknowledged) writes acknowledged, \(s.readIndexReads) ReadIndex reads, \(s.staleReads) stale local reads, "
               + "\(s.anonymousWrites) anonymous writes, \(s.sessionsExpired) sessions expired (\(s.expiredRetries) requests refused for it); "
               + "histories linearizable: \(s.linearizable)" + (s.unknown > 0 ? ", unknown (checker limit): \(s.unknown)" : ""))
         for r in failures.prefix(10) {
-            print("seed \(r.seed) (\(r.size) replicas): \(r.violations.joined(separator: "; "))")
-            print("  replay: kvctl sim schedules --seed \(r.seed) --count 1 --steps \(steps)" + (size.map { " --size \($0)" } ?? "") + " --trace")
+            print("seed \(r.seed) (\(r.size) replicas, \(r.groups) group\(r.groups == 1 ? "" : "s")): \(r.violations.joined(separator: "; "))")
+            print("  replay: kvctl sim schedules --seed \(r.seed) --count 1 --steps \(steps)" + (size.map { " --size \($0)" } ?? "")
+                  + (groups.map { " --groups \($0)" } ?? "") + " --trace")
         }
         if failures.count > 10 { print("(\(failures.count - 10) more failing seeds; --json lists them)") }
         if let h = history { print("history: \(h) (kvctl check \(h))") }

@@ -1,3 +1,4 @@
+import Core
 import KVStore
 import Linearizability
 import Raft
@@ -7,7 +8,7 @@ import Raft
 /// (client, seq), so that the store's deduplication is what keeps a retried write single. A quarter
 /// of the writes are anonymous (no client id, no session, as a curl user sends them): one of those
 /// is never retried; after a timeout its outcome stays unknown. Every operation goes into a history
-/// for the linearizability checker.
+/// for the linearizability checker. One group's clients, on keys of that group.
 struct Clients {
     struct Outstanding {
         var history: Int
@@ -46,9 +47,16 @@ struct Clients {
 
     struct Ack { var client: String; var seq: UInt64; var index: LogIndex }
 
-    static let keys = ["x", "y"]
     static let timeoutSteps = 40
 
+    /// Two keys of group `g` (`KeyGroups`): with one group, x and y.
+    static func keys(group g: Int, of groups: Int) -> [String] {
+        let candidates = ["x", "y"] + (0..<400).map { "k\($0)" }
+        return Array(candidates.filter { KeyGroups.group(of: $0, groups: groups) == g }.prefix(2))
+    }
+
+    let group: Int
+    let keys: [String]
     var list: [Client]
     var history: [Operation<KVModel.Input, KVModel.Output>] = []
     var acknowledged: [Ack] = []
@@ -65,8 +73,12 @@ struct Clients {
     /// Clients whose request waits in a stopped replica's socket.
     private var blocked: [ReplicaID: [Int]] = [:]
 
-    init(count: Int, nodes: [ReplicaID]) {
-        list = (0..<count).map { Client(name: "c\($0 + 1)", guess: nodes[$0 % nodes.count], fresh: true) }
+    init(group: Int, count: Int, nodes: [ReplicaID], keys: [String]) {
+        self.group = group
+        self.keys = keys
+        // Names unique across groups: sessions are per group, so the same name would do, but a
+        // merged history and a trace read better with one name per client.
+        list = (0..<count).map { Client(name: group == 0 ? "c\($0 + 1)" : "g\(group)c\($0 + 1)", guess: nodes[$0 % nodes.count], fresh: true) }
     }
 
     var idle: Bool { list.allSatisfy { $0.op == nil } }
@@ -97,7 +109,7 @@ struct Clients {
     }
 
     private mutating func begin(_ sim: Simulation, _ c: Int) {
-        let key = sim.rng.pick(Self.keys)
+        let key = sim.rng.pick(keys)
         list[c].counter += 1
         let value = "\(list[c].name).\(list[c].counter)"
         let input: KVModel.Input
@@ -140,7 +152,7 @@ struct Clients {
     private mutating func staleRead(_ sim: Simulation, _ c: Int, _ key: String) {
         guard !sim.live.isEmpty else { return }
         let id = sim.rng.pick(sim.live)
-        let v = sim.nodes[id]!.state.get(key)
+        let v = sim.nodes[group][id]!.state.get(key)
         staleReads += 1
         if let v, written[key]?.contains(v) != true {
             sim.report.violations.append("stale read of \(key) at replica \(id) returned \"\(v)\", which no client wrote")
@@ -180,14 +192,14 @@ struct Clients {
         if let original = op.request {
             let request = asReceived(sim, original, at: target)
             list[c].op!.request = request
-            outcome = sim.nodes[target]!.raft.propose(request.encoded()).map { index in
+            outcome = sim.nodes[group][target]!.raft.propose(request.encoded()).map { index in
                 proposals[target, default: [:]][index] = c
             }
         } else {
             let context = nextContext
             nextContext += 1
             list[c].op!.readContext = context
-            outcome = sim.nodes[target]!.raft.readIndex(context).map { reads[target, default: [:]][context] = c }
+            outcome = sim.nodes[group][target]!.raft.readIndex(context).map { reads[target, default: [:]][context] = c }
         }
         switch outcome {
         case .success:
@@ -204,9 +216,9 @@ struct Clients {
     /// The request as the node's API puts it in the log: as sent, except with the planted bug.
     private func asReceived(_ sim: Simulation, _ request: KVRequest, at target: ReplicaID) -> KVRequest {
         #if RAFT_PLANTED_BUGS
-        if request.isAnonymous, sim.nodes[target]!.raft.config.plantedBug == .anonymousCounter {
-            sim.nodes[target]!.anonymousCounter += 1
-            return KVRequest(client: "~\(target)-\(sim.nodes[target]!.anonymousCounter)", seq: 1, command: request.command)
+        if request.isAnonymous, sim.nodes[group][target]!.raft.config.plantedBug == .anonymousCounter {
+            sim.nodes[group][target]!.anonymousCounter += 1
+            return KVRequest(client: "~\(target)-\(sim.nodes[group][target]!.anonymousCounter)", seq: 1, command: request.command)
         }
         #endif
         return request
@@ -230,12 +242,12 @@ struct Clients {
     }
 
     mutating func serveReads(_ sim: Simulation, node id: ReplicaID) {
-        let applied = sim.nodes[id]!.state.applied
-        while let rs = sim.nodes[id]!.confirmedReads.first, rs.index.value <= applied {
-            sim.nodes[id]!.confirmedReads.removeFirst()
+        let applied = sim.nodes[group][id]!.state.applied
+        while let rs = sim.nodes[group][id]!.confirmedReads.first, rs.index.value <= applied {
+            sim.nodes[group][id]!.confirmedReads.removeFirst()
             guard let c = reads[id]?.removeValue(forKey: rs.context), let op = list[c].op, op.readContext == rs.context else { continue }
             readIndexReads += 1
-            complete(sim, c, result: .value(sim.nodes[id]!.state.get(op.key)), index: rs.index)
+            complete(sim, c, result: .value(sim.nodes[group][id]!.state.get(op.key)), index: rs.index)
         }
     }
 

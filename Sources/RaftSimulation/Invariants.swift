@@ -4,6 +4,7 @@ import Raft
 /// Raft's safety properties (Figure 3), checked as the schedule runs: election safety, log
 /// matching, leader completeness and state-machine safety, plus the store's determinism (the same
 /// index gives the same state on every replica, whether applied entry by entry or from a snapshot).
+/// One group's: with several groups each has its own.
 struct Invariants {
     var leaders: [Term: ReplicaID] = [:]
     var committed: [LogIndex: Entry] = [:]
@@ -21,8 +22,8 @@ struct Invariants {
         checkedLeader[id] = nil
     }
 
-    mutating func sawRole(_ sim: Simulation, _ id: ReplicaID) {
-        let r = sim.nodes[id]!.raft
+    mutating func sawRole(_ sim: Simulation, _ g: Int, _ id: ReplicaID) {
+        let r = sim.nodes[g][id]!.raft
         guard r.role == .leader else { return }
         if let other = leaders[r.term], other != id {
             violations.append("election safety: \(other) and \(id) both leaders at term \(r.term)")
@@ -51,20 +52,21 @@ struct Invariants {
         e.index <= log.snapshotIndex || log.term(at: e.index) == e.term
     }
 
-    mutating func check(_ sim: Simulation, step: Int) {
+    mutating func check(_ sim: Simulation, _ g: Int, step: Int) {
         let live = sim.live
+        let nodes = sim.nodes[g]
         // Log matching: same index and term means the same entry and the same history before it.
         // A pass over every pair of logs is costly: every 25 steps.
         if step % 25 == 0 {
             for (i, a) in live.enumerated() {
-                for b in live[(i + 1)...] { checkLogMatching(a, sim.nodes[a]!.raft.log, b, sim.nodes[b]!.raft.log) }
+                for b in live[(i + 1)...] { checkLogMatching(a, nodes[a]!.raft.log, b, nodes[b]!.raft.log) }
             }
         }
         // Committed entries never change; leader completeness: every entry committed by some term is
         // in the log of every leader of a later term. Incremental: each replica's newly committed
         // entries, and each leader once per term (then the entries committed after).
         for id in live {
-            let r = sim.nodes[id]!.raft
+            let r = nodes[id]!.raft
             var i = max(scanned[id] ?? 0, r.log.snapshotIndex)
             while i < r.log.committed {
                 i = i + 1
@@ -75,8 +77,8 @@ struct Invariants {
                 }
                 committed[i] = e
                 committedBy[i] = r.term
-                for l in live where sim.nodes[l]!.raft.role == .leader && sim.nodes[l]!.raft.term > r.term && !holds(sim.nodes[l]!.raft.log, e) {
-                    violations.append("leader completeness: leader \(l) at term \(sim.nodes[l]!.raft.term) lacks \(e), committed by term \(r.term)")
+                for l in live where nodes[l]!.raft.role == .leader && nodes[l]!.raft.term > r.term && !holds(nodes[l]!.raft.log, e) {
+                    violations.append("leader completeness: leader \(l) at term \(nodes[l]!.raft.term) lacks \(e), committed by term \(r.term)")
                 }
             }
             scanned[id] = i

@@ -1,14 +1,14 @@
 import Raft
 
-/// One replica's disk as a write-ahead log of records. A write is durable only once synced; a
-/// crash keeps a random prefix of the unsynced records (the page cache may have flushed some),
-/// and the last record kept may be torn: recovery detects it (as a checksum would) and truncates
-/// there, never applying it.
+/// One replica's disk as a write-ahead log of records, every group's (kvnode's WAL is shared by
+/// its groups). A write is durable only once synced; a crash keeps a random prefix of the unsynced
+/// records (the page cache may have flushed some), and the last record kept may be torn: recovery
+/// detects it (as a checksum would) and truncates there, never applying it.
 struct SimDisk: Sendable {
     enum Record: Sendable {
-        case hardState(HardState)
-        case entries([Entry])
-        case snapshot(Snapshot)
+        case hardState(Int, HardState)
+        case entries(Int, [Entry])
+        case snapshot(Int, Snapshot)
     }
 
     private(set) var synced: [Record] = []
@@ -36,31 +36,34 @@ struct SimDisk: Sendable {
         return "\(lost) unsynced record(s) lost, \(kept) kept" + (torn ? ", the last of them torn" : "")
     }
 
-    /// What a restart reads back. Rewrites the log compactly, as a WAL repair would.
-    mutating func recover() -> (hardState: HardState, snapshot: Snapshot, entries: [Entry]) {
+    /// What a restart reads back, by group. Rewrites the log compactly, as a WAL repair would.
+    mutating func recover(groups: Int) -> [(hardState: HardState, snapshot: Snapshot, entries: [Entry])] {
         if tornTail { synced.removeLast(); tornTail = false }
-        var hs = HardState(), snap = Snapshot(), entries: [Entry] = []
+        var out = [(hardState: HardState, snapshot: Snapshot, entries: [Entry])](repeating: (HardState(), Snapshot(), []), count: groups)
         for r in synced {
             switch r {
-            case .hardState(let h): hs = h
-            case .snapshot(let s):
-                snap = s
-                entries.removeAll { $0.index <= s.index }
-            case .entries(let es):
+            case .hardState(let g, let h): out[g].hardState = h
+            case .snapshot(let g, let s):
+                out[g].snapshot = s
+                out[g].entries.removeAll { $0.index <= s.index }
+            case .entries(let g, let es):
                 guard let first = es.first else { continue }
-                entries.removeAll { $0.index >= first.index }
-                entries += es
+                out[g].entries.removeAll { $0.index >= first.index }
+                out[g].entries += es
             }
         }
-        precondition(entries.first.map { $0.index == snap.index + 1 } ?? true, "a gap between the snapshot and the log on disk")
-        synced = [.snapshot(snap), .hardState(hs), .entries(entries)]
-        return (hs, snap, entries)
+        synced = []
+        for (g, (hs, snap, entries)) in out.enumerated() {
+            precondition(entries.first.map { $0.index == snap.index + 1 } ?? true, "a gap between the snapshot and the log on disk")
+            synced += [.snapshot(g, snap), .hardState(g, hs), .entries(g, entries)]
+        }
+        return out
     }
 
     /// After a snapshot is synced, the records it covers can go (keeps replays short).
-    mutating func compact() {
+    mutating func compact(groups: Int) {
         var copy = self
-        let (hs, snap, entries) = copy.recover()
-        synced = [.snapshot(snap), .hardState(hs), .entries(entries)]
+        _ = copy.recover(groups: groups)
+        synced = copy.synced
     }
 }

@@ -1,4 +1,5 @@
 import BinaryCodec
+import Core
 import KVStore
 import Linearizability
 import Raft
@@ -7,6 +8,9 @@ import Raft
 public struct ScheduleOptions: Sendable {
     public var seed: UInt64
     public var size: Int
+    /// Raft groups on the same replicas, as kvnode runs them: every fault hits a replica's
+    /// process, so all its groups at once, and a replica's groups share one disk and one sync.
+    public var groups: Int
     public var steps = 1500
     public var clients = 3
     /// Record a step-by-step trace (for replaying one schedule by hand).
@@ -16,15 +20,18 @@ public struct ScheduleOptions: Sendable {
     /// Adjusts every replica's config (the planted-bug tests use it).
     public var configure: @Sendable (inout Raft.Config) -> Void = { _ in }
 
-    public init(seed: UInt64, size: Int? = nil) {
+    /// By default a quarter of the seeds (6 and 7 mod 8: on 3 and on 5 replicas) run 3 groups.
+    public init(seed: UInt64, size: Int? = nil, groups: Int? = nil) {
         self.seed = seed
         self.size = size ?? (seed % 2 == 0 ? 3 : 5)
+        self.groups = max(1, groups ?? (seed % 8 >= 6 ? 3 : 1))
     }
 }
 
 public struct ScheduleReport: Sendable {
     public var seed: UInt64
     public var size: Int
+    public var groups: Int
     /// Empty: every invariant held.
     public var violations: [String] = []
     public var trace: [String] = []
@@ -43,10 +50,10 @@ public struct ScheduleReport: Sendable {
     /// Sessions evicted past the limit (counted on replica 1), and requests refused as `sessionExpired`.
     public var sessionsExpired = 0
     public var expiredRetries = 0
-    /// The clients' history checked by the linearizability checker (nil: the check did not run,
-    /// because an invariant failed first).
+    /// The clients' history checked by the linearizability checker, every group's (nil: the check
+    /// did not run, because an invariant failed first).
     public var linearizable: Verdict?
-    /// With `keepHistory`: every client operation.
+    /// With `keepHistory`: every client operation, every group's (clients numbered across groups).
     public var history: [Operation<KVModel.Input, KVModel.Output>] = []
 }
 
@@ -58,13 +65,19 @@ public struct ScheduleReport: Sendable {
 /// that never change; log matching over all pairs of logs every 25 steps (the costly pass).
 /// At the end, with the faults healed: every acknowledged write is in every replica that applied
 /// its index, every replica holds the same state, and the clients' history is linearizable.
+/// With several groups, all of this holds per group: each has its own replicas' Raft and store,
+/// its own clients on keys of that group (`KeyGroups`), its own invariants and history.
 public final class Simulation {
     struct Directed: Hashable { var from: ReplicaID; var to: ReplicaID }
+    /// One group's replica on one process.
+    struct Slot: Hashable { var group: Int; var id: ReplicaID }
 
     let options: ScheduleOptions
     var rng: SimRandom
     let ids: [ReplicaID]
-    var nodes: [ReplicaID: SimNode] = [:]
+    /// By group, then replica.
+    var nodes: [[ReplicaID: SimNode]] = []
+    /// By replica: one disk per process, every group's records in it (kvnode's shared WAL).
     var disks: [ReplicaID: SimDisk] = [:]
     var down: Set<ReplicaID> = []
     /// SIGSTOPped replicas and the step they resume at: no ticks, no Readies, and what is sent to
@@ -76,7 +89,7 @@ public final class Simulation {
     /// Messages on the wire, by the step they arrive at.
     var network: [Int: [Packet]] = [:]
     /// Snapshots arriving chunk by chunk, per receiver: from whom, which, and what came so far.
-    var assembling: [ReplicaID: (from: ReplicaID, index: LogIndex, term: Term, next: Int, chunks: [[UInt8]], assembler: SnapshotAssembler)] = [:]
+    var assembling: [Slot: (from: ReplicaID, index: LogIndex, term: Term, next: Int, chunks: [[UInt8]], assembler: SnapshotAssembler)] = [:]
     var inFlight = 0
     /// More than this on the wire at once is a message storm: a liveness bug, reported as such.
     static let stormLimit = 50_000
@@ -89,10 +102,13 @@ public final class Simulation {
     /// A third of the schedules keep 4 sessions, fewer than the clients use as they take new
     /// names, so that sessions expire (by the same rule on every replica) and retries meet it.
     let sessionLimit: Int
-    var clients: Clients
+    /// By group.
+    var clients: [Clients]
     var background: UInt64 = 0
     var report: ScheduleReport
-    var invariants = Invariants()
+    /// By group.
+    var invariants: [Invariants]
+    var groups: Range<Int> { 0..<options.groups }
 
     public init(_ options: ScheduleOptions) {
         self.options = options
@@ -103,18 +119,26 @@ public final class Simulation {
         maxEntries = [1, 2, 64][Int(options.seed % 3)]
         snapshotEvery = [8, 20, 1000][Int(options.seed / 3 % 3)]
         sessionLimit = options.seed % 3 == 1 ? 4 : KVStateMachine.defaultSessionLimit
-        clients = Clients(count: options.clients, nodes: ids)
-        report = ScheduleReport(seed: options.seed, size: options.size)
+        let replicas = ids
+        clients = (0..<options.groups).map { g in
+            Clients(group: g, count: options.clients, nodes: replicas, keys: Clients.keys(group: g, of: options.groups))
+        }
+        invariants = [Invariants](repeating: Invariants(), count: options.groups)
+        report = ScheduleReport(seed: options.seed, size: options.size, groups: options.groups)
+        nodes = [[ReplicaID: SimNode]](repeating: [:], count: options.groups)
         for id in ids {
-            nodes[id] = SimNode(raft: Raft(config: config(id, seed: options.seed)), sessionLimit: sessionLimit)
+            for g in 0..<options.groups {
+                nodes[g][id] = SimNode(raft: Raft(config: config(id, group: g, seed: options.seed)), sessionLimit: sessionLimit)
+            }
             disks[id] = SimDisk()
             side[id] = 0
         }
     }
 
-    func config(_ id: ReplicaID, seed: UInt64) -> Raft.Config {
+    func config(_ id: ReplicaID, group: Int, seed: UInt64) -> Raft.Config {
         var c = Raft.Config(id: id, voters: ids)
-        c.seed = seed
+        // Each group its own timeouts (as kvnode seeds them); group 0 as before groups.
+        c.seed = seed &+ UInt64(group) &* 0x9E37_79B9_7F4A_7C15
         c.maxEntriesPerAppend = maxEntries
         // Byte limits small enough to bind: appends split by size (an entry is 15-30 bytes), and a
         // leader without a quorum soon refuses proposals.
@@ -131,23 +155,24 @@ public final class Simulation {
             act(step)
             processReadies()
             deliver()
-            invariants.check(self, step: step)
+            for g in groups { invariants[g].check(self, g, step: step) }
             checkStorm()
-            if !report.violations.isEmpty || !invariants.violations.isEmpty { return finish() }
+            if !report.violations.isEmpty || invariants.contains(where: { !$0.violations.isEmpty }) { return finish() }
         }
         settle()
-        if report.violations.isEmpty && invariants.violations.isEmpty { checkOutcome() }
+        if report.violations.isEmpty && invariants.allSatisfy({ $0.violations.isEmpty }) { checkOutcome() }
         return finish()
     }
 
     private func finish() -> ScheduleReport {
         // The first few distinct violations: the rest follow from them.
         var seen = Set<String>()
-        report.violations = (invariants.violations + report.violations).filter { seen.insert($0).inserted }.prefix(3).map { $0 }
-        report.leadersElected = invariants.leaders.count
-        report.entriesCommitted = invariants.committed.count
-        report.operations = clients.history.count
-        if options.keepHistory { report.history = clients.history }
+        let found = groups.flatMap { g in invariants[g].violations.map { options.groups > 1 ? "group \(g): \($0)" : $0 } }
+        report.violations = (found + report.violations).filter { seen.insert($0).inserted }.prefix(3).map { $0 }
+        report.leadersElected = invariants.reduce(0) { $0 + $1.leaders.count }
+        report.entriesCommitted = invariants.reduce(0) { $0 + $1.committed.count }
+        report.operations = clients.reduce(0) { $0 + $1.history.count }
+        if options.keepHistory { report.history = mergedHistory }
         return report
     }
 
@@ -166,10 +191,13 @@ public final class Simulation {
             network[now, default: []] += waiting
             inFlight += waiting.count
             log("resume \(id) (\(waiting.count) messages waiting for it)")
-            clients.resumed(self, node: id)
+            for g in groups { clients[g].resumed(self, node: id) }
         }
     }
-    var leader: ReplicaID? { live.first { nodes[$0]!.raft.role == .leader } }
+    func leader(_ g: Int) -> ReplicaID? { live.first { nodes[g][$0]!.raft.role == .leader } }
+    /// The group a fault that aims at a leader aims at: with one group, no draw (so that
+    /// one-group schedules are those of before groups).
+    private func someGroup() -> Int { options.groups == 1 ? 0 : rng.below(options.groups) }
 
     // MARK: Faults and workload
 
@@ -199,17 +227,19 @@ public final class Simulation {
         switch Self.action(for: rng.next() % 100) {
         case .tick:
             for id in running {
-                nodes[id]!.raft.tick()
-                drainTrace(id)
+                for g in groups {
+                    nodes[g][id]!.raft.tick()
+                    drainTrace(g, id)
+                }
             }
         case .clientOperations:
-            for c in 0..<options.clients { clients.act(self, client: c, newOperations: true) }
+            for g in groups { for c in 0..<options.clients { clients[g].act(self, client: c, newOperations: true) } }
         case .crashAny:
             if down.count < ids.count / 2, !live.isEmpty { crash(rng.pick(live), midWrite: false) }
         case .crashLeader:
             // Crash the leader, often right after it replicated to only some: old-term entries then
             // sit on a minority (Raft Figure 8).
-            if down.count < ids.count / 2, let l = leader { crash(l, midWrite: false) }
+            if down.count < ids.count / 2, let l = leader(someGroup()) { crash(l, midWrite: false) }
         case .restartDown:
             if let id = down.min() { restart(id, step: step) }  // min: a Set's order changes per process
         case .pause:
@@ -217,7 +247,7 @@ public final class Simulation {
             // that resumes still takes itself for leader until it hears otherwise.
             let candidates = running
             if !candidates.isEmpty && down.count + paused.count < ids.count / 2 {
-                let id = rng.chance(50) ? (leader.flatMap { paused[$0] == nil ? $0 : nil } ?? rng.pick(candidates)) : rng.pick(candidates)
+                let id = rng.chance(50) ? (leader(someGroup()).flatMap { paused[$0] == nil ? $0 : nil } ?? rng.pick(candidates)) : rng.pick(candidates)
                 paused[id] = now + 20 + rng.below(61)
                 report.pauses += 1
                 log("pause \(id) until \(paused[id]!)")
@@ -240,8 +270,10 @@ public final class Simulation {
             log("one-way partition: \(from) -/-> \(to)")
             // The cut connection may also close: a mistaken suspicion of a leader that is alive.
             if running.contains(to), rng.chance(50) {
-                nodes[to]!.raft.peerDisconnected(from)
-                drainTrace(to)
+                for g in groups {
+                    nodes[g][to]!.raft.peerDisconnected(from)
+                    drainTrace(g, to)
+                }
             }
         case .heal:
             for id in ids { side[id] = 0 }
@@ -250,7 +282,7 @@ public final class Simulation {
         case .isolateLeaderWithFollower:
             // Cut the leader off with one follower: it keeps appending entries of its term that
             // only a minority holds, while the rest elect a new leader.
-            if let l = leader, ids.count > 1 {
+            if let l = leader(someGroup()), ids.count > 1 {
                 for id in ids { side[id] = 0 }
                 side[l] = 1
                 side[rng.pick(ids.filter { $0 != l })] = 1
@@ -258,19 +290,21 @@ public final class Simulation {
             }
         case .backgroundWrite:
             // Background writes from a client outside the checked history: a busier log.
-            if let l = leader {
+            let g = someGroup()
+            if let l = leader(g) {
                 background += 1
                 let request = KVRequest(client: "background", seq: background, command: .put(key: "w", value: "\(background)"))
-                _ = nodes[l]!.raft.propose(request.encoded())
+                _ = nodes[g][l]!.raft.propose(request.encoded())
             }
         case .transferLeadership:
-            if let l = leader, ids.count > 1 {
+            let g = someGroup()
+            if let l = leader(g), ids.count > 1 {
                 let target = rng.pick(ids.filter { $0 != l })
-                if case .success = nodes[l]!.raft.transferLeadership(to: target) {
+                if case .success = nodes[g][l]!.raft.transferLeadership(to: target) {
                     report.transfers += 1
-                    log("leader \(l) asked to transfer to \(target)")
+                    log("leader \(l) of group \(g) asked to transfer to \(target)")
                 }
-                drainTrace(l)
+                drainTrace(g, l)
             }
         case .nothing:
             break
@@ -281,83 +315,104 @@ public final class Simulation {
         down.insert(id)
         paused[id] = nil
         held[id] = nil
-        assembling[id] = nil
+        for g in groups { assembling[Slot(group: g, id: id)] = nil }
         report.crashes += 1
         let what = disks[id]!.crash(&rng)
         if midWrite { report.crashesMidWrite += 1 }
         log("crash \(id)" + (midWrite ? " in the middle of a write: \(what)" : ""))
-        clients.forget(node: id)
+        for g in groups { clients[g].forget(node: id) }
         // A crashed process's connections close: most peers' transports notice at once.
         for other in running where rng.chance(70) {
-            nodes[other]!.raft.peerDisconnected(id)
-            drainTrace(other)
+            for g in groups {
+                nodes[g][other]!.raft.peerDisconnected(id)
+                drainTrace(g, other)
+            }
         }
     }
 
     func restart(_ id: ReplicaID, step: Int) {
         down.remove(id)
-        let (hs, snap, entries) = disks[id]!.recover()
-        var node = SimNode(raft: Raft(config: config(id, seed: options.seed &+ UInt64(step)), hardState: hs, snapshot: snap, entries: entries),
-                           sessionLimit: sessionLimit)
-        if !snap.isEmpty {
-            do { node.state = try KVStateMachine(snapshot: snap.data, sessionLimit: sessionLimit) } catch {
-                report.violations.append("replica \(id) cannot read its own snapshot at \(snap.index): \(error)")
+        let recovered = disks[id]!.recover(groups: options.groups)
+        for (g, (hs, snap, entries)) in recovered.enumerated() {
+            let c = config(id, group: g, seed: options.seed &+ UInt64(step))
+            var node = SimNode(raft: Raft(config: c, hardState: hs, snapshot: snap, entries: entries), sessionLimit: sessionLimit)
+            if !snap.isEmpty {
+                do { node.state = try KVStateMachine(snapshot: snap.data, sessionLimit: sessionLimit) } catch {
+                    report.violations.append("replica \(id) cannot read its own snapshot of group \(g) at \(snap.index): \(error)")
+                }
             }
+            nodes[g][id] = node
+            invariants[g].restarted(id)
+            log("restart \(id)\(label(g)) at term \(hs.term) from \(snap.isEmpty ? "no snapshot" : "\(snap)") and \(entries.count) entries")
         }
-        nodes[id] = node
-        invariants.restarted(id)
-        log("restart \(id) at term \(hs.term) from \(snap.isEmpty ? "no snapshot" : "\(snap)") and \(entries.count) entries")
     }
 
-    private func drainTrace(_ id: ReplicaID) {
-        let lines = nodes[id]!.raft.takeTrace()
-        if options.trace { for l in lines { log(l) } }
+    /// " of group g" with several groups; nothing with one (traces read as before groups).
+    func label(_ g: Int) -> String { options.groups > 1 ? " of group \(g)" : "" }
+
+    private func drainTrace(_ g: Int, _ id: ReplicaID) {
+        let lines = nodes[g][id]!.raft.takeTrace()
+        if options.trace { for l in lines { log(options.groups > 1 ? "g\(g) " + l : l) } }
     }
 
     // MARK: Readies
 
+    /// Each running replica's pass, as kvnode's loop makes it: every group's Ready begun (early
+    /// messages sent, writes on the disk unsynced), one sync for all of them (a crash may cut the
+    /// process before it: every group's unsynced writes are then at the disk's mercy), then each
+    /// Ready finished.
     func processReadies() {
-        for id in ids where !down.contains(id) && paused[id] == nil && nodes[id]!.raft.hasReady {
-            let r = nodes[id]!.raft.ready()
-            // The same routine kvnode runs (ReadyRoutine); only the I/O is the simulator's.
-            var io = SimReadyIO(sim: self, id: id)
-            guard (try? ReadyRoutine.carryOut(r, with: &io)) == true else { continue }  // crashed before the sync
-            nodes[id]!.raft.advance(r)
-            drainTrace(id)
-            clients.serveReads(self, node: id)
-            invariants.sawRole(self, id)
-            takeSnapshotIfDue(id)
+        for id in ids where !down.contains(id) && paused[id] == nil {
+            var begun: [(group: Int, ready: Raft.Ready, io: SimReadyIO)] = []
+            for g in groups where nodes[g][id]!.raft.hasReady {
+                let r = nodes[g][id]!.raft.ready()
+                // The same routine kvnode runs (ReadyRoutine); only the I/O is the simulator's.
+                var io = SimReadyIO(sim: self, id: id, group: g)
+                _ = try? ReadyRoutine.begin(r, with: &io)
+                begun.append((g, r, io))
+            }
+            guard !begun.isEmpty else { continue }
+            if begun.contains(where: \.io.wrote) && faults && down.count < ids.count / 2 && rng.chance(1) {
+                crash(id, midWrite: true)  // before the sync: the rest of these Readies never happens
+                continue
+            }
+            disks[id]!.sync()
+            for var b in begun {
+                ReadyRoutine.finish(b.ready, with: &b.io)
+                nodes[b.group][id]!.raft.advance(b.ready)
+                drainTrace(b.group, id)
+                clients[b.group].serveReads(self, node: id)
+                invariants[b.group].sawRole(self, b.group, id)
+                takeSnapshotIfDue(b.group, id)
+            }
         }
     }
 
-    /// The simulator's side of a Ready: the simulated disk (which a crash may cut before the
-    /// sync), the simulated network, and the replica's store.
+    /// The simulator's side of a Ready: the simulated disk (written here, synced by the pass,
+    /// which a crash may cut before the sync), the simulated network, and the replica's store.
     struct SimReadyIO: ReadyIO {
         let sim: Simulation
         let id: ReplicaID
+        let group: Int
+        /// Something went to the disk: a crash before the sync can lose it.
+        var wrote = false
 
-        func send(_ messages: [Message]) { for m in messages { sim.send(m) } }
+        func send(_ messages: [Message]) { for m in messages { sim.send(group, m) } }
 
-        func persist(snapshot: Snapshot?, hardState: HardState?, entries: [Entry]) -> Bool {
+        mutating func persist(snapshot: Snapshot?, hardState: HardState?, entries: [Entry]) -> Bool {
             // Snapshot, entries, then the hard state (its commit covers the entries).
-            var wrote = false
-            if let s = snapshot { sim.disks[id]!.write(.snapshot(s)); wrote = true }
-            if !entries.isEmpty { sim.disks[id]!.write(.entries(entries)); wrote = true }
-            if let hs = hardState { sim.disks[id]!.write(.hardState(hs)); wrote = true }
-            if wrote && sim.faults && sim.down.count < sim.ids.count / 2 && sim.rng.chance(1) {
-                sim.crash(id, midWrite: true)  // before the sync: the rest of this Ready never happens
-                return false
-            }
-            sim.disks[id]!.sync()
+            if let s = snapshot { sim.disks[id]!.write(.snapshot(group, s)); wrote = true }
+            if !entries.isEmpty { sim.disks[id]!.write(.entries(group, entries)); wrote = true }
+            if let hs = hardState { sim.disks[id]!.write(.hardState(group, hs)); wrote = true }
             return true
         }
 
-        func restore(_ snapshot: Snapshot) { sim.installSnapshot(id, snapshot) }
-        func apply(_ entry: Entry) { sim.apply(id, entry) }
+        func restore(_ snapshot: Snapshot) { sim.installSnapshot(group, id, snapshot) }
+        func apply(_ entry: Entry) { sim.apply(group, id, entry) }
 
         func reads(confirmed: [ReadState], failed: [UInt64]) {
-            sim.nodes[id]!.confirmedReads += confirmed
-            for context in failed { sim.clients.readFailed(sim, node: id, context: context) }
+            sim.nodes[group][id]!.confirmedReads += confirmed
+            for context in failed { sim.clients[group].readFailed(sim, node: id, context: context) }
         }
     }
 
@@ -365,15 +420,15 @@ public final class Simulation {
     /// network may lose, delay, duplicate or reorder, then the InstallSnapshot message without its
     /// data; the receiver takes the message only if every chunk came, in order, before it (as
     /// kvnode's stream does).
-    fileprivate func send(_ m: Message) {
-        guard case .snapshot(let s) = m.kind, !s.data.isEmpty else { return transmit(.message(m)) }
+    fileprivate func send(_ group: Int, _ m: Message) {
+        guard case .snapshot(let s) = m.kind, !s.data.isEmpty else { return transmit(.message(group, m)) }
         var r = ByteReader(s.data)
         var seq = 0
         while !r.atEnd, let chunk = try? r.data() {
-            transmit(.chunk(from: m.from, to: m.to, index: s.index, term: s.term, seq: seq, bytes: chunk))
+            transmit(.chunk(group: group, from: m.from, to: m.to, index: s.index, term: s.term, seq: seq, bytes: chunk))
             seq += 1
         }
-        transmit(.message(Message(from: m.from, to: m.to, term: m.term, kind: .snapshot(Snapshot(index: s.index, term: s.term)))))
+        transmit(.message(group, Message(from: m.from, to: m.to, term: m.term, kind: .snapshot(Snapshot(index: s.index, term: s.term)))))
     }
 
     private func transmit(_ p: Packet) {
@@ -390,60 +445,64 @@ public final class Simulation {
 
     /// A chunk continues the receiver's snapshot only as the next of the same one; chunk 0 starts
     /// one afresh; anything else breaks it off (the stream would have been cut).
-    private func received(chunk bytes: [UInt8], from: ReplicaID, to: ReplicaID, index: LogIndex, term: Term, seq: Int) {
-        if seq == 0 { assembling[to] = (from, index, term, 0, [], SnapshotAssembler(sessionLimit: sessionLimit)) }
-        guard var a = assembling[to], a.from == from, a.index == index, a.term == term, a.next == seq else {
-            assembling[to] = nil
+    private func received(chunk bytes: [UInt8], group: Int, from: ReplicaID, to: ReplicaID, index: LogIndex, term: Term, seq: Int) {
+        let slot = Slot(group: group, id: to)
+        if seq == 0 { assembling[slot] = (from, index, term, 0, [], SnapshotAssembler(sessionLimit: sessionLimit)) }
+        guard var a = assembling[slot], a.from == from, a.index == index, a.term == term, a.next == seq else {
+            assembling[slot] = nil
             return
         }
         do { try a.assembler.add(bytes) } catch {
-            report.violations.append("replica \(to): chunk \(seq) of snapshot \(term)/\(index) from \(from) does not decode: \(error)")
+            report.violations.append("replica \(to)\(label(group)): chunk \(seq) of snapshot \(term)/\(index) from \(from) does not decode: \(error)")
         }
         a.chunks.append(bytes)
         a.next += 1
-        assembling[to] = a
+        assembling[slot] = a
     }
 
     /// The InstallSnapshot message: with its data if every chunk arrived, else nil (dropped).
-    private func completed(_ m: Message) -> Message? {
+    private func completed(_ group: Int, _ m: Message) -> Message? {
         guard case .snapshot(let s) = m.kind else { return m }
-        guard let a = assembling[m.to], a.from == m.from, a.index == s.index, a.term == s.term, a.assembler.isComplete else {
-            log("\(m.to) dropped snapshot \(s.term)/\(s.index) from \(m.from): its chunks did not all arrive")
+        let slot = Slot(group: group, id: m.to)
+        guard let a = assembling[slot], a.from == m.from, a.index == s.index, a.term == s.term, a.assembler.isComplete else {
+            log("\(m.to) dropped snapshot \(s.term)/\(s.index)\(label(group)) from \(m.from): its chunks did not all arrive")
             return nil
         }
-        assembling[m.to] = nil
+        assembling[slot] = nil
         var w = ByteWriter()
         for c in a.chunks { w.data(c) }
         return Message(from: m.from, to: m.to, term: m.term, kind: .snapshot(Snapshot(index: s.index, term: s.term, data: w.bytes)))
     }
 
-    fileprivate func installSnapshot(_ id: ReplicaID, _ s: Snapshot) {
+    fileprivate func installSnapshot(_ g: Int, _ id: ReplicaID, _ s: Snapshot) {
         report.snapshotsInstalled += 1
         do {
             let state = try KVStateMachine(snapshot: s.data, sessionLimit: sessionLimit)
-            invariants.sawState(self, id, state, index: s.index)
-            nodes[id]!.state = state
-            log("\(id) restored its state from \(s)")
+            invariants[g].sawState(self, id, state, index: s.index)
+            nodes[g][id]!.state = state
+            log("\(id) restored its state\(label(g)) from \(s)")
         } catch {
-            report.violations.append("replica \(id) cannot read the snapshot at \(s.index) it was sent: \(error)")
+            report.violations.append("replica \(id) cannot read the snapshot\(label(g)) at \(s.index) it was sent: \(error)")
         }
     }
 
-    fileprivate func apply(_ id: ReplicaID, _ e: Entry) {
-        invariants.sawApply(self, id, e)
-        let (request, result) = nodes[id]!.state.apply(index: e.index.value, e.data)
-        invariants.sawState(self, id, nodes[id]!.state, index: e.index)
-        if case .invalid(let why) = result { report.violations.append("replica \(id) applied an entry it cannot read at \(e.index): \(why)") }
-        clients.applied(self, node: id, index: e.index, request: request, result: result)
+    fileprivate func apply(_ g: Int, _ id: ReplicaID, _ e: Entry) {
+        invariants[g].sawApply(self, id, e)
+        let (request, result) = nodes[g][id]!.state.apply(index: e.index.value, e.data)
+        invariants[g].sawState(self, id, nodes[g][id]!.state, index: e.index)
+        if case .invalid(let why) = result {
+            report.violations.append("replica \(id) applied an entry it cannot read\(label(g)) at \(e.index): \(why)")
+        }
+        clients[g].applied(self, node: id, index: e.index, request: request, result: result)
     }
 
-    private func takeSnapshotIfDue(_ id: ReplicaID) {
-        let n = nodes[id]!
+    private func takeSnapshotIfDue(_ g: Int, _ id: ReplicaID) {
+        let n = nodes[g][id]!
         guard n.state.applied >= n.raft.snapshot.index.value + snapshotEvery else { return }
-        nodes[id]!.raft.compact(through: LogIndex(n.state.applied), data: n.state.snapshot())
-        disks[id]!.write(.snapshot(nodes[id]!.raft.snapshot))
+        nodes[g][id]!.raft.compact(through: LogIndex(n.state.applied), data: n.state.snapshot())
+        disks[id]!.write(.snapshot(g, nodes[g][id]!.raft.snapshot))
         disks[id]!.sync()
-        disks[id]!.compact()
+        disks[id]!.compact(groups: options.groups)
     }
 
     func deliver() {
@@ -457,13 +516,13 @@ public final class Simulation {
                 continue
             }
             switch p {
-            case .chunk(let from, let to, let index, let term, let seq, let bytes):
-                received(chunk: bytes, from: from, to: to, index: index, term: term, seq: seq)
-            case .message(let original):
-                guard let m = completed(original) else { continue }
-                log(m.description)
-                nodes[m.to]!.raft.step(m)
-                drainTrace(m.to)
+            case .chunk(let g, let from, let to, let index, let term, let seq, let bytes):
+                received(chunk: bytes, group: g, from: from, to: to, index: index, term: term, seq: seq)
+            case .message(let g, let original):
+                guard let m = completed(g, original) else { continue }
+                log(options.groups > 1 ? "g\(g) \(m)" : m.description)
+                nodes[g][m.to]!.raft.step(m)
+                drainTrace(g, m.to)
             }
         }
     }
@@ -483,18 +542,19 @@ public final class Simulation {
         log("settle: every fault healed, every replica up")
         for step in 0..<5000 {
             now += 1
-            if step % 2 == 0 { for id in live { nodes[id]!.raft.tick(); drainTrace(id) } }
-            if step % 5 == 0 { for c in 0..<options.clients { clients.act(self, client: c, newOperations: false) } }
+            if step % 2 == 0 { for id in live { for g in groups { nodes[g][id]!.raft.tick(); drainTrace(g, id) } } }
+            if step % 5 == 0 { for g in groups { for c in 0..<options.clients { clients[g].act(self, client: c, newOperations: false) } } }
             processReadies()
             deliver()
-            invariants.check(self, step: options.steps + step)
+            for g in groups { invariants[g].check(self, g, step: options.steps + step) }
             checkStorm()
-            if !report.violations.isEmpty || !invariants.violations.isEmpty { return }
-            if converged && clients.idle { return }
+            if !report.violations.isEmpty || invariants.contains(where: { !$0.violations.isEmpty }) { return }
+            if groups.allSatisfy(converged) && clients.allSatisfy(\.idle) { return }
         }
-        if !converged {
-            report.violations.append("liveness: with every fault healed the replicas did not converge within 5000 steps ("
-                + ids.map { "\($0): \(nodes[$0]!.raft.role.rawValue) term \(nodes[$0]!.raft.term) applied \(nodes[$0]!.state.applied)" }.joined(separator: ", ") + ")")
+        for g in groups where !converged(g) {
+            report.violations.append("liveness: with every fault healed the replicas\(label(g)) did not converge within 5000 steps ("
+                + ids.map { "\($0): \(nodes[g][$0]!.raft.role.rawValue) term \(nodes[g][$0]!.raft.term) applied \(nodes[g][$0]!.state.applied)" }
+                    .joined(separator: ", ") + ")")
         }
     }
 
@@ -504,35 +564,33 @@ public final class Simulation {
         }
     }
 
-    private var converged: Bool {
-        guard let l = leader else { return false }
-        let last = nodes[l]!.raft.log.lastIndex
-        return nodes[l]!.raft.log.committed == last && ids.allSatisfy { nodes[$0]!.state.applied == last.value }
+    private func converged(_ g: Int) -> Bool {
+        guard let l = leader(g) else { return false }
+        let last = nodes[g][l]!.raft.log.lastIndex
+        return nodes[g][l]!.raft.log.committed == last && ids.allSatisfy { nodes[g][$0]!.state.applied == last.value }
+    }
+
+    /// Every group's history; client c of group g is client g * clients + c.
+    private var mergedHistory: [Operation<KVModel.Input, KVModel.Output>] {
+        groups.flatMap { g in
+            clients[g].history.map { op in
+                var o = op
+                o.client += g * options.clients
+                return o
+            }
+        }
     }
 
     private func checkOutcome() {
-        let reference = nodes[ids[0]]!.state
-        for id in ids.dropFirst() where nodes[id]!.state != reference {
-            report.violations.append("replicas \(ids[0]) and \(id) both applied through index \(reference.applied) and hold different states")
-        }
-        for ack in clients.acknowledged {
-            for id in ids where nodes[id]!.state.applied >= ack.index.value {
-                let state = nodes[id]!.state
-                let seen = state.sessions[ack.client]?.seq ?? 0
-                // A session that expired after the write took its record with it (the store's rule).
-                let expired = state.sessions[ack.client] == nil && state.expiredThrough >= ack.index.value
-                if seen < ack.seq && !expired {
-                    report.violations.append("acknowledged write lost: \(ack.client) #\(ack.seq) (index \(ack.index)) is not in replica \(id), which applied through \(nodes[id]!.state.applied)")
-                }
-            }
-        }
-        report.acknowledged = clients.acknowledged.count
-        report.readIndexReads = clients.readIndexReads
-        report.staleReads = clients.staleReads
-        report.anonymousWrites = clients.anonymousWrites
-        report.expiredRetries = clients.expiredRetries
-        report.sessionsExpired = ids.map { nodes[$0]!.state.evictions }.max() ?? 0
-        let result = Checker.check(KVModel(), clients.history, limits: CheckLimits(timeoutNs: 20_000_000_000))
+        for g in groups { checkOutcome(g) }
+        report.acknowledged = clients.reduce(0) { $0 + $1.acknowledged.count }
+        report.readIndexReads = clients.reduce(0) { $0 + $1.readIndexReads }
+        report.staleReads = clients.reduce(0) { $0 + $1.staleReads }
+        report.anonymousWrites = clients.reduce(0) { $0 + $1.anonymousWrites }
+        report.expiredRetries = clients.reduce(0) { $0 + $1.expiredRetries }
+        report.sessionsExpired = groups.reduce(0) { sum, g in sum + (ids.map { nodes[g][$0]!.state.evictions }.max() ?? 0) }
+        // Keys are per group, and the checker checks each key on its own: one check covers them all.
+        let result = Checker.check(KVModel(), mergedHistory, limits: CheckLimits(timeoutNs: 20_000_000_000))
         report.linearizable = result.verdict
         if result.verdict == .notLinearizable {
             let keys = result.keys.filter { $0.verdict == .notLinearizable }.map(\.key)
@@ -540,15 +598,33 @@ public final class Simulation {
                 + "kvctl sim schedules --seed \(options.seed) --count 1 --history FILE writes it for kvctl check")
         }
     }
+
+    private func checkOutcome(_ g: Int) {
+        let reference = nodes[g][ids[0]]!.state
+        for id in ids.dropFirst() where nodes[g][id]!.state != reference {
+            report.violations.append("replicas \(ids[0]) and \(id)\(label(g)) both applied through index \(reference.applied) and hold different states")
+        }
+        for ack in clients[g].acknowledged {
+            for id in ids where nodes[g][id]!.state.applied >= ack.index.value {
+                let state = nodes[g][id]!.state
+                let seen = state.sessions[ack.client]?.seq ?? 0
+                // A session that expired after the write took its record with it (the store's rule).
+                let expired = state.sessions[ack.client] == nil && state.expiredThrough >= ack.index.value
+                if seen < ack.seq && !expired {
+                    report.violations.append("acknowledged write lost\(label(g)): \(ack.client) #\(ack.seq) (index \(ack.index)) is not in replica \(id), which applied through \(state.applied)")
+                }
+            }
+        }
+    }
 }
 
 /// What the simulated network carries: Raft messages, and the chunks snapshots travel in.
 enum Packet {
-    case message(Message)
-    case chunk(from: ReplicaID, to: ReplicaID, index: LogIndex, term: Term, seq: Int, bytes: [UInt8])
+    case message(Int, Message)
+    case chunk(group: Int, from: ReplicaID, to: ReplicaID, index: LogIndex, term: Term, seq: Int, bytes: [UInt8])
 
-    var from: ReplicaID { switch self { case .message(let m): m.from; case .chunk(let f, _, _, _, _, _): f } }
-    var to: ReplicaID { switch self { case .message(let m): m.to; case .chunk(_, let t, _, _, _, _): t } }
+    var from: ReplicaID { switch self { case .message(_, let m): m.from; case .chunk(_, let f, _, _, _, _, _): f } }
+    var to: ReplicaID { switch self { case .message(_, let m): m.to; case .chunk(_, _, let t, _, _, _, _): t } }
 }
 
 /// One replica: its consensus state and its store.

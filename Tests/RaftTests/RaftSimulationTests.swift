@@ -1,5 +1,6 @@
 import Foundation
-import RaftSimulation
+import Core
+@testable import RaftSimulation
 import Testing
 
 /// Seeded random schedules (RaftSimulation): crashes mid-write, partitions, loss, duplication,
@@ -69,4 +70,26 @@ func smallClustersRunTheirSchedules(size: Int) {
         .isolateLeaderWithFollower, .transferLeadership, .backgroundWrite, .reboot, .pause, .nothing, .nothing,
     ]
     #expect(rolls.map(Simulation.action(for:)) == actions)
+}
+
+/// Three groups on the same 3 or 5 replicas (a quarter of the default seeds run so too): every
+/// invariant holds per group, each group commits and elects on its own, and the merged history,
+/// each group on its own keys, is linearizable.
+@Test(arguments: [3, 5])
+func threeGroupsOnTheSameReplicasKeepTheirInvariants(size: Int) {
+    for seed in UInt64(1)...25 {
+        let r = Simulation(ScheduleOptions(seed: seed, size: size, groups: 3)).run()
+        #expect(r.groups == 3)
+        #expect(r.violations.isEmpty, "seed \(seed), \(size) replicas, 3 groups: \(r.violations) — replay: kvctl sim schedules --seed \(seed) --count 1 --size \(size) --groups 3 --trace")
+        #expect(r.linearizable == .linearizable, "seed \(seed)")
+        #expect(r.leadersElected >= 3 && r.acknowledged > 0, "seed \(seed): \(r.leadersElected) leaders, \(r.acknowledged) acknowledged")
+    }
+}
+
+@Test func eachGroupsClientsUseKeysOfTheirGroup() {
+    for g in 0..<3 {
+        let keys = Clients.keys(group: g, of: 3)
+        #expect(keys.count == 2 && keys.allSatisfy { KeyGroups.group(of: $0, groups: 3) == g })
+    }
+    #expect(Clients.keys(group: 0, of: 1) == ["x", "y"])
 }
