@@ -81,13 +81,13 @@ def wrk_ms(text):
 
 
 def wrk(api, port, op, seconds=WRK_SECONDS, connections=64):
-    t0, s0 = cpu_times()
+    t0, s0, _ = cpu_times()
     r = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", os.path.join(WRK_DIR, f"{api}.lua"),
                         f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=seconds + 60,
                        env=dict(os.environ, WRK_OP=op, WRK_LUA_DIR=WRK_DIR))
     if r.returncode != 0:
         raise RuntimeError(f"wrk {api} {op}: {r.stderr or r.stdout}")
-    t1, s1 = cpu_times()
+    t1, s1, _ = cpu_times()
     out = {"steal_pct": 100 * (s1 - s0) / max(1, t1 - t0), "non2xx": 0, "errors": ""}
     lines = r.stdout.splitlines()
     for i, line in enumerate(lines):
@@ -139,6 +139,16 @@ class Cluster:
         p = self.procs[name]
         p.send_signal(signal.SIGKILL)
         p.wait()
+
+    def cpu_s(self):
+        """CPU seconds the cluster's live processes used so far."""
+        total = 0.0
+        for p in self.procs.values():
+            try:
+                total += process_cpu_s(p.pid)
+            except OSError:
+                pass
+        return total
 
     def stop(self):
         for p in self.procs.values():
@@ -275,19 +285,27 @@ def failover(cluster, trials):
 def cpu_times():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v), v[7]  # total, steal
+    return sum(v), v[7], v[3]  # total, steal, idle
+
+
+def process_cpu_s(pid):
+    """User + system CPU seconds of one process so far (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(api, port, op, clients, seconds=LOAD_SECONDS, group_leaders=False):
-    t0, s0 = cpu_times()
+    t0, s0, i0 = cpu_times()
     r = subprocess.run([str(BIN / "kvctl"), "load", "--api", api, "--port", str(port), "--op", op, "--clients", str(clients),
                         "--duration", seconds, "--threads", "2", "--json"] + (["--group-leaders"] if group_leaders else []),
                        capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         raise RuntimeError(f"kvctl load {api} {op}: {r.stderr or r.stdout}")
     out = json.loads(r.stdout)
-    t1, s1 = cpu_times()
+    t1, s1, i1 = cpu_times()
     out["steal_pct"] = 100 * (s1 - s0) / max(1, t1 - t0)
+    out["idle_pct"] = 100 * (i1 - i0) / max(1, t1 - t0)
     return out
 
 
@@ -351,10 +369,13 @@ def main():
                         wait("kvnode, 3 groups: each node leading one", cluster.spread, 20)
                     before = cluster.status(leader)["wal"] if api == "kvnode" else None
                     syncs_before = cluster.syncs() if api.startswith("kvnode") else None
+                    cpu_before = cluster.cpu_s()
                     r = load("kvnode" if api == "kvnode-3g" else api, cluster.ports[leader], op, clients,
                              group_leaders=api == "kvnode-3g")
                     if syncs_before is not None:
                         r["syncs_per_write"] = (cluster.syncs() - syncs_before) / max(1, r["ok"])
+                    # What a write costs the cluster's processes in CPU, all of them together.
+                    r["cpu_us_per_write"] = 1e6 * (cluster.cpu_s() - cpu_before) / max(1, r["ok"])
                     runs.setdefault((api, op, clients), []).append(r)
                     if before is not None and op == "put" and clients == 64:
                         after = cluster.status(leader)["wal"]
@@ -364,8 +385,8 @@ def main():
                           f"p99 {r['p99_ms']:.2f} ms, steal {r['steal_pct']:.0f}%"
                           f"{'' if not r['failed'] else ', failed ' + str(r['failed']) + ' ' + str(r['failures'])}", flush=True)
         for key, rs in runs.items():
-            out[key] = {f: pct([r[f] for r in rs], 50) for f in ("per_second", "p50_ms", "p99_ms", "steal_pct", "syncs_per_write")
-                        if f in rs[0]}
+            out[key] = {f: pct([r[f] for r in rs], 50) for f in ("per_second", "p50_ms", "p99_ms", "steal_pct", "syncs_per_write",
+                                                                 "cpu_us_per_write", "idle_pct") if f in rs[0]}
         out["per_sync"] = pct(out["per_sync"], 50)
         ours3.stop()
 
@@ -455,6 +476,10 @@ def main():
             f"fdatasyncs per write); ratio {three['per_second'] / one['per_second']:.2f} (goal > 1)")
     e = out.get(("etcd", "put", 64))
     print(line + (f"; etcd {e['per_second']:.0f}/s" if e else ""))
+    # Where the difference goes: with every node on the same cores, a write's CPU is the budget.
+    print(f"  CPU of the three kvnodes per write: 1 group {one['cpu_us_per_write']:.0f} us, 3 groups {three['cpu_us_per_write']:.0f} us "
+          f"({three['cpu_us_per_write'] / one['cpu_us_per_write']:.2f}x); machine idle during the runs: 1 group {one['idle_pct']:.0f}%, "
+          f"3 groups {three['idle_pct']:.0f}% of {os.cpu_count()} CPUs (the load generator runs here too)")
     if ("wrk", "kvnode", "put") in out:
         print(f"wrk (Debian's, Lua scripts in bench/wrk), 64 connections, median of {ROUNDS} alternating rounds of {WRK_SECONDS} s:")
         for op in ("put", "get"):
