@@ -20,6 +20,11 @@ randomizes in [250, 500) ms, as etcd does), pre-vote on, fsync on. etcd is Debia
    10-s rounds, alternating, so that no figure rests on the project's own client alone.
 4. kvnode resident memory with 100,000 keys of 100 bytes (loaded with mput), then with BENCH_GIB
    (1) GiB of 1-MiB values, against the data's size: the log must not keep what a snapshot holds.
+5. Several Raft groups: durable puts x64 on the same three nodes with 1 and with 3 groups (clients
+   sent to their key's group leader), first as they are (three nodes and the load generator on
+   this machine's cores), then with each node capped at BENCH_NODE_CPU (0.5) of a CPU by a cgroup
+   CPU quota, as if each node were a machine of its own: the case multi-Raft is made for, where
+   one leader's CPU is one machine's.
 """
 import json
 import os
@@ -38,6 +43,7 @@ from bench import median_ci, pct  # noqa: E402
 from kvhttp import request  # noqa: E402
 
 TRIALS = int(os.environ.get("BENCH_FAILOVER_TRIALS", "30"))
+NODE_CPU = float(os.environ.get("BENCH_NODE_CPU", "0.5"))
 LOAD_SECONDS = os.environ.get("BENCH_LOAD_SECONDS", "5s")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
@@ -117,18 +123,63 @@ def wait(what, predicate, timeout):
         time.sleep(0.01)
 
 
+class CpuCap:
+    """A CPU quota per member: one cgroup each (v1 `cpu` or v2 `cpu.max`), made at start, its
+    members' pids moved in as they are spawned, removed at the end. `error` says why not (not
+    root, no writable cpu controller)."""
+
+    def __init__(self, cpus, label):
+        self.cpus, self.label, self.dirs, self.error = cpus, label, {}, None
+        period = 100_000
+        quota = int(cpus * period)
+        v1, v2 = "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"
+        if os.path.exists(os.path.join(v1, "cpu.cfs_quota_us")):
+            self.base, self.files = v1, {"cpu.cfs_period_us": str(period), "cpu.cfs_quota_us": str(quota)}
+        elif os.path.exists(os.path.join(v2, "cgroup.controllers")):
+            self.base, self.files = v2, {"cpu.max": f"{quota} {period}"}
+        else:
+            self.base, self.error = None, "no cgroup cpu controller at /sys/fs/cgroup"
+
+    def place(self, name, pid):
+        if self.error:
+            return
+        d = self.dirs.get(name)
+        try:
+            if d is None:
+                d = os.path.join(self.base, f"kvbench-{self.label}-{name}-{os.getpid()}")
+                os.makedirs(d, exist_ok=True)
+                for f, v in self.files.items():
+                    with open(os.path.join(d, f), "w") as fh:
+                        fh.write(v)
+                self.dirs[name] = d
+            with open(os.path.join(d, "cgroup.procs"), "w") as fh:
+                fh.write(str(pid))
+        except OSError as e:
+            self.error = f"cannot cap {name} with a cgroup ({e}); run as root with a writable cpu controller"
+
+    def remove(self):
+        for d in self.dirs.values():
+            try:
+                os.rmdir(d)  # empty once its processes are gone
+            except OSError:
+                pass
+
+
 class Cluster:
     """Three members started and restarted by pid; `client_ports` are their HTTP ports."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, cap=None):
         self.tmp = tmp
         self.procs = {}
         self.logs = {}
+        self.cap = cap
 
     def spawn(self, name):
         log = open(os.path.join(self.tmp, f"{name}.log"), "a")
         self.procs[name] = subprocess.Popen(self.command(name), stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp)
         log.close()
+        if self.cap:
+            self.cap.place(name, self.procs[name].pid)
 
     def start(self):
         for name in self.names:
@@ -163,8 +214,8 @@ class Cluster:
 class KVNodes(Cluster):
     kind = "kvnode"
 
-    def __init__(self, tmp, groups=1):
-        super().__init__(tmp)
+    def __init__(self, tmp, groups=1, cap=None):
+        super().__init__(tmp, cap)
         self.groups = groups
         self.names = ["n1", "n2", "n3"]
         self.ports = dict(zip(self.names, free_ports(3, offset=1000)))
@@ -343,16 +394,24 @@ def main():
     have_wrk = ensure_wrk()
     tmp = tempfile.mkdtemp(prefix="kvbench-")
     ours, etcd = KVNodes(os.path.join(tmp, "kv")), Etcd(os.path.join(tmp, "etcd")) if have_etcd else None
-    # The same three nodes' store with three Raft groups, for durable puts: every node leads one.
+    # The same three nodes' store with three Raft groups, for durable puts: every node leads one;
+    # and both again with each node's CPU capped, as if each were a machine of its own.
     ours3 = KVNodes(os.path.join(tmp, "kv3"), groups=3)
+    caps = [CpuCap(NODE_CPU, "1g"), CpuCap(NODE_CPU, "3g")]
+    capped = None if caps[0].error else (KVNodes(os.path.join(tmp, "kvc"), cap=caps[0]),
+                                         KVNodes(os.path.join(tmp, "kvc3"), groups=3, cap=caps[1]))
     os.makedirs(ours.tmp)
     os.makedirs(ours3.tmp)
+    for c in capped or ():
+        os.makedirs(c.tmp)
     if etcd:
         os.makedirs(etcd.tmp)
     out = {}
     try:
         ours.start()
         ours3.start()
+        for c in capped or ():
+            c.start()
         if etcd:
             etcd.start()
         print(f"clusters up: kvnode {sorted(ours.ports.values())}" + (f", etcd {sorted(etcd.ports.values())}" if etcd else ""))
@@ -361,17 +420,20 @@ def main():
         runs = {}
         for rnd in range(ROUNDS):
             for op, clients in [("put", 16), ("put", 64), ("get", 64)]:
-                for cluster, api in [(ours, "kvnode"), (ours3, "kvnode-3g"), (etcd, "etcd")]:
-                    if not cluster or (api == "kvnode-3g" and (op, clients) != ("put", 64)):
+                kinds = [(ours, "kvnode"), (ours3, "kvnode-3g"), (etcd, "etcd")]
+                if capped:
+                    kinds += [(capped[0], "kvnode-cap"), (capped[1], "kvnode-3g-cap")]
+                for cluster, api in kinds:
+                    if not cluster or (api not in ("kvnode", "etcd") and (op, clients) != ("put", 64)):
                         continue
                     leader = cluster.wait_healthy()
-                    if api == "kvnode-3g":
+                    if "3g" in api:
                         wait("kvnode, 3 groups: each node leading one", cluster.spread, 20)
                     before = cluster.status(leader)["wal"] if api == "kvnode" else None
                     syncs_before = cluster.syncs() if api.startswith("kvnode") else None
                     cpu_before = cluster.cpu_s()
-                    r = load("kvnode" if api == "kvnode-3g" else api, cluster.ports[leader], op, clients,
-                             group_leaders=api == "kvnode-3g")
+                    r = load("kvnode" if api.startswith("kvnode") else api, cluster.ports[leader], op, clients,
+                             group_leaders="3g" in api)
                     if syncs_before is not None:
                         r["syncs_per_write"] = (cluster.syncs() - syncs_before) / max(1, r["ok"])
                     # What a write costs the cluster's processes in CPU, all of them together.
@@ -389,6 +451,8 @@ def main():
                                                                  "cpu_us_per_write", "idle_pct") if f in rs[0]}
         out["per_sync"] = pct(out["per_sync"], 50)
         ours3.stop()
+        for c in capped or ():
+            c.stop()
 
         # 3. the same with wrk, an outside load generator.
         if have_wrk:
@@ -445,6 +509,10 @@ def main():
     finally:
         ours.stop()
         ours3.stop()  # a second stop of the same processes is a no-op
+        for c in capped or ():
+            c.stop()
+        for cap in caps:
+            cap.remove()
         if etcd:
             etcd.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -476,6 +544,13 @@ def main():
             f"fdatasyncs per write); ratio {three['per_second'] / one['per_second']:.2f} (goal > 1)")
     e = out.get(("etcd", "put", 64))
     print(line + (f"; etcd {e['per_second']:.0f}/s" if e else ""))
+    if capped:
+        one_c, three_c = out[("kvnode-cap", "put", 64)], out[("kvnode-3g-cap", "put", 64)]
+        print(f"  with each node capped at {NODE_CPU} CPU (a cgroup quota; as if each node were a machine of its own): "
+              f"1 group {one_c['per_second']:.0f}/s (p99 {one_c['p99_ms']:.2f} ms), 3 groups {three_c['per_second']:.0f}/s "
+              f"(p99 {three_c['p99_ms']:.2f} ms); ratio {three_c['per_second'] / one_c['per_second']:.2f} (goal > 1)")
+    else:
+        print(f"  (the run with each node's CPU capped was skipped: {caps[0].error})")
     # Where the difference goes: with every node on the same cores, a write's CPU is the budget.
     print(f"  CPU of the three kvnodes per write: 1 group {one['cpu_us_per_write']:.0f} us, 3 groups {three['cpu_us_per_write']:.0f} us "
           f"({three['cpu_us_per_write'] / one['cpu_us_per_write']:.2f}x); machine idle during the runs: 1 group {one['idle_pct']:.0f}%, "

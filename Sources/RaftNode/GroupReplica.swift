@@ -184,6 +184,8 @@ final class GroupReplica: @unchecked Sendable {
                 guard let p = r.prepared.removeValue(forKey: s.index), p.term == s.term else {
                     r.node.onFatal("Raft installed snapshot \(s.term)/\(s.index) of group \(r.group), which this node did not receive")
                 }
+                // The install syncs and deletes files: other groups' appends need not wait for it.
+                r.node.sendOutbox()
                 try r.storage.install(group: r.group, snapshotAt: p.tempPath, index: s.index, term: s.term, replacesLog: true)
                 r.installed = p.state
             }
@@ -249,11 +251,13 @@ final class GroupReplica: @unchecked Sendable {
     /// copied (its storage shared until the next write changes it), written chunk by chunk, synced,
     /// and only then installed and the log compacted, here on the loop. The loop goes on meanwhile,
     /// so a large store's snapshot does not hold up heartbeats.
-    private func maybeCompact() {
+    func maybeCompact() {
         guard !snapshotting, monotonicNow() >= nextSnapshotAttempt else { return }
         let timing = node.timing
         let applied = LogIndex(store.applied)
         let dueByCount = applied.value >= raft.snapshot.index.value + UInt64(timing.snapshotEntries)
+        // The groups share the WAL: a quiet group's few entries would keep every segment after them.
+        let dueByWAL = storage.holdsOldestSegment(group)
         // By size: once the log since the snapshot holds a quarter of the store (and at least
         // snapshotBytes), so that the log costs at most a quarter more memory than the data, while
         // each snapshot (which writes the whole store) pays for a quarter of it in new log: the
@@ -262,7 +266,7 @@ final class GroupReplica: @unchecked Sendable {
         // byteCount first: the exact sum walks the log, and is needed only when the whole log is that large.
         let dueBySize = raft.log.byteCount >= sizeBound
             && raft.log.bytes(after: raft.snapshot.index, through: applied) >= sizeBound
-        guard dueByCount || dueBySize, applied > raft.snapshot.index, let term = raft.log.term(at: applied) else { return }
+        guard dueByCount || dueBySize || dueByWAL, applied > raft.snapshot.index, let term = raft.log.term(at: applied) else { return }
         snapshotting = true
         let state = store
         let writer: SnapshotFile.Writer

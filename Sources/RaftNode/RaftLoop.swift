@@ -216,7 +216,11 @@ final class RaftLoop: @unchecked Sendable {
         }
         for r in replicas {
             r.expire(now: now)
-            if replicas.count > 1 { r.balance(now: now) }
+            if replicas.count > 1 {
+                r.balance(now: now)
+                // A group with nothing to do has no Ready: its share of the WAL is checked here.
+                r.maybeCompact()
+            }
         }
         afterInput()
     }
@@ -248,7 +252,7 @@ final class RaftLoop: @unchecked Sendable {
         for m in messages { outbox[m.to, default: []].append(PeerFrame.message(group: group, m).encoded()) }
     }
 
-    private func sendOutbox() {
+    func sendOutbox() {
         guard !outbox.isEmpty else { return }
         transport?.send(outbox)
         outbox.removeAll(keepingCapacity: true)

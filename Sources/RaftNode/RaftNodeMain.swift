@@ -124,10 +124,9 @@ public enum RaftNodeMain {
                 writeStderr("\(nodeLabel): --sync none: writes are acknowledged before they reach the disk; a crash of "
                             + "the host (not of this process) can lose acknowledged writes. For experiments only")
             }
-            for (g, recovery) in recoveries.enumerated() {
-                guard let t = recovery.recovered.truncated else { continue }
+            // The WAL is the node's, shared by its groups: one cut, told once, without a group.
+            if let t = recoveries.first?.recovered.truncated {
                 var e = Event(kind: .walTruncated, runID: o.runID, node: o.id)
-                if o.groups > 1 { e.group = g }
                 e.path = t.path
                 e.offset = t.offset
                 e.reason = t.reason

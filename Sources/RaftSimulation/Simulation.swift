@@ -376,7 +376,8 @@ public final class Simulation {
                 crash(id, midWrite: true)  // before the sync: the rest of these Readies never happens
                 continue
             }
-            disks[id]!.sync()
+            // One sync for every group's writes, skipped as kvnode skips it when nothing must be durable.
+            if disks[id]!.mustSync { disks[id]!.sync() }
             for var b in begun {
                 ReadyRoutine.finish(b.ready, with: &b.io)
                 nodes[b.group][id]!.raft.advance(b.ready)
@@ -401,7 +402,7 @@ public final class Simulation {
 
         mutating func persist(snapshot: Snapshot?, hardState: HardState?, entries: [Entry]) -> Bool {
             // Snapshot, entries, then the hard state (its commit covers the entries).
-            if let s = snapshot { sim.disks[id]!.write(.snapshot(group, s)); wrote = true }
+            if let s = snapshot { sim.disks[id]!.write(.snapshot(group, s, replacesLog: true)); wrote = true }
             if !entries.isEmpty { sim.disks[id]!.write(.entries(group, entries)); wrote = true }
             if let hs = hardState { sim.disks[id]!.write(.hardState(group, hs)); wrote = true }
             return true
@@ -500,7 +501,7 @@ public final class Simulation {
         let n = nodes[g][id]!
         guard n.state.applied >= n.raft.snapshot.index.value + snapshotEvery else { return }
         nodes[g][id]!.raft.compact(through: LogIndex(n.state.applied), data: n.state.snapshot())
-        disks[id]!.write(.snapshot(g, nodes[g][id]!.raft.snapshot))
+        disks[id]!.write(.snapshot(g, nodes[g][id]!.raft.snapshot, replacesLog: false))
         disks[id]!.sync()
         disks[id]!.compact(groups: options.groups)
     }

@@ -12,8 +12,13 @@ public struct StorageOptions: Sendable {
     public var segmentBytes: Int
     /// Raft groups sharing the WAL; their count is pinned in `GROUPS` (`GroupLayout`).
     public var groups: Int
-    public init(directory: String, sync: SyncMode = .fdatasync, segmentBytes: Int = 64 << 20, groups: Int = 1) {
+    /// With several groups, past this many segments a group whose entries keep the oldest one is
+    /// asked to snapshot (`holdsOldestSegment`): an idle group must not keep the WAL forever.
+    public var segmentsBeforePurge: Int
+    public init(directory: String, sync: SyncMode = .fdatasync, segmentBytes: Int = 64 << 20, groups: Int = 1,
+                segmentsBeforePurge: Int = 4) {
         self.directory = directory; self.sync = sync; self.segmentBytes = segmentBytes; self.groups = groups
+        self.segmentsBeforePurge = segmentsBeforePurge
     }
 }
 
@@ -223,8 +228,15 @@ public final class DiskStorage {
         try FileIO.syncDirectory(snapDir)
     }
 
+    /// True when the WAL holds more than `segmentsBeforePurge` segments and this group's entries
+    /// are what keeps the oldest: a snapshot of the group through its applied index lets it go
+    /// (raft-engine's purge). With one group the snapshot rules alone decide, as before groups.
+    public func holdsOldestSegment(_ group: Int) -> Bool {
+        groups.count > 1 && segments.count > options.segmentsBeforePurge && segments[0].maxIndex[group] > groups[group].snapshotIndex
+    }
+
+    public var segmentCount: Int { segments.count }
     var writeOffsetForTests: Int { writeOffset }
-    var segmentCountForTests: Int { segments.count }
 
     private var currentPath: String { segmentPath(segments.last!.seq) }
     private func segmentPath(_ seq: UInt64) -> String { walDir + "/" + hex16(seq) + ".wal" }
@@ -305,6 +317,7 @@ public final class DiskStorage {
         lockFD = try FileIO.lockExclusive(options.directory + "/LOCK", directory: options.directory)
         // The count before any group's directory is made: a refused start leaves nothing behind.
         try GroupLayout.claim(options.directory, groups: groups.count, groupZeroHasData: try hasData())
+        try refuseWALPerGroup()
         try FileIO.makeDirectory(walDir)
         var out = [Recovered](repeating: Recovered(), count: groups.count)
         for g in groups.indices {
@@ -381,6 +394,19 @@ public final class DiskStorage {
             fd = try FileIO.open(currentPath, flags: O_RDWR)
         }
         return out
+    }
+
+    /// A build before the shared WAL kept one for each group g > 0 in `group-g/wal`: reading only
+    /// `wal/` would bring those groups back without their term, vote and log.
+    private func refuseWALPerGroup() throws(StorageError) {
+        for g in 1..<max(1, groups.count) {
+            let old = GroupLayout.directory(options.directory, group: g) + "/wal"
+            var st = stat()
+            guard stat(old, &st) == 0, try FileIO.list(old).contains(where: { $0.hasSuffix(".wal") }) else { continue }
+            throw .layout("\(old) holds a WAL of group \(g) as a build before the shared WAL wrote it; this build keeps every "
+                          + "group's log in \(walDir) and would start group \(g) without its term, vote and log. Start the node "
+                          + "with the build that wrote it, or give it an empty data directory (its data comes back from the other replicas)")
+        }
     }
 
     /// Anything in the WAL or group 0's snapshots: a directory from before `GROUPS` holds one group.

@@ -21,28 +21,29 @@ private final class OneReplica {
     let streamPool = NIOThreadPool(numberOfThreads: 1)
     let loop: RaftLoop
 
-    init(dir: String) throws {
+    init(dir: String, groups: Int = 1, segmentBytes: Int = 1 << 20, segmentsBeforePurge: Int = 4, snapshotEntries: Int = 1000) throws {
         self.dir = dir
         pool.start()
         streamPool.start()
-        let (storage, recovered) = try DiskStorage.open(StorageOptions(directory: dir, sync: .fdatasync, segmentBytes: 1 << 20))
-            { (_: Int, _: [UInt8]) in }
+        let options = StorageOptions(directory: dir, sync: .fdatasync, segmentBytes: segmentBytes, groups: groups,
+                                     segmentsBeforePurge: segmentsBeforePurge)
+        let (storage, recovered) = try DiskStorage.open(options) { (_: Int, _: [UInt8]) in }
         var config = Raft.Config(id: 1, voters: [1])
         config.electionTicks = 5
         config.maxElectionTicks = 10
         config.heartbeatTicks = 1
         config.seed = 7
-        loop = RaftLoop(config: config, timing: RaftTiming(tickMs: 10, snapshotEntries: 1000, requestTimeoutMs: 3000),
+        loop = RaftLoop(config: config, timing: RaftTiming(tickMs: 10, snapshotEntries: snapshotEntries, requestTimeoutMs: 3000),
                         storage: storage, groups: recovered.map { .init(recovered: $0, state: KVStateMachine()) },
                         eventLoop: group.next(), pool: pool, streamPool: streamPool,
                         report: { _ in }, onFatal: { fatalError($0) })
         loop.start(transport: PeerTransport(peers: [], cluster: "test", me: 1, group: group), onRoleChange: { _ in }, onStatus: { _ in })
     }
 
-    /// Until it leads (a one-replica cluster elects itself after one election timeout), by a deadline.
+    /// Until it leads every group (a one-replica cluster elects itself after one election timeout), by a deadline.
     func waitLeader() async throws {
         let deadline = monotonicNow() + 5_000_000_000
-        while loop.currentStatus.role != .leader {
+        while loop.statuses.contains(where: { $0.role != .leader }) {
             #expect(monotonicNow() < deadline, "no leader within 5 s")
             if monotonicNow() >= deadline { return }
             try await Task.sleep(for: .milliseconds(5))
@@ -92,4 +93,39 @@ private func answers(_ node: OneReplica, _ put: KVRequest) async throws -> LogIn
     guard case .value("v1", _) = await node.loop.read(group: 0, "k", .linearizable) else { Issue.record("the read missed the write"); return nil }
     #expect(node.loop.currentStatus.applied >= index)
     return index
+}
+
+/// Two groups share the WAL. Group 1 writes once and then idles: its entry sits in the first
+/// segment and, without a snapshot of group 1, would keep every segment after it while group 0
+/// writes on. Past `segmentsBeforePurge` segments the idle group snapshots, and the WAL stays short.
+@Test func anIdleGroupDoesNotKeepTheSharedWALForever() async throws {
+    let dir = tempDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let node = try OneReplica(dir: dir, groups: 2, segmentBytes: 16 << 10, segmentsBeforePurge: 3, snapshotEntries: 200)
+    do {
+        try await node.waitLeader()
+        #expect(await node.loop.write(group: 1, KVRequest(client: "idle", seq: 1, command: .put(key: "k", value: "v"))).isApplied)
+        let value = String(repeating: "v", count: 100)
+        let loop = node.loop
+        for start in stride(from: 1, through: 1600, by: 32) {
+            await withTaskGroup(of: Void.self) { writes in
+                for seq in start..<start + 32 {
+                    writes.addTask {
+                        _ = await loop.write(group: 0, .anonymous(.put(key: "k\(seq % 50)", value: value)))
+                    }
+                }
+            }
+        }
+        // About 100 entries fill a 16 KiB segment: 1,600 writes made 16 of them.
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dir + "/wal").filter { $0.hasSuffix(".wal") }
+        #expect(segments.count <= 5, "\(segments.count) segments: \(segments.sorted())")
+        #expect(node.loop.statuses[1].snapshotIndex >= 1, "the idle group never snapshotted")
+        #expect(await node.loop.read(group: 1, "k", .linearizable).value == "v")
+    }
+    try await node.close()
+}
+
+private extension KVReply {
+    var isApplied: Bool { if case .applied(.ok, _) = self { return true } else { return false } }
+    var value: String? { if case .value(let v, _) = self { return v } else { return nil } }
 }

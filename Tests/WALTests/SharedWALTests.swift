@@ -142,4 +142,37 @@ private func entries(group: Int, _ range: ClosedRange<UInt64>, term: Term, paddi
         let (_, r) = try DiskStorage.open(StorageOptions(directory: dir, segmentBytes: 1 << 16))
         #expect(r.entries.count == 1)
     }
+
+    /// A build before the shared WAL kept group g's log in `group-g/wal`: this one would start
+    /// that group without its term and vote, so it refuses, naming the directory.
+    @Test func aWALPerGroupFromAnEarlierBuildIsRefused() throws {
+        let dir = tempDir()
+        defer { removeTree(dir) }
+        do { _ = try DiskStorage.open(StorageOptions(directory: dir, groups: 2)) { (_: Int, _: [UInt8]) in } }
+        try FileIO.makeDirectory(dir + "/group-1/wal")
+        try SmallFile.replace(dir + "/group-1/wal/0000000000000001.wal", with: [0])
+        #expect {
+            _ = try DiskStorage.open(StorageOptions(directory: dir, groups: 2)) { (_: Int, _: [UInt8]) in }
+        } throws: { error in
+            guard case StorageError.layout(let why) = error else { return false }
+            return why.contains(dir + "/group-1/wal") && why.contains("term, vote and log")
+        }
+    }
+
+    /// Past `segmentsBeforePurge` segments, a group whose entries keep the oldest one is named, and
+    /// its snapshot lets the segments go.
+    @Test func aQuietGroupKeepingTheOldestSegmentIsNamedUntilItSnapshots() throws {
+        let dir = tempDir()
+        defer { removeTree(dir) }
+        let (s, _) = try DiskStorage.open(StorageOptions(directory: dir, segmentBytes: 4096, groups: 2, segmentsBeforePurge: 3))
+            { (_: Int, _: [UInt8]) in }
+        try s.save(group: 1, hardState: HardState(term: 1, vote: 1, commit: 1), entries: entries(group: 1, 1...1, term: 1))
+        for i in stride(from: UInt64(1), through: 300, by: 10) {
+            try s.save(group: 0, hardState: HardState(term: 1, vote: 1, commit: LogIndex(i)), entries: entries(group: 0, i...i + 9, term: 1, padding: 100))
+        }
+        try s.saveSnapshot(group: 0, Snapshot(index: 300, term: 1, data: [0]), replacesLog: false)
+        #expect(s.segmentCount > 3 && s.holdsOldestSegment(1) && !s.holdsOldestSegment(0))
+        try s.saveSnapshot(group: 1, Snapshot(index: 1, term: 1, data: [1]), replacesLog: false)
+        #expect(s.segmentCount == 1 && !s.holdsOldestSegment(1))
+    }
 }
