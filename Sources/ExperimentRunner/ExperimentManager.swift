@@ -13,6 +13,8 @@ public enum ExperimentError: Error, CustomStringConvertible {
     case invalidSpec(ConfigError)
     case noSuchRun(String)
     case cannotResume(String)
+    /// A valid spec of a kind this build does not run yet.
+    case notRunnable(String)
     case io(String)
 
     public var description: String {
@@ -21,6 +23,7 @@ public enum ExperimentError: Error, CustomStringConvertible {
         case .invalidSpec(let e): return "\(e)"
         case .noSuchRun(let id): return "no experiment run '\(id)' (kvctl experiment list shows them)"
         case .cannotResume(let why): return why
+        case .notRunnable(let why): return why
         case .io(let why): return why
         }
     }
@@ -58,8 +61,9 @@ public final class ExperimentManager: Sendable {
     public var activeRunID: String? { slot.withLock { $0?.runID } }
 
     public func run(specText: String, file: String?) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
-        let sweep: DetectionSweepSpec
-        do { sweep = try ExperimentSpecParser.parse(text: specText, file: file ?? "spec").sweep } catch { throw .invalidSpec(error) }
+        let spec: ExperimentSpec
+        do { spec = try ExperimentSpecParser.parse(text: specText, file: file ?? "spec") } catch { throw .invalidSpec(error) }
+        guard let sweep = spec.sweep else { throw Self.notYet(spec) }
         let plan = SweepPlan(sweep)
         let runID = RunIDs.make()
         return try begin(sweep, runID: runID) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
@@ -88,7 +92,13 @@ public final class ExperimentManager: Sendable {
 
     /// The spec a run directory holds.
     private static func sweep(of dir: RunDirectory) throws -> DetectionSweepSpec {
-        try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: dir.path + "/spec.toml").sweep
+        let spec = try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: dir.path + "/spec.toml")
+        guard let sweep = spec.sweep else { throw notYet(spec) }
+        return sweep
+    }
+
+    private static func notYet(_ spec: ExperimentSpec) -> ExperimentError {
+        .notRunnable("kind = \"\(spec.kind)\": the spec is valid, but this version of kvsupervisor runs only kind = \"detection-sweep\"")
     }
 
     /// Claims the one slot, prepares the run directory, and starts the run's task. Refused once

@@ -14,10 +14,20 @@ import TOML
 ///     seed = 1
 public enum ExperimentSpec: Sendable, Equatable {
     case detectionSweep(DetectionSweepSpec)
+    /// `kind = "failover"`: see `FailoverSpec`.
+    case failover(FailoverSpec)
 
-    /// The detection sweep's settings (the only kind so far).
-    public var sweep: DetectionSweepSpec {
-        switch self { case .detectionSweep(let s): return s }
+    /// The detection sweep's settings; nil for another kind.
+    public var sweep: DetectionSweepSpec? {
+        if case .detectionSweep(let s) = self { return s }
+        return nil
+    }
+
+    public var kind: String {
+        switch self {
+        case .detectionSweep: "detection-sweep"
+        case .failover: "failover"
+        }
     }
 }
 
@@ -56,12 +66,18 @@ public enum ExperimentSpecParser {
     /// Parses and validates a spec; every refusal names the file, the line and the key. The
     /// [experiment] table is read first, then its kind's own reader (one per kind, as kinds are added).
     public static func parse(text: String, file: String) throws(ConfigError) -> ExperimentSpec {
-        let t = try SpecTable.experiment(text: text, file: file, keys: keys)
-        guard let kind = t.table["kind"] else { throw t.fail("kind", "missing: use kind = \"detection-sweep\"") }
-        guard kind.string == "detection-sweep" else {
-            throw t.fail("kind", "'\(kind.string ?? kind.typeName)' is not an experiment kind; use \"detection-sweep\"")
+        let t = try SpecTable.experiment(text: text, file: file, keys: keys + failoverKeys)
+        guard let kind = t.table["kind"] else { throw t.fail("kind", "missing: use kind = \"detection-sweep\" or \"failover\"") }
+        switch kind.string {
+        case "detection-sweep":
+            try t.only(keys, kind: "detection-sweep")
+            return .detectionSweep(try detectionSweep(t))
+        case "failover":
+            try t.only(failoverKeys, kind: "failover")
+            return .failover(try failover(t))
+        default:
+            throw t.fail("kind", "'\(kind.string ?? kind.typeName)' is not an experiment kind; use \"detection-sweep\" or \"failover\"")
         }
-        return .detectionSweep(try detectionSweep(t))
     }
 
     static func detectionSweep(_ t: SpecTable) throws(ConfigError) -> DetectionSweepSpec {
@@ -153,6 +169,13 @@ struct SpecTable {
             throw spec.fail(key, "unknown key" + hint)
         }
         return spec
+    }
+
+    /// Every key belongs to `kind`'s list (another kind's key is named as such).
+    func only(_ keys: [String], kind: String) throws(ConfigError) {
+        for key in table.keys where !keys.contains(key) {
+            throw fail(key, "is not a key of kind = \"\(kind)\" (its keys: \(keys.joined(separator: ", ")))")
+        }
     }
 
     func fail(_ key: String?, _ problem: String) -> ConfigError {
