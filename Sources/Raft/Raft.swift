@@ -193,8 +193,24 @@ public struct Raft: Sendable {
         guard role == .follower, leader == id, id != config.id else { return }
         note("\(config.id) lost its connection from leader \(id) at term \(term): campaigning soon")
         leader = nil
+        campaignSoon()
+    }
+
+    /// The election timer set to fire within a heartbeat interval, not a whole election timeout.
+    private mutating func campaignSoon() {
         electionElapsed = max(electionElapsed, config.electionTicks)
         randomizedTimeout = electionElapsed + 1 + Int(nextRandom() % UInt64(max(1, config.heartbeatTicks)))
+    }
+
+    /// A replica with no leader refused a (pre-)vote because the asker's log is behind its own:
+    /// only a log like ours can win, so we campaign soon rather than after a whole timeout. The
+    /// followers of a crashed leader learn of it one after the other; the one with the longer log
+    /// may campaign first, be refused by the other (still in its lease), and then refuse the
+    /// other's campaign: without this, both wait out an election timeout.
+    private mutating func refusedABehindLog(from asker: ReplicaID) {
+        guard leader == nil, role == .follower || role == .preCandidate else { return }
+        note("\(config.id) refused \(asker), whose log is behind its own, and knows no leader: campaigning soon")
+        campaignSoon()
     }
 
     /// The transport could not deliver the snapshot sent to `id` (etcd's ReportSnapshot with
@@ -322,15 +338,19 @@ public struct Raft: Sendable {
         switch m.kind {
         case .preVote(let lastIndex, let lastTerm):
             let inLease = leader != nil && electionElapsed < config.electionTicks
-            let grant = m.term > term && !inLease && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            let upToDate = log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            let grant = m.term > term && !inLease && upToDate
             outbox.append(Message(from: config.id, to: m.from, term: grant ? m.term : term, kind: .preVoteResponse(granted: grant)))
+            if !upToDate { refusedABehindLog(from: m.from) }
         case .vote(let lastIndex, let lastTerm, _):
             let canVote = vote == m.from || (vote == nil && leader == nil)
-            let grant = canVote && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            let upToDate = log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            let grant = canVote && upToDate
             if grant {
                 vote = m.from
                 electionElapsed = 0
             }
+            if !upToDate { refusedABehindLog(from: m.from) }
             // The vote is in the hard state of the same Ready: persisted before this goes out.
             send(m.from, .voteResponse(granted: grant))
         case .preVoteResponse(let granted) where role == .preCandidate:
