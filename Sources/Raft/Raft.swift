@@ -196,6 +196,20 @@ public struct Raft: Sendable {
         campaignSoon()
     }
 
+    /// The node's failure detector declared `id` dead: a stopped or cut-off process closes no
+    /// connection, and its silence is all there is to go by. A follower whose leader it is forgets
+    /// it and campaigns soon, as on a lost connection; the detector's timeout is shorter than the
+    /// election timeout, so a hung leader is replaced that much sooner. A wrong suspicion costs
+    /// nothing: the other followers, still hearing the leader, refuse the pre-vote, and the next
+    /// append makes the leader ours again.
+    public mutating func peerSuspected(_ id: ReplicaID) {
+        if role == .leader, id != config.id { progress[id]?.heardAtTick = 0 }
+        guard role == .follower, leader == id, id != config.id else { return }
+        note("\(config.id) suspects its leader \(id) at term \(term) (failure detector): campaigning soon")
+        leader = nil
+        campaignSoon()
+    }
+
     /// The election timer set to fire within a heartbeat interval, not a whole election timeout.
     private mutating func campaignSoon() {
         electionElapsed = max(electionElapsed, config.electionTicks)

@@ -81,6 +81,8 @@ final class RaftLoop: @unchecked Sendable {
         case read(group: Int, key: String, ReadConsistency, Continuation)
         /// A connection that carried this peer's messages closed (every group's).
         case peerDisconnected(ReplicaID)
+        /// The node's heartbeat detector declared this peer dead (every group's).
+        case peerSuspected(ReplicaID)
         /// A leader's InstallSnapshot, its file complete and synced at `tempPath`, its store built.
         case snapshotReceived(group: Int, Message, KVStateMachine, tempPath: String)
         /// A snapshot stream to this peer broke off.
@@ -198,6 +200,7 @@ final class RaftLoop: @unchecked Sendable {
             case .write(let g, let request, let reply): replicas[g].write(request, reply, deadline: deadline)
             case .read(let g, let key, let consistency, let reply): replicas[g].read(key, consistency, reply, deadline: deadline)
             case .peerDisconnected(let peer): for r in replicas { r.raft.peerDisconnected(peer) }
+            case .peerSuspected(let peer): for r in replicas { r.raft.peerSuspected(peer) }
             case .snapshotSendFailed(let g, let peer): replicas[g].raft.reportSnapshotFailed(to: peer)
             case .snapshotReceived(let g, let m, let state, let tempPath): replicas[g].snapshotReceived(m, state, tempPath: tempPath)
             }

@@ -19,7 +19,8 @@ public enum RaftNodeMain {
         do { store = try prepare(o) } catch { NodeProcess.fail(detection, "\(error)") }
         let output = NodeProcess.begin(detection)
         do {
-            let detectionStatus = try HeartbeatDetection.start(detection, output: output, guest: store.guest)
+            let detectionStatus = try HeartbeatDetection.start(detection, output: output, guest: store.guest,
+                                                               onDeclaredDead: store.suspected)
             let status = try store.start(output)
             NodeProcess.serve(status: status + "; peer port " + detectionStatus)
         } catch {
@@ -50,6 +51,9 @@ public enum RaftNodeMain {
     /// the HTTP API once heartbeat detection (which carries `guest`) is up.
     private struct PreparedStore {
         var guest: PeerPortGuest
+        /// The heartbeat detector's verdicts, for Raft: a silent leader is suspected before the
+        /// election timeout would notice.
+        var suspected: @Sendable (NodeID) -> Void
         var start: (EventOutput) throws -> String
     }
 
@@ -119,7 +123,10 @@ public enum RaftNodeMain {
         let api = KVAPI(selfID: o.id.rawValue, members: members, replica: loop,
                         defaultConsistency: r.readPolicy, syncMode: r.sync.rawValue)
 
-        return PreparedStore(guest: guest) { output in
+        let suspected: @Sendable (NodeID) -> Void = { peer in
+            if let replica = ids[peer] { loop.submit(.peerSuspected(replica)) }
+        }
+        return PreparedStore(guest: guest, suspected: suspected) { output in
             if r.sync == .none {
                 writeStderr("\(nodeLabel): --sync none: writes are acknowledged before they reach the disk; a crash of "
                             + "the host (not of this process) can lose acknowledged writes. For experiments only")

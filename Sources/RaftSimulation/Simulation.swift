@@ -205,13 +205,13 @@ public final class Simulation {
     /// of order or weight changes every schedule (and the seeds a failure was reported with).
     public enum StepAction: CaseIterable, Sendable {
         case tick, clientOperations, crashAny, crashLeader, restartDown, partitionHalves, oneWayCut, heal
-        case isolateLeaderWithFollower, transferLeadership, backgroundWrite, reboot, pause, nothing
+        case isolateLeaderWithFollower, transferLeadership, backgroundWrite, reboot, pause, suspect, nothing
     }
 
     public static let stepWeights: [(action: StepAction, weight: UInt64)] = [
         (.tick, 40), (.clientOperations, 14), (.crashAny, 2), (.crashLeader, 4), (.restartDown, 3), (.partitionHalves, 2),
         (.oneWayCut, 1), (.heal, 4), (.isolateLeaderWithFollower, 3), (.transferLeadership, 1), (.backgroundWrite, 8),
-        (.reboot, 2), (.pause, 1), (.nothing, 15),
+        (.reboot, 2), (.pause, 1), (.suspect, 2), (.nothing, 13),
     ]
 
     public static func action(for roll: UInt64) -> StepAction {
@@ -274,6 +274,18 @@ public final class Simulation {
                     nodes[g][to]!.raft.peerDisconnected(from)
                     drainTrace(g, to)
                 }
+            }
+        case .suspect:
+            // A replica's heartbeat detector declares a peer dead: rightly when it is paused, down
+            // or cut off, wrongly (a late beat) otherwise. Half the time the peer is the leader.
+            guard ids.count > 1, !running.isEmpty else { break }
+            let at = rng.pick(running)
+            let others = ids.filter { $0 != at }
+            let peer = rng.chance(50) ? (leader(someGroup()).flatMap { $0 != at ? $0 : nil } ?? rng.pick(others)) : rng.pick(others)
+            log("\(at)'s detector declares \(peer) dead")
+            for g in groups {
+                nodes[g][at]!.raft.peerSuspected(peer)
+                drainTrace(g, at)
             }
         case .heal:
             for id in ids { side[id] = 0 }

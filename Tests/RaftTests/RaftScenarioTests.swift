@@ -135,6 +135,11 @@ final class RaftEnv {
             let (n, peer) = (try id(0), try id(1))
             nodes[n]!.peerDisconnected(peer)
             return nodes[n]!.takeTrace() + ["ok"]
+        case "peer-suspected":
+            // The node's heartbeat detector declared the peer dead.
+            let (n, peer) = (try id(0), try id(1))
+            nodes[n]!.peerSuspected(peer)
+            return nodes[n]!.takeTrace() + ["ok"]
         case "transfer":
             let n = try id()
             let result = nodes[n]!.transferLeadership(to: try c.int("to"))
