@@ -87,6 +87,9 @@ public struct Raft: Sendable {
     public private(set) var term: Term = 0
     public private(set) var vote: ReplicaID?
     public private(set) var leader: ReplicaID?
+    /// The leader this replica forgot (its connection closed, or the detector suspects it), and in
+    /// which term: a vote given to it does not stop `refusedABehindLog` from campaigning.
+    private var forgottenLeader: (id: ReplicaID, term: Term)?
     public private(set) var log = RaftLog()
 
     private var electionElapsed = 0
@@ -192,21 +195,32 @@ public struct Raft: Sendable {
         if role == .leader, id != config.id { progress[id]?.heardAtTick = 0 }
         guard role == .follower, leader == id, id != config.id else { return }
         note("\(config.id) lost its connection from leader \(id) at term \(term): campaigning soon")
-        leader = nil
-        campaignSoon()
+        forget(leader: id)
     }
 
     /// The node's failure detector declared `id` dead: a stopped or cut-off process closes no
-    /// connection, and its silence is all there is to go by. A follower whose leader it is forgets
-    /// it and campaigns soon, as on a lost connection; the detector's timeout is shorter than the
-    /// election timeout, so a hung leader is replaced that much sooner. A wrong suspicion costs
-    /// nothing: the other followers, still hearing the leader, refuse the pre-vote, and the next
-    /// append makes the leader ours again.
+    /// connection, and its silence is all there is to go by. A follower whose leader it is, and
+    /// which has not heard from it in two heartbeat intervals either, forgets it and campaigns
+    /// soon, as on a lost connection. So a leader is replaced after the detector's timeout or the
+    /// election timeout, whichever is shorter: a leader that stalls longer than the detector's
+    /// timeout (hb_timeout_ms) loses its leadership even if it comes back before the election
+    /// timeout. That is the detector's trade-off, speed against mistakes, and the lab's subject.
+    /// A verdict that arrives after an append from the leader was handled is ignored, and one
+    /// follower's wrong suspicion costs a refused pre-vote while the others still hear the leader.
     public mutating func peerSuspected(_ id: ReplicaID) {
         if role == .leader, id != config.id { progress[id]?.heardAtTick = 0 }
         guard role == .follower, leader == id, id != config.id else { return }
+        guard electionElapsed >= 2 * config.heartbeatTicks else {
+            note("\(config.id) ignored a suspicion of its leader \(id): heard from it \(electionElapsed) ticks ago")
+            return
+        }
         note("\(config.id) suspects its leader \(id) at term \(term) (failure detector): campaigning soon")
+        forget(leader: id)
+    }
+
+    private mutating func forget(leader id: ReplicaID) {
         leader = nil
+        forgottenLeader = (id, term)
         campaignSoon()
     }
 
@@ -221,8 +235,13 @@ public struct Raft: Sendable {
     /// followers of a crashed leader learn of it one after the other; the one with the longer log
     /// may campaign first, be refused by the other (still in its lease), and then refuse the
     /// other's campaign: without this, both wait out an election timeout.
+    /// Not after a vote in this term for another candidate (its first append may be on its way:
+    /// campaigning now could depose it), only for ourselves or for the leader we forgot; and only
+    /// with pre-vote (without it, a campaign raises terms).
     private mutating func refusedABehindLog(from asker: ReplicaID) {
-        guard leader == nil, role == .follower || role == .preCandidate else { return }
+        let forgotten = forgottenLeader.flatMap { $0.term == term ? $0.id : nil }
+        guard config.preVote, leader == nil, vote == nil || vote == config.id || vote == forgotten,
+              role == .follower || role == .preCandidate else { return }
         note("\(config.id) refused \(asker), whose log is behind its own, and knows no leader: campaigning soon")
         campaignSoon()
     }

@@ -1,0 +1,56 @@
+import Testing
+@testable import Experiments
+
+@Test func thePlanRunsEveryCellOnceARoundInASeededOrderAndTheCascadeLast() {
+    var spec = FailoverSpec(trials: 4, rapidSequential: 3, rapidGapMs: 20)
+    let plan = FailoverPlan(spec)
+    #expect(plan.cells.count == 7 * 2 + 1 && plan.trials.count == 14 * 4 + 3)
+    for round in 0..<4 {
+        let cells = plan.trials.filter { $0.index == round && $0.cell.scenario != .rapid }.map(\.cell)
+        #expect(Set(cells) == Set(plan.cells.filter { $0.scenario != .rapid }) && cells.count == 14)
+    }
+    #expect(plan.trials.suffix(3).map(\.cell) == Array(repeating: .init(scenario: .rapid, killAfterMs: 20), count: 3))
+    // Shuffled (not the listed order), the same for the same seed, another for another.
+    #expect(plan.trials.prefix(14).map(\.cell) != plan.cells.prefix(14).map { $0 })
+    #expect(FailoverPlan(spec) == plan)
+    spec.seed = 2
+    #expect(FailoverPlan(spec).trials != plan.trials)
+}
+
+@Test func theOriginalsScenarioNamesStandForTheirDelays() {
+    let names = [0, 10, 25, 50, 75, 100, 200, 30].map { FailoverScenario.originalName(.acknowledged, killAfterMs: $0) }
+    #expect(names == ["immediate", "precision timed", "precision timed", "during replication", "precision timed",
+                      "during replication", "during replication", "kill after 30 ms"])
+    #expect(FailoverScenario.originalName(.rapid, killAfterMs: 0) == "rapid sequential")
+}
+
+private let sample = FailoverTrial(
+    session: 1, cell: .init(scenario: .acknowledged, killAfterMs: 25), index: 3, fault: .kill, group: 2, key: "fo-3-25",
+    leader: "B", term: 7, startWallMs: 1_765_000_000_000, sendMonoNs: 1_000_000_000, ackMonoNs: 1_002_000_000, write: .ok,
+    killRequestedMonoNs: 1_003_000_000, killAppliedMonoNs: 1_027_100_000, detectMonoNs: 1_027_600_000,
+    leaderLostMonoNs: 1_027_700_000, electedMonoNs: 1_049_100_000, newLeader: "C", newTerm: 8, firstWriteMonoNs: 1_061_100_000,
+    survived: .yes, restartMonoNs: 1_200_000_000, caughtUpMonoNs: 1_450_000_000, durationMs: 900)
+
+@Test func aTrialRowReadsBackAndItsFiguresComeFromItsInstants() throws {
+    #expect(sample.electionMs == 22 && sample.recoveryMs == 34 && sample.catchUpMs == 250)
+    #expect(sample.killAfterObservedMs == 25.1 && sample.detectionMs == 0.5)
+    #expect(sample.overheadMs == 900 - 25 - 34 - 250)
+    let text = FailoverCSV.header + "\n" + FailoverCSV.row(sample) + "\n"
+    #expect(try FailoverCSV.parse(text) == [sample])
+    #expect(FailoverCSV.row(sample).split(separator: ",", omittingEmptySubsequences: false).count == FailoverCSV.columns.count)
+    // An unacknowledged write: no ack, and its outcome left unknown until read.
+    var inFlight = sample
+    inFlight.cell = .init(scenario: .inFlight, killAfterMs: 10)
+    inFlight.ackMonoNs = nil
+    inFlight.write = .timeout
+    inFlight.survived = .no
+    #expect(inFlight.killAfterObservedMs == 27.1)
+    #expect(try FailoverCSV.parse(FailoverCSV.header + "\n" + FailoverCSV.row(inFlight) + "\n") == [inFlight])
+}
+
+@Test func aTornLastRowIsDroppedAndAnyOtherDamageIsNamed() throws {
+    let row = FailoverCSV.row(sample)
+    #expect(try FailoverCSV.parse(FailoverCSV.header + "\n" + row + "\n" + row.prefix(40)) == [sample])
+    #expect(throws: TrialsCSV.ParseError.self) { try FailoverCSV.parse(FailoverCSV.header + "\n" + row.prefix(40) + "\n" + row + "\n") }
+    #expect(throws: TrialsCSV.ParseError.self) { try FailoverCSV.parse("session,cell\n") }
+}
