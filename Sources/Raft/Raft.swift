@@ -372,7 +372,16 @@ public struct Raft: Sendable {
         case .preVote(let lastIndex, let lastTerm):
             let inLease = leader != nil && electionElapsed < config.electionTicks
             let upToDate = log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
-            let grant = m.term > term && !inLease && upToDate
+            // Two followers that lost the same leader campaign at once (a closed connection, or
+            // the detector's verdict, reaches both in the same millisecond). Granting each other's
+            // pre-vote would make both candidates, each voting for itself: a split vote, and an
+            // election timeout lost. A pre-candidate that began its own campaign in this very tick,
+            // with the same log as the asker's, grants only a lower id, so that one of two goes
+            // on. One whose campaign is older grants as usual: its own may have been refused
+            // already (by a follower still in its lease), and the asker's is then the one to win.
+            let sameLog = lastIndex == log.lastIndex && lastTerm == log.lastTerm
+            let yields = role == .preCandidate && electionElapsed == 0 && sameLog && m.from > config.id
+            let grant = m.term > term && !inLease && upToDate && !yields
             outbox.append(Message(from: config.id, to: m.from, term: grant ? m.term : term, kind: .preVoteResponse(granted: grant)))
             if !upToDate { refusedABehindLog(from: m.from) }
         case .vote(let lastIndex, let lastTerm, _):
