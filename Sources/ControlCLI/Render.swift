@@ -58,18 +58,8 @@ enum Render {
 
     static func round3(_ x: Double) -> String { String((x * 1000).rounded() / 1000) }
 
-    /// `x` with exactly `digits` decimals (FoundationEssentials has no String(format:)).
-    static func fixed(_ x: Double, _ digits: Int) -> String {
-        guard x.isFinite else { return String(x) }
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        let n = Int64((abs(x) * scale).rounded())
-        let sign = x < 0 && n != 0 ? "-" : ""
-        guard digits > 0 else { return sign + String(n) }
-        let s = String(n)
-        let padded = String(repeating: "0", count: max(0, digits + 1 - s.count)) + s
-        return sign + padded.dropLast(digits) + "." + padded.suffix(digits)
-    }
+    /// `x` with exactly `digits` decimals.
+    static func fixed(_ x: Double, _ digits: Int) -> String { FixedText.fixed(x, digits) }
 
     static func clock(_ wallMs: Int) -> String {
         let ms = wallMs % 1000, s = (wallMs / 1000) % 60, m = (wallMs / 60_000) % 60, h = (wallMs / 3_600_000) % 24

@@ -11,10 +11,10 @@ import Glibc
 public enum HeartbeatDetection {
     /// Starts listening, sending and watching; returns once the detector is armed (every peer
     /// heard once, or one timeout plus one interval passed), with what READY's STATUS= says of it.
-    /// `onDeclaredDead` hears each peer the detector declares dead (raft mode passes it to Raft).
+    /// `onVerdict` hears each verdict, dead or alive again (raft mode passes them to Raft).
     public static func start(_ options: NodeOptions, output: EventOutput, guest: PeerPortGuest? = nil,
-                             onDeclaredDead: (@Sendable (NodeID) -> Void)? = nil) throws -> String {
-        let node = HeartbeatNode(options: options, output: output, onDeclaredDead: onDeclaredDead)
+                             onVerdict: (@Sendable (NodeID, _ alive: Bool) -> Void)? = nil) throws -> String {
+        let node = HeartbeatNode(options: options, output: output, onVerdict: onVerdict)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         // The seed's monitored node only answers connections with beats: its listener belongs to

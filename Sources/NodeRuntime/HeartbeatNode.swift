@@ -11,8 +11,8 @@ final class HeartbeatNode: Sendable {
     /// The timing thread sleeps on this; a peer that gains a deadline may need an earlier wake-up.
     let waiter = TimingWaiter()
     private let output: EventOutput
-    /// Told of every peer the detector declares dead, after its event (raft mode: a hint to Raft).
-    private let onDeclaredDead: (@Sendable (NodeID) -> Void)?
+    /// Told of every verdict (dead: false, alive again: true), after its event (raft mode: a hint to Raft).
+    private let onVerdict: (@Sendable (NodeID, _ alive: Bool) -> Void)?
 
     private struct State {
         var detector: FailureDetector
@@ -26,10 +26,10 @@ final class HeartbeatNode: Sendable {
     }
     private let state: Mutex<State>
 
-    init(options: NodeOptions, output: EventOutput, onDeclaredDead: (@Sendable (NodeID) -> Void)? = nil) {
+    init(options: NodeOptions, output: EventOutput, onVerdict: (@Sendable (NodeID, _ alive: Bool) -> Void)? = nil) {
         self.options = options
         self.output = output
-        self.onDeclaredDead = onDeclaredDead
+        self.onVerdict = onVerdict
         let watched: [NodeID] = options.role == .monitored ? [] : options.peers.compactMap(\.id)
         state = Mutex(State(
             detector: FailureDetector(kind: options.detector, peers: watched, intervalMs: options.hbIntervalMs,
@@ -122,6 +122,6 @@ final class HeartbeatNode: Sendable {
         event.lastHeardMonoNs = d.lastHeard
         event.timeoutMs = options.hbTimeoutMs
         output.emit(event)
-        if d.verdict == .dead { onDeclaredDead?(d.peer) }
+        onVerdict?(d.peer, d.verdict != .dead)
     }
 }

@@ -90,6 +90,10 @@ public struct Raft: Sendable {
     /// The leader this replica forgot (its connection closed, or the detector suspects it), and in
     /// which term: a vote given to it does not stop `refusedABehindLog` from campaigning.
     private var forgottenLeader: (id: ReplicaID, term: Term)?
+    /// A peer the detector declared dead and has not declared alive since: a verdict ignored
+    /// because the leader was heard moments before is acted on once two heartbeats pass in silence
+    /// (the detector does not repeat it).
+    private var suspectedPeer: ReplicaID?
     public private(set) var log = RaftLog()
 
     private var electionElapsed = 0
@@ -178,6 +182,10 @@ public struct Raft: Sendable {
                 broadcastAppend()
             }
         case .follower, .preCandidate, .candidate:
+            if role == .follower, let s = suspectedPeer, leader == s, electionElapsed >= 2 * config.heartbeatTicks {
+                note("\(config.id) suspects its leader \(s) at term \(term) (failure detector, then silence): campaigning soon")
+                forget(leader: s)
+            }
             if electionElapsed >= randomizedTimeout { campaign() }
         }
     }
@@ -209,17 +217,25 @@ public struct Raft: Sendable {
     /// follower's wrong suspicion costs a refused pre-vote while the others still hear the leader.
     public mutating func peerSuspected(_ id: ReplicaID) {
         if role == .leader, id != config.id { progress[id]?.heardAtTick = 0 }
-        guard role == .follower, leader == id, id != config.id else { return }
+        guard id != config.id else { return }
+        suspectedPeer = id
+        guard role == .follower, leader == id else { return }
         guard electionElapsed >= 2 * config.heartbeatTicks else {
-            note("\(config.id) ignored a suspicion of its leader \(id): heard from it \(electionElapsed) ticks ago")
+            note("\(config.id) put off a suspicion of its leader \(id): heard from it \(electionElapsed) ticks ago")
             return
         }
         note("\(config.id) suspects its leader \(id) at term \(term) (failure detector): campaigning soon")
         forget(leader: id)
     }
 
+    /// The detector declared `id` alive again: a suspicion put off is dropped.
+    public mutating func peerTrusted(_ id: ReplicaID) {
+        if suspectedPeer == id { suspectedPeer = nil }
+    }
+
     private mutating func forget(leader id: ReplicaID) {
         leader = nil
+        suspectedPeer = nil  // acted on: the next suspicion needs a verdict of its own
         forgottenLeader = (id, term)
         campaignSoon()
     }
@@ -380,7 +396,10 @@ public struct Raft: Sendable {
             // on. One whose campaign is older grants as usual: its own may have been refused
             // already (by a follower still in its lease), and the asker's is then the one to win.
             let sameLog = lastIndex == log.lastIndex && lastTerm == log.lastTerm
+            // Not if the asker refused ours already (the collision is over: its campaign is the one
+            // left), nor for another campaign term.
             let yields = role == .preCandidate && electionElapsed == 0 && sameLog && m.from > config.id
+                && votes[m.from] != false && m.term == term.next
             let grant = m.term > term && !inLease && upToDate && !yields
             outbox.append(Message(from: config.id, to: m.from, term: grant ? m.term : term, kind: .preVoteResponse(granted: grant)))
             if !upToDate { refusedABehindLog(from: m.from) }

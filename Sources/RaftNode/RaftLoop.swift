@@ -81,8 +81,9 @@ final class RaftLoop: @unchecked Sendable {
         case read(group: Int, key: String, ReadConsistency, Continuation)
         /// A connection that carried this peer's messages closed (every group's).
         case peerDisconnected(ReplicaID)
-        /// The node's heartbeat detector declared this peer dead (every group's).
+        /// The node's heartbeat detector declared this peer dead (every group's), or alive again.
         case peerSuspected(ReplicaID)
+        case peerTrusted(ReplicaID)
         /// A leader's InstallSnapshot, its file complete and synced at `tempPath`, its store built.
         case snapshotReceived(group: Int, Message, KVStateMachine, tempPath: String)
         /// A snapshot stream to this peer broke off.
@@ -201,6 +202,7 @@ final class RaftLoop: @unchecked Sendable {
             case .read(let g, let key, let consistency, let reply): replicas[g].read(key, consistency, reply, deadline: deadline)
             case .peerDisconnected(let peer): for r in replicas { r.raft.peerDisconnected(peer) }
             case .peerSuspected(let peer): for r in replicas { r.raft.peerSuspected(peer) }
+            case .peerTrusted(let peer): for r in replicas { r.raft.peerTrusted(peer) }
             case .snapshotSendFailed(let g, let peer): replicas[g].raft.reportSnapshotFailed(to: peer)
             case .snapshotReceived(let g, let m, let state, let tempPath): replicas[g].snapshotReceived(m, state, tempPath: tempPath)
             }

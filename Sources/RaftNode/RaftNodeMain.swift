@@ -20,7 +20,7 @@ public enum RaftNodeMain {
         let output = NodeProcess.begin(detection)
         do {
             let detectionStatus = try HeartbeatDetection.start(detection, output: output, guest: store.guest,
-                                                               onDeclaredDead: store.suspected)
+                                                               onVerdict: store.verdict)
             let status = try store.start(output)
             NodeProcess.serve(status: status + "; peer port " + detectionStatus)
         } catch {
@@ -53,7 +53,7 @@ public enum RaftNodeMain {
         var guest: PeerPortGuest
         /// The heartbeat detector's verdicts, for Raft: a silent leader is suspected before the
         /// election timeout would notice.
-        var suspected: @Sendable (NodeID) -> Void
+        var verdict: @Sendable (NodeID, _ alive: Bool) -> Void
         var start: (EventOutput) throws -> String
     }
 
@@ -123,10 +123,10 @@ public enum RaftNodeMain {
         let api = KVAPI(selfID: o.id.rawValue, members: members, replica: loop,
                         defaultConsistency: r.readPolicy, syncMode: r.sync.rawValue)
 
-        let suspected: @Sendable (NodeID) -> Void = { peer in
-            if let replica = ids[peer] { loop.submit(.peerSuspected(replica)) }
+        let verdict: @Sendable (NodeID, Bool) -> Void = { peer, alive in
+            if let replica = ids[peer] { loop.submit(alive ? .peerTrusted(replica) : .peerSuspected(replica)) }
         }
-        return PreparedStore(guest: guest, suspected: suspected) { output in
+        return PreparedStore(guest: guest, verdict: verdict) { output in
             if r.sync == .none {
                 writeStderr("\(nodeLabel): --sync none: writes are acknowledged before they reach the disk; a crash of "
                             + "the host (not of this process) can lose acknowledged writes. For experiments only")

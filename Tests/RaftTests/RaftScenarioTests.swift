@@ -140,6 +140,11 @@ final class RaftEnv {
             let (n, peer) = (try id(0), try id(1))
             nodes[n]!.peerSuspected(peer)
             return nodes[n]!.takeTrace() + ["ok"]
+        case "peer-trusted":
+            // ... and alive again.
+            let (n, peer) = (try id(0), try id(1))
+            nodes[n]!.peerTrusted(peer)
+            return nodes[n]!.takeTrace() + ["ok"]
         case "transfer":
             let n = try id()
             let result = nodes[n]!.transferLeadership(to: try c.int("to"))

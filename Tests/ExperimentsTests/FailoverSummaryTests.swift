@@ -1,0 +1,41 @@
+import Testing
+@testable import Experiments
+
+/// A trial of `cell`: acknowledged (or not), surviving (or not), recovering in `recoveryMs`.
+private func trial(_ scenario: FailoverScenario, _ delay: Int, _ index: Int, acked: Bool = true, survived: FailoverTrial.Survival = .yes,
+                   recoveryMs: Int64 = 30) -> FailoverTrial {
+    let kill: Int64 = 2_000_000_000
+    return FailoverTrial(
+        session: 1, cell: .init(scenario: scenario, killAfterMs: delay), index: index, fault: .kill, group: 0, key: "k\(delay)-\(index)",
+        leader: "A", term: 3, startWallMs: 0, sendMonoNs: 1_000_000_000, ackMonoNs: acked ? 1_001_000_000 : nil, write: acked ? .ok : .timeout,
+        killRequestedMonoNs: kill - 1_000_000, killAppliedMonoNs: kill, electedMonoNs: kill + 20_000_000, newLeader: "B", newTerm: 4,
+        firstWriteMonoNs: kill + recoveryMs * 1_000_000, survived: survived, durationMs: 500)
+}
+
+@Test func theSummaryHasTheOriginalsShapeAndSaysWhatItCannotClaim() {
+    var trials: [FailoverTrial] = []
+    for d in [0, 10, 50] { for i in 0..<3 { trials.append(trial(.acknowledged, d, i, recoveryMs: Int64(20 + d + i))) } }
+    trials.append(trial(.inFlight, 10, 0, acked: false, survived: .no))
+    trials.append(trial(.inFlight, 10, 1, acked: false, survived: .yes))
+    let s = FailoverSummary(trials: trials)
+    #expect(s.overall.survival == Proportion(successes: 9, of: 9) && s.overall.inFlight == (1, 1, 0))
+    #expect(s.scenarios.map(\.name) == ["immediate", "precision timed", "during replication", "in flight"])
+    #expect(s.cells.count == 4 && s.lost.isEmpty)
+    let text = s.text(runID: "r1", spec: FailoverSpec())
+    let lines = text.split(separator: "\n").map(String.init)
+    #expect(lines.first == "=== FAILOVER TEST ANALYSIS REPORT ===")
+    #expect(lines.contains("OVERALL RESULTS") && lines.contains("SCENARIO BREAKDOWN"))
+    // 9 of 9 is not "100%": its Wilson interval says how sure that is.
+    #expect(lines.contains { $0.contains("Acknowledged writes: 9/9 survived (100.0%, 95% CI [70.1%, 100.0%])") }, "\(text)")
+    #expect(lines.contains { $0.hasPrefix("  immediate: 3 tests, 3/3 survived") && $0.contains("average recovery 0.021 s") }, "\(text)")
+    #expect(lines.contains { $0.contains("Writes in flight at the kill: 1 survived, 1 lost, 0 unknown") })
+    #expect(lines.contains { $0.hasPrefix("Kill delay vs recovery: Spearman rho 0.") })
+}
+
+@Test func aLostAcknowledgedWriteIsNamedWithItsKeyAndLeader() {
+    let lostOne = trial(.acknowledged, 0, 2, survived: .no)
+    let s = FailoverSummary(trials: [trial(.acknowledged, 0, 0), trial(.acknowledged, 0, 1), lostOne])
+    #expect(s.lost == [lostOne] && s.overall.survival.successes == 2)
+    let text = s.text(runID: "r1", spec: FailoverSpec())
+    #expect(text.contains("ACKNOWLEDGED WRITES LOST: 1") && text.contains("key k0-2 written through A (term 3)"))
+}
