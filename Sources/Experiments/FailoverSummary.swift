@@ -124,3 +124,29 @@ public struct FailoverSummary: Sendable, Equatable {
         return out.joined(separator: "\n") + "\n"
     }
 }
+
+extension FailoverSummary {
+    /// One row per (scenario, delay) cell: survival with its Wilson interval, the unacknowledged
+    /// writes' fate, election and recovery (median with its order-statistic interval and that
+    /// interval's true coverage, p90, max) and the restarted node's catch-up.
+    public var cellTable: ReportTable {
+        func ms(_ x: Double?) -> String { x.map { FixedText.fixed($0, 1) } ?? "-" }
+        func percent(_ x: Double) -> String { FixedText.fixed(x * 100, 1) }
+        func median(_ xs: [Double]) -> String {
+            guard let m = OrderStatistics.medianCI(xs) else { return "-" }
+            return "\(ms(m.median)) [\(ms(m.low)), \(ms(m.high))]" + (m.is95 ? "" : " (\(m.coverageText))")
+        }
+        let rows = cells.map { r -> [String] in
+            let survival = r.survival.trials == 0 ? "-"
+                : "\(r.survival.successes)/\(r.survival.trials) [\(percent(r.survival.low)), \(percent(r.survival.high))]"
+            let open = r.inFlight.survived + r.inFlight.lost + r.inFlight.unknown
+            return [r.name, String(r.trials), survival,
+                    open == 0 ? "-" : "\(r.inFlight.survived) / \(r.inFlight.lost) / \(r.inFlight.unknown)",
+                    median(r.electionMs), median(r.recoveryMs), ms(OrderStatistics.percentile(r.recoveryMs, 90)),
+                    ms(r.recoveryMs.max()), median(r.catchUpMs)]
+        }
+        return ReportTable(header: ["scenario", "trials", "acknowledged survived [95% CI %]", "in flight: survived / lost / unknown",
+                                    "election ms, median [CI]", "recovery ms, median [CI]", "p90", "max", "catch-up ms, median [CI]"],
+                           rows: rows)
+    }
+}

@@ -39,3 +39,16 @@ private func trial(_ scenario: FailoverScenario, _ delay: Int, _ index: Int, ack
     let text = s.text(runID: "r1", spec: FailoverSpec())
     #expect(text.contains("ACKNOWLEDGED WRITES LOST: 1") && text.contains("key k0-2 written through A (term 3)"))
 }
+
+/// The table a report shows: a row per cell, intervals with their true coverage when under 95%.
+@Test func theCellTableHasARowPerCellAndSaysItsIntervalsCoverage() {
+    var trials = (0..<3).map { trial(.acknowledged, 25, $0, recoveryMs: Int64(30 + $0)) }
+    trials.append(trial(.inFlight, 25, 0, acked: false, survived: .unknown))
+    let table = FailoverSummary(trials: trials).cellTable
+    #expect(table.rows.count == 2 && table.header.count == table.rows[0].count)
+    #expect(table.rows[0][0] == "kill 25 ms after the ack" && table.rows[0][2] == "3/3 [43.9, 100.0]")
+    // Three samples: [min, max] covers the median with 75%, and the table says so.
+    #expect(table.rows[0][5] == "31.0 [30.0, 32.0] (75.0%)", "\(table.rows[0])")
+    #expect(table.rows[1][3] == "0 / 0 / 1" && table.rows[1][2] == "-")
+    #expect(table.markdown().hasPrefix("| scenario | trials |"))
+}
