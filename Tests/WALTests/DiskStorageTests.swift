@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// A temp directory removed when the test ends.
-private final class TempDir {
+final class TempDir {
     let path: String
     init() {
         var template = Array("/tmp/kv-storage-XXXXXX".utf8CString)
@@ -14,7 +14,8 @@ private final class TempDir {
     }
     deinit { Self.remove(path) }
 
-    private static func remove(_ path: String) {
+    /// Removes `path` and everything under it.
+    static func remove(_ path: String) {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         if st.st_mode & S_IFMT == S_IFDIR {

@@ -10,16 +10,7 @@ private func tempDir() -> String {
     return String(cString: mkdtemp(&template)!)
 }
 
-private func removeTree(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if st.st_mode & S_IFMT == S_IFDIR {
-        for name in (try? FileIO.list(path)) ?? [] { removeTree(path + "/" + name) }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
+private func removeTree(_ path: String) { TempDir.remove(path) }
 
 /// Group g's entries carry g in their data, so that a record replayed into the wrong group shows.
 private func entries(group: Int, _ range: ClosedRange<UInt64>, term: Term, padding: Int = 0) -> [Entry] {
