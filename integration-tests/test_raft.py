@@ -334,7 +334,11 @@ def test_a_hung_leader_is_replaced_on_the_failure_detectors_verdict_before_any_e
     sup = start_raft(tmpdir_clean, cluster_extra="election_ms = 3000\nelection_max_ms = 6000\n")
     try:
         old, term = wait_leader(sup, timeout=15)  # the first election waits out an election timeout
-        time.sleep(0.3)  # every follower has heard the leader's heartbeats since
+        # Every follower knows the leader (a follower that knows none has no leader to give up).
+        deadline = time.monotonic() + 5
+        while not all(v.get("raft", {}).get("leader") == old for v in node_views(sup).values()):
+            assert time.monotonic() < deadline, node_views(sup)
+            time.sleep(0.02)
         reply = sup.json("inject", "stop", old, "--for", "8s")
         stopped = sup.wait_events(lambda e: e["event"] == "fault_applied" and e.get("fault_id") == reply["fault_id"])[0]
         lost = sup.wait_events(lambda e: e["event"] == "leader_lost" and e.get("leader") == old and e["node"] != old,

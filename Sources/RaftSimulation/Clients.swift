@@ -52,7 +52,8 @@ struct Clients {
     /// Two keys of group `g` (`KeyGroups`): with one group, x and y.
     static func keys(group g: Int, of groups: Int) -> [String] {
         let candidates = ["x", "y"] + (0..<400).map { "k\($0)" }
-        return Array(candidates.filter { KeyGroups.group(of: $0, groups: groups) == g }.prefix(2))
+        // Lazily: hash only until two are found, not all 402 for every schedule.
+        return Array(candidates.lazy.filter { KeyGroups.group(of: $0, groups: groups) == g }.prefix(2))
     }
 
     let group: Int

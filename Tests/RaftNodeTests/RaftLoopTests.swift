@@ -102,6 +102,7 @@ private func answers(_ node: OneReplica, _ put: KVRequest) async throws -> LogIn
     let dir = tempDir()
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let node = try OneReplica(dir: dir, groups: 2, segmentBytes: 16 << 10, segmentsBeforePurge: 3, snapshotEntries: 200)
+    // On every path, a throw too: the loop's threads end here, not at the process's exit.
     do {
         try await node.waitLeader()
         #expect(await node.loop.write(group: 1, KVRequest(client: "idle", seq: 1, command: .put(key: "k", value: "v"))).isApplied)
@@ -121,6 +122,9 @@ private func answers(_ node: OneReplica, _ put: KVRequest) async throws -> LogIn
         #expect(segments.count <= 5, "\(segments.count) segments: \(segments.sorted())")
         #expect(node.loop.statuses[1].snapshotIndex >= 1, "the idle group never snapshotted")
         #expect(await node.loop.read(group: 1, "k", .linearizable).value == "v")
+    } catch {
+        try await node.close()
+        throw error
     }
     try await node.close()
 }
