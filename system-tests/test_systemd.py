@@ -89,6 +89,10 @@ def test_kvctl_outside_the_group_is_refused(machine):
 # heartbeat's trip through the link proxy, which in raft mode also carries Raft traffic, on a
 # container sharing two vCPUs with systemd and journald (one run saw 205.1 ms).
 LATENCY_SLACK_MS = 20
+# Below: T - I holds for heartbeats sent exactly I apart; the killed node's own heartbeat timer
+# drifts from that by scheduling delay under load, as the integration tier allows too (5 ms).
+# One CI run here saw 99.5 ms for T - I = 100.
+TIMER_DRIFT_MS = 5
 
 
 def test_kill_detection_reaches_the_journal(machine):
@@ -104,7 +108,7 @@ def test_kill_detection_reaches_the_journal(machine):
                  f"KV_LATENCY_MS={e['KV_LATENCY_MS']} KV_LABEL={e.get('KV_LABEL')} MESSAGE_ID={e['MESSAGE_ID']}")
         assert sorted(e["KV_NODE"] for e in entries) == ["A", "C"]
         for e in entries:
-            assert HB_TIMEOUT - HB_INTERVAL <= float(e["KV_LATENCY_MS"]) <= HB_TIMEOUT + LATENCY_SLACK_MS, e["KV_LATENCY_MS"]
+            assert HB_TIMEOUT - HB_INTERVAL - TIMER_DRIFT_MS <= float(e["KV_LATENCY_MS"]) <= HB_TIMEOUT + LATENCY_SLACK_MS, e["KV_LATENCY_MS"]
             assert e["KV_LABEL"] == "true_detection"
     finally:
         # Whatever the verdict, the later tests need all three nodes.
