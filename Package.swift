@@ -60,8 +60,16 @@ let package = Package(
         .target(name: "Experiments", dependencies: ["TOML", "Core", "SplitMix"]),
         // Runs experiments for the daemon: a cluster per cell, trials, run directories, resume.
         .target(name: "ExperimentRunner", dependencies: [
-            "Experiments", "ConfigFile", "TOML", "Core", "Events", "Faults", "Supervision",
+            "Experiments", "ConfigFile", "TOML", "Core", "Events", "Faults", "Supervision", "NodeClient",
             .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        // One HTTP/1.1 request to a kvnode (NIOHTTP1), its answer stamped on arrival: kvctl and the
+        // failover experiment's client.
+        .target(name: "NodeClient", dependencies: [
+            "Core",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // TOML 1.0 (its own parser: TOMLKit imported Foundation, whose ICU data was 45 MB of the daemon)
         // and ConfigError, the error of a file read with it (file, line, key). No I/O.
@@ -107,7 +115,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "ControlCLI", dependencies: [
-            "Core", "ConfigFile", "Varlink", "Linearizability", "Raft", "RaftSimulation",
+            "Core", "ConfigFile", "Varlink", "Linearizability", "Raft", "RaftSimulation", "NodeClient", "Experiments",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

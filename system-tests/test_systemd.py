@@ -161,6 +161,29 @@ def test_an_experiment_survives_systemctl_restart_and_resumes(machine):
     machine.wait_for("only the configured cluster's three kvnodes", lambda: len(node_processes(machine)) == 3, timeout=10)
 
 
+def test_a_failover_run_under_systemd_reports_and_journals_with_its_run_id(machine):
+    machine.sh("printf '[experiment]\\nkind = \"failover\"\\nkill_after_ms = [0, 10, 100]\\ntrials = 3\\nseed = 4\\n' "
+               "> /root/failover.toml", check=True)
+    r = machine.run("kvctl", "experiment", "run", "/root/failover.toml", timeout=180)
+    tail = r.stdout.strip().splitlines()
+    step(f"kvctl experiment run failover.toml -> {r.returncode}: {[l for l in tail if 'Acknowledged writes' in l or 'finished' in l]}")
+    assert r.returncode == 0 and "=== FAILOVER TEST ANALYSIS REPORT ===" in r.stdout and "finished: 18/18 trials" in r.stdout, r.stdout + r.stderr
+    assert "Acknowledged writes: " in r.stdout and "ACKNOWLEDGED WRITES LOST" not in r.stdout
+    run = json.loads(machine.run("kvctl", "--json", "experiment", "list", check=True).stdout)[-1]
+    assert run["kind"] == "failover" and run["state"] == "finished" and run["directory"].startswith("/var/lib/kvsupervisor/runs/")
+    files = set(machine.run("ls", run["directory"], check=True).stdout.split())
+    step(f"{run['directory']}: {sorted(files)}")
+    assert {"trials.csv", "summary.txt", "report.md", "report.html", "recovery.svg", "timeline.svg", "events.jsonl"} <= files, files
+    assert not [f for f in files if f.startswith("data-")], "the store's data directories are removed"
+    # The run's elections and its kills' detections reach the journal, labelled with the run.
+    for kind in ["leader_elected", "declared_dead", "fault_applied"]:
+        e = machine.wait_for(f"the run's {kind} in the journal", lambda: journal_json(
+            machine, "-u", "kvsupervisor", f"KV_EVENT={kind}", f"KV_RUN_ID={run['run_id']}"), timeout=5)
+        step(f"journal: {len(e)} x {kind} with KV_RUN_ID={run['run_id']}, e.g. {e[-1]['MESSAGE']!r}")
+        assert len(e) >= 9
+    machine.wait_for("only the configured cluster's three kvnodes", lambda: len(node_processes(machine)) == 3, timeout=10)
+
+
 def test_the_default_raft_cluster_elects_a_leader_and_serves_kv(machine):
     elected = machine.wait_for("leader_elected in the journal",
                                lambda: journal_json(machine, "-u", "kvsupervisor", "KV_EVENT=leader_elected"), timeout=5)

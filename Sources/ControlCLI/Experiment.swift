@@ -9,14 +9,14 @@ import Glibc
 struct Experiment: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run, resume, cancel and read experiments (the supervisor runs them).",
-        subcommands: [Run.self, Trial.self, Resume.self, Cancel.self, List.self, Show.self])
+        subcommands: [Run.self, Trial.self, Resume.self, Cancel.self, List.self, Show.self, ExperimentReportCommand.self])
 
     /// kvctl experiment run FILE
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run an experiment spec (TOML): progress, then the results table and the run directory.",
             discussion: """
-                [experiment]
+                [experiment]              # a detection sweep
                 kind = "detection-sweep"
                 hb_interval_ms = [50, 100, 200]
                 hb_timeout_ms = [200, 300, 500]
@@ -25,6 +25,15 @@ struct Experiment: ParsableCommand {
                 detector = "fixed"        # fixed | phi | ["fixed", "phi"]; phi_threshold = 8.0
                 nodes = 2
                 seed = 1
+
+                [experiment]              # the failover-durability study
+                kind = "failover"
+                nodes = 3                 # 3 or 5; groups = 3
+                kill_after_ms = [0, 10, 25, 50, 75, 100, 200]
+                trials = 30               # per delay, after the ack and (in_flight = true) after the send
+                rapid_sequential = 5      # then a cascade of leader kills; rapid_gap_ms = 0
+                fault = "kill"            # kill | stop | partition of the key's leader
+                sync = "fdatasync"        # election_ms, election_max_ms, raft_heartbeat_ms as in [cluster]
                 The run goes on if kvctl is interrupted: kvctl experiment cancel stops it.
                 """)
         @OptionGroup var connection: Connection
@@ -156,7 +165,11 @@ enum Stream {
 
     /// The end of `run`/`resume`: the table and where the files are; exit 1 unless finished.
     static func conclude(_ u: ControlProtocol.ExperimentUpdate, _ connection: Connection) throws {
-        if connection.json { print(Render.json(u)) } else {
+        if connection.json { print(Render.json(u)) } else if let summary = u.summary {
+            print(summary, terminator: "")
+            print("\n\(u.state): \(u.done)/\(u.total) trials in \(seconds(u.elapsedMs)) this session" + (u.reason.map { " (\($0))" } ?? ""))
+            print("run directory: \(u.directory) (report.html, report.md, summary.txt, trials.csv, recovery.svg, timeline.svg)")
+        } else {
             print(table(u.results ?? []))
             if let skipped = u.skipped, !skipped.isEmpty {
                 print("skipped (timeout not above interval): " + skipped.joined(separator: ", "))

@@ -1,3 +1,4 @@
+import NodeClient
 import ArgumentParser
 import Core
 #if canImport(FoundationEssentials)

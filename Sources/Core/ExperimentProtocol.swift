@@ -99,17 +99,19 @@ extension ControlProtocol {
         /// Cells not run because their timeout is not above their interval.
         public var skipped: [String]?
         public var reason: String?
+        /// A failover run's plain-text summary (summary.txt), in the last reply.
+        public var summary: String?
         public init(runID: String, state: RunState, session: Int, done: Int, total: Int, cell: Int, cells: Int, cellLabel: String,
                     elapsedMs: Int64, remainingMs: Int64?, directory: String, lastTrial: ExperimentTrial? = nil,
-                    results: [ExperimentCell]? = nil, skipped: [String]? = nil, reason: String? = nil) {
+                    results: [ExperimentCell]? = nil, skipped: [String]? = nil, reason: String? = nil, summary: String? = nil) {
             self.runID = runID; self.state = state; self.session = session; self.done = done; self.total = total
             self.cell = cell; self.cells = cells; self.cellLabel = cellLabel; self.elapsedMs = elapsedMs
             self.remainingMs = remainingMs; self.directory = directory; self.lastTrial = lastTrial; self.results = results
-            self.skipped = skipped; self.reason = reason
+            self.skipped = skipped; self.reason = reason; self.summary = summary
         }
         enum CodingKeys: String, CodingKey {
             case runID = "run_id", state, session, done, total, cell, cells, cellLabel = "cell_label", elapsedMs = "elapsed_ms"
-            case remainingMs = "remaining_ms", directory, lastTrial = "last_trial", results, skipped, reason
+            case remainingMs = "remaining_ms", directory, lastTrial = "last_trial", results, skipped, reason, summary
         }
     }
 

@@ -177,12 +177,14 @@ method ListEvents(limit: ?int, kinds: ?[]string, run_id: ?string) -> (events: []
 # Streams every event as it happens (call with "more": true). replay sends that many past events first.
 method Subscribe(kinds: ?[]string, replay: ?int, run_id: ?string) -> (event: Event)
 
-# One trial as the original injector printed it: wall ms since the epoch.
+# One trial. A detection sweep's as the original injector printed it (wall ms since the epoch;
+# outcome detected, missed or window); a failover trial's outcome says the write's fate and the
+# recovery time in words, its times are in trials.csv.
 type ExperimentTrial (
   t_fail: ?int,
   t_detect: ?int,
   detection_latency_ms: ?float,
-  outcome: (detected, missed, window)
+  outcome: string
 )
 
 # One cell of a sweep beside theory (a fixed detector: uniform on [T - I, T], median T - I/2).
@@ -206,7 +208,8 @@ type ExperimentCell (
   query_accuracy: ?float
 )
 
-# Progress of a run (state running), then its end (finished, cancelled or failed) with results.
+# Progress of a run (state running), then its end (finished, cancelled or failed) with results:
+# a detection sweep's cells, a failover run's plain-text summary.
 type ExperimentUpdate (
   run_id: string,
   state: string,
@@ -222,7 +225,8 @@ type ExperimentUpdate (
   last_trial: ?ExperimentTrial,
   results: ?[]ExperimentCell,
   skipped: ?[]string,
-  reason: ?string
+  reason: ?string,
+  summary: ?string
 )
 
 type ExperimentRun (
@@ -254,7 +258,8 @@ method RunExperiment(spec: string, file: ?string) -> (
   last_trial: ?ExperimentTrial,
   results: ?[]ExperimentCell,
   skipped: ?[]string,
-  reason: ?string
+  reason: ?string,
+  summary: ?string
 )
 
 # Continues an interrupted, cancelled or failed run from its last finished trial, as a new session.
@@ -273,7 +278,8 @@ method ResumeExperiment(run_id: string) -> (
   last_trial: ?ExperimentTrial,
   results: ?[]ExperimentCell,
   skipped: ?[]string,
-  reason: ?string
+  reason: ?string,
+  summary: ?string
 )
 
 # Stops the running experiment (the named one, or whichever runs); it writes a partial report.

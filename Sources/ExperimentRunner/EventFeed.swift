@@ -76,6 +76,9 @@ final class EventFeed: Sendable {
         }
     }
 
+    /// Drops what has arrived and not been read: events of earlier trials are not the next one's.
+    func discardBuffered() { state.withLock { $0.buffer.removeAll() } }
+
     private func take() -> Event? {
         state.withLock { s in s.buffer.isEmpty ? nil : s.buffer.removeFirst() }
     }

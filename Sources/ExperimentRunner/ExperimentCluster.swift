@@ -32,17 +32,22 @@ public struct ExperimentEnvironment: Sendable {
     }
 }
 
-/// One cell's cluster, fresh: heartbeat-mode nodes on loopback behind link proxies of their own,
-/// their own supervisor and fault engine, reporting into the run's event hub. The last node is
-/// the one faults hit; the others watch it.
+/// A fresh cluster for an experiment: nodes on loopback behind link proxies of their own, their
+/// own supervisor and fault engine, reporting into the run's event hub. A detection sweep's cell
+/// runs heartbeat-mode nodes, the last of which faults hit while the others watch it
+/// (`target`, `observers`); a failover run's cluster is a Raft store (`startRaft`).
 final class ExperimentCluster: Sendable {
     let supervisor: NodeSupervisor
     let links: LinkTable
     let engine: FaultEngine
+    let config: ClusterConfig
     let nodes: [NodeID]
-    let target: NodeID
+    var target: NodeID { nodes.last! }
     var observers: [NodeID] { nodes.filter { $0 != target } }
     private let pump: Task<Void, Never>
+    private let runtimeDir: String
+    /// Removed at shutdown: a raft cluster's data directories.
+    private let scratchDir: String?
 
     struct StartError: Error, CustomStringConvertible {
         var description: String
@@ -53,6 +58,7 @@ final class ExperimentCluster: Sendable {
             : (1..<count).map { NodeID(validating: "detector\($0)")! } + ["monitored"]
     }
 
+    /// A detection sweep's cell: heartbeat-mode nodes with the cell's timing and detector.
     static func start(cell: SweepPlan.Cell, spec: DetectionSweepSpec, runID: String, hub: EventHub,
                       environment env: ExperimentEnvironment, log: @escaping @Sendable (NodeID, String) -> Void) async throws
         -> ExperimentCluster {
@@ -63,37 +69,76 @@ final class ExperimentCluster: Sendable {
         config.hbIntervalMs = cell.intervalMs
         config.hbTimeoutMs = cell.timeoutMs
         config.timerSpinUs = env.timerSpinUs
-        let links = try await LinkTable.start(nodes: config.nodes, group: env.group)
-        let makeSpec: NodeSupervisor.SpecBuilder = { [config] node in
-            ChildSpec(id: node.id, executable: env.nodeBinary, arguments: config.commonNodeArguments(for: node, runID: runID) + [
+        return try await start(config: config, runID: runID, hub: hub, environment: env, scratchDir: nil, log: log) { [config] node, links in
+            config.commonNodeArguments(for: node, runID: runID) + [
                 "--mode", "heartbeat", "--peers", links.peerAddresses(for: node.id, among: config.nodes),
                 "--detector", cell.detector.rawValue, "--phi_threshold", String(spec.phiThreshold),
-            ], environment: env.childEnvironment)
+            ]
+        }
+    }
+
+    /// A failover run's Raft store: nodes A, B, C (D, E) with the spec's groups and Raft timing,
+    /// their data under `dataDir` (removed at shutdown), the same command line the daemon gives
+    /// its own raft-mode nodes.
+    static func startRaft(spec: FailoverSpec, runID: String, dataDir: String, hub: EventHub, environment env: ExperimentEnvironment,
+                          log: @escaping @Sendable (NodeID, String) -> Void) async throws -> ExperimentCluster {
+        let ids = (0..<spec.nodes).map { NodeID(validating: String(UnicodeScalar(UInt8(65 + $0))))! }
+        let ports = try LoopbackPorts.free(count: 2 * ids.count)
+        var config = ClusterConfig(nodes: ids.enumerated().map { k, id in
+            NodeConfig(id: id, port: ports[2 * k], peerPort: ports[2 * k + 1], dataDir: dataDir + "/" + id.rawValue)
+        })
+        config.mode = .raft
+        config.raft = spec.raft
+        config.raft.groups = spec.groups
+        config.timerSpinUs = env.timerSpinUs
+        guard mkdir(dataDir, 0o755) == 0 || errno == EEXIST else {
+            throw StartError(description: "cannot create \(dataDir): \(String(cString: strerror(errno)))")
+        }
+        return try await start(config: config, runID: runID, hub: hub, environment: env, scratchDir: dataDir, log: log) { [config] node, links in
+            NodeCommandLine(config: config, links: links, stateDir: dataDir, runID: runID).arguments(for: node)
+        }
+    }
+
+    private static func start(config: ClusterConfig, runID: String, hub: EventHub, environment env: ExperimentEnvironment,
+                              scratchDir: String?, log: @escaping @Sendable (NodeID, String) -> Void,
+                              arguments: @escaping @Sendable (NodeConfig, LinkTable) -> [String]) async throws -> ExperimentCluster {
+        // Proxies lead to the port that carries peer traffic (raft mode's peer port).
+        let proxyTargets = config.nodes.map { n in NodeConfig(id: n.id, port: config.peerTrafficPort(of: n), host: n.host) }
+        let links = try await LinkTable.start(nodes: proxyTargets, group: env.group)
+        let makeSpec: NodeSupervisor.SpecBuilder = { node in
+            ChildSpec(id: node.id, executable: env.nodeBinary, arguments: arguments(node, links), environment: env.childEnvironment)
         }
         // A directory per cluster for the notify sockets: node ids repeat from cell to cell.
         let runtimeDir = env.runtimeDir + "/c\(clusterCounter.add(1, ordering: .relaxed).newValue)"
         mkdir(runtimeDir, 0o755)
+        let exits = Mutex<(@Sendable (NodeID, String) -> Void)?>(nil)
         let supervisor: NodeSupervisor
         do {
             supervisor = try NodeSupervisor(config: config, runtimeDir: runtimeDir, runID: runID, makeSpec: makeSpec,
-                                            emit: { hub.publish($0) }, log: log)
+                emit: { event in
+                    hub.publish(event)
+                    // A node's exit ends the stops on it, as in the daemon.
+                    if event.kind == .nodeExited, let node = event.node, let forward = exits.withLock({ $0 }) {
+                        forward(node, "the process exited" + (event.signal.map { " (\($0))" } ?? ""))
+                    }
+                }, log: log)
         } catch {
             await links.closeAll()
-            throw StartError(description: "cannot set up the cell's nodes: \(error)")
+            throw StartError(description: "cannot set up the experiment's nodes: \(error)")
         }
         let engine = FaultEngine(supervisor: supervisor, links: links, runID: runID,
             effectDeadlineMs: env.faultEffectDeadlineMs, stopGraceMs: env.stopGraceMs, timerSpinUs: env.timerSpinUs,
             schedPriority: env.schedPriority, hooks: .publishing(to: hub))
+        exits.withLock { $0 = { node, reason in engine.processEnded(node, reason: reason) } }
         let pump = Task { await supervisor.run() }
-        return ExperimentCluster(supervisor: supervisor, links: links, engine: engine, nodes: ids, pump: pump, runtimeDir: runtimeDir)
+        return ExperimentCluster(supervisor: supervisor, links: links, engine: engine, config: config, pump: pump,
+                                 runtimeDir: runtimeDir, scratchDir: scratchDir)
     }
 
-    private let runtimeDir: String
-
-    private init(supervisor: NodeSupervisor, links: LinkTable, engine: FaultEngine, nodes: [NodeID], pump: Task<Void, Never>,
-                 runtimeDir: String) {
-        self.supervisor = supervisor; self.links = links; self.engine = engine; self.nodes = nodes
-        self.target = nodes.last!; self.pump = pump; self.runtimeDir = runtimeDir
+    private init(supervisor: NodeSupervisor, links: LinkTable, engine: FaultEngine, config: ClusterConfig, pump: Task<Void, Never>,
+                 runtimeDir: String, scratchDir: String?) {
+        self.supervisor = supervisor; self.links = links; self.engine = engine; self.config = config
+        self.nodes = config.nodes.map(\.id); self.pump = pump; self.runtimeDir = runtimeDir; self.scratchDir = scratchDir
     }
 
     /// Starts every node that is not running, the target first: an observer is ready once it has
@@ -105,7 +150,8 @@ final class ExperimentCluster: Sendable {
         for id in [target] + observers where !(await supervisor.isRunning(id)) { try await supervisor.start(id) }
     }
 
-    /// Stops the nodes (by their pids, SIGKILL after the grace), the proxies and the report pump.
+    /// Stops the nodes (by their pids, SIGKILL after the grace), the proxies and the report pump,
+    /// and removes what the cluster wrote.
     func shutdown(graceMs: Int) async {
         _ = engine.heal(node: nil)
         await supervisor.stopAll(graceMs: graceMs)
@@ -114,7 +160,21 @@ final class ExperimentCluster: Sendable {
         await links.closeAll()
         for id in nodes { unlink("\(runtimeDir)/notify-\(id).sock") }
         rmdir(runtimeDir)
+        if let scratchDir { removeTree(scratchDir) }
     }
+}
+
+/// Removes a directory and everything under it (a cluster's data: plain files and directories).
+func removeTree(_ path: String) {
+    guard let d = opendir(path) else { unlink(path); return }
+    while let entry = readdir(d) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name == "." || name == ".." { continue }
+        let child = path + "/" + name
+        if entry.pointee.d_type == UInt8(DT_DIR) { removeTree(child) } else { unlink(child) }
+    }
+    closedir(d)
+    rmdir(path)
 }
 
 private let clusterCounter = Atomic<Int>(0)

@@ -13,8 +13,6 @@ public enum ExperimentError: Error, CustomStringConvertible {
     case invalidSpec(ConfigError)
     case noSuchRun(String)
     case cannotResume(String)
-    /// A valid spec of a kind this build does not run yet.
-    case notRunnable(String)
     case io(String)
 
     public var description: String {
@@ -23,7 +21,6 @@ public enum ExperimentError: Error, CustomStringConvertible {
         case .invalidSpec(let e): return "\(e)"
         case .noSuchRun(let id): return "no experiment run '\(id)' (kvctl experiment list shows them)"
         case .cannotResume(let why): return why
-        case .notRunnable(let why): return why
         case .io(let why): return why
         }
     }
@@ -63,48 +60,41 @@ public final class ExperimentManager: Sendable {
     public func run(specText: String, file: String?) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
         let spec: ExperimentSpec
         do { spec = try ExperimentSpecParser.parse(text: specText, file: file ?? "spec") } catch { throw .invalidSpec(error) }
-        guard let sweep = spec.sweep else { throw Self.notYet(spec) }
-        let plan = SweepPlan(sweep)
+        let program = RunProgram(spec)
         let runID = RunIDs.make()
-        return try begin(sweep, runID: runID) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
-            let manifest = RunManifest(runID: runID, kind: "detection-sweep", state: .running, createdWallMs: Stamp.now().wallMs,
-                                       total: plan.trials.count, sessions: [])
+        return try begin(program, runID: runID) { () throws(ExperimentError) -> (RunDirectory, RunManifest) in
+            let manifest = RunManifest(runID: runID, kind: spec.kind, state: .running, createdWallMs: Stamp.now().wallMs,
+                                       total: program.total, sessions: [])
             do {
-                return (try RunDirectory.create(stateDir: environment.stateDir, runID: runID, specText: specText, manifest: manifest),
-                        manifest, [])
+                return (try RunDirectory.create(stateDir: environment.stateDir, runID: runID, specText: specText, manifest: manifest,
+                                                csvHeader: program.csvHeader), manifest)
             } catch { throw .io("\(error)") }
         }
     }
 
     public func resume(runID: String) throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
         guard let dir = RunDirectory.open(stateDir: environment.stateDir, runID: runID) else { throw .noSuchRun(runID) }
-        let sweep: DetectionSweepSpec
-        do { sweep = try Self.sweep(of: dir) } catch { throw .cannotResume("cannot read the run's spec: \(error)") }
-        return try begin(sweep, runID: runID) { () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]) in
+        let program: RunProgram
+        do { program = try Self.program(of: dir) } catch { throw .cannotResume("cannot read the run's spec: \(error)") }
+        return try begin(program, runID: runID) { () throws(ExperimentError) -> (RunDirectory, RunManifest) in
             do {
                 let manifest = try dir.manifest()
                 if manifest.state == .finished { throw ExperimentError.cannotResume("experiment \(runID) has finished; nothing to resume") }
                 try dir.truncateTornTail()
-                return (dir, manifest, try dir.trials())
+                return (dir, manifest)
             } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }
         }
     }
 
-    /// The spec a run directory holds.
-    private static func sweep(of dir: RunDirectory) throws -> DetectionSweepSpec {
-        let spec = try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: dir.path + "/spec.toml")
-        guard let sweep = spec.sweep else { throw notYet(spec) }
-        return sweep
-    }
-
-    private static func notYet(_ spec: ExperimentSpec) -> ExperimentError {
-        .notRunnable("kind = \"\(spec.kind)\": the spec is valid, but this version of kvsupervisor runs only kind = \"detection-sweep\"")
+    /// What a run directory's spec runs.
+    static func program(of dir: RunDirectory) throws -> RunProgram {
+        RunProgram(try ExperimentSpecParser.parse(text: try dir.read("spec.toml"), file: dir.path + "/spec.toml"))
     }
 
     /// Claims the one slot, prepares the run directory, and starts the run's task. Refused once
     /// the supervisor is stopping.
-    private func begin(_ sweep: DetectionSweepSpec, runID: String,
-                       prepare: () throws(ExperimentError) -> (RunDirectory, RunManifest, [TrialRecord]))
+    private func begin(_ program: RunProgram, runID: String,
+                       prepare: () throws(ExperimentError) -> (RunDirectory, RunManifest))
         throws(ExperimentError) -> AsyncStream<ControlProtocol.ExperimentUpdate> {
         let refusal = slot.withLock { s -> ExperimentError? in
             if let s { return .busy(runID: s.runID) }
@@ -113,7 +103,7 @@ public final class ExperimentManager: Sendable {
             return nil
         }
         if let refusal { throw refusal }
-        let prepared: (RunDirectory, RunManifest, [TrialRecord])
+        let prepared: (RunDirectory, RunManifest)
         do { prepared = try prepare() } catch {
             let waiters = slot.withLock { s -> [CheckedContinuation<Task<Void, Never>?, Never>] in
                 defer { s = nil }
@@ -123,13 +113,13 @@ public final class ExperimentManager: Sendable {
             for w in waiters { w.resume(returning: nil) }
             throw error
         }
-        let (dir, manifest, done) = prepared
+        let (dir, manifest) = prepared
         let (stream, sink) = AsyncStream.makeStream(of: ControlProtocol.ExperimentUpdate.self, bufferingPolicy: .bufferingNewest(64))
         // The task is made under the lock, so that the slot holds it (and its listener) before the
         // run can send an update or end: a run with nothing left to do ends at once.
         let (task, waiters) = slot.withLock { s -> (Task<Void, Never>, [CheckedContinuation<Task<Void, Never>?, Never>]) in
             guard case .preparing(_, let cancelled, let waiters) = s else { preconditionFailure("the run slot was taken from its owner") }
-            let task = Task { [self] in await self.execute(sweep, directory: dir, manifest: manifest, done: done) }
+            let task = Task { [self] in await self.execute(program, directory: dir, manifest: manifest) }
             if cancelled { task.cancel() }
             s = .running(runID: dir.runID, task: task, listeners: [sink])
             return (task, waiters)
@@ -192,21 +182,25 @@ public final class ExperimentManager: Sendable {
 
     // MARK: The run
 
-    private func execute(_ spec: DetectionSweepSpec, directory dir: RunDirectory, manifest start: RunManifest,
-                         done: [TrialRecord]) async {
+    private func execute(_ program: RunProgram, directory dir: RunDirectory, manifest start: RunManifest) async {
         var manifest = start
-        let plan = SweepPlan(spec)
         let session = (manifest.sessions.map(\.number).max() ?? 0) + 1
         let began = Stamp.now()
+        let updates = SessionUpdates(runID: dir.runID, directory: dir.path, session: session, total: program.total,
+                                     cellLabels: program.cellLabels, began: began)
+        let doneAtStart: Int
+        do { doneAtStart = try program.doneCount(dir) } catch {
+            finish(&manifest, dir: dir, state: .failed, reason: "cannot read the run's trials: \(error)", program: program, updates: updates)
+            return
+        }
         manifest.state = .running
         manifest.reason = nil
-        manifest.sessions.append(.init(number: session, startedWallMs: began.wallMs, host: Self.hostname(), doneAtStart: done.count))
+        manifest.sessions.append(.init(number: session, startedWallMs: began.wallMs, host: Self.hostname(), doneAtStart: doneAtStart))
         try? dir.save(manifest)
-        let updates = SessionUpdates(runID: dir.runID, directory: dir.path, session: session, plan: plan, began: began)
 
         let runHub: EventHub
         do { runHub = try EventHub(logPath: dir.path + "/events.jsonl", useJournal: false, echoToStderr: false) } catch {
-            finish(&manifest, dir: dir, state: .failed, reason: "\(error)", spec: spec, plan: plan, records: done, updates: updates)
+            finish(&manifest, dir: dir, state: .failed, reason: "\(error)", program: program, updates: updates)
             return
         }
         // The run's events also go to the supervisor's log and journal (labels kept), so
@@ -217,69 +211,92 @@ public final class ExperimentManager: Sendable {
             for await e in runEvents { mainHub.publish(e, alreadyCorrelated: true) }
         }
         var started = Event(kind: .experimentStarted, runID: dir.runID)
-        started.reason = "detection-sweep, session \(session), \(done.count) of \(plan.trials.count) trials done"
+        started.reason = "\(program.kind), session \(session), \(doneAtStart) of \(program.total) trials done"
         started.path = dir.path
         runHub.publish(started)
-        mainHub.log("experiment \(dir.runID): session \(session), \(plan.trials.count - done.count) trials to run in \(dir.path)")
-        send(updates.progress(done: done.count, cell: 0, trial: nil, remainingMs: nil))
+        mainHub.log("experiment \(dir.runID): session \(session), \(program.total - doneAtStart) trials to run in \(dir.path)")
+        send(updates.progress(done: doneAtStart, cell: 0, trial: nil, remainingMs: nil))
 
-        let firstDone = done.count
         let durations = Mutex<[Double]>([])
-        let sweep = SweepRun(
-            spec: spec, plan: plan, directory: dir, hub: runHub, environment: environment, session: session,
-            log: { [mainHub] node, line in mainHub.log(line, node: node) },
-            progress: { [self] record, doneNow, cell in
-                let mean = durations.withLock { d -> Double in d.append(record.durationMs); return d.reduce(0, +) / Double(d.count) }
-                let left = Int64(mean * Double(plan.trials.count - doneNow))
-                var e = Event(kind: .experimentProgress, runID: dir.runID)
-                e.reason = "\(doneNow)/\(plan.trials.count) \(record.cell) trial \(record.index + 1): \(record.outcome.rawValue)"
-                e.detectionLatencyMs = record.latencyMs
-                runHub.publish(e)
-                send(updates.progress(done: doneNow, cell: cell, trial: record, remainingMs: left))
-            })
-        var records = done
+        /// After each trial: an event, and progress with the time left at the mean trial's pace.
+        let told: @Sendable (_ done: Int, _ cell: Int, _ durationMs: Double, _ what: String, ControlProtocol.ExperimentTrial,
+                             _ latencyMs: Double?) -> Void = { [self] doneNow, cell, durationMs, what, trial, latency in
+            let mean = durations.withLock { d -> Double in d.append(durationMs); return d.reduce(0, +) / Double(d.count) }
+            var e = Event(kind: .experimentProgress, runID: dir.runID)
+            e.reason = "\(doneNow)/\(program.total) \(what)"
+            e.detectionLatencyMs = latency
+            runHub.publish(e)
+            send(updates.progress(done: doneNow, cell: cell, trial: trial, remainingMs: Int64(mean * Double(program.total - doneNow))))
+        }
+        let log: @Sendable (NodeID?, String) -> Void = { [mainHub] node, line in mainHub.log(line, node: node) }
+        var done = doneAtStart
         var state = ControlProtocol.RunState.finished, reason: String?
         do {
-            records += try await sweep.run(done: done)
+            switch program {
+            case .sweep(let spec, let plan):
+                let records = try dir.trials()
+                let sweep = SweepRun(
+                    spec: spec, plan: plan, directory: dir, hub: runHub, environment: environment, session: session, log: log,
+                    progress: { record, doneNow, cell in
+                        told(doneNow, cell, record.durationMs, "\(record.cell) trial \(record.index + 1): \(record.outcome.rawValue)",
+                             SessionUpdates.trial(record), record.latencyMs)
+                    })
+                done += try await sweep.run(done: records).count
+            case .failover(let spec, let plan):
+                let records = try dir.failoverTrials()
+                let failover = FailoverRun(
+                    spec: spec, plan: plan, directory: dir, hub: runHub, environment: environment, session: session, log: log,
+                    progress: { row, doneNow in
+                        let cell = plan.cells.firstIndex(of: row.cell) ?? 0
+                        told(doneNow, cell, row.durationMs, "\(FailoverSummary.cellName(row.cell)) trial \(row.index + 1): "
+                             + SessionUpdates.outcome(row), SessionUpdates.trial(row), row.recoveryMs)
+                    })
+                done += try await failover.run(done: records).count
+            }
         } catch {
-            records = (try? dir.trials()) ?? records
+            done = (try? program.doneCount(dir)) ?? done
+            let ran = done - doneAtStart
             if error is SweepRun.Stop, shuttingDown.load(ordering: .sequentiallyConsistent) {
                 state = .interrupted
-                reason = "the supervisor stopped after \(records.count) of \(plan.trials.count) trials; kvctl experiment resume \(dir.runID) continues"
+                reason = "the supervisor stopped after \(done) of \(program.total) trials; kvctl experiment resume \(dir.runID) continues"
             } else if error is SweepRun.Stop {
                 state = .cancelled
-                reason = "cancelled after \(records.count) of \(plan.trials.count) trials (\(records.count - firstDone) in this session)"
+                reason = "cancelled after \(done) of \(program.total) trials (\(ran) in this session)"
             } else {
                 state = .failed
                 reason = "\(error)"
             }
         }
         var finished = Event(kind: .experimentFinished, runID: dir.runID)
-        finished.reason = reason ?? "finished: \(records.count) trials"
+        finished.reason = reason ?? "finished: \(done) trials"
         finished.path = dir.path
         runHub.publish(finished)
         runHub.close()
         // Closing the hub ends the forward's stream after what it holds: the run's last events reach the main log.
         await forward.value
-        finish(&manifest, dir: dir, state: state, reason: reason, spec: spec, plan: plan, records: records, updates: updates)
+        finish(&manifest, dir: dir, state: state, reason: reason, program: program, updates: updates)
     }
 
-    private func finish(_ manifest: inout RunManifest, dir: RunDirectory, state: ControlProtocol.RunState, reason: String?, spec: DetectionSweepSpec,
-                        plan: SweepPlan, records: [TrialRecord], updates: SessionUpdates) {
+    private func finish(_ manifest: inout RunManifest, dir: RunDirectory, state: ControlProtocol.RunState, reason: String?,
+                        program: RunProgram, updates: SessionUpdates) {
         manifest.state = manifest.state.ending(state)
         manifest.reason = reason
         if !manifest.sessions.isEmpty { manifest.sessions[manifest.sessions.count - 1].endedWallMs = Stamp.now().wallMs }
         var finalReason = reason
-        let summary = SweepSummary(spec: spec, plan: plan, records: records)
+        var last = updates.last(state: state, done: (try? program.doneCount(dir)) ?? 0)
         do {
             try dir.save(manifest)
-            try SweepOutputs.write(to: dir, spec: spec, plan: plan, summary: summary, manifest: manifest)
+            let results = try RunOutputs.write(program, to: dir, manifest: manifest)
+            last.results = results.cells
+            last.summary = results.summary
+            last.skipped = results.skipped
         } catch {
             finalReason = [reason, "cannot write the run's files: \(error)"].compactMap { $0 }.joined(separator: "; ")
         }
-        mainHub.log("experiment \(dir.runID) \(state.rawValue): \(records.count) of \(plan.trials.count) trials; \(dir.path)/report.html"
+        last.reason = finalReason
+        mainHub.log("experiment \(dir.runID) \(state.rawValue): \(last.done) of \(program.total) trials; \(dir.path)/report.html"
                     + (finalReason.map { " (\($0))" } ?? ""), priority: state == .failed ? 3 : 6)
-        send(updates.last(state: state, records: records, results: summary.cells, reason: finalReason), final: true)
+        send(last, final: true)
         slot.withLock { $0 = nil }
     }
 
@@ -296,15 +313,18 @@ public final class ExperimentManager: Sendable {
         guard let dir = RunDirectory.open(stateDir: environment.stateDir, runID: runID) else { throw .noSuchRun(runID) }
         do {
             let run = try summary(dir)
-            let spec = try Self.sweep(of: dir)
-            return .init(run: run, results: SweepSummary(spec: spec, plan: SweepPlan(spec), records: try dir.trials()).cells,
-                         report: (try? dir.read("report.md")) ?? "(no report yet: the run has not ended)\n")
+            let results: [ControlProtocol.ExperimentCell]
+            switch try Self.program(of: dir) {
+            case .sweep(let spec, let plan): results = SweepSummary(spec: spec, plan: plan, records: try dir.trials()).cells
+            case .failover: results = []
+            }
+            return .init(run: run, results: results, report: (try? dir.read("report.md")) ?? "(no report yet: the run has not ended)\n")
         } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }
     }
 
     private func summary(_ dir: RunDirectory) throws -> ControlProtocol.ExperimentRun {
         let m = try dir.manifest()
-        let done = (try? dir.trials().count) ?? 0
+        let done = (try? Self.program(of: dir).doneCount(dir)) ?? 0
         // A run that says "running" but is not this process's is one a dead supervisor left.
         let state = m.state.asListed(activeHere: activeRunID == m.runID)
         return .init(runID: m.runID, kind: m.kind, state: state, createdWallMs: m.createdWallMs, sessions: m.sessions.count,
@@ -323,27 +343,39 @@ private struct SessionUpdates: Sendable {
     let runID: String
     let directory: String
     let session: Int
-    let plan: SweepPlan
+    let total: Int
+    let cellLabels: [String]
     let began: Stamp
 
-    func progress(done: Int, cell: Int, trial: TrialRecord?, remainingMs: Int64?) -> ControlProtocol.ExperimentUpdate {
+    func progress(done: Int, cell: Int, trial: ControlProtocol.ExperimentTrial?, remainingMs: Int64?) -> ControlProtocol.ExperimentUpdate {
         make(.running, done: done, cell: cell, trial: trial, remainingMs: remainingMs)
     }
 
-    func last(state: ControlProtocol.RunState, records: [TrialRecord], results: [ControlProtocol.ExperimentCell], reason: String?)
-        -> ControlProtocol.ExperimentUpdate {
-        var u = make(state, done: records.count, cell: max(0, plan.cells.count - 1), trial: records.last, remainingMs: 0)
-        u.results = results
-        u.skipped = plan.skipped.map(\.description)
-        u.reason = reason
-        return u
+    func last(state: ControlProtocol.RunState, done: Int) -> ControlProtocol.ExperimentUpdate {
+        make(state, done: done, cell: max(0, cellLabels.count - 1), trial: nil, remainingMs: 0)
     }
 
-    private func make(_ state: ControlProtocol.RunState, done: Int, cell: Int, trial: TrialRecord?, remainingMs: Int64?) -> ControlProtocol.ExperimentUpdate {
-        .init(runID: runID, state: state, session: session, done: done, total: plan.trials.count, cell: cell + 1,
-              cells: plan.cells.count, cellLabel: cell < plan.cells.count ? plan.cells[cell].description : "",
-              elapsedMs: (monotonicNow() - began.monoNs) / 1_000_000, remainingMs: remainingMs, directory: directory,
-              lastTrial: trial.map { .init(tFail: $0.failWallMs, tDetect: $0.detectWallMs, detectionLatencyMs: $0.latencyMs,
-                                           outcome: $0.outcome.rawValue) })
+    static func trial(_ r: TrialRecord) -> ControlProtocol.ExperimentTrial {
+        .init(tFail: r.failWallMs, tDetect: r.detectWallMs, detectionLatencyMs: r.latencyMs, outcome: r.outcome.rawValue)
+    }
+
+    static func trial(_ r: FailoverTrial) -> ControlProtocol.ExperimentTrial {
+        .init(tFail: nil, tDetect: nil, detectionLatencyMs: nil, outcome: outcome(r))
+    }
+
+    /// A failover trial in a few words: the write's fate and the recovery.
+    static func outcome(_ r: FailoverTrial) -> String {
+        let fate: String
+        if r.lostAcknowledged { fate = "ACKNOWLEDGED WRITE LOST" } else if r.reappeared { fate = "LOST WRITE REAPPEARED" }
+        else if r.ackMonoNs == nil { fate = "unacknowledged write " + (r.survived == .yes ? "survived" : r.survived == .no ? "lost" : "unknown") }
+        else { fate = r.survived == .yes ? "survived" : "unknown" }
+        return fate + (r.recoveryMs.map { ", recovery \(FixedText.fixed($0, 1)) ms" } ?? ", no recovery seen")
+    }
+
+    private func make(_ state: ControlProtocol.RunState, done: Int, cell: Int, trial: ControlProtocol.ExperimentTrial?,
+                      remainingMs: Int64?) -> ControlProtocol.ExperimentUpdate {
+        .init(runID: runID, state: state, session: session, done: done, total: total, cell: cell + 1,
+              cells: cellLabels.count, cellLabel: cell < cellLabels.count ? cellLabels[cell] : "",
+              elapsedMs: (monotonicNow() - began.monoNs) / 1_000_000, remainingMs: remainingMs, directory: directory, lastTrial: trial)
     }
 }

@@ -43,14 +43,15 @@ struct RunDirectory: Sendable {
 
     static func root(stateDir: String) -> String { stateDir + "/runs" }
 
-    static func create(stateDir: String, runID: String, specText: String, manifest: RunManifest) throws(IOError) -> RunDirectory {
+    static func create(stateDir: String, runID: String, specText: String, manifest: RunManifest,
+                       csvHeader: String = TrialsCSV.header) throws(IOError) -> RunDirectory {
         let root = root(stateDir: stateDir)
         for dir in [root, root + "/" + runID] where mkdir(dir, 0o755) != 0 && errno != EEXIST {
             throw IOError(description: "cannot create \(dir): \(String(cString: strerror(errno)))")
         }
         let dir = RunDirectory(path: root + "/" + runID, runID: runID)
         try dir.write("spec.toml", specText)
-        try dir.write("trials.csv", TrialsCSV.header + "\n")
+        try dir.write("trials.csv", csvHeader + "\n")
         try dir.save(manifest)
         return dir
     }
@@ -90,12 +91,21 @@ struct RunDirectory: Sendable {
         }
     }
 
+    func failoverTrials() throws(IOError) -> [FailoverTrial] {
+        do { return try FailoverCSV.parse(try read("trials.csv")) } catch let e as IOError { throw e } catch {
+            throw IOError(description: "\(path)/\(error)")
+        }
+    }
+
+    func append(_ record: TrialRecord) throws(IOError) { try append(line: TrialsCSV.row(record)) }
+    func append(failover record: FailoverTrial) throws(IOError) { try append(line: FailoverCSV.row(record)) }
+
     /// Appends one row and syncs it.
-    func append(_ record: TrialRecord) throws(IOError) {
+    private func append(line: String) throws(IOError) {
         let fd = Glibc.open(path + "/trials.csv", O_WRONLY | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw IOError(description: "cannot open \(path)/trials.csv: \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
-        let bytes = Array((TrialsCSV.row(record) + "\n").utf8)
+        let bytes = Array((line + "\n").utf8)
         let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         guard n == bytes.count, fdatasync(fd) == 0 else {
             throw IOError(description: "cannot write \(path)/trials.csv: \(String(cString: strerror(errno)))")

@@ -24,7 +24,7 @@ public struct FailoverSummary: Sendable, Equatable {
             self.name = name
             self.trials = trials.count
             let acked = trials.filter { $0.ackMonoNs != nil }
-            survival = Proportion(successes: acked.filter { $0.survived == .yes }.count, of: acked.count)
+            survival = Proportion(successes: acked.filter { $0.survived == .yes && $0.survivedLater != .no }.count, of: acked.count)
             let open = trials.filter { $0.ackMonoNs == nil }
             inFlight = (open.filter { $0.survived == .yes }.count, open.filter { $0.survived == .no }.count,
                         open.filter { $0.survived == .unknown }.count)
@@ -43,6 +43,8 @@ public struct FailoverSummary: Sendable, Equatable {
     public var cells: [Row]
     /// Acknowledged writes reported lost: the failures the study exists to find.
     public var lost: [FailoverTrial]
+    /// Unacknowledged writes read as lost that came back after the catch-up.
+    public var reappeared: [FailoverTrial]
     /// Kill delay against recovery time, acknowledged scenario (nil: too few, or constant).
     public var delayVersusRecovery: RankCorrelation?
 
@@ -58,7 +60,8 @@ public struct FailoverSummary: Sendable, Equatable {
         scenarios = names.map { Row(name: $0, byName[$0]!) }
         let cellKeys = Array(Set(trials.map(\.cell))).sorted()
         cells = cellKeys.map { c in Row(name: Self.cellName(c), trials.filter { $0.cell == c }) }
-        lost = trials.filter { $0.ackMonoNs != nil && $0.survived == .no }
+        lost = trials.filter(\.lostAcknowledged)
+        reappeared = trials.filter(\.reappeared)
         let pairs = trials.filter { $0.cell.scenario == .acknowledged }.compactMap { t in t.recoveryMs.map { (Double(t.cell.killAfterMs), $0) } }
         delayVersusRecovery = RankCorrelation(pairs.map(\.0), pairs.map(\.1))
     }
@@ -68,7 +71,7 @@ public struct FailoverSummary: Sendable, Equatable {
         c.scenario == .inFlight ? "in flight" : FailoverScenario.originalName(c.scenario, killAfterMs: c.killAfterMs)
     }
 
-    static func cellName(_ c: FailoverPlan.Cell) -> String {
+    public static func cellName(_ c: FailoverPlan.Cell) -> String {
         switch c.scenario {
         case .acknowledged: return "kill \(c.killAfterMs) ms after the ack"
         case .inFlight: return "kill \(c.killAfterMs) ms after the send"
@@ -113,8 +116,13 @@ public struct FailoverSummary: Sendable, Equatable {
             out.append("ACKNOWLEDGED WRITES LOST: \(lost.count)")
             for t in lost.prefix(20) {
                 out.append("  \(Self.cellName(t.cell)), trial \(t.index): key \(t.key) written through \(t.leader) (term \(t.term)), "
-                           + "not found after the failover")
+                           + (t.survived == .no ? "not found after the failover" : "gone once the killed node was back"))
             }
+        }
+        if !reappeared.isEmpty {
+            out.append("")
+            out.append("UNACKNOWLEDGED WRITES READ AS LOST THAT CAME BACK: \(reappeared.count) (not linearizable)")
+            for t in reappeared.prefix(20) { out.append("  \(Self.cellName(t.cell)), trial \(t.index): key \(t.key)") }
         }
         if let c = delayVersusRecovery {
             out.append("")
@@ -128,7 +136,7 @@ public struct FailoverSummary: Sendable, Equatable {
 extension FailoverSummary {
     /// One row per (scenario, delay) cell: survival with its Wilson interval, the unacknowledged
     /// writes' fate, election and recovery (median with its order-statistic interval and that
-    /// interval's true coverage, p90, max) and the restarted node's catch-up.
+    /// interval's true coverage, p90, p99, max) and the restarted node's catch-up.
     public var cellTable: ReportTable {
         func ms(_ x: Double?) -> String { x.map { FixedText.fixed($0, 1) } ?? "-" }
         func percent(_ x: Double) -> String { FixedText.fixed(x * 100, 1) }
@@ -143,10 +151,10 @@ extension FailoverSummary {
             return [r.name, String(r.trials), survival,
                     open == 0 ? "-" : "\(r.inFlight.survived) / \(r.inFlight.lost) / \(r.inFlight.unknown)",
                     median(r.electionMs), median(r.recoveryMs), ms(OrderStatistics.percentile(r.recoveryMs, 90)),
-                    ms(r.recoveryMs.max()), median(r.catchUpMs)]
+                    ms(OrderStatistics.percentile(r.recoveryMs, 99)), ms(r.recoveryMs.max()), median(r.catchUpMs)]
         }
         return ReportTable(header: ["scenario", "trials", "acknowledged survived [95% CI %]", "in flight: survived / lost / unknown",
-                                    "election ms, median [CI]", "recovery ms, median [CI]", "p90", "max", "catch-up ms, median [CI]"],
+                                    "election ms, median [CI]", "recovery ms, median [CI]", "p90", "p99", "max", "catch-up ms, median [CI]"],
                            rows: rows)
     }
 }

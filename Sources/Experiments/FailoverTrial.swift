@@ -93,6 +93,8 @@ public struct FailoverTrial: Sendable, Equatable {
     /// The fault engine's three times: asked for, applied (the signal sent), effect (seen).
     public var killRequestedMonoNs: Int64
     public var killAppliedMonoNs: Int64?
+    /// The fault's effect seen: the process gone (kill), stopped (stop), or the links cut.
+    public var killEffectMonoNs: Int64?
     /// The first peer's declared_dead of the leader, the first leader_lost, and leader_elected of
     /// the key's group after the kill.
     public var detectMonoNs: Int64?
@@ -104,25 +106,36 @@ public struct FailoverTrial: Sendable, Equatable {
     public var firstWriteMonoNs: Int64?
     /// Whether a linearizable read after the failover returned the value written.
     public var survived: Survival
+    /// The same read once the killed node was back and caught up: an acknowledged write must still
+    /// be there, and an unacknowledged one read as lost must not have come back.
+    public var survivedLater: Survival
     /// The killed node started again, and the moment its applied index reached the commit index
     /// known at the kill.
     public var restartMonoNs: Int64?
     public var caughtUpMonoNs: Int64?
+    /// The index the restarted node had to apply: the commit index the old leader last reported
+    /// before the kill, or the write's own index if later.
+    public var catchUpIndex: UInt64?
+    /// How long the trial waited, before its write, for a group led by its preferred node (the
+    /// leader a killed node gets back from the balancer about a second after its catch-up).
+    public var settleMs: Double
     /// The trial's wall time, start to end, restart and catch-up included.
     public var durationMs: Double
 
     public init(session: Int, cell: FailoverPlan.Cell, index: Int, fault: FailoverSpec.Fault, group: Int, key: String, leader: String,
                 term: UInt64, startWallMs: Int64, sendMonoNs: Int64, ackMonoNs: Int64?, write: Write, killRequestedMonoNs: Int64,
-                killAppliedMonoNs: Int64?, detectMonoNs: Int64? = nil, leaderLostMonoNs: Int64? = nil, electedMonoNs: Int64? = nil,
+                killAppliedMonoNs: Int64?, killEffectMonoNs: Int64? = nil, detectMonoNs: Int64? = nil, leaderLostMonoNs: Int64? = nil, electedMonoNs: Int64? = nil,
                 newLeader: String? = nil, newTerm: UInt64? = nil, firstWriteMonoNs: Int64? = nil, survived: Survival,
-                restartMonoNs: Int64? = nil, caughtUpMonoNs: Int64? = nil, durationMs: Double) {
+                survivedLater: Survival = .unknown, restartMonoNs: Int64? = nil, caughtUpMonoNs: Int64? = nil, catchUpIndex: UInt64? = nil,
+                settleMs: Double = 0, durationMs: Double) {
         self.session = session; self.cell = cell; self.index = index; self.fault = fault; self.group = group; self.key = key
         self.leader = leader; self.term = term; self.startWallMs = startWallMs; self.sendMonoNs = sendMonoNs
         self.ackMonoNs = ackMonoNs; self.write = write; self.killRequestedMonoNs = killRequestedMonoNs
-        self.killAppliedMonoNs = killAppliedMonoNs; self.detectMonoNs = detectMonoNs; self.leaderLostMonoNs = leaderLostMonoNs
+        self.killAppliedMonoNs = killAppliedMonoNs; self.killEffectMonoNs = killEffectMonoNs; self.detectMonoNs = detectMonoNs; self.leaderLostMonoNs = leaderLostMonoNs
         self.electedMonoNs = electedMonoNs; self.newLeader = newLeader; self.newTerm = newTerm
-        self.firstWriteMonoNs = firstWriteMonoNs; self.survived = survived; self.restartMonoNs = restartMonoNs
-        self.caughtUpMonoNs = caughtUpMonoNs; self.durationMs = durationMs
+        self.firstWriteMonoNs = firstWriteMonoNs; self.survived = survived; self.survivedLater = survivedLater
+        self.restartMonoNs = restartMonoNs; self.caughtUpMonoNs = caughtUpMonoNs; self.catchUpIndex = catchUpIndex
+        self.settleMs = settleMs; self.durationMs = durationMs
     }
 
     private func since(_ from: Int64?, _ to: Int64?) -> Double? {
@@ -137,10 +150,15 @@ public struct FailoverTrial: Sendable, Equatable {
     public var catchUpMs: Double? { since(restartMonoNs, caughtUpMonoNs) }
     /// Write acknowledged (or sent, in flight) to the kill applied: the planned delay as it came out.
     public var killAfterObservedMs: Double? { since(cell.scenario == .inFlight ? sendMonoNs : ackMonoNs, killAppliedMonoNs) }
-    /// Time beyond the trial's own waits (the delay, the recovery and the catch-up): start-up of
-    /// the writes, reads, bookkeeping.
+    /// An acknowledged write not read back, at once or after the catch-up: the failure the study looks for.
+    public var lostAcknowledged: Bool { ackMonoNs != nil && (survived == .no || survivedLater == .no) }
+    /// An unacknowledged write read as lost that came back later: not linearizable.
+    public var reappeared: Bool { ackMonoNs == nil && survived == .no && survivedLater == .yes }
+
+    /// Time beyond the trial's own waits (a group to settle, the delay, the failover until both
+    /// the detection and the recovery, the catch-up): connections, reads, bookkeeping.
     public var overheadMs: Double {
-        max(0, durationMs - Double(cell.killAfterMs) - (recoveryMs ?? 0) - (catchUpMs ?? 0))
+        max(0, durationMs - settleMs - Double(cell.killAfterMs) - max(recoveryMs ?? 0, detectionMs ?? 0) - (catchUpMs ?? 0))
     }
 }
 
@@ -150,9 +168,9 @@ public struct FailoverTrial: Sendable, Equatable {
 public enum FailoverCSV {
     public static let columns = [
         "session", "scenario", "kill_after_ms", "trial", "fault", "group", "key", "leader", "term", "t_start_wall_ms",
-        "t_send_mono_ns", "t_ack_mono_ns", "write", "t_kill_requested_mono_ns", "t_kill_applied_mono_ns", "t_detect_mono_ns",
+        "t_send_mono_ns", "t_ack_mono_ns", "write", "t_kill_requested_mono_ns", "t_kill_applied_mono_ns", "t_kill_effect_mono_ns", "t_detect_mono_ns",
         "t_leader_lost_mono_ns", "t_elected_mono_ns", "new_leader", "new_term", "t_first_write_mono_ns", "survived",
-        "t_restart_mono_ns", "t_caught_up_mono_ns", "duration_ms",
+        "survived_after_catch_up", "t_restart_mono_ns", "t_caught_up_mono_ns", "catch_up_index", "settle_ms", "duration_ms",
         "kill_after_observed_ms", "detection_ms", "election_ms", "recovery_ms", "catch_up_ms", "overhead_ms",
     ]
     public static let header = columns.joined(separator: ",")
@@ -160,13 +178,17 @@ public enum FailoverCSV {
     public static func row(_ r: FailoverTrial) -> String {
         func n(_ x: Double?) -> String { SweepTables.number(x) }
         func i(_ x: Int64?) -> String { x.map(String.init) ?? "" }
-        return [String(r.session), r.cell.scenario.rawValue, String(r.cell.killAfterMs), String(r.index), r.fault.rawValue,
-                String(r.group), r.key, r.leader, String(r.term), String(r.startWallMs), String(r.sendMonoNs), i(r.ackMonoNs),
-                r.write.rawValue, String(r.killRequestedMonoNs), i(r.killAppliedMonoNs), i(r.detectMonoNs), i(r.leaderLostMonoNs),
-                i(r.electedMonoNs), r.newLeader ?? "", r.newTerm.map(String.init) ?? "", i(r.firstWriteMonoNs), r.survived.rawValue,
-                i(r.restartMonoNs), i(r.caughtUpMonoNs), n(r.durationMs),
-                n(r.killAfterObservedMs), n(r.detectionMs), n(r.electionMs), n(r.recoveryMs), n(r.catchUpMs), n(r.overheadMs),
-        ].joined(separator: ",")
+        func u(_ x: UInt64?) -> String { x.map(String.init) ?? "" }
+        let what: [String] = [String(r.session), r.cell.scenario.rawValue, String(r.cell.killAfterMs), String(r.index), r.fault.rawValue,
+                              String(r.group), r.key, r.leader, String(r.term), String(r.startWallMs), String(r.sendMonoNs)]
+        let kill: [String] = [i(r.ackMonoNs), r.write.rawValue, String(r.killRequestedMonoNs), i(r.killAppliedMonoNs),
+                              i(r.killEffectMonoNs), i(r.detectMonoNs), i(r.leaderLostMonoNs), i(r.electedMonoNs), r.newLeader ?? "",
+                              u(r.newTerm), i(r.firstWriteMonoNs)]
+        let after: [String] = [r.survived.rawValue, r.survivedLater.rawValue, i(r.restartMonoNs), i(r.caughtUpMonoNs), u(r.catchUpIndex),
+                               n(r.settleMs), n(r.durationMs)]
+        let derived: [String] = [n(r.killAfterObservedMs), n(r.detectionMs), n(r.electionMs), n(r.recoveryMs), n(r.catchUpMs),
+                                 n(r.overheadMs)]
+        return (what + kill + after + derived).joined(separator: ",")
     }
 
     /// Reads back what `row` wrote. A torn last line (the supervisor died mid-write) is dropped:
@@ -191,15 +213,31 @@ public enum FailoverCSV {
 
     private static func record(_ f: [String]) -> FailoverTrial? {
         func l(_ s: String) -> Int64? { s.isEmpty ? nil : Int64(s) }
-        guard let session = Int(f[0]), let scenario = FailoverScenario(rawValue: f[1]), let delay = Int(f[2]), let index = Int(f[3]),
-              let fault = FailoverSpec.Fault(rawValue: f[4]), let group = Int(f[5]), let term = UInt64(f[8]), let start = l(f[9]),
-              let send = l(f[10]), let write = FailoverTrial.Write(rawValue: f[12]), let requested = l(f[13]),
-              let survived = FailoverTrial.Survival(rawValue: f[21]), let duration = Double(f[24]) else { return nil }
+        let c = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($1, $0) })
+        func v(_ name: String) -> String { f[c[name]!] }
+        guard let session = Int(v("session")), let scenario = FailoverScenario(rawValue: v("scenario")),
+              let delay = Int(v("kill_after_ms")), let index = Int(v("trial")), let fault = FailoverSpec.Fault(rawValue: v("fault")),
+              let group = Int(v("group")), let term = UInt64(v("term")), let start = l(v("t_start_wall_ms")),
+              let send = l(v("t_send_mono_ns")), let write = FailoverTrial.Write(rawValue: v("write")),
+              let requested = l(v("t_kill_requested_mono_ns")), let survived = FailoverTrial.Survival(rawValue: v("survived")),
+              let later = FailoverTrial.Survival(rawValue: v("survived_after_catch_up")), let duration = Double(v("duration_ms")),
+              let settle = Double(v("settle_ms"))
+        else { return nil }
+        for name in ["t_ack_mono_ns", "t_kill_applied_mono_ns", "t_kill_effect_mono_ns", "t_detect_mono_ns", "t_leader_lost_mono_ns",
+                     "t_elected_mono_ns", "t_first_write_mono_ns", "t_restart_mono_ns", "t_caught_up_mono_ns"]
+        where !v(name).isEmpty && l(v(name)) == nil { return nil }
+        if !v("new_term").isEmpty && UInt64(v("new_term")) == nil || !v("catch_up_index").isEmpty && UInt64(v("catch_up_index")) == nil {
+            return nil
+        }
         return FailoverTrial(
-            session: session, cell: .init(scenario: scenario, killAfterMs: delay), index: index, fault: fault, group: group, key: f[6],
-            leader: f[7], term: term, startWallMs: start, sendMonoNs: send, ackMonoNs: l(f[11]), write: write,
-            killRequestedMonoNs: requested, killAppliedMonoNs: l(f[14]), detectMonoNs: l(f[15]), leaderLostMonoNs: l(f[16]),
-            electedMonoNs: l(f[17]), newLeader: f[18].isEmpty ? nil : f[18], newTerm: f[19].isEmpty ? nil : UInt64(f[19]),
-            firstWriteMonoNs: l(f[20]), survived: survived, restartMonoNs: l(f[22]), caughtUpMonoNs: l(f[23]), durationMs: duration)
+            session: session, cell: .init(scenario: scenario, killAfterMs: delay), index: index, fault: fault, group: group,
+            key: v("key"), leader: v("leader"), term: term, startWallMs: start, sendMonoNs: send, ackMonoNs: l(v("t_ack_mono_ns")),
+            write: write, killRequestedMonoNs: requested, killAppliedMonoNs: l(v("t_kill_applied_mono_ns")),
+            killEffectMonoNs: l(v("t_kill_effect_mono_ns")), detectMonoNs: l(v("t_detect_mono_ns")),
+            leaderLostMonoNs: l(v("t_leader_lost_mono_ns")), electedMonoNs: l(v("t_elected_mono_ns")),
+            newLeader: v("new_leader").isEmpty ? nil : v("new_leader"), newTerm: UInt64(v("new_term")),
+            firstWriteMonoNs: l(v("t_first_write_mono_ns")), survived: survived, survivedLater: later,
+            restartMonoNs: l(v("t_restart_mono_ns")), caughtUpMonoNs: l(v("t_caught_up_mono_ns")),
+            catchUpIndex: UInt64(v("catch_up_index")), settleMs: settle, durationMs: duration)
     }
 }

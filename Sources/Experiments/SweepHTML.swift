@@ -9,17 +9,7 @@ public enum SweepHTML {
         let partial = c.state != .finished
         var h = """
             <!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Detection sweep \(e(c.runID))</title>
-            <style>
-            body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;margin:24px 32px;color:#111;max-width:1400px}
-            h1{font-size:22px;margin:0 0 8px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
-            .headline{font-size:16px;padding:12px 16px;border-radius:6px;background:\(partial ? "#fff4e5" : "#eef7ee");
-              border:1px solid \(partial ? "#f0b35a" : "#8cc78c")}
-            .meta{color:#444;font-size:13px;margin:6px 0 0}
-            table{border-collapse:collapse;font-size:13px;margin:6px 0} th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-            th{background:#f3f3f3} td.l,th.l{text-align:left} .bad{background:#fde2e2} .warn{background:#fff4d6} .good{background:#e6f4e6}
-            pre{background:#f6f6f6;padding:10px;font-size:12px;overflow:auto} figure{margin:12px 0}
-            figcaption{font-size:13px;color:#333;margin-bottom:4px}
-            </style></head><body>
+            \(css(partial: partial))
             <h1>Detection sweep <code>\(e(c.runID))</code></h1>
             <div class="headline">\(e(SweepReport.headline(summary: summary, context: c)))\(partial ? "<br><b>Partial report</b>: the run is \(e(c.state.rawValue))\(c.reason.map { " (" + e($0) + ")" } ?? ""); <code>kvctl experiment resume \(e(c.runID))</code> continues it." : "")</div>
             <p class="meta">fault <b>\(spec.fault.rawValue)</b>\(spec.fault == .delay ? " (\(spec.delayMs) ms ± \(spec.jitterMs) ms)" : ""),
@@ -59,6 +49,25 @@ public enum SweepHTML {
         h += "<h2>Sessions</h2>" + c.sessionsTable.html()
         h += "<h2>Spec</h2><pre>\(e(c.specText))</pre></body></html>\n"
         return h
+    }
+}
+
+extension SweepHTML {
+    /// The reports' one style sheet, closing the head: the headline amber when the run is partial.
+    static func css(partial: Bool) -> String {
+        """
+            <style>
+            body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;margin:24px 32px;color:#111;max-width:1400px}
+            h1{font-size:22px;margin:0 0 8px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+            .headline{font-size:16px;padding:12px 16px;border-radius:6px;background:\(partial ? "#fff4e5" : "#eef7ee");
+              border:1px solid \(partial ? "#f0b35a" : "#8cc78c")}
+            .meta{color:#444;font-size:13px;margin:6px 0 0}
+            table{border-collapse:collapse;font-size:13px;margin:6px 0} th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+            th{background:#f3f3f3} td.l,th.l{text-align:left} .bad{background:#fde2e2} .warn{background:#fff4d6} .good{background:#e6f4e6}
+            pre{background:#f6f6f6;padding:10px;font-size:12px;overflow:auto} figure{margin:12px 0}
+            figcaption{font-size:13px;color:#333;margin-bottom:4px}
+            </style></head><body>
+            """
     }
 }
 

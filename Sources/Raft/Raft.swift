@@ -56,9 +56,14 @@ public struct Raft: Sendable {
         /// with no client id the session "~<replica>-<counter>", seq 1, with a counter that restarts
         /// with the process, so that after a restart new writes are taken for retries of old ones.
         case anonymousCounter
+        /// A leader that keeps a proposal until its next heartbeat before sending it, while the
+        /// node around it answers the write at once (`kvnode` with KV_PLANTED_BUG=ackOnPropose):
+        /// the window in which an acknowledged write lives on the leader alone, for the failover
+        /// experiment to find.
+        case ackOnPropose
     }
 
-    private func planted(_ bug: PlantedBug) -> Bool { config.plantedBug == bug }
+    func planted(_ bug: PlantedBug) -> Bool { config.plantedBug == bug }
     #endif
 
     /// What the leader knows of one follower (Raft §5.3: nextIndex, matchIndex).
@@ -305,6 +310,9 @@ public struct Raft: Sendable {
         let entry = Entry(term: term, index: log.lastIndex + 1, data: data)
         log.append(entry)
         uncommittedBytes += data.count
+        #if RAFT_PLANTED_BUGS
+        if planted(.ackOnPropose) { return .success(entry.index) }
+        #endif
         broadcastAppend()
         return .success(entry.index)
     }

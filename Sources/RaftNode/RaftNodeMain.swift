@@ -69,6 +69,13 @@ public enum RaftNodeMain {
         // Snapshots stream at disk and network speed (a GiB takes seconds): wait 30 s for an answer;
         // a stream that breaks off is reported and sent again at once.
         config.snapshotWaitTicks = max(config.electionTicks, 30_000 / r.tickMs)
+        #if RAFT_PLANTED_BUGS
+        // Test builds only: the failover experiment's planted loss (see Raft.PlantedBug).
+        if let name = getenv("KV_PLANTED_BUG").map({ String(cString: $0) }) {
+            guard let bug = Raft.PlantedBug(rawValue: name) else { throw PlantedBugError(name: name) }
+            config.plantedBug = bug
+        }
+        #endif
 
         let nodeLabel = "kvnode \(o.id)"
         let (storage, recoveries) = try recover(directory: o.dataDir, sync: r.sync, groups: o.groups)
@@ -173,4 +180,13 @@ public enum RaftNodeMain {
 
 #if canImport(Glibc)
 import Glibc
+#endif
+
+#if RAFT_PLANTED_BUGS
+struct PlantedBugError: Error, CustomStringConvertible {
+    var name: String
+    var description: String {
+        "KV_PLANTED_BUG=\(name): not a planted bug; one of " + Raft.PlantedBug.allCases.map(\.rawValue).joined(separator: ", ")
+    }
+}
 #endif

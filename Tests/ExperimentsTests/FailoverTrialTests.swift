@@ -27,9 +27,9 @@ import Testing
 private let sample = FailoverTrial(
     session: 1, cell: .init(scenario: .acknowledged, killAfterMs: 25), index: 3, fault: .kill, group: 2, key: "fo-3-25",
     leader: "B", term: 7, startWallMs: 1_765_000_000_000, sendMonoNs: 1_000_000_000, ackMonoNs: 1_002_000_000, write: .ok,
-    killRequestedMonoNs: 1_003_000_000, killAppliedMonoNs: 1_027_100_000, detectMonoNs: 1_027_600_000,
+    killRequestedMonoNs: 1_003_000_000, killAppliedMonoNs: 1_027_100_000, killEffectMonoNs: 1_028_900_000, detectMonoNs: 1_027_600_000,
     leaderLostMonoNs: 1_027_700_000, electedMonoNs: 1_049_100_000, newLeader: "C", newTerm: 8, firstWriteMonoNs: 1_061_100_000,
-    survived: .yes, restartMonoNs: 1_200_000_000, caughtUpMonoNs: 1_450_000_000, durationMs: 900)
+    survived: .yes, survivedLater: .yes, restartMonoNs: 1_200_000_000, caughtUpMonoNs: 1_450_000_000, catchUpIndex: 41, durationMs: 900)
 
 @Test func aTrialRowReadsBackAndItsFiguresComeFromItsInstants() throws {
     #expect(sample.electionMs == 22 && sample.recoveryMs == 34 && sample.catchUpMs == 250)
@@ -53,4 +53,42 @@ private let sample = FailoverTrial(
     #expect(try FailoverCSV.parse(FailoverCSV.header + "\n" + row + "\n" + row.prefix(40)) == [sample])
     #expect(throws: TrialsCSV.ParseError.self) { try FailoverCSV.parse(FailoverCSV.header + "\n" + row.prefix(40) + "\n" + row + "\n") }
     #expect(throws: TrialsCSV.ParseError.self) { try FailoverCSV.parse("session,cell\n") }
+}
+
+@Test func aWriteReadBackThenGoneIsLostAndALostOneThatComesBackIsNamed() {
+    var vanished = sample
+    vanished.survivedLater = .no
+    #expect(vanished.lostAcknowledged && !sample.lostAcknowledged)
+    var back = sample
+    back.ackMonoNs = nil
+    back.survived = .no
+    back.survivedLater = .yes
+    #expect(back.reappeared && !back.lostAcknowledged)
+    let s = FailoverSummary(trials: [sample, vanished, back])
+    #expect(s.lost == [vanished] && s.reappeared == [back])
+    #expect(s.overall.survival.successes == 1 && s.overall.survival.trials == 2)
+    let text = s.text(runID: "r", spec: FailoverSpec())
+    #expect(text.contains("ACKNOWLEDGED WRITES LOST: 1") && text.contains("gone once the killed node was back"))
+    #expect(text.contains("UNACKNOWLEDGED WRITES READ AS LOST THAT CAME BACK: 1 (not linearizable)"))
+}
+
+@Test func theReportIsEveryFileFromTheTrialsAloneAndShowsALostWrite() {
+    var lost = sample
+    lost.index = 4
+    lost.survived = .no
+    let context = RunContext(runID: "exp-1", state: .finished, reason: nil, specText: "[experiment]\nkind = \"failover\"\n",
+                             sessions: [], total: 2)
+    let spec = FailoverSpec(killAfterMs: [25], trials: 2, inFlight: false)
+    let files = FailoverReport.files(spec: spec, plan: FailoverPlan(spec), trials: [sample, lost], context: context)
+    #expect(files.map(\.name) == ["summary.txt", "report.md", "report.html", "recovery.svg", "timeline.svg"])
+    let md = files[1].text, html = files[2].text
+    #expect(md.hasPrefix("# Failover experiment exp-1\n\n**1 of 2 acknowledged writes survived") && md.contains("1 LOST"))
+    #expect(md.contains("## Writes lost") && md.contains("fo-3-25"))
+    #expect(html.ranges(of: "<svg").count == 2 && !html.contains("<script"))
+    // The timeline shows the lost trial, to scale from the kill.
+    #expect(FailoverPlots.exemplar([sample, lost]) == lost)
+    #expect(files[4].text.contains("trial 4") && files[4].text.contains("leader_elected: C, term 8: 22.00 ms"))
+    // The same trials give the same files: what `kvctl experiment report` relies on.
+    #expect(FailoverReport.files(spec: spec, plan: FailoverPlan(spec), trials: [sample, lost], context: context).map(\.text)
+            == files.map(\.text))
 }

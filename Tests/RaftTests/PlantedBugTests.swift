@@ -6,7 +6,9 @@ import Testing
 
 /// The simulation has teeth: built with -DRAFT_PLANTED_BUGS (make unit does it in a build folder of
 /// its own, never for the shipped binaries), each planted bug must be caught within the budget.
-@Test(arguments: Raft.PlantedBug.allCases)
+/// ackOnPropose is not one: its core half only sends later, and its other half (answering the write
+/// at once) is kvnode's; the failover experiment must find that one (integration-tests).
+@Test(arguments: Raft.PlantedBug.allCases.filter { $0 != .ackOnPropose })
 func theSimulationCatchesAPlantedBug(bug: Raft.PlantedBug) {
     let budget: UInt64 = 3000
     for seed in 1...budget {

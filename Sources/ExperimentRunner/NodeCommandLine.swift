@@ -5,17 +5,21 @@ import Supervision
 /// The kvnode command line of a supervised node, from the running config: identity and heartbeat
 /// timing for every mode, and in raft mode the store's flags. Peer traffic goes to the link
 /// proxies (so faults can hold it); redirects name the peers' real HTTP addresses.
-struct NodeCommandLine {
-    let config: ClusterConfig
+public struct NodeCommandLine: Sendable {
+    public let config: ClusterConfig
     let links: LinkTable
     let stateDir: String
     let runID: String
 
-    func spec(for node: NodeConfig, executable: String, environment: [String]) -> ChildSpec {
+    public init(config: ClusterConfig, links: LinkTable, stateDir: String, runID: String) {
+        self.config = config; self.links = links; self.stateDir = stateDir; self.runID = runID
+    }
+
+    public func spec(for node: NodeConfig, executable: String, environment: [String]) -> ChildSpec {
         ChildSpec(id: node.id, executable: executable, arguments: arguments(for: node), environment: environment)
     }
 
-    func arguments(for node: NodeConfig) -> [String] {
+    public func arguments(for node: NodeConfig) -> [String] {
         let peers = links.peerAddresses(for: node.id, among: config.nodes)
         let common = config.commonNodeArguments(for: node, runID: runID)
         guard config.mode == .raft else { return common + ["--mode", "heartbeat", "--peers", peers] }

@@ -1,0 +1,105 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import ArgumentParser
+import ConfigFile
+import Core
+import Experiments
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// kvctl experiment report RUN: every report file of a run rebuilt from its spec.toml and
+/// trials.csv alone (run.json adds the sessions, when it is there), as the original lab's separate
+/// analysis tool read its log. No supervisor is needed when RUN is the run's directory.
+struct ExperimentReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Rebuild a run's report files (report.md, report.html, summary.txt, plots) from its trials.csv.",
+        discussion: """
+            RUN is a run directory (runs/<run_id> under the supervisor's state directory), or a run id, \
+            which the supervisor resolves. Prints the failover summary, or the sweep's report.md.
+            """)
+    @OptionGroup var connection: Connection
+    @Argument(help: .init("A run directory, or a run id (kvctl experiment list).", valueName: "run")) var target: String
+
+    func run() throws {
+        let dir = try directory()
+        func read(_ name: String) throws -> String {
+            guard let text = readWholeFile(dir + "/" + name, limit: 256 << 20) else {
+                throw Failure("cannot read \(dir)/\(name): \(String(cString: strerror(errno)))")
+            }
+            return text
+        }
+        let specText = try read("spec.toml")
+        let spec: ExperimentSpec
+        do { spec = try ExperimentSpecParser.parse(text: specText, file: dir + "/spec.toml") } catch { throw Failure("\(error)") }
+        let manifest = (try? read("run.json")).flatMap { try? JSONDecoder().decode(Manifest.self, from: Data($0.utf8)) }
+        let runID = manifest?.runID ?? String(dir.split(separator: "/").last ?? "run")
+        let files: [ReportFile]
+        let shown: String
+        do {
+            switch spec {
+            case .detectionSweep(let s):
+                let plan = SweepPlan(s)
+                let records = try TrialsCSV.parse(try read("trials.csv"))
+                let summary = SweepSummary(spec: s, plan: plan, records: records)
+                files = SweepReport.files(spec: s, plan: plan, summary: summary, context: context(manifest, runID: runID, specText: specText,
+                    total: plan.trials.count, trials: { n in records.filter { $0.session == n }.count }))
+                shown = "report.md"
+            case .failover(let s):
+                let plan = FailoverPlan(s)
+                let trials = try FailoverCSV.parse(try read("trials.csv"))
+                files = FailoverReport.files(spec: s, plan: plan, trials: trials, context: context(manifest, runID: runID, specText: specText,
+                    total: plan.trials.count, trials: { n in trials.filter { $0.session == n }.count }))
+                shown = "summary.txt"
+            }
+        } catch let e as TrialsCSV.ParseError { throw Failure("\(dir)/trials.csv: \(e)") }
+        for f in files { try write(dir + "/" + f.name, f.text) }
+        if connection.json {
+            print(Render.json(["directory": dir, "files": files.map(\.name).joined(separator: ",")]))
+        } else {
+            print(files.first { $0.name == shown }?.text ?? "", terminator: "")
+            print("\nrebuilt in \(dir): " + files.map(\.name).joined(separator: ", "))
+        }
+    }
+
+    /// The run's directory: RUN itself if it holds a spec, else the supervisor's answer for the id.
+    private func directory() throws -> String {
+        if access(target + "/spec.toml", R_OK) == 0 { return target.hasSuffix("/") ? String(target.dropLast()) : target }
+        if target.contains("/") { throw Failure("\(target) holds no spec.toml: not a run directory") }
+        let d = try connection.call("GetExperiment", ControlProtocol.RunIDParameter(runID: target), ControlProtocol.ExperimentDetail.self)
+        return d.run.directory
+    }
+
+    private func context(_ m: Manifest?, runID: String, specText: String, total: Int, trials: (Int) -> Int) -> RunContext {
+        RunContext(runID: runID, state: m?.state ?? .finished, reason: m?.reason, specText: specText,
+                   sessions: (m?.sessions ?? []).map { .init(number: $0.number, startedWallMs: $0.startedWallMs, endedWallMs: $0.endedWallMs,
+                                                             host: $0.host, trials: trials($0.number)) },
+                   total: total)
+    }
+
+    /// What the report needs of run.json.
+    private struct Manifest: Decodable {
+        struct Session: Decodable { var number: Int; var startedWallMs: Int64; var endedWallMs: Int64?; var host: String }
+        var runID: String
+        var state: ControlProtocol.RunState
+        var reason: String?
+        var sessions: [Session]
+    }
+
+    /// Whole file by temp + rename, as the supervisor writes them.
+    private func write(_ path: String, _ text: String) throws {
+        let temp = path + ".tmp"
+        guard let f = fopen(temp, "w") else { throw Failure("cannot write \(temp): \(String(cString: strerror(errno)))") }
+        let bytes = Array(text.utf8)
+        let n = fwrite(bytes, 1, bytes.count, f)
+        let closed = fclose(f) == 0
+        guard n == bytes.count, closed, rename(temp, path) == 0 else {
+            unlink(temp)
+            throw Failure("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

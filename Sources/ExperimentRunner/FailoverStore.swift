@@ -1,0 +1,310 @@
+import Core
+import Events
+import Experiments
+import Faults
+import NodeClient
+
+/// A failover run's Raft store and the trials run on it. Every wait has a deadline; a store that
+/// misses one is a `SweepRun.TrialError`, and the run starts a fresh store.
+struct FailoverStore {
+    let run: FailoverRun
+    let cluster: ExperimentCluster
+    let feed: EventFeed
+    let client: StoreClient
+    /// Sorted: group g's preferred leader is ids[g % n] (kvnode's LeaderBalancer).
+    let ids: [NodeID]
+    private var nextGroup = 0
+
+    var spec: FailoverSpec { run.spec }
+    typealias TrialError = SweepRun.TrialError
+
+    static func start(run: FailoverRun, number: Int) async throws -> FailoverStore {
+        let feed = EventFeed(run.hub.subscribe(kinds: nil))
+        let cluster: ExperimentCluster
+        do {
+            cluster = try await ExperimentCluster.startRaft(
+                spec: run.spec, runID: run.directory.runID, dataDir: run.directory.path + "/data-s\(run.session)-\(number)",
+                hub: run.hub, environment: run.environment, log: { node, line in run.log(node, line) })
+        } catch { feed.close(); throw error }
+        let ports = Dictionary(uniqueKeysWithValues: cluster.config.nodes.map { ($0.id, $0.port) })
+        let store = FailoverStore(run: run, cluster: cluster, feed: feed, client: StoreClient(group: run.environment.group, ports: ports),
+                                  ids: cluster.nodes.sorted())
+        do {
+            try await cluster.startAll()
+            var ready = Set<NodeID>()
+            let all = await feed.wait(until: monotonicNow() + 20_000_000_000) { e in
+                if e.kind == .nodeReady, let n = e.node { ready.insert(n) }
+                return ready.count == cluster.nodes.count
+            }
+            guard all else { throw TrialError(description: "\(ready.count) of \(cluster.nodes.count) nodes ready after 20 s") }
+            // Every group led by its preferred node: no balancing transfer can then start mid-trial.
+            try await store.until("every group led by its preferred node", seconds: 20) { s in
+                (0..<s.spec.groups).allSatisfy { s.leaders().byGroup[$0]?.node == s.preferred($0).rawValue }
+            }
+        } catch {
+            await store.shutdown()
+            throw error
+        }
+        return store
+    }
+
+    func shutdown() async {
+        feed.close()
+        await cluster.shutdown(graceMs: 1000)
+    }
+
+    // MARK: The store as the nodes report it
+
+    func leaders() -> GroupLeaders {
+        GroupLeaders(cluster.supervisor.snapshot.map { ($0.id.rawValue, $0.raft) }, groups: spec.groups)
+    }
+
+    func preferred(_ g: Int) -> NodeID { ids[g % ids.count] }
+
+    /// Polls `condition` every 2 ms until it holds; a TrialError naming `what` after `seconds`.
+    func until(_ what: String, seconds: Int, _ condition: (FailoverStore) -> Bool) async throws {
+        let deadline = monotonicNow() + Int64(seconds) * 1_000_000_000
+        while !condition(self) {
+            try run.check()
+            if monotonicNow() > deadline { throw TrialError(description: "no \(what) after \(seconds) s") }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    /// The next group, in turn, whose leader is its preferred node (a group whose node was just
+    /// brought back gets it back from the balancer about a second later; the trial takes another).
+    mutating func settledGroup() async throws -> Int {
+        var chosen: Int?
+        try await until("group led by its preferred node", seconds: 20) { s in
+            chosen = (0..<s.spec.groups).map { (s.nextGroup + $0) % s.spec.groups }.first { g in
+                s.leaders().byGroup[g]?.node == s.preferred(g).rawValue
+            }
+            return chosen != nil
+        }
+        nextGroup = (chosen! + 1) % spec.groups
+        return chosen!
+    }
+
+    /// A key of group `g` no trial used before.
+    func freshKey(_ g: Int, _ stem: String) -> String {
+        var n = 0
+        while true {
+            let key = "\(stem)-\(n)"
+            if KeyGroups.group(of: key, groups: spec.groups) == g { return key }
+            n += 1
+        }
+    }
+
+    // MARK: One trial
+
+    /// What the watch of one kill saw.
+    struct Failover {
+        var faultID: String
+        var requested: Stamp
+        var applied: Stamp?
+        var effect: Stamp?
+        var detect: MonotonicNanos?
+        var leaderLost: MonotonicNanos?
+        var elected: MonotonicNanos?
+        var newLeader: String?
+        var newTerm: UInt64?
+        var firstWrite: MonotonicNanos?
+    }
+
+    mutating func trial(_ t: FailoverPlan.Trial) async throws -> FailoverTrial {
+        let start = Stamp.now()
+        let d = t.cell.killAfterMs
+        let inFlight = t.cell.scenario == .inFlight
+        drain()
+        let g = try await settledGroup()
+        let settled = monotonicNow()
+        let stem = "fo-s\(run.session)-\(t.cell.scenario.rawValue)-\(d)-\(t.index)"
+        let value = "v\(start.wallMs)-\(t.index)"
+
+        // The write through the key's leader; a refusal (leadership moving) is tried again on a
+        // fresh key, so that no earlier attempt's value can be read back in its place.
+        var attempt = 0
+        while true {
+            attempt += 1
+            guard let leader = leaders().byGroup[g], let leaderID = NodeID(validating: leader.node) else {
+                try await until("leader of group \(g)", seconds: 10) { $0.leaders().byGroup[g] != nil }
+                continue
+            }
+            let key = freshKey(g, stem + "-a\(attempt)")
+            let call = client.put(leaderID, key: key, value: value, timeoutMs: inFlight ? Int64(d) + 1000 : 2000)
+            let sent: MonotonicNanos
+            do { sent = try await call.sentMonoNs() } catch {
+                if attempt < 5 { try? await Task.sleep(for: .milliseconds(20)); continue }
+                throw TrialError(description: "cannot write to \(leaderID), leader of group \(g): \(error)")
+            }
+            var ack: (at: MonotonicNanos, index: UInt64)?
+            var killAt = sent + Int64(d) * 1_000_000
+            if !inFlight {
+                let r = try? await call.answer()
+                guard let r, let index = StoreClient.index(of: r) else {
+                    if attempt < 5 { try? await Task.sleep(for: .milliseconds(20)); continue }
+                    throw TrialError(description: "write through \(leaderID), leader of group \(g), not acknowledged: "
+                                     + (r.map { "\($0.status) \($0.text)" } ?? "no answer"))
+                }
+                ack = (r.receivedMonoNs, index)
+                killAt = r.receivedMonoNs + Int64(d) * 1_000_000
+            }
+            var watch = try await kill(leaderID, at: killAt, group: g, term: leader.view.term)
+            // In flight: the write's fate, once the kill has landed (an answer, an error, or nothing).
+            var write: FailoverTrial.Write = .ok
+            if inFlight {
+                do {
+                    let r = try await call.answer()
+                    if let index = StoreClient.index(of: r) { ack = (r.receivedMonoNs, index) } else { write = .error }
+                } catch {
+                    if case .timedOut = error { write = .timeout } else { write = .error }
+                }
+            }
+            let survived = await readBack(key, group: g, value: value)
+            await awaitDetection(&watch, of: leaderID)
+            let catchUpIndex = max(ack?.index ?? 0, leader.view.commitIndex)
+            let restart = monotonicNow()
+            try await recover(leaderID)
+            let caughtUp = try await caughtUp(leaderID, group: g, index: catchUpIndex)
+            let later = await readBack(key, group: g, value: value)
+            let end = monotonicNow()
+            return FailoverTrial(
+                session: run.session, cell: t.cell, index: t.index, fault: spec.fault, group: g, key: key, leader: leader.node,
+                term: leader.view.term, startWallMs: start.wallMs, sendMonoNs: sent, ackMonoNs: ack?.at, write: write,
+                killRequestedMonoNs: watch.requested.monoNs, killAppliedMonoNs: watch.applied?.monoNs, killEffectMonoNs: watch.effect?.monoNs,
+                detectMonoNs: watch.detect, leaderLostMonoNs: watch.leaderLost, electedMonoNs: watch.elected, newLeader: watch.newLeader,
+                newTerm: watch.newTerm, firstWriteMonoNs: watch.firstWrite, survived: survived, survivedLater: later,
+                restartMonoNs: restart, caughtUpMonoNs: caughtUp, catchUpIndex: catchUpIndex,
+                settleMs: Double(settled - start.monoNs) / 1e6, durationMs: Double(end - start.monoNs) / 1e6)
+        }
+    }
+
+    /// Injects the spec's fault on `leader` to land at `at` (monotonic), then watches the failover
+    /// of `group`: the fault applied, a peer's detection, leader lost, a leader elected in a later
+    /// term, and the first write the group acknowledges after the fault.
+    func kill(_ leader: NodeID, at: MonotonicNanos, group g: Int, term: UInt64) async throws -> Failover {
+        let kind: FaultKind = switch spec.fault { case .kill: .kill; case .stop: .stop; case .partition: .partition }
+        // The engine waits after_ms from the requested stamp: the stamp is set whole ms before `at`.
+        let now = Stamp.now()
+        let afterMs = max(0, Int((at - now.monoNs + 999_999) / 1_000_000))
+        let requested = Stamp(wallMs: now.wallMs, monoNs: max(at - Int64(afterMs) * 1_000_000, now.monoNs - 1_000_000))
+        let injected: FaultEngine.InjectResult
+        do {
+            injected = try await cluster.engine.inject(FaultSpec(kind: kind, node: leader, afterMs: afterMs), requested: requested,
+                                                       knownNodes: Set(cluster.nodes))
+        } catch { throw TrialError(description: "cannot inject \(kind) on \(leader): \(error)") }
+        var w = Failover(faultID: injected.faultID, requested: requested, applied: injected.applied)
+        var failure: String?
+        func see(_ e: Event) {
+            if e.faultID == w.faultID {
+                if e.kind == .faultApplied, let a = e.applied { w.applied = a }
+                if let effect = e.effect { w.effect = effect }
+                if e.kind == .faultFailed { failure = e.reason ?? "fault failed" }
+            }
+            guard e.tMonoNs >= requested.monoNs else { return }
+            if e.kind == .declaredDead, e.peer == leader, w.detect == nil { w.detect = e.tMonoNs }
+            if e.kind == .leaderLost, (e.group ?? 0) == g, w.leaderLost == nil { w.leaderLost = e.tMonoNs }
+            if e.kind == .leaderElected, (e.group ?? 0) == g, let t = e.term, t > term, w.elected == nil {
+                w.elected = e.tMonoNs; w.newLeader = e.node?.rawValue; w.newTerm = t
+            }
+        }
+        _ = await feed.wait(until: at + 5_000_000_000) { e in see(e); return failure != nil || w.applied != nil }
+        if let failure { throw TrialError(description: "\(kind) on \(leader) failed: \(failure)") }
+        guard w.applied != nil else { throw TrialError(description: "\(kind) on \(leader) was not applied within 5 s") }
+        // Writes go to every other node until one is acknowledged; meanwhile the events come in.
+        let probe = probeKey(g)
+        let others = ids.filter { $0 != leader }
+        let firstWrite = Task { [client] in await Self.firstServedWrite(client, nodes: others, key: probe, seconds: 10) }
+        _ = await feed.wait(until: monotonicNow() + 10_000_000_000) { e in see(e); return w.elected != nil && w.effect != nil }
+        w.firstWrite = await firstWrite.value
+        guard w.elected != nil else { throw TrialError(description: "no leader of group \(g) elected within 10 s of the \(kind)") }
+        return w
+    }
+
+    /// The peers' detection of a killed leader comes at the detector's timeout, often after the
+    /// election: waited for up to hb_timeout + 2 intervals + 300 ms after the fault.
+    func awaitDetection(_ w: inout Failover, of leader: NodeID) async {
+        guard w.detect == nil, let applied = w.applied else { return }
+        let config = cluster.config
+        let deadline = applied.monoNs + Int64(config.hbTimeoutMs + 2 * config.hbIntervalMs + 300) * 1_000_000
+        var detect: MonotonicNanos?
+        _ = await feed.wait(until: deadline) { e in
+            if e.kind == .declaredDead, e.peer == leader, e.tMonoNs >= w.requested.monoNs { detect = e.tMonoNs; return true }
+            return false
+        }
+        w.detect = detect
+    }
+
+    /// The key every probe of group `g` writes.
+    func probeKey(_ g: Int) -> String { freshKey(g, "probe-g\(g)") }
+
+    /// Every given node is asked to write, each again 2 ms after its answer, until one acknowledges: a follower answers
+    /// 307 or 503, only a leader 200. The first acknowledgement's arrival, or nil after `seconds`.
+    static func firstServedWrite(_ client: StoreClient, nodes: [NodeID], key: String, seconds: Int) async -> MonotonicNanos? {
+        let deadline = monotonicNow() + Int64(seconds) * 1_000_000_000
+        return await withTaskGroup(of: MonotonicNanos?.self) { tasks in
+            for node in nodes {
+                tasks.addTask {
+                    while monotonicNow() < deadline && !Task.isCancelled {
+                        if let r = try? await client.put(node, key: key, value: "p", timeoutMs: 1000).answer(), r.status == 200 {
+                            return r.receivedMonoNs
+                        }
+                        try? await Task.sleep(for: .milliseconds(2))
+                    }
+                    return nil
+                }
+            }
+            var first: MonotonicNanos?
+            for await r in tasks {
+                if let r {
+                    first = r
+                    tasks.cancelAll()
+                }
+            }
+            return first
+        }
+    }
+
+    /// The key read linearizably from whoever leads its group, until a definite answer or 5 s.
+    func readBack(_ key: String, group g: Int, value: String) async -> FailoverTrial.Survival {
+        let deadline = monotonicNow() + 5_000_000_000
+        while monotonicNow() < deadline {
+            if let l = leaders().byGroup[g], let node = NodeID(validating: l.node) {
+                switch await client.read(node, key: key) {
+                case .value(let v): return v == value ? .yes : .no
+                case .absent: return .no
+                case .unknown: break
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return .unknown
+    }
+
+    /// Undoes the fault: a killed node is started again, a stopped one continued, a cut one healed.
+    func recover(_ node: NodeID) async throws {
+        do {
+            switch spec.fault {
+            case .kill: try await cluster.supervisor.start(node)
+            case .stop: _ = try await cluster.engine.inject(FaultSpec(kind: .cont, node: node), requested: .now(), knownNodes: Set(cluster.nodes))
+            case .partition: _ = cluster.engine.heal(node: node)
+            }
+        } catch { throw TrialError(description: "cannot bring \(node) back after the \(spec.fault.rawValue): \(error)") }
+    }
+
+    /// When `node` had applied `index` in group `g`, from its /status polled every 2 ms.
+    func caughtUp(_ node: NodeID, group g: Int, index: UInt64) async throws -> MonotonicNanos {
+        let deadline = monotonicNow() + 30_000_000_000
+        while monotonicNow() < deadline {
+            try run.check()
+            if let a = await client.applied(node, group: g), a.index >= index { return a.atMonoNs }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        throw TrialError(description: "\(node) did not apply index \(index) of group \(g) within 30 s of coming back")
+    }
+
+    /// Events of earlier trials are not this one's.
+    func drain() {
+        feed.discardBuffered()
+    }
+}
