@@ -94,8 +94,13 @@ final class ExperimentCluster: Sendable {
         guard mkdir(dataDir, 0o755) == 0 || errno == EEXIST else {
             throw StartError(description: "cannot create \(dataDir): \(String(cString: strerror(errno)))")
         }
-        return try await start(config: config, runID: runID, hub: hub, environment: env, scratchDir: dataDir, log: log) { [config] node, links in
-            NodeCommandLine(config: config, links: links, stateDir: dataDir, runID: runID).arguments(for: node)
+        do {
+            return try await start(config: config, runID: runID, hub: hub, environment: env, scratchDir: dataDir, log: log) { [config] node, links in
+                NodeCommandLine(config: config, links: links, stateDir: dataDir, runID: runID).arguments(for: node)
+            }
+        } catch {
+            removeTree(dataDir)
+            throw error
         }
     }
 
@@ -166,14 +171,12 @@ final class ExperimentCluster: Sendable {
 
 /// Removes a directory and everything under it (a cluster's data: plain files and directories).
 func removeTree(_ path: String) {
-    guard let d = opendir(path) else { unlink(path); return }
-    while let entry = readdir(d) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name == "." || name == ".." { continue }
+    for name in RunDirectory.names(in: path) {
         let child = path + "/" + name
-        if entry.pointee.d_type == UInt8(DT_DIR) { removeTree(child) } else { unlink(child) }
+        var st = stat()
+        // lstat: a link is removed, never followed.
+        if lstat(child, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { removeTree(child) } else { unlink(child) }
     }
-    closedir(d)
     rmdir(path)
 }
 

@@ -249,7 +249,7 @@ public final class ExperimentManager: Sendable {
                     progress: { row, doneNow in
                         let cell = plan.cells.firstIndex(of: row.cell) ?? 0
                         told(doneNow, cell, row.durationMs, "\(FailoverSummary.cellName(row.cell)) trial \(row.index + 1): "
-                             + SessionUpdates.outcome(row), SessionUpdates.trial(row), row.recoveryMs)
+                             + SessionUpdates.outcome(row), SessionUpdates.trial(row), nil)
                     })
                 done += try await failover.run(done: records).count
             }

@@ -2,7 +2,9 @@ import Core
 import Events
 import Experiments
 import Faults
-import NodeClient
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Carries out a failover run's remaining trials on a Raft store of its own: per trial a fresh key
 /// written through its group's leader, that leader killed (or stopped, or cut off) `d` ms after the
@@ -22,49 +24,54 @@ struct FailoverRun {
     struct Key: Hashable { var cell: FailoverPlan.Cell; var index: Int }
 
     /// Runs every planned trial not in `done`; returns those it ran. Throws `SweepRun.Stop.cancelled`
-    /// when the task is cancelled (checked between trials), with the rows so far on disk. The
-    /// rapid cascade runs (again) whole unless all of it is done.
+    /// when the task is cancelled (checked between trials and in every wait), with the rows so far
+    /// on disk. The rapid cascade's rows are written when it ends (its later reads come last).
     func run(done: [FailoverTrial]) async throws -> [FailoverTrial] {
         let finished = Set(done.map { Key(cell: $0.cell, index: $0.index) })
         let todo = plan.trials.filter { !finished.contains(Key(cell: $0.cell, index: $0.index)) }
         let single = todo.filter { $0.cell.scenario != .rapid }
         let rapid = todo.filter { $0.cell.scenario == .rapid }
-        if single.isEmpty && rapid.isEmpty { return [] }
+        if todo.isEmpty { return [] }
+        // A session that died left its stores' data behind.
+        for name in directory.entries() where name.hasPrefix("data-") { removeTree(directory.path + "/" + name) }
         var ran: [FailoverTrial] = []
         var clusters = 0
-        func fresh() async throws -> FailoverStore {
+        var store: FailoverStore?
+        func replace(_ why: String?) async throws {
+            if let old = store {
+                store = nil
+                if let why { log(nil, "experiment \(directory.runID): \(why); starting the store afresh") }
+                await old.shutdown()
+            }
+            try check()
             clusters += 1
-            return try await FailoverStore.start(run: self, number: clusters)
+            store = try await FailoverStore.start(run: self, number: clusters)
         }
-        try check()
-        var store = try await fresh()
         do {
+            try await replace(nil)
             for trial in single {
                 try check()
                 let row: FailoverTrial
-                do { row = try await store.trial(trial) } catch let e as SweepRun.TrialError where !Task.isCancelled {
-                    // A store that cannot recover is replaced; the trial runs again on the fresh one.
-                    log(nil, "experiment \(directory.runID): \(trial.cell.scenario.rawValue) \(trial.cell.killAfterMs) ms trial "
-                        + "\(trial.index): \(e); starting the store afresh")
-                    await store.shutdown()
-                    store = try await fresh()
-                    row = try await store.trial(trial)
+                do { row = try await store!.trial(trial) } catch let e as SweepRun.TrialError where !Task.isCancelled {
+                    // A store that cannot go on is replaced; the trial runs again on the fresh one.
+                    try await replace("\(trial.cell.scenario.rawValue) \(trial.cell.killAfterMs) ms trial \(trial.index): \(e)")
+                    row = try await store!.trial(trial)
                 }
                 try record(row, &ran, doneBefore: done.count)
+                // A trial that saw its failover but could not bring the node back is kept; the store is not.
+                if let broken = store!.broken { try await replace(broken) }
             }
             if !rapid.isEmpty {
                 try check()
-                // A cascade that ran in part before is run again whole: its rows come in one go.
-                let rows = try await store.cascade(plan.trials.filter { $0.cell.scenario == .rapid }.filter {
-                    !finished.contains(Key(cell: $0.cell, index: $0.index))
-                })
+                let (rows, failure) = await store!.cascade(rapid)
                 for row in rows { try record(row, &ran, doneBefore: done.count) }
+                if let failure { throw failure }
             }
         } catch {
-            await store.shutdown()
+            await store?.shutdown()
             throw Task.isCancelled ? SweepRun.Stop.cancelled : error
         }
-        await store.shutdown()
+        await store?.shutdown()
         return ran
     }
 

@@ -97,10 +97,12 @@ struct FailoverStore {
 
     // MARK: One trial
 
-    /// What the watch of one kill saw.
+    /// What the watch of one kill saw. Events count only from the fault's applied instant on.
     struct Failover {
         var faultID: String
-        var requested: Stamp
+        /// When the fault was asked for (the engine's own requested stamp is set whole ms before
+        /// the planned instant, so that its after_ms lands there).
+        var requestedMonoNs: MonotonicNanos
         var applied: Stamp?
         var effect: Stamp?
         var detect: MonotonicNanos?
@@ -108,8 +110,13 @@ struct FailoverStore {
         var elected: MonotonicNanos?
         var newLeader: String?
         var newTerm: UInt64?
-        var firstWrite: MonotonicNanos?
+        /// The first write acknowledged after the fault, and its log index.
+        var firstWrite: (at: MonotonicNanos, index: UInt64)?
     }
+
+    /// A store that could not bring a node back: the trial is recorded with what it measured, and
+    /// the run goes on with a fresh store.
+    private(set) var broken: String?
 
     mutating func trial(_ t: FailoverPlan.Trial) async throws -> FailoverTrial {
         let start = Stamp.now()
@@ -126,6 +133,7 @@ struct FailoverStore {
         var attempt = 0
         while true {
             attempt += 1
+            try run.check()
             guard let leader = leaders().byGroup[g], let leaderID = NodeID(validating: leader.node) else {
                 try await until("leader of group \(g)", seconds: 10) { $0.leaders().byGroup[g] != nil }
                 continue
@@ -162,25 +170,35 @@ struct FailoverStore {
             }
             let survived = await readBack(key, group: g, value: value)
             await awaitDetection(&watch, of: leaderID)
-            let catchUpIndex = max(ack?.index ?? 0, leader.view.commitIndex)
+            // Caught up: the node holds what the new leader had committed when it first served a
+            // write (so it has heard from the new leader), and at least the commit index the old
+            // leader reported before the kill, and the trial's own write.
+            let catchUpIndex = max(ack?.index ?? 0, leader.view.commitIndex, watch.firstWrite?.index ?? 0)
             let restart = monotonicNow()
-            try await recover(leaderID)
-            let caughtUp = try await caughtUp(leaderID, group: g, index: catchUpIndex)
-            let later = await readBack(key, group: g, value: value)
+            var caughtUp: MonotonicNanos?
+            do {
+                try await recover(leaderID)
+                caughtUp = try await waitCaughtUp(leaderID, group: g, index: catchUpIndex)
+            } catch let e as TrialError {
+                broken = "\(e)"
+                run.log(nil, "experiment \(run.directory.runID): \(e); the trial is recorded (read after the failover: "
+                        + "\(survived.rawValue)) and the store replaced")
+            }
+            let later = broken == nil ? await readBack(key, group: g, value: value) : .unknown
             let end = monotonicNow()
             return FailoverTrial(
                 session: run.session, cell: t.cell, index: t.index, fault: spec.fault, group: g, key: key, leader: leader.node,
                 term: leader.view.term, startWallMs: start.wallMs, sendMonoNs: sent, ackMonoNs: ack?.at, write: write,
-                killRequestedMonoNs: watch.requested.monoNs, killAppliedMonoNs: watch.applied?.monoNs, killEffectMonoNs: watch.effect?.monoNs,
+                killRequestedMonoNs: watch.requestedMonoNs, killAppliedMonoNs: watch.applied?.monoNs, killEffectMonoNs: watch.effect?.monoNs,
                 detectMonoNs: watch.detect, leaderLostMonoNs: watch.leaderLost, electedMonoNs: watch.elected, newLeader: watch.newLeader,
-                newTerm: watch.newTerm, firstWriteMonoNs: watch.firstWrite, survived: survived, survivedLater: later,
+                newTerm: watch.newTerm, firstWriteMonoNs: watch.firstWrite?.at, survived: survived, survivedLater: later,
                 restartMonoNs: restart, caughtUpMonoNs: caughtUp, catchUpIndex: catchUpIndex,
                 settleMs: Double(settled - start.monoNs) / 1e6, durationMs: Double(end - start.monoNs) / 1e6)
         }
     }
 
     /// Injects the spec's fault on `leader` to land at `at` (monotonic), then watches the failover
-    /// of `group`: the fault applied, a peer's detection, leader lost, a leader elected in a later
+    /// of `group`: the fault applied and its effect, leader lost, a leader elected in a later
     /// term, and the first write the group acknowledges after the fault.
     func kill(_ leader: NodeID, at: MonotonicNanos, group g: Int, term: UInt64) async throws -> Failover {
         let kind: FaultKind = switch spec.fault { case .kill: .kill; case .stop: .stop; case .partition: .partition }
@@ -193,43 +211,52 @@ struct FailoverStore {
             injected = try await cluster.engine.inject(FaultSpec(kind: kind, node: leader, afterMs: afterMs), requested: requested,
                                                        knownNodes: Set(cluster.nodes))
         } catch { throw TrialError(description: "cannot inject \(kind) on \(leader): \(error)") }
-        var w = Failover(faultID: injected.faultID, requested: requested, applied: injected.applied)
+        var w = Failover(faultID: injected.faultID, requestedMonoNs: now.monoNs, applied: injected.applied)
         var failure: String?
+        // Candidates as they come (a node's event may arrive before the fault's own); those before
+        // the applied instant belong to something else.
+        var detects: [MonotonicNanos] = [], losts: [MonotonicNanos] = [], electeds: [(at: MonotonicNanos, node: String?, term: UInt64)] = []
         func see(_ e: Event) {
             if e.faultID == w.faultID {
                 if e.kind == .faultApplied, let a = e.applied { w.applied = a }
                 if let effect = e.effect { w.effect = effect }
                 if e.kind == .faultFailed { failure = e.reason ?? "fault failed" }
             }
-            guard e.tMonoNs >= requested.monoNs else { return }
-            if e.kind == .declaredDead, e.peer == leader, w.detect == nil { w.detect = e.tMonoNs }
-            if e.kind == .leaderLost, (e.group ?? 0) == g, w.leaderLost == nil { w.leaderLost = e.tMonoNs }
-            if e.kind == .leaderElected, (e.group ?? 0) == g, let t = e.term, t > term, w.elected == nil {
-                w.elected = e.tMonoNs; w.newLeader = e.node?.rawValue; w.newTerm = t
-            }
+            if e.kind == .declaredDead, e.peer == leader { detects.append(e.tMonoNs) }
+            if e.kind == .leaderLost, (e.group ?? 0) == g { losts.append(e.tMonoNs) }
+            if e.kind == .leaderElected, (e.group ?? 0) == g, let t = e.term, t > term { electeds.append((e.tMonoNs, e.node?.rawValue, t)) }
         }
+        func electedSince(_ a: MonotonicNanos) -> (at: MonotonicNanos, node: String?, term: UInt64)? { electeds.first { $0.at >= a } }
         _ = await feed.wait(until: at + 5_000_000_000) { e in see(e); return failure != nil || w.applied != nil }
         if let failure { throw TrialError(description: "\(kind) on \(leader) failed: \(failure)") }
-        guard w.applied != nil else { throw TrialError(description: "\(kind) on \(leader) was not applied within 5 s") }
+        guard let applied = w.applied?.monoNs else { throw TrialError(description: "\(kind) on \(leader) was not applied within 5 s") }
         // Writes go to every other node until one is acknowledged; meanwhile the events come in.
-        let probe = probeKey(g)
-        let others = ids.filter { $0 != leader }
-        let firstWrite = Task { [client] in await Self.firstServedWrite(client, nodes: others, key: probe, seconds: 10) }
-        _ = await feed.wait(until: monotonicNow() + 10_000_000_000) { e in see(e); return w.elected != nil && w.effect != nil }
-        w.firstWrite = await firstWrite.value
-        guard w.elected != nil else { throw TrialError(description: "no leader of group \(g) elected within 10 s of the \(kind)") }
+        async let firstWrite = Self.firstServedWrite(client, nodes: ids.filter { $0 != leader }, key: probeKey(g), seconds: 10)
+        _ = await feed.wait(until: monotonicNow() + 10_000_000_000) { e in see(e); return electedSince(applied) != nil }
+        if w.effect == nil {
+            let deadline = applied + Int64(run.environment.faultEffectDeadlineMs) * 1_000_000
+            _ = await feed.wait(until: deadline) { e in see(e); return w.effect != nil }
+        }
+        w.firstWrite = await firstWrite
+        try run.check()
+        guard let elected = electedSince(applied) else {
+            throw TrialError(description: "no leader of group \(g) elected within 10 s of the \(kind)")
+        }
+        (w.elected, w.newLeader, w.newTerm) = (elected.at, elected.node, elected.term)
+        w.detect = detects.first { $0 >= applied }
+        w.leaderLost = losts.first { $0 >= applied }
         return w
     }
 
     /// The peers' detection of a killed leader comes at the detector's timeout, often after the
     /// election: waited for up to hb_timeout + 2 intervals + 300 ms after the fault.
     func awaitDetection(_ w: inout Failover, of leader: NodeID) async {
-        guard w.detect == nil, let applied = w.applied else { return }
+        guard w.detect == nil, let applied = w.applied?.monoNs else { return }
         let config = cluster.config
-        let deadline = applied.monoNs + Int64(config.hbTimeoutMs + 2 * config.hbIntervalMs + 300) * 1_000_000
+        let deadline = applied + Int64(config.hbTimeoutMs + 2 * config.hbIntervalMs + 300) * 1_000_000
         var detect: MonotonicNanos?
         _ = await feed.wait(until: deadline) { e in
-            if e.kind == .declaredDead, e.peer == leader, e.tMonoNs >= w.requested.monoNs { detect = e.tMonoNs; return true }
+            if e.kind == .declaredDead, e.peer == leader, e.tMonoNs >= applied { detect = e.tMonoNs; return true }
             return false
         }
         w.detect = detect
@@ -240,21 +267,23 @@ struct FailoverStore {
 
     /// Every given node is asked to write, each again 2 ms after its answer, until one acknowledges: a follower answers
     /// 307 or 503, only a leader 200. The first acknowledgement's arrival, or nil after `seconds`.
-    static func firstServedWrite(_ client: StoreClient, nodes: [NodeID], key: String, seconds: Int) async -> MonotonicNanos? {
+    static func firstServedWrite(_ client: StoreClient, nodes: [NodeID], key: String, seconds: Int) async
+        -> (at: MonotonicNanos, index: UInt64)? {
         let deadline = monotonicNow() + Int64(seconds) * 1_000_000_000
-        return await withTaskGroup(of: MonotonicNanos?.self) { tasks in
+        return await withTaskGroup(of: (at: MonotonicNanos, index: UInt64)?.self) { tasks in
             for node in nodes {
                 tasks.addTask {
                     while monotonicNow() < deadline && !Task.isCancelled {
-                        if let r = try? await client.put(node, key: key, value: "p", timeoutMs: 1000).answer(), r.status == 200 {
-                            return r.receivedMonoNs
+                        if let r = try? await client.put(node, key: key, value: "p", timeoutMs: 1000).answer(),
+                           let index = StoreClient.index(of: r) {
+                            return (r.receivedMonoNs, index)
                         }
                         try? await Task.sleep(for: .milliseconds(2))
                     }
                     return nil
                 }
             }
-            var first: MonotonicNanos?
+            var first: (at: MonotonicNanos, index: UInt64)?
             for await r in tasks {
                 if let r {
                     first = r
@@ -268,7 +297,7 @@ struct FailoverStore {
     /// The key read linearizably from whoever leads its group, until a definite answer or 5 s.
     func readBack(_ key: String, group g: Int, value: String) async -> FailoverTrial.Survival {
         let deadline = monotonicNow() + 5_000_000_000
-        while monotonicNow() < deadline {
+        while monotonicNow() < deadline && !Task.isCancelled {
             if let l = leaders().byGroup[g], let node = NodeID(validating: l.node) {
                 switch await client.read(node, key: key) {
                 case .value(let v): return v == value ? .yes : .no
@@ -293,7 +322,7 @@ struct FailoverStore {
     }
 
     /// When `node` had applied `index` in group `g`, from its /status polled every 2 ms.
-    func caughtUp(_ node: NodeID, group g: Int, index: UInt64) async throws -> MonotonicNanos {
+    func waitCaughtUp(_ node: NodeID, group g: Int, index: UInt64) async throws -> MonotonicNanos {
         let deadline = monotonicNow() + 30_000_000_000
         while monotonicNow() < deadline {
             try run.check()

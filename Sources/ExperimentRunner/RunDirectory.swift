@@ -63,14 +63,19 @@ struct RunDirectory: Sendable {
     }
 
     static func list(stateDir: String) -> [String] {
-        guard let d = opendir(root(stateDir: stateDir)) else { return [] }
+        names(in: root(stateDir: stateDir)).filter(RunIDs.isValid).sorted()
+    }
+
+    /// The names in a directory, but . and ..
+    static func names(in path: String) -> [String] {
+        guard let d = opendir(path) else { return [] }
         defer { closedir(d) }
         var names: [String] = []
         while let entry = readdir(d) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if RunIDs.isValid(name) { names.append(name) }
+            if name != "." && name != ".." { names.append(name) }
         }
-        return names.sorted()
+        return names
     }
 
     func manifest() throws(IOError) -> RunManifest {
@@ -138,6 +143,9 @@ struct RunDirectory: Sendable {
             throw IOError(description: "cannot write \(final): \(String(cString: strerror(errno)))")
         }
     }
+
+    /// The names in the run's directory.
+    func entries() -> [String] { Self.names(in: path) }
 
     func read(_ name: String) throws(IOError) -> String {
         guard let text = readWholeFile(path + "/" + name, limit: 256 << 20) else {

@@ -1,7 +1,5 @@
 import Core
 
-/// Every file a failover run's report is made of, from its spec and its trials alone: what the
-/// supervisor writes at the end of each session and `kvctl experiment report` writes again.
 /// One file of a run's report (any kind's).
 public struct ReportFile: Sendable {
     public var name: String
@@ -9,6 +7,8 @@ public struct ReportFile: Sendable {
     public init(name: String, text: String) { self.name = name; self.text = text }
 }
 
+/// Every file a failover run's report is made of, from its spec and its trials alone: what the
+/// supervisor writes at the end of each session and `kvctl experiment report` writes again.
 public enum FailoverReport {
 
     public static func files(spec: FailoverSpec, plan: FailoverPlan, trials: [FailoverTrial], context c: RunContext) -> [ReportFile] {
@@ -33,15 +33,17 @@ public enum FailoverReport {
             : "\(r.survival.successes) of \(r.survival.trials) acknowledged writes survived "
                 + "(95% CI [\(FixedText.fixed(r.survival.low * 100, 1))%, \(FixedText.fixed(r.survival.high * 100, 1))%])"
         let recovery = OrderStatistics.percentile(r.recoveryMs, 50).map { "; recovery median \(FixedText.fixed($0, 1)) ms" } ?? ""
-        return survival + recovery + (s.lost.isEmpty ? "" : "; \(s.lost.count) LOST") + (s.reappeared.isEmpty ? "" : "; \(s.reappeared.count) lost writes came back")
+        let unverified = r.unverified > 0 ? "; \(r.unverified) unverified (a read went unanswered)" : ""
+        return survival + unverified + recovery + (s.lost.isEmpty ? "" : "; \(s.lost.count) LOST") + (s.reappeared.isEmpty ? "" : "; \(s.reappeared.count) lost writes came back")
     }
 
-    static func whatRan(_ spec: FailoverSpec, _ plan: FailoverPlan) -> String {
+    static func whatRan(_ spec: FailoverSpec, _ plan: FailoverPlan, _ s: FailoverSummary) -> String {
         "mode \(spec.mode.rawValue), \(spec.nodes) nodes, \(spec.groups) Raft group\(spec.groups == 1 ? "" : "s"), fault \(spec.fault.rawValue) "
             + "of the key's leader, sync \(spec.raft.sync.rawValue), election timeout \(spec.raft.electionMs)-\(spec.raft.electionMaxMs) ms, "
             + "Raft heartbeat \(spec.raft.heartbeatMs) ms; kill delays \(spec.killAfterMs.map(String.init).joined(separator: ", ")) ms, "
             + "\(spec.trials) trials each\(spec.inFlight ? ", after the acknowledgement and after the send" : "")"
-            + (spec.rapidSequential > 0 ? ", then \(spec.rapidSequential) rapid sequential kills \(spec.rapidGapMs) ms apart" : "")
+            + (spec.rapidSequential > 0 ? ", then \(spec.rapidSequential) rapid sequential kills \(spec.rapidGapMs) ms after each write" : "")
+            + (s.rapidBroughtBack > 0 ? " (\(s.rapidBroughtBack) nodes brought back between them to keep a quorum)" : "")
             + "; seed \(spec.seed); \(plan.trials.count) trials"
     }
 
@@ -122,7 +124,7 @@ public enum FailoverReport {
                                 context c: RunContext, plots: [(name: String, title: String)]) -> String {
         var out = "# Failover experiment \(c.runID)\n\n**\(headline(s))**\n\n"
         if let p = partialNote(c) { out += "> \(p)\n\n" }
-        out += "## What ran\n\n\(whatRan(spec, plan)).\n\n"
+        out += "## What ran\n\n\(whatRan(spec, plan, s)).\n\n"
         out += "Each trial: a fresh key of a group whose leader is its preferred node, written through that leader; the fault "
             + "`kill_after_ms` after the answer (or the send); the failover watched; the key read linearizably; the node brought back "
             + "and its catch-up timed; the key read again. \(originalNote)\n\n"
@@ -147,7 +149,7 @@ public enum FailoverReport {
             + "<h1>Failover experiment <code>\(e(c.runID))</code></h1>\n"
             + "<div class=\"headline\">\(e(headline(s)))"
             + (partialNote(c).map { "<br><b>Partial report</b>: " + e($0) } ?? "") + "</div>\n"
-            + "<p class=\"meta\">\(e(whatRan(spec, plan))). \(e(originalNote))</p>\n"
+            + "<p class=\"meta\">\(e(whatRan(spec, plan, s))). \(e(originalNote))</p>\n"
         h += "<h2>Per scenario and delay</h2><p class=\"meta\">Survival of acknowledged writes with its Wilson 95% interval; "
             + "medians with their order-statistic interval and that interval's true coverage for its n.</p>" + s.cellTable.html()
         h += "<h2>The original's breakdown</h2>" + scenarioTable(s).html()

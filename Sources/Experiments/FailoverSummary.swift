@@ -7,8 +7,11 @@ public struct FailoverSummary: Sendable, Equatable {
     public struct Row: Sendable, Equatable {
         public var name: String
         public var trials: Int
-        /// Acknowledged writes and how many survived (Wilson 95%).
+        /// Acknowledged writes whose fate was read (both reads answered, or either said lost), and
+        /// how many survived (Wilson 95%).
         public var survival: Proportion
+        /// Acknowledged writes whose reads did not all answer and none said lost: left out of `survival`.
+        public var unverified: Int
         /// Unacknowledged writes (in flight when the kill landed): survived, lost, unknown.
         public var inFlight: (survived: Int, lost: Int, unknown: Int)
         public var recoveryMs: [Double]
@@ -18,13 +21,16 @@ public struct FailoverSummary: Sendable, Equatable {
         public static func == (a: Row, b: Row) -> Bool {
             a.name == b.name && a.trials == b.trials && a.survival == b.survival && a.inFlight == b.inFlight
                 && a.recoveryMs == b.recoveryMs && a.electionMs == b.electionMs && a.catchUpMs == b.catchUpMs
+                && a.unverified == b.unverified
         }
 
         init(name: String, _ trials: [FailoverTrial]) {
             self.name = name
             self.trials = trials.count
             let acked = trials.filter { $0.ackMonoNs != nil }
-            survival = Proportion(successes: acked.filter { $0.survived == .yes && $0.survivedLater != .no }.count, of: acked.count)
+            let read = acked.filter { $0.lostAcknowledged || ($0.survived == .yes && $0.survivedLater == .yes) }
+            survival = Proportion(successes: read.filter { !$0.lostAcknowledged }.count, of: read.count)
+            unverified = acked.count - read.count
             let open = trials.filter { $0.ackMonoNs == nil }
             inFlight = (open.filter { $0.survived == .yes }.count, open.filter { $0.survived == .no }.count,
                         open.filter { $0.survived == .unknown }.count)
@@ -47,6 +53,9 @@ public struct FailoverSummary: Sendable, Equatable {
     public var reappeared: [FailoverTrial]
     /// Kill delay against recovery time, acknowledged scenario (nil: too few, or constant).
     public var delayVersusRecovery: RankCorrelation?
+    /// Nodes the rapid cascade brought back between kills to keep a quorum (its rows with a restart,
+    /// but the last, whose restart is the end's).
+    public var rapidBroughtBack: Int
 
     public init(trials: [FailoverTrial]) {
         overall = Row(name: "all", trials)
@@ -64,6 +73,8 @@ public struct FailoverSummary: Sendable, Equatable {
         reappeared = trials.filter(\.reappeared)
         let pairs = trials.filter { $0.cell.scenario == .acknowledged }.compactMap { t in t.recoveryMs.map { (Double(t.cell.killAfterMs), $0) } }
         delayVersusRecovery = RankCorrelation(pairs.map(\.0), pairs.map(\.1))
+        let rapid = trials.filter { $0.cell.scenario == .rapid }.sorted { $0.index < $1.index }
+        rapidBroughtBack = rapid.dropLast().filter { $0.restartMonoNs != nil }.count
     }
 
     /// The original's names, the in-flight delays together.
@@ -88,11 +99,11 @@ public struct FailoverSummary: Sendable, Equatable {
         func rate(_ r: Row) -> String {
             guard let share = r.survival.share else { return "no acknowledged write" }
             return "\(r.survival.successes)/\(r.survival.trials) survived (\(percent(share)), 95% CI [\(percent(r.survival.low)), "
-                + "\(percent(r.survival.high))])"
+                + "\(percent(r.survival.high))])" + (r.unverified > 0 ? ", \(r.unverified) unverified (a read went unanswered)" : "")
         }
         func times(_ r: Row) -> String {
             "average recovery \(seconds(r.meanRecoveryMs)), median \(seconds(OrderStatistics.percentile(r.recoveryMs, 50))), "
-                + "p99 \(seconds(OrderStatistics.percentile(r.recoveryMs, 99)))"
+                + "p90 \(seconds(OrderStatistics.percentile(r.recoveryMs, 90))), p99 \(seconds(OrderStatistics.percentile(r.recoveryMs, 99)))"
         }
         var out = ["=== FAILOVER TEST ANALYSIS REPORT ===",
                    "run \(runID): mode \(spec.mode.rawValue), \(spec.nodes) nodes, \(spec.groups) group\(spec.groups == 1 ? "" : "s"), "
@@ -110,6 +121,10 @@ public struct FailoverSummary: Sendable, Equatable {
                    "SCENARIO BREAKDOWN"]
         for r in scenarios {
             out.append("  \(r.name): \(r.trials) tests, \(rate(r)), \(times(r))")
+        }
+        if rapidBroughtBack > 0 {
+            out.append("  (rapid sequential: \(rapidBroughtBack) node\(rapidBroughtBack == 1 ? "" : "s") brought back between kills "
+                       + "to keep a quorum of \(spec.nodes))")
         }
         if !lost.isEmpty {
             out.append("")
@@ -147,6 +162,7 @@ extension FailoverSummary {
         let rows = cells.map { r -> [String] in
             let survival = r.survival.trials == 0 ? "-"
                 : "\(r.survival.successes)/\(r.survival.trials) [\(percent(r.survival.low)), \(percent(r.survival.high))]"
+                    + (r.unverified > 0 ? " (+\(r.unverified) unverified)" : "")
             let open = r.inFlight.survived + r.inFlight.lost + r.inFlight.unknown
             return [r.name, String(r.trials), survival,
                     open == 0 ? "-" : "\(r.inFlight.survived) / \(r.inFlight.lost) / \(r.inFlight.unknown)",

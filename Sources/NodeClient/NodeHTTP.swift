@@ -101,8 +101,15 @@ public enum NodeHTTP {
                     if body != nil { head.headers.add(name: "Content-Type", value: "application/json") }
                     channel.write(HTTPClientRequestPart.head(head), promise: nil)
                     if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
-                    sent.succeed(monotonicNow())
-                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                    // Stamped once the request's last bytes were written to the socket.
+                    let flushed = channel.eventLoop.makePromise(of: Void.self)
+                    flushed.futureResult.whenComplete { result in
+                        switch result {
+                        case .success: sent.succeed(monotonicNow())
+                        case .failure(let error): sent.fail(error)
+                        }
+                    }
+                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: flushed)
                 }
             }
         return (promise.futureResult, sent.futureResult)

@@ -63,7 +63,7 @@ public struct Raft: Sendable {
         case ackOnPropose
     }
 
-    func planted(_ bug: PlantedBug) -> Bool { config.plantedBug == bug }
+    private func planted(_ bug: PlantedBug) -> Bool { config.plantedBug == bug }
     #endif
 
     /// What the leader knows of one follower (Raft §5.3: nextIndex, matchIndex).

@@ -9,7 +9,7 @@ private func trial(_ scenario: FailoverScenario, _ delay: Int, _ index: Int, ack
         session: 1, cell: .init(scenario: scenario, killAfterMs: delay), index: index, fault: .kill, group: 0, key: "k\(delay)-\(index)",
         leader: "A", term: 3, startWallMs: 0, sendMonoNs: 1_000_000_000, ackMonoNs: acked ? 1_001_000_000 : nil, write: acked ? .ok : .timeout,
         killRequestedMonoNs: kill - 1_000_000, killAppliedMonoNs: kill, electedMonoNs: kill + 20_000_000, newLeader: "B", newTerm: 4,
-        firstWriteMonoNs: kill + recoveryMs * 1_000_000, survived: survived, durationMs: 500)
+        firstWriteMonoNs: kill + recoveryMs * 1_000_000, survived: survived, survivedLater: survived, durationMs: 500)
 }
 
 @Test func theSummaryHasTheOriginalsShapeAndSaysWhatItCannotClaim() {
@@ -51,4 +51,13 @@ private func trial(_ scenario: FailoverScenario, _ delay: Int, _ index: Int, ack
     #expect(table.rows[0][5] == "31.0 [30.0, 32.0] (75.0%)", "\(table.rows[0])")
     #expect(table.rows[1][3] == "0 / 0 / 1" && table.rows[1][2] == "-")
     #expect(table.markdown().hasPrefix("| scenario | trials |"))
+}
+
+@Test func aWriteWhoseReadWentUnansweredIsUnverifiedNotLost() {
+    var open = trial(.acknowledged, 0, 3)
+    open.survivedLater = .unknown
+    let s = FailoverSummary(trials: [trial(.acknowledged, 0, 0), trial(.acknowledged, 0, 1, survived: .no), open])
+    #expect(s.overall.survival == Proportion(successes: 1, of: 2) && s.overall.unverified == 1)
+    #expect(s.text(runID: "r", spec: FailoverSpec()).contains("1/2 survived (50.0%, 95% CI [9.5%, 90.5%]), 1 unverified"))
+    #expect(s.cellTable.rows[0][2].hasSuffix("(+1 unverified)"))
 }
