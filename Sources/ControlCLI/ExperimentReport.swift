@@ -92,7 +92,7 @@ struct ExperimentReportCommand: ParsableCommand {
 
     /// Whole file by temp + rename, as the supervisor writes them.
     private func write(_ path: String, _ text: String) throws {
-        let temp = path + ".tmp"
+        let temp = path + ".kvctl-\(getpid()).tmp"  // never the supervisor's own temp name
         guard let f = fopen(temp, "w") else { throw Failure("cannot write \(temp): \(String(cString: strerror(errno)))") }
         let bytes = Array(text.utf8)
         let n = fwrite(bytes, 1, bytes.count, f)

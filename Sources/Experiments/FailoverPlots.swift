@@ -47,11 +47,14 @@ public enum FailoverPlots {
         return s + "</svg>\n"
     }
 
-    /// The trial the timeline shows: the first acknowledged write lost, if any, else the
-    /// acknowledged trial whose recovery is the median.
+    /// The trial the timeline shows: the first acknowledged write lost, if any, else of the
+    /// shortest delay after the acknowledgement (write, kill and failover on one scale) the trial
+    /// whose recovery is the median.
     public static func exemplar(_ trials: [FailoverTrial]) -> FailoverTrial? {
         if let lost = trials.first(where: \.lostAcknowledged) { return lost }
-        let timed = trials.filter { $0.cell.scenario == .acknowledged && $0.recoveryMs != nil }.sorted { $0.recoveryMs! < $1.recoveryMs! }
+        let acknowledged = trials.filter { $0.cell.scenario == .acknowledged && $0.recoveryMs != nil }
+        let shortest = acknowledged.map(\.cell.killAfterMs).min()
+        let timed = acknowledged.filter { $0.cell.killAfterMs == shortest }.sorted { $0.recoveryMs! < $1.recoveryMs! }
         return timed.isEmpty ? trials.first : timed[timed.count / 2]
     }
 
