@@ -180,3 +180,30 @@ def test_a_planted_loss_is_reported_as_lost_writes():
         wait_gone(pids)
     finally:
         shutil.rmtree(run_dir.parent, ignore_errors=True)
+
+
+@pytest.mark.parametrize("nodes,fault", [(5, "stop"), (3, "partition")])
+def test_hung_and_cut_off_leaders_fail_over_and_the_cascade_kills_each_new_leader(nodes, fault):
+    spec = (f'[experiment]\nkind = "failover"\nnodes = {nodes}\nfault = "{fault}"\nkill_after_ms = [0, 50]\ntrials = 2\n'
+            f'in_flight = false\nrapid_sequential = 4\nseed = 9\n')
+    r, run_dir, pids, _ = run_spec(spec)
+    try:
+        assert "finished: 8/8 trials" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+        trials = rows(run_dir)
+        assert {t["fault"] for t in trials} == {fault}
+        assert all(t["survived"] == "yes" and t["survived_after_catch_up"] == "yes" for t in trials), trials
+        # Nothing closes on a hung or cut-off leader: the failover waits for the detector or an
+        # election timeout, never less than the detector's T - I (100 ms) after the fault.
+        single = [t for t in trials if t["scenario"] != "rapid"]
+        assert all(float(t["election_ms"]) >= 90 for t in single), [t["election_ms"] for t in single]
+        rapid = sorted((t for t in trials if t["scenario"] == "rapid"), key=lambda t: int(t["trial"]))
+        # Each kill of the cascade hits the leader the previous kill's election made.
+        for before, after in zip(rapid, rapid[1:]):
+            assert after["leader"] == before["new_leader"] and int(after["term"]) >= int(before["new_term"]), (before, after)
+        if nodes == 3:
+            # With 3 nodes only one may be down: every kill after the first brought one back first.
+            assert all(t["t_restart_mono_ns"] for t in rapid[1:]), [t["t_restart_mono_ns"] for t in rapid]
+            assert "brought back between kills to keep a quorum of 3" in r.stdout
+        wait_gone(pids)
+    finally:
+        shutil.rmtree(run_dir.parent, ignore_errors=True)

@@ -218,10 +218,12 @@ public final class ExperimentManager: Sendable {
         send(updates.progress(done: doneAtStart, cell: 0, trial: nil, remainingMs: nil))
 
         let durations = Mutex<[Double]>([])
+        let lastTrial = Mutex<ControlProtocol.ExperimentTrial?>(nil)
         /// After each trial: an event, and progress with the time left at the mean trial's pace.
         let told: @Sendable (_ done: Int, _ cell: Int, _ durationMs: Double, _ what: String, ControlProtocol.ExperimentTrial,
                              _ latencyMs: Double?) -> Void = { [self] doneNow, cell, durationMs, what, trial, latency in
             let mean = durations.withLock { d -> Double in d.append(durationMs); return d.reduce(0, +) / Double(d.count) }
+            lastTrial.withLock { $0 = trial }
             var e = Event(kind: .experimentProgress, runID: dir.runID)
             e.reason = "\(doneNow)/\(program.total) \(what)"
             e.detectionLatencyMs = latency
@@ -274,16 +276,18 @@ public final class ExperimentManager: Sendable {
         runHub.close()
         // Closing the hub ends the forward's stream after what it holds: the run's last events reach the main log.
         await forward.value
-        finish(&manifest, dir: dir, state: state, reason: reason, program: program, updates: updates)
+        finish(&manifest, dir: dir, state: state, reason: reason, program: program, updates: updates,
+               lastTrial: lastTrial.withLock { $0 })
     }
 
+    /// `lastTrial`: this session's last, which the last reply carries (`kvctl experiment trial` prints it).
     private func finish(_ manifest: inout RunManifest, dir: RunDirectory, state: ControlProtocol.RunState, reason: String?,
-                        program: RunProgram, updates: SessionUpdates) {
+                        program: RunProgram, updates: SessionUpdates, lastTrial: ControlProtocol.ExperimentTrial? = nil) {
         manifest.state = manifest.state.ending(state)
         manifest.reason = reason
         if !manifest.sessions.isEmpty { manifest.sessions[manifest.sessions.count - 1].endedWallMs = Stamp.now().wallMs }
         var finalReason = reason
-        var last = updates.last(state: state, done: (try? program.doneCount(dir)) ?? 0)
+        var last = updates.last(state: state, done: (try? program.doneCount(dir)) ?? 0, trial: lastTrial)
         do {
             try dir.save(manifest)
             let results = try RunOutputs.write(program, to: dir, manifest: manifest)
@@ -351,8 +355,8 @@ private struct SessionUpdates: Sendable {
         make(.running, done: done, cell: cell, trial: trial, remainingMs: remainingMs)
     }
 
-    func last(state: ControlProtocol.RunState, done: Int) -> ControlProtocol.ExperimentUpdate {
-        make(state, done: done, cell: max(0, cellLabels.count - 1), trial: nil, remainingMs: 0)
+    func last(state: ControlProtocol.RunState, done: Int, trial: ControlProtocol.ExperimentTrial?) -> ControlProtocol.ExperimentUpdate {
+        make(state, done: done, cell: max(0, cellLabels.count - 1), trial: trial, remainingMs: 0)
     }
 
     static func trial(_ r: TrialRecord) -> ControlProtocol.ExperimentTrial {

@@ -81,7 +81,6 @@ public enum NodeHTTP {
         promise.futureResult.whenComplete { _ in timeout.cancel() }
         ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(timeoutMs))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
                     try ch.pipeline.syncOperations.addHTTPClientHandlers()
