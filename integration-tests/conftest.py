@@ -67,6 +67,20 @@ def wait_for_jsonl(path, predicate, timeout):
         time.sleep(0.01)
 
 
+def screenshot(html, png, size="1300,1800"):
+    """Renders a report page with headless Chromium (Debian's); its PNG bytes. Skips the test when
+    there is no Chromium."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium here (scripts/setup.sh installs Debian's chromium)")
+    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={size}",
+                          f"--screenshot={png}", f"file://{html}"], capture_output=True, text=True, timeout=120)
+    assert png.exists(), out.stderr[-2000:]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return data
+
+
 def stop_processes(*procs):
     """SIGKILL each Popen still running, by its pid, and reap it."""
     for p in procs:

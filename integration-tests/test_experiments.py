@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Supervisor, process_alive, stop_processes
+from conftest import BIN, Supervisor, process_alive, screenshot, stop_processes
 
 SWEEP = """[experiment]
 kind = "detection-sweep"
@@ -134,15 +134,7 @@ def test_sweep_leaves_no_node_behind_and_is_listed(sweep):
 
 def test_report_html_renders_in_headless_chromium(sweep):
     s, r, run_dir = sweep
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("no chromium here (scripts/setup.sh installs Debian's chromium)")
-    png = run_dir / "report.png"
-    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1300,1800",
-                          f"--screenshot={png}", f"file://{run_dir / 'report.html'}"], capture_output=True, text=True, timeout=120)
-    assert png.exists(), out.stderr[-2000:]
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    data = screenshot(run_dir / "report.html", run_dir / "report.png")
     # A blank page compresses to a few kB; tables, text and four plots do not.
     assert len(data) > 60_000, len(data)
     html = (run_dir / "report.html").read_text()
