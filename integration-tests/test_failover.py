@@ -7,12 +7,13 @@ import csv
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 
 import pytest
 
-from conftest import BIN, Supervisor, screenshot
+from conftest import BIN, Supervisor, screenshot, stop_processes
 from test_experiments import experiment_pids, run_dir_of, wait_gone
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -201,3 +202,42 @@ def test_hung_and_cut_off_leaders_fail_over_and_the_cascade_kills_each_new_leade
         wait_gone(pids)
     finally:
         shutil.rmtree(run_dir.parent, ignore_errors=True)
+
+
+def test_a_failover_run_killed_with_the_supervisor_resumes_and_finishes(tmpdir_clean):
+    from test_experiments import start_run, start_supervisor, wait_trials
+    spec = '[experiment]\nkind = "failover"\nkill_after_ms = [0, 50]\ntrials = 5\nin_flight = false\nrapid_sequential = 2\nseed = 2\n'
+    s = start_supervisor(tmpdir_clean)
+    p = out = None
+    try:
+        p, out = start_run(s, spec, name="failover.toml")
+        run_dir = wait_trials(lambda: (s.dir / "rt" / "runs").glob("exp-*"), 3)
+        s.proc.send_signal(signal.SIGKILL)
+        s.proc.wait(timeout=10)
+        p.wait(timeout=10)
+        # The store's nodes die with their supervisor (PR_SET_PDEATHSIG); its data stays behind.
+        wait_gone(experiment_pids(run_dir) | set(s.node_pids))
+        assert list(run_dir.glob("data-s1-*"))
+    finally:
+        if p:
+            stop_processes(p)
+            out.close()
+        s.stop()
+    done_before = len(rows(run_dir))
+    assert 3 <= done_before < 12
+    s2 = start_supervisor(tmpdir_clean)
+    try:
+        assert [(x["run_id"], x["kind"], x["state"]) for x in s2.json("experiment", "list")] == [(run_dir.name, "failover", "interrupted")]
+        r = s2.kvctl("experiment", "resume", run_dir.name, timeout=180)
+        assert "finished: 12/12 trials" in r.stdout and "=== FAILOVER TEST ANALYSIS REPORT ===" in r.stdout, r.stdout + r.stderr
+        trials = rows(run_dir)
+        keys = [(t["scenario"], t["kill_after_ms"], t["trial"]) for t in trials]
+        assert len(trials) == 12 and len(set(keys)) == 12, keys
+        assert {t["session"] for t in trials} == {"1", "2"}
+        assert all(t["survived"] == "yes" for t in trials if t["t_ack_mono_ns"]), trials
+        # The dead session's data directories went when the next one began, the new one's at its end.
+        assert not list(run_dir.glob("data-*"))
+        assert "| 1 | " in (run_dir / "report.md").read_text() and "| 2 | " in (run_dir / "report.md").read_text()
+        wait_gone(experiment_pids(run_dir))
+    finally:
+        s2.stop()
