@@ -372,7 +372,8 @@ private struct SessionUpdates: Sendable {
         let fate: String
         if r.lostAcknowledged { fate = "ACKNOWLEDGED WRITE LOST" } else if r.reappeared { fate = "LOST WRITE REAPPEARED" }
         else if r.ackMonoNs == nil { fate = "unacknowledged write " + (r.survived == .yes ? "survived" : r.survived == .no ? "lost" : "unknown") }
-        else { fate = r.survived == .yes ? "survived" : "unknown" }
+        else if r.survived == .yes { fate = r.survivedLater == .yes ? "survived" : "survived, later read unanswered" }
+        else { fate = "unknown (the read went unanswered)" }
         return fate + (r.recoveryMs.map { ", recovery \(FixedText.fixed($0, 1)) ms" } ?? ", no recovery seen")
     }
 

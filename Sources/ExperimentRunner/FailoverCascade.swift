@@ -29,6 +29,10 @@ extension FailoverStore {
                     let restart = monotonicNow()
                     let index = leaders().byGroup[g]?.view.commitIndex ?? 0
                     try await recover(back)
+                    if spec.fault == .partition {
+                        // Healing `back` restored its links to the others still cut off: cut those again.
+                        for other in down { try await cut(other) }
+                    }
                     broughtBack = (restart, try await waitCaughtUp(back, group: g, index: index), index)
                     run.log(nil, "experiment \(run.directory.runID): rapid sequential: \(back) brought back before kill \(t.index + 1) "
                             + "to keep a quorum of \(ids.count)")
@@ -36,9 +40,13 @@ extension FailoverStore {
                 let expected = next
                 try await until("leader of group \(g) in term \(expected.term) or later", seconds: 10) { s in
                     guard let l = s.leaders().byGroup[g], l.view.term >= expected.term else { return false }
-                    return expected.node.map { $0 == l.node } ?? !down.contains { $0.rawValue == l.node }
+                    return !down.contains { $0.rawValue == l.node }
                 }
                 let leader = leaders().byGroup[g]!
+                if let elected = expected.node, elected != leader.node {
+                    run.log(nil, "experiment \(run.directory.runID): rapid sequential: \(elected) was elected at the last kill, "
+                            + "\(leader.node) leads now (term \(leader.view.term)); killing \(leader.node)")
+                }
                 let leaderID = NodeID(validating: leader.node)!
                 let value = "v\(start.wallMs)-r\(t.index)"
                 var key = ""
@@ -62,6 +70,9 @@ extension FailoverStore {
                 }
                 guard let ack else { throw TrialError(description: "rapid sequential: \(leaderID) acknowledged no write within 3 s") }
                 let watch = try await kill(leaderID, at: ack.at + Int64(spec.rapidGapMs) * 1_000_000, group: g, term: leader.view.term)
+                guard watch.elected != nil else {
+                    throw TrialError(description: "rapid sequential: no leader of group \(g) elected within 10 s of kill \(t.index + 1)")
+                }
                 let survived = await readBack(key, group: g, value: value)
                 down.append(leaderID)
                 next = (watch.newLeader, watch.newTerm ?? leader.view.term + 1)
@@ -86,15 +97,18 @@ extension FailoverStore {
             }
             down = []
             for k in rows.indices { rows[k].survivedLater = await readBack(rows[k].key, group: g, value: values[k]) }
-            if let lastBack {
+            // The last row carries the end's catch-up unless it carries a bring-back already
+            // (a restart before its write, which the summary counts).
+            if let lastBack, rows[rows.count - 1].restartMonoNs == nil {
                 rows[rows.count - 1].restartMonoNs = lastBack.restart
                 rows[rows.count - 1].caughtUpMonoNs = lastBack.caughtUp
                 rows[rows.count - 1].catchUpIndex = target
             }
             return (rows, nil)
         } catch {
-            // What was measured is kept: the reads after each failover stand, the later reads are unknown.
-            return (rows, error)
+            // Cancelled: nothing is kept, and a resume runs the cascade again whole (as after a
+            // SIGKILL). Failed: what was measured stands; the later reads are unknown.
+            return (Task.isCancelled ? [] : rows, error)
         }
     }
 }

@@ -31,9 +31,9 @@ struct FailoverRun {
         let todo = plan.trials.filter { !finished.contains(Key(cell: $0.cell, index: $0.index)) }
         let single = todo.filter { $0.cell.scenario != .rapid }
         let rapid = todo.filter { $0.cell.scenario == .rapid }
-        if todo.isEmpty { return [] }
         // A session that died left its stores' data behind.
         for name in directory.entries() where name.hasPrefix("data-") { removeTree(directory.path + "/" + name) }
+        if todo.isEmpty { return [] }
         var ran: [FailoverTrial] = []
         var clusters = 0
         var store: FailoverStore?

@@ -158,6 +158,10 @@ struct FailoverStore {
                 killAt = r.receivedMonoNs + Int64(d) * 1_000_000
             }
             var watch = try await kill(leaderID, at: killAt, group: g, term: leader.view.term)
+            if watch.elected == nil {
+                // Recorded (no election, no recovery) and the store replaced after it.
+                broken = "no leader of group \(g) elected within 10 s of the \(spec.fault.rawValue) of \(leaderID)"
+            }
             // In flight: the write's fate, once the kill has landed (an answer, an error, or nothing).
             var write: FailoverTrial.Write = .ok
             if inFlight {
@@ -178,11 +182,13 @@ struct FailoverStore {
             var caughtUp: MonotonicNanos?
             do {
                 try await recover(leaderID)
-                caughtUp = try await waitCaughtUp(leaderID, group: g, index: catchUpIndex)
-            } catch let e as TrialError {
-                broken = "\(e)"
-                run.log(nil, "experiment \(run.directory.runID): \(e); the trial is recorded (read after the failover: "
-                        + "\(survived.rawValue)) and the store replaced")
+                // Without a new leader there is nothing to catch up with: the store is replaced.
+                if broken == nil { caughtUp = try await waitCaughtUp(leaderID, group: g, index: catchUpIndex) }
+            } catch {
+                // Recorded whatever stopped it (a cancel too): a loss already read is never dropped.
+                broken = Task.isCancelled ? "cancelled while bringing \(leaderID) back" : "\(error)"
+                run.log(nil, "experiment \(run.directory.runID): \(broken!); the trial is recorded (read after the failover: "
+                        + "\(survived.rawValue))" + (Task.isCancelled ? "" : " and the store replaced"))
             }
             let later = broken == nil ? await readBack(key, group: g, value: value) : .unknown
             let end = monotonicNow()
@@ -199,7 +205,7 @@ struct FailoverStore {
 
     /// Injects the spec's fault on `leader` to land at `at` (monotonic), then watches the failover
     /// of `group`: the fault applied and its effect, leader lost, a leader elected in a later
-    /// term, and the first write the group acknowledges after the fault.
+    /// term (nil if none within 10 s), and the first write the group acknowledges after the fault.
     func kill(_ leader: NodeID, at: MonotonicNanos, group g: Int, term: UInt64) async throws -> Failover {
         let kind: FaultKind = switch spec.fault { case .kill: .kill; case .stop: .stop; case .partition: .partition }
         // The engine waits after_ms from the requested stamp: the stamp is set whole ms before `at`.
@@ -232,17 +238,17 @@ struct FailoverStore {
         guard let applied = w.applied?.monoNs else { throw TrialError(description: "\(kind) on \(leader) was not applied within 5 s") }
         // Writes go to every other node until one is acknowledged; meanwhile the events come in.
         async let firstWrite = Self.firstServedWrite(client, nodes: ids.filter { $0 != leader }, key: probeKey(g), seconds: 10)
-        _ = await feed.wait(until: monotonicNow() + 10_000_000_000) { e in see(e); return electedSince(applied) != nil }
-        if w.effect == nil {
+        _ = await feed.wait(until: monotonicNow() + 10_000_000_000) { e in see(e); return failure != nil || electedSince(applied) != nil }
+        if w.effect == nil && failure == nil {
             let deadline = applied + Int64(run.environment.faultEffectDeadlineMs) * 1_000_000
-            _ = await feed.wait(until: deadline) { e in see(e); return w.effect != nil }
+            _ = await feed.wait(until: deadline) { e in see(e); return failure != nil || w.effect != nil }
         }
         w.firstWrite = await firstWrite
         try run.check()
-        guard let elected = electedSince(applied) else {
-            throw TrialError(description: "no leader of group \(g) elected within 10 s of the \(kind)")
-        }
-        (w.elected, w.newLeader, w.newTerm) = (elected.at, elected.node, elected.term)
+        // A fault that failed after it was applied (a cut whose effect never showed is undone) is no failover.
+        if let failure { throw TrialError(description: "\(kind) on \(leader) failed after it was applied: \(failure)") }
+        // No election within 10 s: returned without one, for the trial to record.
+        if let elected = electedSince(applied) { (w.elected, w.newLeader, w.newTerm) = (elected.at, elected.node, elected.term) }
         w.detect = detects.first { $0 >= applied }
         w.leaderLost = losts.first { $0 >= applied }
         return w
@@ -319,6 +325,12 @@ struct FailoverStore {
             case .partition: _ = cluster.engine.heal(node: node)
             }
         } catch { throw TrialError(description: "cannot bring \(node) back after the \(spec.fault.rawValue): \(error)") }
+    }
+
+    /// Cuts `node` off from every peer again (the cascade, after a heal restored its links to another).
+    func cut(_ node: NodeID) async throws {
+        do { _ = try await cluster.engine.inject(FaultSpec(kind: .partition, node: node), requested: .now(), knownNodes: Set(cluster.nodes)) }
+        catch { throw TrialError(description: "cannot cut \(node) off again: \(error)") }
     }
 
     /// When `node` had applied `index` in group `g`, from its /status polled every 2 ms.

@@ -53,9 +53,11 @@ public struct FailoverSummary: Sendable, Equatable {
     public var reappeared: [FailoverTrial]
     /// Kill delay against recovery time, acknowledged scenario (nil: too few, or constant).
     public var delayVersusRecovery: RankCorrelation?
-    /// Nodes the rapid cascade brought back between kills to keep a quorum (its rows with a restart,
-    /// but the last, whose restart is the end's).
+    /// Nodes the rapid cascade brought back between kills to keep a quorum (its rows with a restart
+    /// before their write; the last row's later restart is the end's).
     public var rapidBroughtBack: Int
+    /// Faults after which no leader was elected within 10 s (the store was replaced after each).
+    public var withoutElection: Int
 
     public init(trials: [FailoverTrial]) {
         overall = Row(name: "all", trials)
@@ -73,8 +75,8 @@ public struct FailoverSummary: Sendable, Equatable {
         reappeared = trials.filter(\.reappeared)
         let pairs = trials.filter { $0.cell.scenario == .acknowledged }.compactMap { t in t.recoveryMs.map { (Double(t.cell.killAfterMs), $0) } }
         delayVersusRecovery = RankCorrelation(pairs.map(\.0), pairs.map(\.1))
-        let rapid = trials.filter { $0.cell.scenario == .rapid }.sorted { $0.index < $1.index }
-        rapidBroughtBack = rapid.dropLast().filter { $0.restartMonoNs != nil }.count
+        rapidBroughtBack = trials.filter { t in t.cell.scenario == .rapid && t.restartMonoNs.map { $0 < t.sendMonoNs } == true }.count
+        withoutElection = trials.filter { $0.killAppliedMonoNs != nil && $0.electedMonoNs == nil }.count
     }
 
     /// The original's names, the in-flight delays together.
@@ -115,7 +117,8 @@ public struct FailoverSummary: Sendable, Equatable {
                    "  Writes in flight at the kill: \(overall.inFlight.survived) survived, \(overall.inFlight.lost) lost, "
                     + "\(overall.inFlight.unknown) unknown",
                    "  Recovery (kill to the first acknowledged write): \(times(overall))",
-                   "  Election (kill to leader_elected): median \(seconds(OrderStatistics.percentile(overall.electionMs, 50)))",
+                   "  Election (kill to leader_elected): median \(seconds(OrderStatistics.percentile(overall.electionMs, 50)))"
+                    + (withoutElection > 0 ? "; \(withoutElection) with no election within 10 s" : ""),
                    "  Original lab, for comparison: 12/12 survived, average recovery 1.245 s",
                    "",
                    "SCENARIO BREAKDOWN"]

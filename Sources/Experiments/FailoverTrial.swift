@@ -109,12 +109,15 @@ public struct FailoverTrial: Sendable, Equatable {
     /// The same read once the killed node was back and caught up: an acknowledged write must still
     /// be there, and an unacknowledged one read as lost must not have come back.
     public var survivedLater: Survival
-    /// The killed node started again, and the moment its applied index reached the commit index
-    /// known at the kill.
+    /// The killed node brought back (started, continued or healed), and the moment its applied
+    /// index reached `catchUpIndex`. In the rapid cascade: the node brought back before this kill
+    /// to keep a quorum (a restart before the write), or on the last row the last one brought back
+    /// at the end.
     public var restartMonoNs: Int64?
     public var caughtUpMonoNs: Int64?
-    /// The index the restarted node had to apply: the commit index the old leader last reported
-    /// before the kill, or the write's own index if later.
+    /// The index the restarted node had to apply: the largest of the commit index the old leader
+    /// last reported before the kill, the write's own index, and the index of the first write the
+    /// new leader served (so the node has heard from the new leader).
     public var catchUpIndex: UInt64?
     /// How long the trial waited, before its write, for a group led by its preferred node (the
     /// leader a killed node gets back from the balancer about a second after its catch-up).

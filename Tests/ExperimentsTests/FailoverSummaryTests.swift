@@ -61,3 +61,20 @@ private func trial(_ scenario: FailoverScenario, _ delay: Int, _ index: Int, ack
     #expect(s.text(runID: "r", spec: FailoverSpec()).contains("1/2 survived (50.0%, 95% CI [9.5%, 90.5%]), 1 unverified"))
     #expect(s.cellTable.rows[0][2].hasSuffix("(+1 unverified)"))
 }
+
+@Test func theCascadeCountsNodesBroughtBackBeforeAKillAndAFailoverWithoutElectionIsNamed() {
+    var first = trial(.rapid, 0, 0), second = trial(.rapid, 0, 1), last = trial(.rapid, 0, 2)
+    second.restartMonoNs = second.sendMonoNs - 5_000_000  // brought back before its write
+    last.restartMonoNs = last.sendMonoNs - 5_000_000
+    first.restartMonoNs = nil
+    var end = last
+    end.restartMonoNs = end.sendMonoNs + 900_000_000       // the end's catch-up: not a bring-back
+    #expect(FailoverSummary(trials: [first, second, last]).rapidBroughtBack == 2)
+    #expect(FailoverSummary(trials: [first, second, end]).rapidBroughtBack == 1)
+    var stuck = trial(.acknowledged, 0, 5)
+    stuck.electedMonoNs = nil
+    stuck.firstWriteMonoNs = nil
+    let s = FailoverSummary(trials: [trial(.acknowledged, 0, 4), stuck])
+    #expect(s.withoutElection == 1 && s.overall.recoveryMs.count == 1)
+    #expect(s.text(runID: "r", spec: FailoverSpec()).contains("; 1 with no election within 10 s"))
+}
