@@ -56,6 +56,8 @@ let package = Package(
         .target(name: "RaftSimulation", dependencies: [
             "Core", "Raft", "KVStore", "BinaryCodec", "Linearizability", "SplitMix", .product(name: "HeapModule", package: "swift-collections"),
         ]),
+        // Primary-backup mode's coordinator (the original's name manager) as a pure state machine.
+        .target(name: "PrimaryBackup", dependencies: ["Core"]),
         // Experiment specs (TOML), the sweep's plan of trials, the statistics its reports use. No I/O.
         .target(name: "Experiments", dependencies: ["TOML", "Core", "SplitMix"]),
         // Runs experiments for the daemon: a cluster per cell, trials, run directories, resume.
@@ -146,6 +148,7 @@ let package = Package(
                     exclude: ["testdata"]),
         .testTarget(name: "FaultsTests", dependencies: ["Faults", "Core", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "EventsTests", dependencies: ["Events", "Core"]),
+        .testTarget(name: "PrimaryBackupTests", dependencies: ["PrimaryBackup", "Core", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "TimingTests", dependencies: ["Timing", "Core"]),
         .testTarget(name: "ControlCLITests", dependencies: ["ControlCLI", "Core"]),
         .testTarget(name: "VarlinkTests", dependencies: [
