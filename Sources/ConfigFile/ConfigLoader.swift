@@ -9,8 +9,10 @@ public enum ConfigLoader {
     public static let clusterKeys = ["mode", "hb_interval_ms", "hb_timeout_ms", "restart", "restart_sec_ms",
                                      "restart_max_delay_ms", "start_limit_burst", "start_limit_interval_ms",
                                      "raft_heartbeat_ms", "election_ms", "election_max_ms", "tick_ms", "sync",
-                                     "snapshot_entries", "read_policy", "groups"]
-    public static let nodeKeys = ["id", "port", "host", "peer_port", "data_dir"]
+                                     "snapshot_entries", "read_policy", "groups"] + primaryBackupKeys
+    public static let nodeKeys = ["id", "port", "host", "peer_port", "data_dir", "backup_of", "role"]
+    /// [cluster] keys of primary-backup mode alone.
+    public static let primaryBackupKeys = ["pb_check_interval_ms", "pb_fail_after_ms", "replication_path", "pairs"]
     public static let maxFileBytes = 1 << 20
 
     public static func load(path: String) throws(ConfigError) -> ClusterConfig {
@@ -77,7 +79,11 @@ private struct Reader {
         var config = ClusterConfig(nodes: [])
         if let value = root["supervisor"] { try readSupervisor(value, into: &config) }
         if let value = root["cluster"] { try readCluster(value, into: &config) }
-        if let value = root["node"] { try readNodes(value, into: &config) } else { config.nodes = ClusterConfig.default.nodes }
+        if let value = root["node"] { try readNodes(value, into: &config) } else if config.mode == .primaryBackup {
+            throw fail(nil, nil, "node", "mode primary-backup needs [[node]] tables: one with role = \"coordinator\", and pairs of "
+                       + "storage nodes, each backup naming its primary with backup_of (or [cluster] pairs = [[\"A\", \"A2\"]])")
+        } else { config.nodes = ClusterConfig.default.nodes }
+        if config.mode == .primaryBackup { try readPairs(into: &config) }
         return config
     }
 
@@ -135,6 +141,83 @@ private struct Reader {
         config.startLimitIntervalMs = try int(c, "start_limit_interval_ms", "cluster", 1...3_600_000)
             ?? config.startLimitIntervalMs
         try readRaftSettings(c, into: &config.raft)
+        try readPrimaryBackup(c, into: &config)
+    }
+
+    /// [cluster]'s primary-backup keys: only in that mode.
+    func readPrimaryBackup(_ c: TOMLTable, into config: inout ClusterConfig) throws(ConfigError) {
+        if config.mode != .primaryBackup {
+            if let key = ConfigLoader.primaryBackupKeys.first(where: { c[$0] != nil }) {
+                throw fail("cluster", nil, key, "only applies with mode = \"primary-backup\"")
+            }
+            return
+        }
+        var pb = config.primaryBackup
+        pb.checkIntervalMs = try int(c, "pb_check_interval_ms", "cluster", 1...600_000) ?? pb.checkIntervalMs
+        pb.failAfterMs = try int(c, "pb_fail_after_ms", "cluster", 1...3_600_000) ?? pb.failAfterMs
+        if pb.failAfterMs <= pb.checkIntervalMs {
+            throw fail("cluster", nil, "pb_fail_after_ms", "must be greater than pb_check_interval_ms (\(pb.checkIntervalMs)): a node "
+                       + "beats once a check interval, so it would be declared dead between beats (the original: 15000 and 5000)")
+        }
+        pb.replicationPath = try choice(c, "replication_path", "cluster") ?? pb.replicationPath
+        config.primaryBackup = pb
+    }
+
+    /// Primary-backup mode's pairs: [cluster] pairs = [["A", "A2"], ...] and each [[node]]'s
+    /// backup_of, which must agree; then one coordinator and every storage node in exactly one pair.
+    func readPairs(into config: inout ClusterConfig) throws(ConfigError) {
+        let ids = Set(config.nodes.map(\.id))
+        func node(_ raw: String, _ what: String) throws(ConfigError) -> NodeID {
+            guard let id = NodeID(validating: raw), ids.contains(id) else {
+                throw fail("cluster", nil, "pairs", "\(what) '\(raw)' is not a [[node]] id")
+            }
+            return id
+        }
+        if let value = root["cluster"]?.table?["pairs"] {
+            guard let list = value.array else { throw fail("cluster", nil, "pairs", "must be an array of [primary, backup] pairs") }
+            for item in list {
+                guard let two = item.array, two.count == 2, let p = two[0].string, let b = two[1].string else {
+                    throw fail("cluster", nil, "pairs", "each pair is [\"primary\", \"backup\"], two node ids")
+                }
+                let primary = try node(p, "primary"), backup = try node(b, "backup")
+                let k = config.nodes.firstIndex { $0.id == backup }!
+                if let other = config.nodes[k].backupOf, other != primary {
+                    throw fail("cluster", nil, "pairs", "\(backup) is the backup of \(other) in its [[node]] (backup_of) but of \(primary) here")
+                }
+                config.nodes[k].backupOf = primary
+            }
+        }
+        let coordinators = config.nodes.enumerated().filter { $0.element.role == .coordinator }
+        guard coordinators.count == 1 else {
+            throw fail("node", coordinators.dropFirst().first?.offset, coordinators.isEmpty ? nil : "role",
+                       coordinators.isEmpty ? "mode primary-backup needs one [[node]] with role = \"coordinator\" (the name manager)"
+                                            : "only one node may have role = \"coordinator\"")
+        }
+        for (i, n) in config.nodes.enumerated() {
+            if n.role == .coordinator {
+                if n.backupOf != nil { throw fail("node", i, "backup_of", "the coordinator stores nothing, so it backs up nobody") }
+                if config.nodes.contains(where: { $0.backupOf == n.id }) {
+                    throw fail("node", i, "id", "\(n.id) is the coordinator; no node can be its backup")
+                }
+                continue
+            }
+            if let p = n.backupOf {
+                guard let primary = config.nodes.first(where: { $0.id == p }) else {
+                    throw fail("node", i, "backup_of", "'\(p)' is not a [[node]] id")
+                }
+                if p == n.id { throw fail("node", i, "backup_of", "a node cannot be its own backup") }
+                if primary.backupOf != nil { throw fail("node", i, "backup_of", "\(p) is itself a backup (of \(primary.backupOf!)); back up a primary") }
+                let twins = config.nodes.filter { $0.backupOf == p }.map(\.id.rawValue)
+                if twins.count > 1 { throw fail("node", i, "backup_of", "\(p) has backups \(twins.joined(separator: " and ")); each primary has one") }
+            }
+        }
+        // Then, every backup_of being sound, the primaries without a backup.
+        for (i, n) in config.nodes.enumerated() where n.role == nil && n.backupOf == nil {
+            if !config.nodes.contains(where: { $0.backupOf == n.id }) {
+                throw fail("node", i, "id", "storage node \(n.id) has no backup: give another node backup_of = \"\(n.id)\" "
+                           + "(the original paired each server with a dedicated backup)")
+            }
+        }
     }
 
     /// [[node]]: ids and ports, each unique; in raft mode the peer ports too.
@@ -156,7 +239,16 @@ private struct Reader {
             let host = try string(n, "host", "node", index: i) ?? "127.0.0.1"
             let peerPort = try int(n, "peer_port", "node", 1...65535, index: i)
             let dataDir = try string(n, "data_dir", "node", index: i)
-            let node = NodeConfig(id: id, port: port, host: host, peerPort: peerPort, dataDir: dataDir)
+            var backupOf: NodeID?
+            if let raw = try string(n, "backup_of", "node", index: i) {
+                guard let b = NodeID(validating: raw) else { throw fail("node", i, "backup_of", "'\(raw)' is not a valid node id") }
+                backupOf = b
+            }
+            let role: NodeConfig.Role? = try choice(n, "role", "node", index: i)
+            if config.mode != .primaryBackup, let key = backupOf != nil ? "backup_of" : role != nil ? "role" : nil {
+                throw fail("node", i, key, "only applies with [cluster] mode = \"primary-backup\"")
+            }
+            let node = NodeConfig(id: id, port: port, host: host, peerPort: peerPort, dataDir: dataDir, backupOf: backupOf, role: role)
             guard seenIDs.insert(id).inserted else { throw fail("node", i, "id", "duplicate node id '\(raw)'") }
             guard seenPorts.insert(port).inserted else { throw fail("node", i, "port", "port \(port) is used by another node") }
             if config.mode == .raft {
@@ -192,11 +284,11 @@ private struct Reader {
     }
 
     /// One of an enum's raw values.
-    func choice<E: RawRepresentable & CaseIterable>(_ t: TOMLTable, _ key: String, _ table: String) throws(ConfigError) -> E?
-        where E.RawValue == String {
-        guard let s = try string(t, key, table) else { return nil }
+    func choice<E: RawRepresentable & CaseIterable>(_ t: TOMLTable, _ key: String, _ table: String, index: Int? = nil)
+        throws(ConfigError) -> E? where E.RawValue == String {
+        guard let s = try string(t, key, table, index: index) else { return nil }
         guard let e = E(rawValue: s) else {
-            throw fail(table, nil, key, "'\(s)': use " + E.allCases.map(\.rawValue).joined(separator: " or "))
+            throw fail(table, index, key, "'\(s)': use " + E.allCases.map(\.rawValue).joined(separator: " or "))
         }
         return e
     }

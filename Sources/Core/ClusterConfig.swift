@@ -12,7 +12,33 @@ public enum RestartMode: String, Sendable, Codable, CaseIterable {
     case always
 }
 
+/// Primary-backup mode's settings ([cluster] pb_*, replication_path).
+public struct PrimaryBackupSettings: Sendable, Codable, Equatable {
+    /// How a completed write reaches the backup: through the coordinator, as the original's name
+    /// manager relayed it, or straight from the primary.
+    public enum ReplicationPath: String, Sendable, Codable, CaseIterable { case coordinator, direct }
+    /// The coordinator checks every storage node's silence this often; nodes beat this often too.
+    /// Lab default 100 ms (the original: 5000).
+    public var checkIntervalMs = 100
+    /// A node silent this long is declared dead at the next check: three missed beats, as the
+    /// original's 15 s of 5-s beats. Lab default 300 ms, so a failover is measured in the same
+    /// range as the Raft store's (hb_timeout_ms 200 plus an election).
+    public var failAfterMs = 300
+    public var replicationPath = ReplicationPath.coordinator
+    public static let original = PrimaryBackupSettings(checkIntervalMs: 5000, failAfterMs: 15_000)
+
+    public init(checkIntervalMs: Int = 100, failAfterMs: Int = 300, replicationPath: ReplicationPath = .coordinator) {
+        self.checkIntervalMs = checkIntervalMs; self.failAfterMs = failAfterMs; self.replicationPath = replicationPath
+    }
+}
+
 public struct NodeConfig: Sendable, Codable, Equatable {
+    /// What a node is in primary-backup mode, besides a store.
+    public enum Role: String, Sendable, Codable, CaseIterable {
+        /// The original's name manager: registry, heartbeat monitor, routing, replication, failover.
+        case coordinator
+    }
+
     public var id: NodeID
     /// Heartbeat mode: where peers send heartbeats. Raft mode: the HTTP API.
     public var port: Int
@@ -21,9 +47,15 @@ public struct NodeConfig: Sendable, Codable, Equatable {
     public var peerPort: Int?
     /// Raft mode: the WAL and snapshots; default <state_dir>/nodes/<id>.
     public var dataDir: String?
+    /// Primary-backup mode: the primary this node is the dedicated backup of.
+    public var backupOf: NodeID?
+    /// Primary-backup mode: the coordinator (nil: a storage node).
+    public var role: Role?
 
-    public init(id: NodeID, port: Int, host: String = "127.0.0.1", peerPort: Int? = nil, dataDir: String? = nil) {
+    public init(id: NodeID, port: Int, host: String = "127.0.0.1", peerPort: Int? = nil, dataDir: String? = nil,
+                backupOf: NodeID? = nil, role: Role? = nil) {
         self.id = id; self.port = port; self.host = host; self.peerPort = peerPort; self.dataDir = dataDir
+        self.backupOf = backupOf; self.role = role
     }
 
     public var effectivePeerPort: Int { peerPort ?? port + 1000 }
@@ -56,6 +88,7 @@ public struct ClusterConfig: Sendable, Equatable {
 
     // [cluster]
     public var mode: NodeMode = .raft
+    public var primaryBackup = PrimaryBackupSettings()
     public var raft = RaftSettings()
     public var hbIntervalMs: Int = 100
     public var hbTimeoutMs: Int = 200
@@ -89,4 +122,17 @@ public struct ClusterConfig: Sendable, Equatable {
 
     /// The port that peers' traffic (heartbeats, and in raft mode Raft) goes to.
     public func peerTrafficPort(of node: NodeConfig) -> Int { mode == .raft ? node.effectivePeerPort : node.port }
+}
+
+extension ClusterConfig {
+    /// Primary-backup mode's pairs (primary, its backup), in the primary's order in the file;
+    /// the keys' rule is over this order.
+    public var pairs: [(primary: NodeID, backup: NodeID)] {
+        nodes.filter { $0.role == nil && $0.backupOf == nil }.compactMap { p in
+            nodes.first { $0.backupOf == p.id }.map { (p.id, $0.id) }
+        }
+    }
+
+    /// Primary-backup mode's coordinator.
+    public var coordinator: NodeConfig? { nodes.first { $0.role == .coordinator } }
 }

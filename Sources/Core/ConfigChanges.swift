@@ -81,10 +81,16 @@ extension ClusterConfig {
             // Keys map to groups by their count: another count needs empty data directories.
             setting(raftKey(.groups), .supervisor, get: { $0.raft.groups }, set: { $0.raft.groups = $1 }),
             setting(raftKey(.readPolicy), .nodes, get: { $0.raft.readPolicy }, set: { $0.raft.readPolicy = $1 }),
+            setting("cluster.pb_check_interval_ms", .nodes, get: { $0.primaryBackup.checkIntervalMs },
+                    set: { $0.primaryBackup.checkIntervalMs = $1 }),
+            setting("cluster.pb_fail_after_ms", .nodes, get: { $0.primaryBackup.failAfterMs }, set: { $0.primaryBackup.failAfterMs = $1 }),
+            setting("cluster.replication_path", .nodes, get: { $0.primaryBackup.replicationPath },
+                    set: { $0.primaryBackup.replicationPath = $1 }),
             Setting(key: "node", scope: .supervisor,
                     text: { c in
                         c.nodes.map { "\($0.id)@\($0.host):\($0.port)" + (c.mode == .raft ? "/\($0.effectivePeerPort)" : "")
-                            + ($0.dataDir.map { " in \($0)" } ?? "") }.joined(separator: ",")
+                            + ($0.dataDir.map { " in \($0)" } ?? "") + ($0.backupOf.map { " backup of \($0)" } ?? "")
+                            + ($0.role.map { " (\($0.rawValue))" } ?? "") }.joined(separator: ",")
                     },
                     copy: { to, from in to.nodes = from.nodes }),
         ]
