@@ -97,6 +97,12 @@ def test_a_small_run_finishes_and_every_acknowledged_write_survives(small):
         assert int(t["new_term"]) > int(t["term"]) and t["new_leader"] != t["leader"], t
         assert 0 <= float(t["kill_after_observed_ms"]) - int(t["kill_after_ms"]) < 20, t
         assert int(t["t_caught_up_mono_ns"]) > int(t["t_restart_mono_ns"]) > applied, t
+    # The session's final reads: every key once more with every node back and settled.
+    with open(run_dir / "final-reads.csv") as f:
+        finals = {(r["scenario"], r["kill_after_ms"], r["trial"]): r["final_read"] for r in csv.DictReader(f)}
+    assert len(finals) == 21
+    assert all(finals[(t["scenario"], t["kill_after_ms"], t["trial"])] == ("yes" if t["t_ack_mono_ns"] or t["survived"] == "yes" else "no")
+               for t in trials), finals
     # The nodes the run started are gone, and so are the clusters' data directories.
     wait_gone(pids)
     assert not list(run_dir.glob("data-*"))
@@ -145,7 +151,7 @@ def test_report_rebuilds_every_file_from_trials_csv_alone(small, tmp_path):
         return copy
 
     # With run.json beside them (its sessions), every file comes out as the supervisor wrote it.
-    copy = rebuild(["spec.toml", "trials.csv", "run.json"])
+    copy = rebuild(["spec.toml", "trials.csv", "run.json", "final-reads.csv"])
     for name in ["summary.txt", "report.md", "report.html", "recovery.svg", "timeline.svg"]:
         assert (copy / name).read_text() == (run_dir / name).read_text(), name
     # From the spec and the trials alone: the same figures, only the sessions table is empty.

@@ -12,7 +12,8 @@ import Glibc
 #endif
 
 /// kvctl experiment report RUN: every report file of a run rebuilt from its spec.toml and
-/// trials.csv alone (run.json adds the sessions, when it is there), as the original lab's separate
+/// trials.csv alone (run.json adds the sessions, final-reads.csv a failover run's last reads,
+/// when they are there), as the original lab's separate
 /// analysis tool read its log. No supervisor is needed when RUN is the run's directory.
 struct ExperimentReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,7 +52,8 @@ struct ExperimentReportCommand: ParsableCommand {
                 shown = "report.md"
             case .failover(let s):
                 let plan = FailoverPlan(s)
-                let trials = try FailoverCSV.parse(try read("trials.csv"))
+                var trials = try FailoverCSV.parse(try read("trials.csv"))
+                if access(dir + "/final-reads.csv", R_OK) == 0 { trials = FinalReadsCSV.merge(try read("final-reads.csv"), into: trials) }
                 files = FailoverReport.files(spec: s, plan: plan, trials: trials, context: context(manifest, runID: runID, specText: specText,
                     total: plan.trials.count, trials: { n in trials.filter { $0.session == n }.count }))
                 shown = "summary.txt"

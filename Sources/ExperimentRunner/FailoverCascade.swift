@@ -48,7 +48,7 @@ extension FailoverStore {
                             + "\(leader.node) leads now (term \(leader.view.term)); killing \(leader.node)")
                 }
                 let leaderID = NodeID(validating: leader.node)!
-                let value = "v\(start.wallMs)-r\(t.index)"
+                let value = Self.writtenValue(startWallMs: start.wallMs, index: t.index, rapid: true)
                 var key = ""
                 var sent: MonotonicNanos = 0
                 var ack: (at: MonotonicNanos, index: UInt64)?

@@ -67,6 +67,11 @@ struct FailoverRun {
                 for row in rows { try record(row, &ran, doneBefore: done.count) }
                 if let failure { throw failure }
             }
+            // The session's keys once more, every node back and settled (final-reads.csv).
+            try check()
+            let finals = await store!.finalReads(ran)
+            try check()
+            try directory.append(finalReads: finals.map { FinalReadsCSV.row($0.0, $0.1) })
         } catch {
             await store?.shutdown()
             throw Task.isCancelled ? SweepRun.Stop.cancelled : error

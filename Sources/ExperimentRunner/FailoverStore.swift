@@ -126,7 +126,7 @@ struct FailoverStore {
         let g = try await settledGroup()
         let settled = monotonicNow()
         let stem = "fo-s\(run.session)-\(t.cell.scenario.rawValue)-\(d)-\(t.index)"
-        let value = "v\(start.wallMs)-\(t.index)"
+        let value = Self.writtenValue(startWallMs: start.wallMs, index: t.index, rapid: false)
 
         // The write through the key's leader; a refusal (leadership moving) is tried again on a
         // fresh key, so that no earlier attempt's value can be read back in its place.

@@ -96,24 +96,34 @@ struct RunDirectory: Sendable {
         }
     }
 
+    /// trials.csv, with final-reads.csv merged in when there is one.
     func failoverTrials() throws(IOError) -> [FailoverTrial] {
-        do { return try FailoverCSV.parse(try read("trials.csv")) } catch let e as IOError { throw e } catch {
+        let trials: [FailoverTrial]
+        do { trials = try FailoverCSV.parse(try read("trials.csv")) } catch let e as IOError { throw e } catch {
             throw IOError(description: "\(path)/\(error)")
         }
+        guard access(path + "/final-reads.csv", R_OK) == 0 else { return trials }
+        return FinalReadsCSV.merge(try read("final-reads.csv"), into: trials)
+    }
+
+    /// Appends a session's final reads (the file begins with its header) and syncs them.
+    func append(finalReads lines: [String]) throws(IOError) {
+        if access(path + "/final-reads.csv", F_OK) != 0 { try write("final-reads.csv", FinalReadsCSV.header + "\n") }
+        for line in lines { try append(line: line, to: "final-reads.csv") }
     }
 
     func append(_ record: TrialRecord) throws(IOError) { try append(line: TrialsCSV.row(record)) }
     func append(failover record: FailoverTrial) throws(IOError) { try append(line: FailoverCSV.row(record)) }
 
     /// Appends one row and syncs it.
-    private func append(line: String) throws(IOError) {
-        let fd = Glibc.open(path + "/trials.csv", O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw IOError(description: "cannot open \(path)/trials.csv: \(String(cString: strerror(errno)))") }
+    private func append(line: String, to name: String = "trials.csv") throws(IOError) {
+        let fd = Glibc.open(path + "/" + name, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError(description: "cannot open \(path)/\(name): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
         let bytes = Array((line + "\n").utf8)
         let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         guard n == bytes.count, fdatasync(fd) == 0 else {
-            throw IOError(description: "cannot write \(path)/trials.csv: \(String(cString: strerror(errno)))")
+            throw IOError(description: "cannot write \(path)/\(name): \(String(cString: strerror(errno)))")
         }
     }
 

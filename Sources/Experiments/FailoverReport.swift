@@ -101,10 +101,11 @@ public enum FailoverReport {
     }
 
     static func lostTable(_ s: FailoverSummary) -> ReportTable {
-        ReportTable(header: ["scenario", "trial", "key", "leader (term)", "read after failover", "read after catch-up"], leftAligned: [0, 2, 3],
+        ReportTable(header: ["scenario", "trial", "key", "leader (term)", "read after failover", "read after catch-up", "final read"],
+                    leftAligned: [0, 2, 3],
                     rows: (s.lost + s.reappeared).map { t in
                         [FailoverSummary.cellName(t.cell), String(t.index), t.key, "\(t.leader) (\(t.term))", t.survived.rawValue,
-                         t.survivedLater.rawValue]
+                         t.survivedLater.rawValue, t.survivedFinal?.rawValue ?? "-"]
                     })
     }
 

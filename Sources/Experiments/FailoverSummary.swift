@@ -28,7 +28,7 @@ public struct FailoverSummary: Sendable, Equatable {
             self.name = name
             self.trials = trials.count
             let acked = trials.filter { $0.ackMonoNs != nil }
-            let read = acked.filter { $0.lostAcknowledged || ($0.survived == .yes && $0.survivedLater == .yes) }
+            let read = acked.filter { $0.lostAcknowledged || ($0.survived == .yes && $0.survivedLater == .yes && $0.survivedFinal != .unknown) }
             survival = Proportion(successes: read.filter { !$0.lostAcknowledged }.count, of: read.count)
             unverified = acked.count - read.count
             let open = trials.filter { $0.ackMonoNs == nil }
@@ -134,7 +134,8 @@ public struct FailoverSummary: Sendable, Equatable {
             out.append("ACKNOWLEDGED WRITES LOST: \(lost.count)")
             for t in lost.prefix(20) {
                 out.append("  \(Self.cellName(t.cell)), trial \(t.index): key \(t.key) written through \(t.leader) (term \(t.term)), "
-                           + (t.survived == .no ? "not found after the failover" : "gone once the killed node was back"))
+                           + (t.survived == .no ? "not found after the failover"
+                              : t.survivedLater == .no ? "gone once the killed node was back" : "gone at the session's final read"))
             }
         }
         if !reappeared.isEmpty {

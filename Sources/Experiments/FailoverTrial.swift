@@ -109,6 +109,9 @@ public struct FailoverTrial: Sendable, Equatable {
     /// The same read once the killed node was back and caught up: an acknowledged write must still
     /// be there, and an unacknowledged one read as lost must not have come back.
     public var survivedLater: Survival
+    /// A last read at the end of the session, once every group's leader was back on its node
+    /// (`final-reads.csv`, merged in when the run's files are read; nil: not read).
+    public var survivedFinal: Survival?
     /// The killed node brought back (started, continued or healed), and the moment its applied
     /// index reached `catchUpIndex`. In the rapid cascade: the node brought back before this kill
     /// to keep a quorum (a restart before the write), or on the last row the last one brought back
@@ -154,9 +157,9 @@ public struct FailoverTrial: Sendable, Equatable {
     /// Write acknowledged (or sent, in flight) to the kill applied: the planned delay as it came out.
     public var killAfterObservedMs: Double? { since(cell.scenario == .inFlight ? sendMonoNs : ackMonoNs, killAppliedMonoNs) }
     /// An acknowledged write not read back, at once or after the catch-up: the failure the study looks for.
-    public var lostAcknowledged: Bool { ackMonoNs != nil && (survived == .no || survivedLater == .no) }
+    public var lostAcknowledged: Bool { ackMonoNs != nil && (survived == .no || survivedLater == .no || survivedFinal == .no) }
     /// An unacknowledged write read as lost that came back later: not linearizable.
-    public var reappeared: Bool { ackMonoNs == nil && survived == .no && survivedLater == .yes }
+    public var reappeared: Bool { ackMonoNs == nil && survived == .no && (survivedLater == .yes || survivedFinal == .yes) }
 
     /// Time beyond the trial's own waits (a group to settle, the delay, the failover until both
     /// the detection and the recovery, the catch-up): connections, reads, bookkeeping.
@@ -242,5 +245,33 @@ public enum FailoverCSV {
             firstWriteMonoNs: l(v("t_first_write_mono_ns")), survived: survived, survivedLater: later,
             restartMonoNs: l(v("t_restart_mono_ns")), caughtUpMonoNs: l(v("t_caught_up_mono_ns")),
             catchUpIndex: UInt64(v("catch_up_index")), settleMs: settle, durationMs: duration)
+    }
+}
+
+/// `final-reads.csv`: each key of a session read once more when its trials are done, with every
+/// node back and every group's leader back on its own node (a lost write that an old leader still
+/// held would show there, if the store let it back). One row per trial.
+public enum FinalReadsCSV {
+    public static let header = "session,scenario,kill_after_ms,trial,key,final_read"
+
+    public static func row(_ t: FailoverTrial, _ read: FailoverTrial.Survival) -> String {
+        [String(t.session), t.cell.scenario.rawValue, String(t.cell.killAfterMs), String(t.index), t.key, read.rawValue]
+            .joined(separator: ",")
+    }
+
+    /// The trials with their final reads merged in (matched by session, scenario, delay and
+    /// trial); rows that name no trial, and a torn last line, are ignored.
+    public static func merge(_ text: String, into trials: [FailoverTrial]) -> [FailoverTrial] {
+        var reads: [String: FailoverTrial.Survival] = [:]
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard f.count == 6, let read = FailoverTrial.Survival(rawValue: String(f[5])) else { continue }
+            reads[f[0...3].joined(separator: ",")] = read
+        }
+        return trials.map { t in
+            var t = t
+            t.survivedFinal = reads["\(t.session),\(t.cell.scenario.rawValue),\(t.cell.killAfterMs),\(t.index)"]
+            return t
+        }
     }
 }

@@ -92,3 +92,24 @@ private let sample = FailoverTrial(
     #expect(FailoverReport.files(spec: spec, plan: FailoverPlan(spec), trials: [sample, lost], context: context).map(\.text)
             == files.map(\.text))
 }
+
+@Test func theSessionsFinalReadCatchesALateLossAndALateReturn() {
+    var lostLater = sample
+    lostLater.index = 5
+    var back = sample
+    back.index = 6
+    back.cell = .init(scenario: .inFlight, killAfterMs: 0)
+    back.ackMonoNs = nil
+    back.survived = .no
+    back.survivedLater = .no
+    let text = FinalReadsCSV.header + "\n" + [FinalReadsCSV.row(sample, .yes), FinalReadsCSV.row(lostLater, .no),
+                                               FinalReadsCSV.row(back, .yes)].joined(separator: "\n") + "\n" + "1,acknowledged,25"
+    let merged = FinalReadsCSV.merge(text, into: [sample, lostLater, back])
+    #expect(merged.map(\.survivedFinal) == [.yes, .no, .yes])
+    #expect(!merged[0].lostAcknowledged && merged[1].lostAcknowledged && merged[2].reappeared)
+    let s = FailoverSummary(trials: merged)
+    #expect(s.lost == [merged[1]] && s.reappeared == [merged[2]])
+    #expect(s.text(runID: "r", spec: FailoverSpec()).contains("gone at the session's final read"))
+    // No final reads (a run cut short): the trials as they were.
+    #expect(FinalReadsCSV.merge(FinalReadsCSV.header + "\n", into: [sample]) == [sample])
+}
