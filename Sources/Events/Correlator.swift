@@ -44,9 +44,11 @@ public struct Correlator: Sendable {
         var fault = ActiveFault(id: id, kind: kind, appliedMonoNs: appliedMonoNs)
         for (g, track) in groups {
             guard let leader = track.leader, (kind.takesNodeDown && node == leader) || (kind.isNetwork && affected.contains(leader)) else { continue }
-            // The fault's thread may report after the supervisor reported the exit it caused.
+            // The fault's thread may report after what it caused: the exit the supervisor saw, or a
+            // follower's leader_lost (a closed connection is noticed within milliseconds). A loss
+            // no earlier than the fault, and with no fault of its own, is this fault's.
             if track.lost == nil { groups[g]?.lost = (appliedMonoNs, fault) }
-            else if let lost = track.lost, let f = lost.fault, f.id == nil, appliedMonoNs <= lost.monoNs { groups[g]?.lost = (appliedMonoNs, fault) }
+            else if let lost = track.lost, lost.fault?.id == nil, appliedMonoNs <= lost.monoNs { groups[g]?.lost = (appliedMonoNs, fault) }
         }
         if kind.takesNodeDown {
             // A stop after a kill changes nothing: the first fault that took the node down is t_fail.

@@ -163,3 +163,20 @@ extension Correlator {
         return e
     }
 }
+
+/// A follower sees the killed leader's connection close and reports leader_lost within a couple
+/// of milliseconds, which can reach the correlator before the kill's own thread reports it
+/// applied: the kill, applied first, is still what the next election answers.
+@Test func aLeaderLostReportedBeforeTheKillsOwnReportStillNamesTheKill() {
+    var c = Correlator()
+    c.feed(.leaderElected, "A", at: 0) { $0.term = 1; $0.group = 0 }
+    c.feed(.leaderLost, "B", at: 1002 * ms) { $0.group = 0 }
+    c.faultApplied(id: "f3", kind: .kill, node: "A", affected: ["A"], appliedMonoNs: 1000 * ms)
+    let next = c.feed(.leaderElected, "C", at: 1020 * ms) { $0.term = 2; $0.group = 0 }
+    #expect(next.faultID == "f3" && next.sinceLostMs == 20 && next.tFailMonoNs == 1000 * ms)
+    // A loss reported before a later fault is not that fault's.
+    c.feed(.leaderLost, "B", at: 2000 * ms) { $0.group = 0 }
+    c.faultApplied(id: "f4", kind: .kill, node: "C", affected: ["C"], appliedMonoNs: 2100 * ms)
+    let after = c.feed(.leaderElected, "B", at: 2200 * ms) { $0.term = 3; $0.group = 0 }
+    #expect(after.faultID == nil && after.sinceLostMs == 200)
+}
