@@ -158,6 +158,14 @@ def test_report_rebuilds_every_file_from_trials_csv_alone(small, tmp_path):
     copy = rebuild(["spec.toml", "trials.csv"])
     for name in ["summary.txt", "recovery.svg", "timeline.svg"]:
         assert (copy / name).read_text() == (run_dir / name).read_text(), name
+    assert "partial" not in (copy / "report.md").read_text()
+    # Without run.json, a trials.csv short of the plan makes a report that says it is partial.
+    short = tmp_path / "short" / run_dir.name
+    short.mkdir(parents=True)
+    shutil.copy(run_dir / "spec.toml", short / "spec.toml")
+    (short / "trials.csv").write_text("\n".join((run_dir / "trials.csv").read_text().splitlines()[:6]) + "\n")
+    r = subprocess.run([str(BIN / "kvctl"), "experiment", "report", str(short)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "This report is partial: the run is interrupted" in (short / "report.md").read_text(), r.stderr
     html = (copy / "report.html").read_text()
     assert html.count("<svg") == 2 and "<script" not in html
 

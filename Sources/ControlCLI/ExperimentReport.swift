@@ -48,14 +48,14 @@ struct ExperimentReportCommand: ParsableCommand {
                 let records = try TrialsCSV.parse(try read("trials.csv"))
                 let summary = SweepSummary(spec: s, plan: plan, records: records)
                 files = SweepReport.files(spec: s, plan: plan, summary: summary, context: context(manifest, runID: runID, specText: specText,
-                    total: plan.trials.count, trials: { n in records.filter { $0.session == n }.count }))
+                    total: plan.trials.count, done: records.count, trials: { n in records.filter { $0.session == n }.count }))
                 shown = "report.md"
             case .failover(let s):
                 let plan = FailoverPlan(s)
                 var trials = try FailoverCSV.parse(try read("trials.csv"))
                 if access(dir + "/final-reads.csv", R_OK) == 0 { trials = FinalReadsCSV.merge(try read("final-reads.csv"), into: trials) }
                 files = FailoverReport.files(spec: s, plan: plan, trials: trials, context: context(manifest, runID: runID, specText: specText,
-                    total: plan.trials.count, trials: { n in trials.filter { $0.session == n }.count }))
+                    total: plan.trials.count, done: trials.count, trials: { n in trials.filter { $0.session == n }.count }))
                 shown = "summary.txt"
             }
         } catch let e as TrialsCSV.ParseError { throw Failure("\(dir)/trials.csv: \(e)") }
@@ -76,8 +76,10 @@ struct ExperimentReportCommand: ParsableCommand {
         return d.run.directory
     }
 
-    private func context(_ m: Manifest?, runID: String, specText: String, total: Int, trials: (Int) -> Int) -> RunContext {
-        RunContext(runID: runID, state: m?.state ?? .finished, reason: m?.reason, specText: specText,
+    /// Without run.json the state is what the trials say: finished when all are there, else
+    /// interrupted (the partial report says so).
+    private func context(_ m: Manifest?, runID: String, specText: String, total: Int, done: Int, trials: (Int) -> Int) -> RunContext {
+        RunContext(runID: runID, state: m?.state ?? (done >= total ? .finished : .interrupted), reason: m?.reason, specText: specText,
                    sessions: (m?.sessions ?? []).map { .init(number: $0.number, startedWallMs: $0.startedWallMs, endedWallMs: $0.endedWallMs,
                                                              host: $0.host, trials: trials($0.number)) },
                    total: total)
