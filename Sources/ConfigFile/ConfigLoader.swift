@@ -180,7 +180,7 @@ private struct Reader {
                     throw fail("cluster", nil, "pairs", "each pair is [\"primary\", \"backup\"], two node ids")
                 }
                 let primary = try node(p, "primary"), backup = try node(b, "backup")
-                let k = config.nodes.firstIndex { $0.id == backup }!
+                guard let k = config.nodes.firstIndex(where: { $0.id == backup }) else { continue }  // node() found it
                 if let other = config.nodes[k].backupOf, other != primary {
                     throw fail("cluster", nil, "pairs", "\(backup) is the backup of \(other) in its [[node]] (backup_of) but of \(primary) here")
                 }

@@ -38,16 +38,21 @@ extension FailoverStore {
                             + "to keep a quorum of \(ids.count)")
                 }
                 let expected = next
+                // The leader is taken as the wait saw it: a report arriving after could change it.
+                var found: GroupLeaders.Leader?
                 try await until("leader of group \(g) in term \(expected.term) or later", seconds: 10) { s in
-                    guard let l = s.leaders().byGroup[g], l.view.term >= expected.term else { return false }
-                    return !down.contains { $0.rawValue == l.node }
+                    guard let l = s.leaders().byGroup[g], l.view.term >= expected.term, !down.contains(where: { $0.rawValue == l.node })
+                    else { return false }
+                    found = l
+                    return true
                 }
-                let leader = leaders().byGroup[g]!
+                guard let leader = found, let leaderID = NodeID(validating: leader.node) else {
+                    throw TrialError(description: "rapid sequential: no leader of group \(g) to kill")
+                }
                 if let elected = expected.node, elected != leader.node {
                     run.log(nil, "experiment \(run.directory.runID): rapid sequential: \(elected) was elected at the last kill, "
                             + "\(leader.node) leads now (term \(leader.view.term)); killing \(leader.node)")
                 }
-                let leaderID = NodeID(validating: leader.node)!
                 let value = Self.writtenValue(startWallMs: start.wallMs, index: t.index, rapid: true)
                 var key = ""
                 var sent: MonotonicNanos = 0

@@ -216,7 +216,7 @@ public struct Coordinator: Sendable, Equatable {
     }
 
     private mutating func synced(_ p: Int, _ n: NodeID) -> [Effect] {
-        guard p < pairs.count else { return [] }
+        guard pairs.indices.contains(p) else { return [] }
         var s = pairs[p]
         defer { pairs[p] = s }
         guard nodes[n]?.alive == true, s.active != nil, s.active != n else { return [] }
@@ -231,13 +231,13 @@ public struct Coordinator: Sendable, Equatable {
     }
 
     private mutating func fenced(_ p: Int, _ seq: UInt64) -> [Effect] {
-        guard p < pairs.count, case .handingBack(let target, nil) = pairs[p].phase else { return [] }
+        guard pairs.indices.contains(p), case .handingBack(let target, nil) = pairs[p].phase else { return [] }
         pairs[p].phase = .handingBack(target: target, fencedAt: seq)
         return []
     }
 
     private mutating func applied(_ p: Int, _ n: NodeID, _ seq: UInt64) -> [Effect] {
-        guard p < pairs.count, case .handingBack(let target, let fencedAt?) = pairs[p].phase, target == n, seq >= fencedAt,
+        guard pairs.indices.contains(p), case .handingBack(let target, let fencedAt?) = pairs[p].phase, target == n, seq >= fencedAt,
               let old = pairs[p].active else { return [] }
         pairs[p].active = n
         pairs[p].phase = .normal
@@ -247,7 +247,7 @@ public struct Coordinator: Sendable, Equatable {
     }
 
     private mutating func syncFailed(_ p: Int, _ n: NodeID) -> [Effect] {
-        guard p < pairs.count, let active = pairs[p].active else { return [] }
+        guard pairs.indices.contains(p), let active = pairs[p].active else { return [] }
         switch pairs[p].phase {
         case .syncing(let target) where target == n:
             return [.startSync(pair: p, from: active, to: n)]
