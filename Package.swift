@@ -57,7 +57,14 @@ let package = Package(
             "Core", "Raft", "KVStore", "BinaryCodec", "Linearizability", "SplitMix", .product(name: "HeapModule", package: "swift-collections"),
         ]),
         // Primary-backup mode's coordinator (the original's name manager) as a pure state machine.
-        .target(name: "PrimaryBackup", dependencies: ["Core"]),
+        .target(name: "PrimaryBackup", dependencies: ["Core", "KVStore"]),
+        // kvnode's primary-backup runtimes: a storage node (the store's HTTP API over an in-memory
+        // copy, the replication stream, beats) and the coordinator (checks, assignments, events).
+        .target(name: "PrimaryBackupNode", dependencies: [
+            "PrimaryBackup", "KVStore", "Raft", "RaftNode", "NodeClient", "NodeRuntime", "Core", "Timing", "Systemd",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         // Experiment specs (TOML), the sweep's plan of trials, the statistics its reports use. No I/O.
         .target(name: "Experiments", dependencies: ["TOML", "Core", "SplitMix"]),
         // Runs experiments for the daemon: a cluster per cell, trials, run directories, resume.
@@ -128,7 +135,7 @@ let package = Package(
         ]),
         .executableTarget(name: "kvctl", dependencies: ["ControlCLI"]),
         .executableTarget(name: "kvnode", dependencies: [
-            "NodeRuntime", "Detection", "RaftNode", "RaftStorage", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "NodeRuntime", "Detection", "RaftNode", "PrimaryBackupNode", "RaftStorage", "Core", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "RaftTests", dependencies: ["Core", "Raft", "KVStore", "RaftSimulation", "ScenarioTesting"], exclude: ["testdata"]),

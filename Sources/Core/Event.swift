@@ -36,6 +36,16 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case peerUnreachable = "peer_unreachable"
     /// kvnode's own log (`--log_path`): heartbeat lines sent in the last second (`count`).
     case heartbeatsSent = "heartbeats_sent"
+    /// Primary-backup: an active node's writes confirmed by its standby in the last second (`count`),
+    /// with their lag from acknowledgement to applied on the standby (`lag_ms_max`, `lag_ms_mean`)
+    /// and what is still unconfirmed (`queued`).
+    case replicationLag = "replication_lag"
+    /// Primary-backup: the coordinator asked `peer` to copy its pair in full from `leader`.
+    case syncStarted = "sync_started"
+    /// Primary-backup: `peer` holds the full copy and follows the stream.
+    case syncFinished = "sync_finished"
+    /// Primary-backup: a returning primary serves its pair again, after its sync and the hand-back.
+    case primaryResumed = "primary_resumed"
 
     /// Kinds that are emitted: what `--kinds` accepts.
     public static var emitted: [EventKind] { allCases.filter { $0 != .writeAcked } }
@@ -102,8 +112,12 @@ public struct Event: Sendable, Codable, Equatable {
     public var sinceLostMs: Double?
     /// config_reloaded: each changed setting and what became of it.
     public var changes: [SettingChange]?
-    /// heartbeats_sent: how many.
+    /// heartbeats_sent, replication_lag: how many.
     public var count: Int?
+    /// replication_lag.
+    public var lagMsMax: Double?
+    public var lagMsMean: Double?
+    public var queued: Int?
     /// supervisor_started: the version and every setting in force (key -> value), so a log explains itself.
     public var version: String?
     public var settings: [String: String]?
@@ -120,6 +134,7 @@ public struct Event: Sendable, Codable, Equatable {
         case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", afterMs = "after_ms", peers
         case pid, exitCode = "exit_code", signal, restartInMs = "restart_in_ms", reason
         case leader, term, group, sinceLostMs = "since_lost_ms", changes, version, settings, count, path, offset
+        case lagMsMax = "lag_ms_max", lagMsMean = "lag_ms_mean", queued
     }
 
     public init(kind: EventKind, runID: String, node: NodeID? = nil, peer: NodeID? = nil, at stamp: Stamp = .now()) {

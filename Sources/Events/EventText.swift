@@ -36,6 +36,9 @@ public enum EventText {
         case .faultCleared: return "fault \(e.fault?.rawValue ?? "?") on \(node) cleared (\(e.reason ?? ""))"
         case .faultCancelled:
             return "scheduled fault \(e.fault?.rawValue ?? "?") on \(node) cancelled (\(e.faultID ?? "")): \(e.reason ?? "")"
+        case .leaderElected where e.leader != nil && e.leader != e.node, .leaderLost where e.reason != nil:
+            // Primary-backup: the coordinator names who serves (or who was lost), in its words.
+            return "coordinator \(node): \(e.reason ?? "") (epoch \(e.term.map(String.init) ?? "?"))"
         case .leaderElected:
             var s = "node \(node) became leader\(ofGroup(e)) in term \(e.term.map(String.init) ?? "?")"
             if let ms = e.sinceLostMs { s += ", \(format(ms)) ms after the previous leader was lost" }
@@ -57,6 +60,10 @@ public enum EventText {
             for c in e.changes ?? [] { s += "; \(c.key) \(c.old) -> \(c.new) \(c.outcome.rawValue) (\(c.reason))" }
             return s
         case .configRejected: return "configuration reload refused, old configuration kept: \(e.reason ?? "")"
+        case .replicationLag:
+            return "node \(node): \(e.count ?? 0) writes reached the standby in the last second, lag max \(format(e.lagMsMax ?? 0)) ms, "
+                + "mean \(format(e.lagMsMean ?? 0)) ms; \(e.queued ?? 0) unconfirmed"
+        case .syncStarted, .syncFinished, .primaryResumed: return "coordinator \(node): \(e.reason ?? e.kind.rawValue)"
         default: return "\(e.kind.rawValue) \(node)"
         }
     }
@@ -67,7 +74,8 @@ public enum EventText {
         case .faultFailed, .configRejected: return 3
         case .configReloaded where e.changes?.contains(where: { $0.outcome == .refused }) == true: return 4
         case .declaredDead, .nodeExited, .leaderLost, .walTruncated: return 4
-        case .faultApplied, .faultCleared, .declaredAlive, .leaderElected, .configReloaded: return 5
+        case .faultApplied, .faultCleared, .declaredAlive, .leaderElected, .configReloaded, .syncStarted, .syncFinished, .primaryResumed:
+            return 5
         default: return 6
         }
     }

@@ -52,6 +52,8 @@ public struct NodeOptions: Sendable {
     /// fixed (declared dead after hbTimeoutMs of silence) or phi (accrual, see `FailureDetector`).
     public var detector: FailureDetector.Kind = .fixed
     public var phiThreshold: Double = 8
+    /// The start event's reason, for a runtime other than heartbeat detection (default: role, peers, timing).
+    public var startDescription: String?
 
     public init(id: NodeID, host: String = "127.0.0.1", port: Int, role: NodeRole, peers: [PeerAddress],
                 hbIntervalMs: Int, hbTimeoutMs: Int, logPath: String?, runID: String, eventsViaNotify: Bool,

@@ -44,7 +44,7 @@ public enum NodeProcess {
         // The node's own side, first thing in its own log (the supervisor records starts and exits itself).
         var started = Event(kind: .nodeStarted, runID: options.runID, node: options.id)
         started.pid = getpid()
-        started.reason = "\(options.role.rawValue) on \(options.host):\(options.port)"
+        started.reason = options.startDescription ?? "\(options.role.rawValue) on \(options.host):\(options.port)"
             + (options.peers.isEmpty ? "" : ", peers " + options.peers.map { p in (p.id.map { "\($0)=" } ?? "") + "\(p.host):\(p.port)" }
                 .joined(separator: ","))
             + ", heartbeat every \(options.hbIntervalMs) ms, dead after \(options.hbTimeoutMs) ms"

@@ -103,21 +103,21 @@ struct StatusBody: Encodable {
     }
 }
 
-enum Decoded<T> {
+package enum Decoded<T> {
     case success(T)
     /// What was wrong, in one line.
     case failure(String)
 }
 
-enum JSON {
-    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+package enum JSON {
+    package static func encode<T: Encodable>(_ value: T) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array((try? encoder.encode(value)) ?? Data("{}".utf8)) + [0x0A]
     }
 
     /// Decodes `bytes` as `T`, or says in one line which field was wrong and how.
-    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> Decoded<T> {
+    package static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> Decoded<T> {
         do {
             return .success(try JSONDecoder().decode(type, from: Data(bytes)))
         } catch let DecodingError.keyNotFound(key, _) {

@@ -8,7 +8,7 @@ import NodeRuntime
 /// The HTTP API on HummingbirdCore 2 (the server without Hummingbird's router, middleware and
 /// file serving, which kvnode does not use and which cost 2 MB of binary): reads the body
 /// (bounded), hands the request to `KVAPI`, writes its reply.
-enum HTTPServer {
+package enum HTTPServer {
     /// Starts serving; returns once the port accepts connections, or throws why it cannot.
     /// Connections held at once (or half the file descriptors, if fewer); past it, a new one closes
     /// the one that read or wrote nothing for the longest (a stalled or half-sent request first),
@@ -22,6 +22,16 @@ enum HTTPServer {
     /// port accepts connections, or throws why it cannot.
     static func start(api: KVAPI, host: String, port: Int, group: MultiThreadedEventLoopGroup,
                       report: @escaping @Sendable (String) -> Void) throws {
+        try start(bodyLimit: api.limits.bodyBytes, host: host, port: port, group: group, report: report) {
+            await api.handle(method: $0, path: $1, query: $2, body: $3)
+        }
+    }
+
+    /// A handler of (method, path as received, raw query, body); bodies past `bodyLimit` get a 413.
+    package typealias Handler = @Sendable (String, String, String?, [UInt8]) async -> APIReply
+
+    package static func start(bodyLimit: Int, host: String, port: Int, group: MultiThreadedEventLoopGroup,
+                              report: @escaping @Sendable (String) -> Void, handler: @escaping Handler) throws {
         var logger = Logger(label: "kvnode-http")
         logger.logLevel = .error
         let loop = group.next()
@@ -30,7 +40,7 @@ enum HTTPServer {
                                        onEvict: { report("HTTP: \($0)") })
         let server = Server(
             childChannelSetup: HTTP1Channel(responder: { request, writer, _ in
-                let reply = await respond(api, request)
+                let reply = await respond(request, bodyLimit: bodyLimit, handler)
                 // A length, not chunks: every reply is whole before it is written.
                 var headers: HTTPFields = [.contentLength: String(reply.body.count)]
                 for (name, value) in reply.headers {
@@ -49,16 +59,16 @@ enum HTTPServer {
         try running.futureResult.wait()
     }
 
-    private static func respond(_ api: KVAPI, _ request: Request) async -> APIReply {
+    private static func respond(_ request: Request, bodyLimit: Int, _ handler: Handler) async -> APIReply {
         var request = request
         let body: [UInt8]
         do {
-            body = Array(buffer: try await request.collectBody(upTo: api.limits.bodyBytes))
+            body = Array(buffer: try await request.collectBody(upTo: bodyLimit))
         } catch is NIOTooManyBytesError {
-            return api.error(413, "the body exceeds the limit of \(api.limits.bodyBytes) bytes", "body_too_large")
+            return .error(413, "the body exceeds the limit of \(bodyLimit) bytes", "body_too_large")
         } catch {
-            return api.error(400, "could not read the body: \(error)", "bad_body")
+            return .error(400, "could not read the body: \(error)", "bad_body")
         }
-        return await api.handle(method: request.method.rawValue, path: request.uri.path, query: request.uri.query, body: body)
+        return await handler(request.method.rawValue, request.uri.path, request.uri.query, body)
     }
 }

@@ -3,43 +3,62 @@ import KVStore
 import Raft
 
 /// A reply before it becomes HTTP.
-struct APIReply: Sendable, Equatable {
-    var status: Int
-    var headers: [(String, String)] = []
-    var body: [UInt8]
+package struct APIReply: Sendable, Equatable {
+    package var status: Int
+    package var headers: [(String, String)] = []
+    package var body: [UInt8]
 
-    static func == (a: APIReply, b: APIReply) -> Bool {
+    package init(status: Int, headers: [(String, String)] = [], body: [UInt8]) {
+        self.status = status; self.headers = headers; self.body = body
+    }
+
+    /// A JSON body.
+    package static func json<T: Encodable>(_ status: Int, _ value: T) -> APIReply {
+        APIReply(status: status, headers: [("Content-Type", "application/json")], body: JSON.encode(value))
+    }
+
+    /// The API's error shape: {"error": what was wrong and what to do, "code": a stable name}.
+    package static func error(_ status: Int, _ message: String, _ code: String) -> APIReply {
+        json(status, ErrorBody(error: message, code: code))
+    }
+
+    package static func == (a: APIReply, b: APIReply) -> Bool {
         a.status == b.status && a.body == b.body && a.headers.elementsEqual(b.headers) { $0 == $1 }
     }
 }
 
 /// The HTTP API's routes and meaning, without the HTTP server (so tests can call it directly).
 /// Limits are explicit; anything outside them is a 4xx that names the limit.
-final class KVAPI: Sendable {
-    struct Limits: Sendable {
+package final class KVAPI: Sendable {
+    package struct Limits: Sendable {
+        package init() {}
         var keyBytes = 1024
         var valueBytes = 1 << 20
-        var bodyBytes = 4 << 20
+        package var bodyBytes = 4 << 20
         var mputEntries = 1000
         var clientIDBytes = 128
     }
-    struct Member: Sendable { var id: String; var httpURL: String }
+    package struct Member: Sendable {
+        var id: String
+        var httpURL: String
+        package init(id: String, httpURL: String) { self.id = id; self.httpURL = httpURL }
+    }
 
     let selfID: String
     let members: [ReplicaID: Member]
-    let limits: Limits
+    package let limits: Limits
     let defaultConsistency: ReadConsistency
     let syncMode: String
     private let replica: any KVReplica
 
-    init(selfID: String, members: [ReplicaID: Member], replica: any KVReplica, defaultConsistency: ReadConsistency,
+    package init(selfID: String, members: [ReplicaID: Member], replica: any KVReplica, defaultConsistency: ReadConsistency,
          syncMode: String, limits: Limits = Limits()) {
         self.selfID = selfID; self.members = members; self.replica = replica
         self.defaultConsistency = defaultConsistency; self.syncMode = syncMode; self.limits = limits
     }
 
     /// `path` is percent-encoded as received; `query` the raw query string.
-    func handle(method: String, path: String, query: String?, body: [UInt8]) async -> APIReply {
+    package func handle(method: String, path: String, query: String?, body: [UInt8]) async -> APIReply {
         let params = Self.queryParameters(query)
         switch (method, path) {
         case ("GET", "/healthz"): return json(200, ["ok": true])
@@ -244,15 +263,11 @@ final class KVAPI: Sendable {
         return r
     }
 
-    func error(_ status: Int, _ message: String, _ code: String) -> APIReply {
-        json(status, ErrorBody(error: message, code: code))
-    }
+    func error(_ status: Int, _ message: String, _ code: String) -> APIReply { .error(status, message, code) }
 
-    private func json<T: Encodable>(_ status: Int, _ value: T) -> APIReply {
-        APIReply(status: status, headers: [("Content-Type", "application/json")], body: JSON.encode(value))
-    }
+    private func json<T: Encodable>(_ status: Int, _ value: T) -> APIReply { .json(status, value) }
 
-    static func queryParameters(_ query: String?) -> [String: String] {
+    package static func queryParameters(_ query: String?) -> [String: String] {
         var out: [String: String] = [:]
         for pair in (query ?? "").split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1)
@@ -263,7 +278,7 @@ final class KVAPI: Sendable {
     }
 
     /// Percent-decoding; nil for a bad escape or bytes that are not UTF-8.
-    static func percentDecoded(_ s: String) -> String? {
+    package static func percentDecoded(_ s: String) -> String? {
         var bytes: [UInt8] = []
         var it = Array(s.utf8)[...]
         while let b = it.popFirst() {

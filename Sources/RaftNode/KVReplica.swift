@@ -4,7 +4,7 @@ import Raft
 /// What the HTTP API needs of the replicas behind it: who they are, their groups' status, and a
 /// read or a write answered by a group. `RaftLoop` is the real one; `KVAPI`'s tests give it a fake
 /// in a few lines, so the API's routes, limits, redirects and errors are tested without a cluster.
-protocol KVReplica: Sendable {
+package protocol KVReplica: Sendable {
     var id: ReplicaID { get }
     /// Groups 0..<groupCount; a key's is `KeyGroups.group(of:groups:)`.
     var groupCount: Int { get }

@@ -7,7 +7,7 @@ import NIOPosix
 import Synchronization
 
 /// What a client request came to.
-enum KVReply: Sendable, Equatable {
+package enum KVReply: Sendable, Equatable {
     /// A write was applied at `index` (a retry gets the first answer).
     case applied(KVResult, index: LogIndex)
     /// A read's value (nil: absent), as of `index`.
@@ -24,26 +24,29 @@ enum KVReply: Sendable, Equatable {
 }
 
 /// A GET's consistency: the node's `read_policy`, or the request's `?consistency=`.
-typealias ReadConsistency = ReadPolicy
+package typealias ReadConsistency = ReadPolicy
 
 /// One group's state on this node as the HTTP API and events see it, refreshed by the loop after
 /// each pass.
-struct RaftStatus: Sendable, Equatable {
-    var group = 0
-    var role: Role = .follower
-    var term: Term = 0
-    var leader: ReplicaID?
-    var commit: LogIndex = 0
-    var applied: LogIndex = 0
-    var lastIndex: LogIndex = 0
-    var snapshotIndex: LogIndex = 0
-    var keys = 0
+package struct RaftStatus: Sendable, Equatable {
+    package var group = 0
+    package var role: Role = .follower
+    package var term: Term = 0
+    package var leader: ReplicaID?
+    package var commit: LogIndex = 0
+    package var applied: LogIndex = 0
+    package var lastIndex: LogIndex = 0
+    package var snapshotIndex: LogIndex = 0
+    package var keys = 0
     /// The node's WAL, shared by its groups: the same in every group's status.
     var syncs = 0
     var entriesWritten = 0
     var batches = 0
     /// Snapshots received from a leader (InstallSnapshot) since start.
     var snapshotsReceived = 0
+
+    /// Every field at its start value (for another module's replica).
+    package static var initial: RaftStatus { RaftStatus() }
 }
 
 /// What the loop itself times and bounds (heartbeat and election timeouts are `Raft.Config`'s, in ticks).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Core
 import Detection
 import NodeRuntime
+import PrimaryBackupNode
 import RaftNode
 import RaftStorage
 
@@ -20,12 +21,16 @@ struct KVNode: ParsableCommand {
               kvnode -id node1 -port 8080 -peers "node2=http://localhost:8081,node3=http://localhost:8082"
             One-node KV store (no peers: data in ./data/node1), then curl localhost:8080/status:
               kvnode -id node1 -port 8080
+            Primary-backup: a coordinator (the name manager) and a pair, A primary, B its backup:
+              kvnode --mode coordinator --id NM --port 8100 --pairs A:B --nodes A=http://127.0.0.1:8101,B=http://127.0.0.1:8102
+              kvnode --mode primary-backup --id A --port 8101 --coordinator http://127.0.0.1:8100 --pairs A:B --nodes A=http://127.0.0.1:8101,B=http://127.0.0.1:8102
+              kvnode --mode primary-backup --id B --port 8102 --coordinator http://127.0.0.1:8100 --pairs A:B --nodes A=http://127.0.0.1:8101,B=http://127.0.0.1:8102
             """)
 
     @Option(name: [.customLong("id"), .customLong("id", withSingleDash: true)], help: "Node id: 1-32 letters, digits, '-' or '_'.")
     var id: String
     @Option(name: .customLong("mode"),
-            help: "heartbeat, raft, or auto: raft when --peers gives http:// URLs, --data-dir is set, or there are no peers at all (a one-node store); heartbeat otherwise.")
+            help: "heartbeat, raft, primary-backup (a storage node), coordinator (primary-backup's name manager), or auto: raft when --peers gives http:// URLs, --data-dir is set, or there are no peers at all (a one-node store); heartbeat otherwise.")
     var mode = ModeFlag.auto
     @Option(name: .customLong("host"), help: "Address to listen on.")
     var host = "127.0.0.1"
@@ -73,6 +78,21 @@ struct KVNode: ParsableCommand {
     var clusterToken = "kvnode"
     @Option(name: flag(.readPolicy), help: "Raft: default read consistency, linearizable or stale (per request: ?consistency=).")
     var readPolicy = RaftSettings().readPolicy
+    // Primary-backup mode.
+    @Option(name: .customLong("pairs"), help: "Primary-backup: PRIMARY:BACKUP,... (each key in pair sha256(key)[0] % pairs).")
+    var pairs: String = ""
+    @Option(name: .customLong("nodes"), help: "Primary-backup: every storage node's HTTP API, ID=http://HOST:PORT,...")
+    var pbNodes: String = ""
+    @Option(name: .customLong("coordinator"), help: "Primary-backup storage node: the coordinator's HTTP API, http://HOST:PORT.")
+    var coordinator: String?
+    @Option(name: .customLong("pb-check-interval-ms"), help: "Primary-backup: nodes beat, and the coordinator checks, this often.")
+    var pbCheckIntervalMs = PrimaryBackupSettings().checkIntervalMs
+    @Option(name: .customLong("pb-fail-after-ms"), help: "Primary-backup: a node silent this long is declared dead at the next check.")
+    var pbFailAfterMs = PrimaryBackupSettings().failAfterMs
+    @Option(name: .customLong("replication-path"),
+            help: "Primary-backup: coordinator (writes reach the backup through it, as in the original) or direct.")
+    var replicationPath = PrimaryBackupSettings().replicationPath
+
     @Option(name: .customLong("hb_interval_ms"), help: "Heartbeat interval in ms.")
     var hbIntervalMs = 100
     @Option(name: .customLong("hb_timeout_ms"), help: "Silence after which a peer is declared dead, in ms.")
@@ -118,6 +138,10 @@ struct KVNode: ParsableCommand {
                 throw ValidationError("peer port \(resolvedPeerPort) is out of range: set --peer-port")
             }
             if let problem = try raftOptions().problem() { throw ValidationError(problem) }
+        }
+        if mode == .primaryBackup || mode == .coordinator {
+            let o = try pbOptions()
+            if let problem = o.problem(coordinator: mode == .coordinator) { throw ValidationError(problem) }
         }
         if role == .detector && peerAddr.isEmpty && peerList.isEmpty {
             throw ValidationError("--role detector needs --peer_addr HOST:PORT")
@@ -172,8 +196,46 @@ struct KVNode: ParsableCommand {
         .customLong(String(RaftSettings.flag(f).dropFirst(2)))
     }
 
-    /// kvnode runs one of two runtimes, chosen by mode; heartbeat detection is a part of both.
+    func pbOptions() throws -> PBOptions {
+        var nodes: [NodeID: HTTPAddress] = [:]
+        for entry in pbNodes.split(separator: ",") {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let id = NodeID(validating: parts[0]), let address = HTTPAddress.parse(parts[1]) else {
+                throw ValidationError("--nodes entry '\(entry)': expected ID=http://HOST:PORT")
+            }
+            nodes[id] = address
+        }
+        var pairList: [(primary: NodeID, backup: NodeID)] = []
+        for entry in pairs.split(separator: ",") {
+            let parts = entry.split(separator: ":").map(String.init)
+            guard parts.count == 2, let p = NodeID(validating: parts[0]), let b = NodeID(validating: parts[1]) else {
+                throw ValidationError("--pairs entry '\(entry)': expected PRIMARY:BACKUP")
+            }
+            pairList.append((p, b))
+        }
+        let me = NodeID(validating: id)!
+        let coordinatorAddress: HTTPAddress
+        if mode == .coordinator {
+            coordinatorAddress = HTTPAddress(host: host, port: port)
+        } else {
+            guard let text = coordinator else { throw ValidationError("--mode primary-backup needs --coordinator http://HOST:PORT") }
+            guard let a = HTTPAddress.parse(text) else { throw ValidationError("--coordinator '\(text)': expected http://HOST:PORT") }
+            coordinatorAddress = a
+        }
+        var o = PBOptions(id: me, host: host, port: port, runID: runID, coordinator: coordinatorAddress, nodes: nodes, pairs: pairList,
+                          checkIntervalMs: pbCheckIntervalMs, failAfterMs: pbFailAfterMs, replicationPath: replicationPath.rawValue)
+        o.reportViaNotify = events == "notify"
+        o.logPath = logPath
+        return o
+    }
+
+    /// kvnode runs one of four runtimes, chosen by mode; heartbeat detection is a part of the first two.
     func run() throws {
+        switch mode {
+        case .primaryBackup: PrimaryBackupMain.runStorageNode(try pbOptions())
+        case .coordinator: PrimaryBackupMain.runCoordinator(try pbOptions())
+        default: break
+        }
         if isRaft {
             var raft = try raftOptions()
             raft.reportViaNotify = events == "notify"
@@ -200,12 +262,16 @@ struct KVNode: ParsableCommand {
 
 NodeProcess.blockTerminationSignals()
 /// kvnode's --mode: the runtime to run, or `auto` to choose from the other flags.
-enum ModeFlag: String, CaseIterable, ExpressibleByArgument { case auto, heartbeat, raft }
+enum ModeFlag: String, CaseIterable, ExpressibleByArgument {
+    case auto, heartbeat, raft, coordinator
+    case primaryBackup = "primary-backup"
+}
 
 // Typed flags: ArgumentParser refuses another value and lists the allowed ones.
 extension NodeRole: ExpressibleByArgument {}
 extension FailureDetector.Kind: ExpressibleByArgument {}
 extension SyncMode: ExpressibleByArgument {}
 extension ReadPolicy: ExpressibleByArgument {}
+extension PrimaryBackupSettings.ReplicationPath: ExpressibleByArgument {}
 
 KVNode.main()

@@ -1,0 +1,159 @@
+import Core
+import NIOCore
+import NIOPosix
+import NodeClient
+import NodeRuntime
+import PrimaryBackup
+import RaftNode
+import Synchronization
+import Timing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The coordinator (the original's name manager), running: `CoordinatorDriver` under one lock,
+/// fed by the storage nodes' registers, beats and sync reports and by a check every
+/// `checkIntervalMs` on a timing thread; its outcomes carried out as assignments sent to the
+/// nodes and as events.
+final class CoordinatorNode: Sendable {
+    let options: PBOptions
+    let driver: Mutex<CoordinatorDriver>
+    let output: EventOutput
+    let client = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// The last beat of each node (for /status).
+    let beats = Mutex<[String: PBWire.Beat]>([:])
+
+    init(options: PBOptions, output: EventOutput) {
+        self.options = options
+        self.output = output
+        let config = Coordinator.Config(pairs: options.pairs.map { Coordinator.Pair(primary: $0.primary, backup: $0.backup) },
+                                        checkIntervalNs: Int64(options.checkIntervalMs) * 1_000_000,
+                                        failAfterNs: Int64(options.failAfterMs) * 1_000_000)
+        let boot = "\(getpid())-\(monotonicNow())"
+        driver = Mutex(CoordinatorDriver(config: config, boot: boot, replicationPath: options.replicationPath))
+    }
+
+    func startChecking() {
+        let interval = Int64(options.checkIntervalMs) * 1_000_000
+        startDetachedThread { [self] in
+            var slots = FixedRateSlots(start: monotonicNow() + interval, intervalNs: interval)
+            while true {
+                PreciseClock.wait(until: slots.next, spinNs: 200_000)
+                _ = feed(.check)
+                slots.served(at: monotonicNow())
+            }
+        }
+    }
+
+    /// One input through the driver; its outcome carried out. Returns the outcome and the node's
+    /// assignment after it (for register and beat answers).
+    @discardableResult
+    func feed(_ input: Coordinator.Input, answering node: NodeID? = nil) -> (CoordinatorDriver.Outcome, PBWire.Assignment?) {
+        let now = monotonicNow()
+        let (outcome, pushes, answer) = driver.withLock { d in
+            let outcome = d.step(input, at: now)
+            let pushes = outcome.push.compactMap { n in d.assignment(for: n).map { (n, $0) } }
+            return (outcome, pushes, node.flatMap { d.assignment(for: $0) })
+        }
+        for note in outcome.notes { report(note, at: now) }
+        let fenced = Set(outcome.fence.map(\.node))
+        for (n, a) in pushes {
+            let fence = outcome.fence.first { $0.node == n }
+            push(a, to: n, fence: fenced.contains(n) ? fence?.pair : nil)
+        }
+        return (outcome, answer)
+    }
+
+    /// Sends `a` to `n`. A fence's answer names the last write the node acknowledged: the
+    /// returning primary takes over once it has applied that one.
+    private func push(_ a: PBWire.Assignment, to n: NodeID, fence pair: Int?) {
+        guard let address = options.nodes[n] else { return }
+        let call = NodeHTTP.begin(host: address.host, port: address.port, method: "POST", path: "/pb/assign", body: JSON.encode(a),
+                                  timeoutMs: 2000, group: client)
+        guard let pair else { return }
+        call.response.whenComplete { [self] result in
+            guard case .success(let r) = result, r.status == 200, case .success(let reply) = JSON.decode(PBWire.AssignReply.self, r.body)
+            else { return }  // a fenced node that died: its death is the next check's to find
+            feed(.fenced(pair: pair, seq: reply.last_seq))
+            Task { await self.awaitCatchUp(pair: pair, seq: reply.last_seq) }
+        }
+    }
+
+    /// Polls the node taking the pair back until it has applied `seq` (every write the fenced node
+    /// acknowledged), then hands the pair to it; gives up after 5 s (the sync starts over).
+    private func awaitCatchUp(pair: Int, seq: UInt64) async {
+        let deadline = monotonicNow() + 5_000_000_000
+        while monotonicNow() < deadline {
+            guard let target = driver.withLock({ d -> NodeID? in
+                if case .handingBack(let t, _) = d.core.pairs[pair].phase { return t }
+                return nil
+            }), let address = options.nodes[target] else { return }
+            if let r = try? await NodeHTTP.send(host: address.host, port: address.port, method: "GET", path: "/pb/applied",
+                                                timeoutMs: 1000, group: client),
+               r.status == 200, case .success(let reply) = JSON.decode(PBWire.AssignReply.self, r.body), reply.applied_seq >= seq {
+                feed(.applied(pair: pair, target, seq: reply.applied_seq))
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        if let target = driver.withLock({ d -> NodeID? in
+            if case .handingBack(let t, _) = d.core.pairs[pair].phase { return t }
+            return nil
+        }) { feed(.syncFailed(pair: pair, target)) }
+    }
+
+    // MARK: Events
+
+    private func report(_ note: CoordinatorDriver.Note, at now: Int64) {
+        let me = options.id
+        func event(_ kind: EventKind, peer: NodeID? = nil) -> Event {
+            var e = Event(kind: kind, runID: options.runID, node: me, peer: peer)
+            e.tMonoNs = now
+            return e
+        }
+        let pairText = { (p: Int) in "pair \(p) (\(self.options.pairs[p].primary):\(self.options.pairs[p].backup))" }
+        var e: Event
+        switch note {
+        case .declaredDead(let n, let silence, let heard):
+            e = event(.declaredDead, peer: n)
+            e.silenceMs = Double(silence) / 1e6
+            e.lastHeardMonoNs = heard
+            e.timeoutMs = options.failAfterMs
+        case .declaredAlive(let n):
+            e = event(.declaredAlive, peer: n)
+            e.reason = "registered again"
+        case .activeLost(let p, let n, let epoch):
+            e = event(.leaderLost)
+            e.leader = n; e.group = p; e.term = epoch
+            e.reason = "\(pairText(p)): its active node \(n) is dead"
+        case .promoted(let p, let n, let epoch):
+            e = event(.leaderElected, peer: n)
+            e.leader = n; e.group = p; e.term = epoch
+            e.reason = n == options.pairs[p].backup ? "\(pairText(p)): backup \(n) promoted" : "\(pairText(p)): \(n) serves"
+        case .syncStarted(let p, let from, let to):
+            e = event(.syncStarted, peer: to)
+            e.group = p; e.leader = from
+            e.reason = "\(pairText(p)): full copy from \(from) to \(to)"
+        case .synced(let p, let n):
+            e = event(.syncFinished, peer: n)
+            e.group = p
+            e.reason = "\(pairText(p)): \(n) holds the full copy"
+        case .resumed(let p, let n, let epoch):
+            e = event(.primaryResumed, peer: n)
+            e.leader = n; e.group = p; e.term = epoch
+            e.reason = "\(pairText(p)): \(n) serves again as primary"
+        case .pairDown(let p):
+            e = event(.leaderLost)
+            e.group = p
+            e.reason = "\(pairText(p)): both nodes are dead; its keys are unavailable"
+        }
+        output.emit(e)
+        // A promotion is this mode's election: for its own lane and for `leader_elected` readers.
+        if case .resumed(let p, let n, let epoch) = note {
+            var elected = event(.leaderElected, peer: n)
+            elected.leader = n; elected.group = p; elected.term = epoch
+            elected.reason = "\(pairText(p)): primary \(n) resumed after its sync"
+            output.emit(elected)
+        }
+    }
+}
