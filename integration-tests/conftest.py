@@ -144,10 +144,14 @@ class NotifyListener:
 
 
 class Supervisor:
-    def __init__(self, tmp, hb_interval=100, hb_timeout=200, extra="", env=None, mode="heartbeat", cluster_extra="", nofile=None):
+    def __init__(self, tmp, hb_interval=100, hb_timeout=200, extra="", env=None, mode="heartbeat", cluster_extra="", nofile=None,
+                 layout=None):
+        """layout: [(id, extra [[node]] lines)] instead of A, B and C (primary-backup's coordinator and pairs)."""
         self.dir = pathlib.Path(tmp)
         self.mode, self.cluster_extra = mode, cluster_extra
-        self.ports = free_ports(3, offset=1000 if mode == "raft" else None)
+        self.layout = layout or [(n, "") for n in "ABC"]
+        self.ports = free_ports(len(self.layout), offset=1000 if mode == "raft" else None)
+        self.port_of = {n: p for (n, _), p in zip(self.layout, self.ports)}
         self.socket = str(self.dir / "control")
         self.event_log = self.dir / "events.jsonl"
         self.config = self.dir / "kvsupervisor.toml"
@@ -167,7 +171,7 @@ class Supervisor:
         self._events, self._offset = [], 0
 
     def write_config(self, extra=""):
-        nodes = "".join(f'[[node]]\nid = "{n}"\nport = {p}\n' for n, p in zip("ABC", self.ports))
+        nodes = "".join(f'[[node]]\nid = "{n}"\nport = {p}\n{more}' for (n, more), p in zip(self.layout, self.ports))
         self.config.write_text(
             f'[supervisor]\nruntime_dir = "{self.dir}/rt"\nsocket = "{self.socket}"\n'
             f'event_log = "{self.event_log}"\nrun_id = "itest"\nstop_grace_ms = 2000\n{extra}'

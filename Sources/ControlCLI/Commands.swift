@@ -151,6 +151,7 @@ struct Nodes: ParsableCommand {
     }
 
     static func table(_ reply: ControlProtocol.Nodes) -> String {
+        if reply.nodes.contains(where: { ["primary", "backup", "coordinator"].contains($0.raft?.role) }) { return pairTable(reply) }
         // Raft columns once any node has reported (raft mode); with several groups, how many each
         // node leads (the other Raft columns are group 0's).
         let raft = reply.nodes.contains { $0.raft != nil }
@@ -173,6 +174,27 @@ struct Nodes: ParsableCommand {
     }
 }
 
+extension Nodes {
+    /// Primary-backup: each storage node's pair (with its members), its side, the pair's active
+    /// node and epoch, and what it has applied.
+    static func pairTable(_ reply: ControlProtocol.Nodes) -> String {
+        func pair(_ v: RaftView?) -> RaftView.Group? { v?.allGroups.first { $0.role == "primary" || $0.role == "backup" } }
+        var members: [Int: [String]] = [:]
+        for n in reply.nodes { if let p = pair(n.raft) { members[p.id, default: []].append(n.id) } }
+        let rows = reply.nodes.map { n -> [String] in
+            var exit = "-"
+            if let code = n.lastExit?.code { exit = "status \(code)" }
+            if let sig = n.lastExit?.signal { exit = sig }
+            let g = pair(n.raft)
+            let role = n.raft?.role == "coordinator" ? "coordinator" : g?.role ?? "-"
+            return [n.id, n.pid.map(String.init) ?? "-", n.state, String(n.port), String(n.restarts), exit,
+                    g.map { "\($0.id) (\(members[$0.id, default: []].joined(separator: ",")))" } ?? "-", role,
+                    g?.leader ?? "-", g.map { String($0.term) } ?? "-", g.map { String($0.appliedIndex) } ?? "-"]
+        }
+        return Render.table(["NODE", "PID", "STATE", "PORT", "RESTARTS", "LAST_EXIT", "PAIR", "ROLE", "ACTIVE", "EPOCH", "APPLIED"], rows)
+    }
+}
+
 struct Inject: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inject a fault: kill, stop, cont, term, delay, partition, restart.",
@@ -182,10 +204,13 @@ struct Inject: ParsableCommand {
             kvctl inject kill B --after 50ms
             kvctl inject delay B 150ms --jitter 20ms --for 10s
             kvctl inject partition B --peers A,C --for 5s
+            kvctl inject kill leader --key user42     (raft: the leader of the key's group)
+            kvctl inject kill primary --key user42    (primary-backup: the active node of the key's pair)
             """)
     @OptionGroup var connection: Connection
     @Argument(help: "kill, stop, cont, term, delay, partition or restart") var fault: String
-    @Argument(help: "The node, or 'leader' (raft mode: the node that leads when the supervisor gets the request).") var node: String
+    @Argument(help: "The node, or 'leader' (raft mode: the node that leads when the supervisor gets the request), or 'primary' (primary-backup: the active node of the key's pair).")
+    var node: String
     @Argument(help: "For delay: the added latency, e.g. 150ms.") var amount: String?
     // .unconditional: "--after -5ms" reaches validate() and is called negative, not "missing value".
     @Option(parsing: .unconditional, help: "Apply after this long, e.g. 50ms (at most 1h).") var after: String?
@@ -193,7 +218,8 @@ struct Inject: ParsableCommand {
     var duration: String?
     @Option(parsing: .unconditional, help: "For delay: random jitter, e.g. 20ms.") var jitter: String?
     @Option(help: "For partition: comma-separated nodes to cut the node off from (default: all others).") var peers: String?
-    @Option(help: "With 'leader': the leader of this key's Raft group (several groups: [cluster] groups).") var key: String?
+    @Option(help: "With 'leader': the leader of this key's Raft group (several groups: [cluster] groups); with 'primary': the active node of the key's pair.")
+    var key: String?
 
     func validate() throws {
         guard let kind = FaultKind(rawValue: fault), kind != .heal else {
@@ -201,10 +227,12 @@ struct Inject: ParsableCommand {
         }
         if kind == .delay && amount == nil { throw ValidationError("delay needs an amount: kvctl inject delay \(node) 150ms") }
         if kind != .delay && amount != nil { throw ValidationError("unexpected argument '\(amount!)': only delay takes an amount") }
-        if node != "leader" && NodeID(validating: node) == nil {
-            throw ValidationError("'\(node)' is not a node id (1-32 letters, digits, '-' or '_'), nor 'leader'")
+        if !byRole && NodeID(validating: node) == nil {
+            throw ValidationError("'\(node)' is not a node id (1-32 letters, digits, '-' or '_'), nor 'leader' or 'primary'")
         }
-        if key != nil && node != "leader" { throw ValidationError("--key goes with 'leader': kvctl inject \(fault) leader --key K") }
+        if key != nil && !byRole {
+            throw ValidationError("--key goes with 'leader' or 'primary': kvctl inject \(fault) leader --key K")
+        }
         let d = try durations()
         // The daemon checks these too; here they are usage errors (exit 2) in the flags' terms.
         if d.for != nil && ![.stop, .delay, .partition].contains(kind) {
@@ -220,6 +248,9 @@ struct Inject: ParsableCommand {
             throw ValidationError("--peers: '\(p)' is not a node id; give comma-separated node ids, e.g. --peers A,C")
         }
     }
+
+    /// The target is resolved by the supervisor: Raft's leader, or primary-backup's active node.
+    private var byRole: Bool { node == "leader" || node == "primary" }
 
     private var peerList: [String] { peers.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? [] }
 
@@ -241,8 +272,8 @@ struct Inject: ParsableCommand {
             peers: peers == nil ? nil : peerList, key: key)
         let reply = try connection.call("Inject", p, ControlProtocol.InjectReply.self, flags: Inject.flags)
         if connection.json { print(Render.json(reply)); return }
-        let target = node == "leader"
-            ? "leader \(reply.node ?? "?") (\(reply.group.map { "group \($0), " } ?? "")term \(reply.term.map(String.init) ?? "?"))" : node
+        let target = byRole
+            ? "\(node) \(reply.node ?? "?") (\(reply.group.map { "\(node == "primary" ? "pair" : "group") \($0), " } ?? "")\(node == "primary" ? "epoch" : "term") \(reply.term.map(String.init) ?? "?"))" : node
         if reply.appliedMonoNs != nil {
             print("\(fault) \(target): applied (fault \(reply.faultID)); follow with: kvctl events --follow")
         } else if let after {

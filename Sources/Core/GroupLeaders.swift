@@ -17,7 +17,8 @@ public struct GroupLeaders: Sendable, Equatable {
         for (node, view) in views {
             guard let view else { continue }
             if groups == nil { count = max(count, view.allGroups.count) }
-            for g in view.allGroups where g.role == "leader" && g.term >= (best[g.id]?.view.term ?? 0) {
+            // Primary-backup reports its pairs as groups: the active node of a pair is its "primary".
+            for g in view.allGroups where (g.role == "leader" || g.role == "primary") && g.term >= (best[g.id]?.view.term ?? 0) {
                 best[g.id] = Leader(node: node, view: g)
             }
         }

@@ -158,21 +158,26 @@ struct ControlHandler: Sendable {
         var leaderTerm: UInt64?
         var leaderGroup: Int?
         let node: NodeID
-        if p.node == "leader" {
+        if p.node == "leader" || p.node == "primary" {
             // Resolved now, from the nodes' latest reports: the leader of the key's group (group 0
-            // without a key) in the highest term.
-            let leaders = GroupLeaders(context.supervisor.snapshot.map { ($0.id.rawValue, $0.raft) }, groups: context.config.raft.groups)
+            // without a key) in the highest term; in primary-backup mode, the active node of the key's pair.
+            let config = context.config
+            let pb = config.mode == .primaryBackup
+            let leaders = GroupLeaders(context.supervisor.snapshot.map { ($0.id.rawValue, $0.raft) },
+                                       groups: pb ? config.pairs.count : config.raft.groups)
             let (group, found) = p.key.map { leaders.forKey($0) } ?? (0, leaders.byGroup[0])
             guard let leader = found, let id = NodeID(validating: leader.node) else {
-                return .error("io.kvsupervisor.NoLeader", ["reason": .string(
-                    "no node reports itself leader of group \(group) right now (not raft mode, or an election is under way); "
-                    + "retry, or name a node")])
+                return .error("io.kvsupervisor.NoLeader", ["reason": .string(pb
+                    ? "no node reports itself the active node of pair \(group) right now (a failover is under way, or both are down); "
+                        + "retry, or name a node"
+                    : "no node reports itself leader of group \(group) right now (not raft mode, or an election is under way); "
+                        + "retry, or name a node")])
             }
             node = id
             leaderTerm = leader.view.term
             leaderGroup = p.key == nil ? nil : group
         } else {
-            if p.key != nil { throw VarlinkParameterError(name: "key", reason: "goes with node \"leader\" only") }
+            if p.key != nil { throw VarlinkParameterError(name: "key", reason: "goes with node \"leader\" or \"primary\" only") }
             guard let named = try optionalNode(p.node, "node") else { throw VarlinkParameterError(name: "node", reason: "is required") }
             node = named
         }

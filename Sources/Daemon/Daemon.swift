@@ -49,11 +49,6 @@ public enum Daemon {
     public static func run(_ options: Options) async throws {
         let inbox = options.signals ?? SignalInbox.install()
         let config = try loadConfig(options.configFile)
-        if config.mode == .primaryBackup {
-            // Better refused than run as heartbeat-only nodes, which is what the command lines would say.
-            throw StartError.setup("[cluster] mode = \"primary-backup\": the layout is valid, but this version has no primary-backup "
-                                   + "store yet (its coordinator is being built); use mode = \"raft\" or \"heartbeat\"")
-        }
         let paths = try claimDirectories(config, socketOverride: options.socket)
         let runID = config.runID ?? "run-\(Stamp.now().wallMs)"
         let hub = try openEventHub(paths)

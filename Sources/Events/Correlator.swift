@@ -100,7 +100,8 @@ public struct Correlator: Sendable {
                 }
             }
             if let term = event.term, term >= groups[g, default: GroupLeader()].term {
-                groups[g] = GroupLeader(leader: event.node, term: term, lost: nil)
+                // Raft's new leader reports itself; primary-backup's coordinator names the node it promoted.
+                groups[g] = GroupLeader(leader: event.leader ?? event.node, term: term, lost: nil)
             }
         case .declaredDead:
             guard let peer = event.peer else { return }

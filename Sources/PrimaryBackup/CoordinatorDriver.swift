@@ -105,6 +105,18 @@ public struct CoordinatorDriver: Sendable {
             }
         }
         if case .synced(let p, let n) = input, core.nodes[n]?.alive == true { out.notes.insert(.synced(pair: p, n), at: 0) }
+        // A pair that gets an active node without a promotion or a hand-back (the first node of a
+        // pair to register) is served from now on too: said the same way.
+        for (p, s) in core.pairs.enumerated() {
+            guard let active = s.active, active != activeBefore[p] else { continue }
+            let said = out.notes.contains { note in
+                switch note {
+                case .promoted(let q, _, _), .resumed(let q, _, _): return q == p
+                default: return false
+                }
+            }
+            if !said { out.notes.append(.promoted(pair: p, active, epoch: 0)) }
+        }
         out.notes = out.notes.map { note in
             switch note {
             case .promoted(let p, let n, _): return .promoted(pair: p, n, epoch: epochs[p])

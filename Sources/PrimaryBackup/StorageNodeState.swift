@@ -10,7 +10,6 @@ import KVStore
 public struct StorageNodeState: Sendable {
     public let id: String
     public private(set) var machine = KVStateMachine()
-    public private(set) var incoming = IncomingReplication()
     /// Present while this node is the pair's active node.
     public private(set) var outgoing: OutgoingReplication?
     public private(set) var assignment: PBWire.Assignment?
@@ -50,9 +49,10 @@ public struct StorageNodeState: Sendable {
     }
 
     /// A read, answered by the active node from its own copy (no quorum: after a failover it may
-    /// miss writes the old primary acknowledged).
-    public func read(_ key: String) -> ReadOutcome {
-        isActive ? .value(machine.get(key), seq: machine.applied) : .notActive(assignment?.active)
+    /// miss writes the old primary acknowledged); with `anyRole` (a stale read), by the backup too,
+    /// from a copy as old as its replication lag.
+    public func read(_ key: String, anyRole: Bool = false) -> ReadOutcome {
+        isActive || anyRole ? .value(machine.get(key), seq: machine.applied) : .notActive(assignment?.active)
     }
 
     /// A newer assignment replaces the one held (an older one, or a repeat, is ignored): on
@@ -93,6 +93,9 @@ public struct StorageNodeState: Sendable {
         // Two nodes that both think they are active: the coordinator's latest word decides, and
         // this node's is that it serves; it must not take another's writes over its own.
         if isActive { return .failure(.active) }
+        // The stream goes on from what this copy holds, however it got there: its own writes while
+        // it was active, a full copy, or the stream itself.
+        var incoming = IncomingReplication(appliedSeq: machine.applied)
         let got = incoming.receive(ops)
         for op in got.apply { _ = machine.apply(index: op.seq, op.entry) }
         return .success(PBWire.ReplicateReply(applied_seq: machine.applied, missing_from: got.missingFrom ?? 0))
@@ -118,7 +121,6 @@ public struct StorageNodeState: Sendable {
             let m = try KVStateMachine(snapshot: bytes)
             guard m.applied == s.seq else { return .failure(.badSnapshot("applied \(m.applied), announced \(s.seq)")) }
             machine = m
-            incoming.installed(through: s.seq)
             return .success(s.seq)
         } catch {
             return .failure(.badSnapshot("\(error)"))

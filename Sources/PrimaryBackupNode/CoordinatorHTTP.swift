@@ -112,7 +112,7 @@ extension CoordinatorNode {
     /// `replication_path = "coordinator"`, as in the original: the acting primary's batch goes to
     /// the standby through here, and the standby's answer goes back.
     private func relay(_ body: [UInt8]) async -> APIReply {
-        guard case .success(let r) = JSON.decode(PBWire.Replicate.self, body), let to = known(r.to), let address = options.nodes[to] else {
+        guard case .success(let r) = JSON.decode(PBWire.Replicate.self, body), let to = known(r.to), let address = options.traffic(to: to) else {
             return .error(400, "POST /pb/relay: expected a replication batch for a storage node", "bad_body")
         }
         do {

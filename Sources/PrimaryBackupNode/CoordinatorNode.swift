@@ -5,6 +5,7 @@ import NodeClient
 import NodeRuntime
 import PrimaryBackup
 import RaftNode
+import Systemd
 import Synchronization
 import Timing
 #if canImport(Glibc)
@@ -33,7 +34,21 @@ final class CoordinatorNode: Sendable {
         driver = Mutex(CoordinatorDriver(config: config, boot: boot, replicationPath: options.replicationPath))
     }
 
+    /// For the supervisor's node table (`KV_RAFT=`): role "coordinator", and each pair as a group
+    /// with its active node and epoch.
+    func reportView() {
+        guard options.reportViaNotify else { return }
+        let groups = driver.withLock { d in
+            d.core.pairs.enumerated().map { p, s in
+                RaftView.Group(id: p, role: "none", term: d.epochs[p], leader: s.active?.rawValue, commitIndex: 0, appliedIndex: 0)
+            }
+        }
+        let view = RaftView(role: "coordinator", term: 0, leader: nil, commitIndex: 0, appliedIndex: 0, groups: groups)
+        Notifier.send([RaftView.notifyPrefix + view.jsonLine()])
+    }
+
     func startChecking() {
+        reportView()
         let interval = Int64(options.checkIntervalMs) * 1_000_000
         startDetachedThread { [self] in
             var slots = FixedRateSlots(start: monotonicNow() + interval, intervalNs: interval)
@@ -56,6 +71,7 @@ final class CoordinatorNode: Sendable {
             return (outcome, pushes, node.flatMap { d.assignment(for: $0) })
         }
         for note in outcome.notes { report(note, at: now) }
+        if !pushes.isEmpty { reportView() }
         let fenced = Set(outcome.fence.map(\.node))
         for (n, a) in pushes {
             let fence = outcome.fence.first { $0.node == n }
@@ -67,7 +83,7 @@ final class CoordinatorNode: Sendable {
     /// Sends `a` to `n`. A fence's answer names the last write the node acknowledged: the
     /// returning primary takes over once it has applied that one.
     private func push(_ a: PBWire.Assignment, to n: NodeID, fence pair: Int?) {
-        guard let address = options.nodes[n] else { return }
+        guard let address = options.traffic(to: n) else { return }
         let call = NodeHTTP.begin(host: address.host, port: address.port, method: "POST", path: "/pb/assign", body: JSON.encode(a),
                                   timeoutMs: 2000, group: client)
         guard let pair else { return }
@@ -87,7 +103,7 @@ final class CoordinatorNode: Sendable {
             guard let target = driver.withLock({ d -> NodeID? in
                 if case .handingBack(let t, _) = d.core.pairs[pair].phase { return t }
                 return nil
-            }), let address = options.nodes[target] else { return }
+            }), let address = options.traffic(to: target) else { return }
             if let r = try? await NodeHTTP.send(host: address.host, port: address.port, method: "GET", path: "/pb/applied",
                                                 timeoutMs: 1000, group: client),
                r.status == 200, case .success(let reply) = JSON.decode(PBWire.AssignReply.self, r.body), reply.applied_seq >= seq {

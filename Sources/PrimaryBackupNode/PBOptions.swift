@@ -26,8 +26,11 @@ public struct PBOptions: Sendable {
     public var runID: String
     /// The coordinator's HTTP API (storage nodes) or this one's (the coordinator).
     public var coordinator: HTTPAddress
-    /// Every storage node's HTTP API, by id.
+    /// Every storage node's HTTP API, by id: what clients are redirected to.
     public var nodes: [NodeID: HTTPAddress]
+    /// Where this process sends its own traffic to a node, when not straight to `nodes` (under
+    /// kvsupervisor: the link proxy from this node to that one, so that faults can cut or delay it).
+    public var links: [NodeID: HTTPAddress] = [:]
     /// primary -> backup, in pair order.
     public var pairs: [(primary: NodeID, backup: NodeID)]
     /// Storage nodes beat this often; the coordinator checks their silence this often.
@@ -44,6 +47,9 @@ public struct PBOptions: Sendable {
         self.id = id; self.host = host; self.port = port; self.runID = runID; self.coordinator = coordinator; self.nodes = nodes
         self.pairs = pairs; self.checkIntervalMs = checkIntervalMs; self.failAfterMs = failAfterMs; self.replicationPath = replicationPath
     }
+
+    /// Where this process's own requests to node `n` go.
+    func traffic(to n: NodeID) -> HTTPAddress? { links[n] ?? nodes[n] }
 
     /// Storage nodes' replica numbers for the store's API (sorted ids from 1), as raft mode numbers them.
     var replicaIDs: [NodeID: Int] {

@@ -97,7 +97,7 @@ final class StorageNode: Sendable {
     private func sync(from: String, pair: Int) async {
         var ok = false
         var seq: UInt64 = 0
-        if let id = NodeID(validating: from), let address = options.nodes[id] {
+        if let id = NodeID(validating: from), let address = options.traffic(to: id) {
             do {
                 let r = try await NodeHTTP.send(host: address.host, port: address.port, method: "GET", path: "/pb/snapshot?for=\(options.id)",
                                                 timeoutMs: 30_000, group: client)
@@ -128,7 +128,7 @@ final class StorageNode: Sendable {
                 let request = PBWire.Replicate(pair: batch.pair, from: options.id.rawValue, to: batch.to, epoch: batch.epoch,
                                                ops: batch.ops.map(PBWire.Op.init))
                 let target = options.replicationPath == "coordinator" ? options.coordinator
-                    : NodeID(validating: batch.to).flatMap { options.nodes[$0] }
+                    : NodeID(validating: batch.to).flatMap { options.traffic(to: $0) }
                 guard let target else { break }
                 let path = options.replicationPath == "coordinator" ? "/pb/relay" : "/pb/replicate"
                 do {

@@ -43,7 +43,7 @@ struct StorageReplica: KVReplica {
 
     func read(group: Int, _ key: String, _ consistency: ReadConsistency) async -> KVReply {
         if let other = elsewhere(group) { return other }
-        switch node.state.withLock({ $0.read(key) }) {
+        switch node.state.withLock({ $0.read(key, anyRole: consistency == .stale) }) {
         case .value(let v, let seq): return .value(v, index: LogIndex(seq))
         case .notActive(let active): return .notLeader(leader: replica(active))
         }

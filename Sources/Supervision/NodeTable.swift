@@ -212,7 +212,8 @@ public struct NodeTable: Sendable {
         return effects
     }
 
-    static let nodeEventKinds: Set<EventKind> = [.suspect, .declaredDead, .declaredAlive, .leaderElected, .leaderLost, .writeAcked, .walTruncated]
+    static let nodeEventKinds: Set<EventKind> = [.suspect, .declaredDead, .declaredAlive, .leaderElected, .leaderLost, .writeAcked, .walTruncated,
+                                                  .replicationLag, .syncStarted, .syncFinished, .primaryResumed]
 
     private mutating func exited(_ id: NodeID, generation: Int, cause: ExitCause, at now: Stamp) -> [Effect] {
         guard var e = entries[id], e.generation == generation else { return [] }

@@ -83,6 +83,9 @@ struct KVNode: ParsableCommand {
     var pairs: String = ""
     @Option(name: .customLong("nodes"), help: "Primary-backup: every storage node's HTTP API, ID=http://HOST:PORT,...")
     var pbNodes: String = ""
+    @Option(name: .customLong("links"),
+            help: "Primary-backup: ID=HOST:PORT where this process sends its own requests to each node (default: its --nodes address).")
+    var pbLinks: String = ""
     @Option(name: .customLong("coordinator"), help: "Primary-backup storage node: the coordinator's HTTP API, http://HOST:PORT.")
     var coordinator: String?
     @Option(name: .customLong("pb-check-interval-ms"), help: "Primary-backup: nodes beat, and the coordinator checks, this often.")
@@ -205,6 +208,14 @@ struct KVNode: ParsableCommand {
             }
             nodes[id] = address
         }
+        var links: [NodeID: HTTPAddress] = [:]
+        for entry in pbLinks.split(separator: ",") {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let id = NodeID(validating: parts[0]), let address = HTTPAddress.parse(parts[1]) else {
+                throw ValidationError("--links entry '\(entry)': expected ID=HOST:PORT")
+            }
+            links[id] = address
+        }
         var pairList: [(primary: NodeID, backup: NodeID)] = []
         for entry in pairs.split(separator: ",") {
             let parts = entry.split(separator: ":").map(String.init)
@@ -224,6 +235,7 @@ struct KVNode: ParsableCommand {
         }
         var o = PBOptions(id: me, host: host, port: port, runID: runID, coordinator: coordinatorAddress, nodes: nodes, pairs: pairList,
                           checkIntervalMs: pbCheckIntervalMs, failAfterMs: pbFailAfterMs, replicationPath: replicationPath.rawValue)
+        o.links = links
         o.reportViaNotify = events == "notify"
         o.logPath = logPath
         return o
