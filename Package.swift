@@ -155,7 +155,7 @@ let package = Package(
                     exclude: ["testdata"]),
         .testTarget(name: "FaultsTests", dependencies: ["Faults", "Core", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "EventsTests", dependencies: ["Events", "Core"]),
-        .testTarget(name: "PrimaryBackupTests", dependencies: ["PrimaryBackup", "Core", "ScenarioTesting"], exclude: ["testdata"]),
+        .testTarget(name: "PrimaryBackupTests", dependencies: ["PrimaryBackup", "Core", "KVStore", "ScenarioTesting"], exclude: ["testdata"]),
         .testTarget(name: "TimingTests", dependencies: ["Timing", "Core"]),
         .testTarget(name: "ControlCLITests", dependencies: ["ControlCLI", "Core"]),
         .testTarget(name: "VarlinkTests", dependencies: [

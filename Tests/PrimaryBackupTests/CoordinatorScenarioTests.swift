@@ -9,7 +9,7 @@ import Testing
 ///   register A t=0 | heartbeat A t=1 | check t=5000 | synced 0 A t=6 | fenced 0 seq=12 t=7
 ///   applied 0 A seq=12 t=8 | sync-failed 0 A t=9 | route key | state
 /// Times are milliseconds on the monotonic clock.
-final class CoordinatorDriver {
+final class CoordinatorScript {
     var coordinator = Coordinator(config: .init(pairs: [], checkIntervalNs: 0, failAfterNs: 0))
 
     func run(_ c: ScenarioCommand) throws -> [String] {
@@ -84,6 +84,6 @@ final class CoordinatorDriver {
 
 @Test func coordinatorScenarios() throws {
     let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("testdata").path
-    let failures = try ScenarioScript.runAll(in: dir) { let d = CoordinatorDriver(); return d.run }
+    let failures = try ScenarioScript.runAll(in: dir) { let d = CoordinatorScript(); return d.run }
     #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
 }
