@@ -255,3 +255,17 @@ def test_a_failover_run_killed_with_the_supervisor_resumes_and_finishes(tmpdir_c
         wait_gone(experiment_pids(run_dir))
     finally:
         s2.stop()
+
+
+def test_a_one_group_raft_store_runs_trials_whoever_leads():
+    """One Raft group has no leader balancer: a trial must not wait for the preferred leader to
+    come back (it waited 20 s and failed the run once the first kill moved the leadership)."""
+    r, run_dir, _, _ = run_spec('[experiment]\nkind = "failover"\ngroups = 1\nkill_after_ms = [0]\ntrials = 4\nin_flight = false\n')
+    try:
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        trials = rows(run_dir)
+        assert len(trials) == 4 and all(t["survived"] == "yes" for t in trials), trials
+        # The leadership moved with the first kill and stayed away from A: later trials wrote through others.
+        assert len({t["leader"] for t in trials}) >= 2, [t["leader"] for t in trials]
+    finally:
+        shutil.rmtree(run_dir.parent, ignore_errors=True)

@@ -104,6 +104,25 @@ final class ExperimentCluster: Sendable {
         }
     }
 
+    /// A primary-backup store for a failover run: a coordinator NM and `spec.groups` pairs, A:B,
+    /// C:D, ... (each node's copy lives in its memory: nothing to remove afterwards).
+    static func startPrimaryBackup(spec: FailoverSpec, runID: String, hub: EventHub, environment env: ExperimentEnvironment,
+                                   log: @escaping @Sendable (NodeID, String) -> Void) async throws -> ExperimentCluster {
+        let ports = try LoopbackPorts.free(count: spec.nodes + 1)
+        var nodes = [NodeConfig(id: "NM", port: ports[0], role: .coordinator)]
+        for k in 0..<spec.nodes {
+            let id = NodeID(validating: String(UnicodeScalar(UInt8(65 + k))))!
+            nodes.append(NodeConfig(id: id, port: ports[k + 1], backupOf: k % 2 == 1 ? nodes[k].id : nil))
+        }
+        var config = ClusterConfig(nodes: nodes)
+        config.mode = .primaryBackup
+        config.primaryBackup = spec.primaryBackup
+        config.timerSpinUs = env.timerSpinUs
+        return try await start(config: config, runID: runID, hub: hub, environment: env, scratchDir: nil, log: log) { [config] node, links in
+            NodeCommandLine(config: config, links: links, stateDir: env.runtimeDir, runID: runID).arguments(for: node)
+        }
+    }
+
     private static func start(config: ClusterConfig, runID: String, hub: EventHub, environment env: ExperimentEnvironment,
                               scratchDir: String?, log: @escaping @Sendable (NodeID, String) -> Void,
                               arguments: @escaping @Sendable (NodeConfig, LinkTable) -> [String]) async throws -> ExperimentCluster {

@@ -12,7 +12,7 @@ extension FailoverStore {
     /// an acknowledged write must still be there, and a lost one must not have come back.
     func finalReads(_ rows: [FailoverTrial]) async -> [(FailoverTrial, FailoverTrial.Survival)] {
         try? await until("every group led by its preferred node", seconds: 10) { s in
-            (0..<s.spec.groups).allSatisfy { s.leaders().byGroup[$0]?.node == s.preferred($0).rawValue }
+            (0..<s.spec.groups).allSatisfy { s.settled($0) }
         }
         var out: [(FailoverTrial, FailoverTrial.Survival)] = []
         for row in rows {

@@ -11,7 +11,8 @@ struct FailoverStore {
     let cluster: ExperimentCluster
     let feed: EventFeed
     let client: StoreClient
-    /// Sorted: group g's preferred leader is ids[g % n] (kvnode's LeaderBalancer).
+    /// The storage nodes, sorted: group g's preferred leader is ids[g % n] (kvnode's LeaderBalancer);
+    /// primary-backup's pair g is ids[2g]:ids[2g + 1].
     let ids: [NodeID]
     private var nextGroup = 0
 
@@ -22,13 +23,21 @@ struct FailoverStore {
         let feed = EventFeed(run.hub.subscribe(kinds: nil))
         let cluster: ExperimentCluster
         do {
-            cluster = try await ExperimentCluster.startRaft(
-                spec: run.spec, runID: run.directory.runID, dataDir: run.directory.path + "/data-s\(run.session)-\(number)",
-                hub: run.hub, environment: run.environment, log: { node, line in run.log(node, line) })
+            switch run.spec.mode {
+            case .raft:
+                cluster = try await ExperimentCluster.startRaft(
+                    spec: run.spec, runID: run.directory.runID, dataDir: run.directory.path + "/data-s\(run.session)-\(number)",
+                    hub: run.hub, environment: run.environment, log: { node, line in run.log(node, line) })
+            case .primaryBackup:
+                cluster = try await ExperimentCluster.startPrimaryBackup(spec: run.spec, runID: run.directory.runID, hub: run.hub,
+                                                                         environment: run.environment, log: { node, line in run.log(node, line) })
+            }
         } catch { feed.close(); throw error }
         let ports = Dictionary(uniqueKeysWithValues: cluster.config.nodes.map { ($0.id, $0.port) })
+        // The nodes that hold data (not primary-backup's coordinator).
+        let storage = cluster.config.nodes.filter { $0.role != .coordinator }.map(\.id).sorted()
         let store = FailoverStore(run: run, cluster: cluster, feed: feed, client: StoreClient(group: run.environment.group, ports: ports),
-                                  ids: cluster.nodes.sorted())
+                                  ids: storage)
         do {
             try await cluster.startAll()
             var ready = Set<NodeID>()
@@ -39,7 +48,7 @@ struct FailoverStore {
             guard all else { throw TrialError(description: "\(ready.count) of \(cluster.nodes.count) nodes ready after 20 s") }
             // Every group led by its preferred node: no balancing transfer can then start mid-trial.
             try await store.until("every group led by its preferred node", seconds: 20) { s in
-                (0..<s.spec.groups).allSatisfy { s.leaders().byGroup[$0]?.node == s.preferred($0).rawValue }
+                (0..<s.spec.groups).allSatisfy { s.settled($0) }
             }
         } catch {
             await store.shutdown()
@@ -59,7 +68,15 @@ struct FailoverStore {
         GroupLeaders(cluster.supervisor.snapshot.map { ($0.id.rawValue, $0.raft) }, groups: spec.groups)
     }
 
-    func preferred(_ g: Int) -> NodeID { ids[g % ids.count] }
+    func preferred(_ g: Int) -> NodeID { spec.mode == .primaryBackup ? ids[2 * g] : ids[g % ids.count] }
+
+    /// Group g is where a trial can start: led by its preferred node, which the balancer (several
+    /// Raft groups) or the coordinator's hand-back (primary-backup) gives it back. A one-group
+    /// Raft store has no balancer: any leader will do (waiting for its preferred one hung).
+    func settled(_ g: Int) -> Bool {
+        guard let leader = leaders().byGroup[g]?.node else { return false }
+        return spec.mode == .raft && spec.groups == 1 ? true : leader == preferred(g).rawValue
+    }
 
     /// Polls `condition` every 2 ms until it holds; a TrialError naming `what` after `seconds`.
     func until(_ what: String, seconds: Int, _ condition: (FailoverStore) -> Bool) async throws {
@@ -77,7 +94,7 @@ struct FailoverStore {
         var chosen: Int?
         try await until("group led by its preferred node", seconds: 20) { s in
             chosen = (0..<s.spec.groups).map { (s.nextGroup + $0) % s.spec.groups }.first { g in
-                s.leaders().byGroup[g]?.node == s.preferred(g).rawValue
+                s.settled(g)
             }
             return chosen != nil
         }
@@ -177,7 +194,11 @@ struct FailoverStore {
             // Caught up: the node holds what the new leader had committed when it first served a
             // write (so it has heard from the new leader), and at least the commit index the old
             // leader reported before the kill, and the trial's own write.
-            let catchUpIndex = max(ack?.index ?? 0, leader.view.commitIndex, watch.firstWrite?.index ?? 0)
+            // Primary-backup numbers writes afresh on the promoted node from what it holds: writes
+            // the old primary acknowledged and lost leave its numbers behind, so the new primary's
+            // first write is the target.
+            let catchUpIndex = spec.mode == .primaryBackup ? watch.firstWrite?.index ?? 0
+                : max(ack?.index ?? 0, leader.view.commitIndex, watch.firstWrite?.index ?? 0)
             let restart = monotonicNow()
             var caughtUp: MonotonicNanos?
             do {
@@ -230,7 +251,10 @@ struct FailoverStore {
             }
             if e.kind == .declaredDead, e.peer == leader { detects.append(e.tMonoNs) }
             if e.kind == .leaderLost, (e.group ?? 0) == g { losts.append(e.tMonoNs) }
-            if e.kind == .leaderElected, (e.group ?? 0) == g, let t = e.term, t > term { electeds.append((e.tMonoNs, e.node?.rawValue, t)) }
+            // Raft's new leader reports itself; primary-backup's coordinator names the node it promoted.
+            if e.kind == .leaderElected, (e.group ?? 0) == g, let t = e.term, t > term {
+                electeds.append((e.tMonoNs, (e.leader ?? e.node)?.rawValue, t))
+            }
         }
         func electedSince(_ a: MonotonicNanos) -> (at: MonotonicNanos, node: String?, term: UInt64)? { electeds.first { $0.at >= a } }
         _ = await feed.wait(until: at + 5_000_000_000) { e in see(e); return failure != nil || w.applied != nil }
@@ -259,7 +283,9 @@ struct FailoverStore {
     func awaitDetection(_ w: inout Failover, of leader: NodeID) async {
         guard w.detect == nil, let applied = w.applied?.monoNs else { return }
         let config = cluster.config
-        let deadline = applied + Int64(config.hbTimeoutMs + 2 * config.hbIntervalMs + 300) * 1_000_000
+        let (timeout, interval) = spec.mode == .primaryBackup ? (spec.primaryBackup.failAfterMs, spec.primaryBackup.checkIntervalMs)
+            : (config.hbTimeoutMs, config.hbIntervalMs)
+        let deadline = applied + Int64(timeout + 2 * interval + 300) * 1_000_000
         var detect: MonotonicNanos?
         _ = await feed.wait(until: deadline) { e in
             if e.kind == .declaredDead, e.peer == leader, e.tMonoNs >= applied { detect = e.tMonoNs; return true }

@@ -38,9 +38,7 @@ public enum FailoverReport {
     }
 
     static func whatRan(_ spec: FailoverSpec, _ plan: FailoverPlan, _ s: FailoverSummary) -> String {
-        "mode \(spec.mode.rawValue), \(spec.nodes) nodes, \(spec.groups) Raft group\(spec.groups == 1 ? "" : "s"), fault \(spec.fault.rawValue) "
-            + "of the key's leader, sync \(spec.raft.sync.rawValue), election timeout \(spec.raft.electionMs)-\(spec.raft.electionMaxMs) ms, "
-            + "Raft heartbeat \(spec.raft.heartbeatMs) ms; kill delays \(spec.killAfterMs.map(String.init).joined(separator: ", ")) ms, "
+        "\(spec.storeDescription); fault \(spec.fault.rawValue) of the key's \(spec.mode == .raft ? "leader" : "active node"); kill delays \(spec.killAfterMs.map(String.init).joined(separator: ", ")) ms, "
             + "\(spec.trials) trials each\(spec.inFlight ? ", after the acknowledgement and after the send" : "")"
             + (spec.rapidSequential > 0 ? ", then \(spec.rapidSequential) rapid sequential kills \(spec.rapidGapMs) ms after each write" : "")
             + (s.rapidBroughtBack > 0 ? " (\(s.rapidBroughtBack) nodes brought back between them to keep a quorum)" : "")

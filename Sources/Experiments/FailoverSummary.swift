@@ -108,8 +108,7 @@ public struct FailoverSummary: Sendable, Equatable {
                 + "p90 \(seconds(OrderStatistics.percentile(r.recoveryMs, 90))), p99 \(seconds(OrderStatistics.percentile(r.recoveryMs, 99)))"
         }
         var out = ["=== FAILOVER TEST ANALYSIS REPORT ===",
-                   "run \(runID): mode \(spec.mode.rawValue), \(spec.nodes) nodes, \(spec.groups) group\(spec.groups == 1 ? "" : "s"), "
-                    + "fault \(spec.fault.rawValue), sync \(spec.raft.sync.rawValue), election \(spec.raft.electionMs)-\(spec.raft.electionMaxMs) ms",
+                   "run \(runID): \(spec.storeDescription), fault \(spec.fault.rawValue)",
                    "",
                    "OVERALL RESULTS",
                    "  Total tests: \(overall.trials)",

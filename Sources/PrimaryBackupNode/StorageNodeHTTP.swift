@@ -81,6 +81,13 @@ struct StorageStatus: Encodable {
     var last_seq: UInt64
     var keys: Int
     var replication: Replication
+    /// As raft mode's /status names them (this node's pair as its one group), for clients of both.
+    var groups: [Group]
+    struct Group: Encodable {
+        var id: Int
+        var role: String
+        var applied_index: UInt64
+    }
     struct Replication: Encodable {
         var path: String
         /// Writes acknowledged and not yet confirmed by the standby (what dies with this node).
@@ -135,7 +142,8 @@ extension StorageNode {
                 applied_seq: s.appliedSeq, last_seq: s.outgoing?.lastSeq ?? s.appliedSeq, keys: s.machine.data.count,
                 replication: .init(path: options.replicationPath, lag_ops: s.lagOps, queued: s.outgoing?.queue.count ?? 0,
                                    last_lag_ms: window.count > 0 ? Double(window.lastNs) / 1e6 : nil,
-                                   max_lag_ms_this_second: window.count > 0 ? Double(window.maxNs) / 1e6 : nil)))
+                                   max_lag_ms_this_second: window.count > 0 ? Double(window.maxNs) / 1e6 : nil),
+                groups: a.map { [.init(id: $0.pair, role: s.isActive ? "primary" : "backup", applied_index: s.appliedSeq)] } ?? []))
         }
     }
 }
