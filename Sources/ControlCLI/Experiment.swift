@@ -9,7 +9,8 @@ import Glibc
 struct Experiment: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run, resume, cancel and read experiments (the supervisor runs them).",
-        subcommands: [Run.self, Trial.self, Resume.self, Cancel.self, List.self, Show.self, ExperimentReportCommand.self])
+        subcommands: [Run.self, Trial.self, Resume.self, Cancel.self, List.self, Show.self, ExperimentReportCommand.self,
+                      ExperimentCompareCommand.self])
 
     /// kvctl experiment run FILE
     struct Run: ParsableCommand {

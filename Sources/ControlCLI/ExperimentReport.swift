@@ -68,13 +68,7 @@ struct ExperimentReportCommand: ParsableCommand {
         }
     }
 
-    /// The run's directory: RUN itself if it holds a spec, else the supervisor's answer for the id.
-    private func directory() throws -> String {
-        if access(target + "/spec.toml", R_OK) == 0 { return target.hasSuffix("/") ? String(target.dropLast()) : target }
-        if target.contains("/") { throw Failure("\(target) holds no spec.toml: not a run directory") }
-        let d = try connection.call("GetExperiment", ControlProtocol.RunIDParameter(runID: target), ControlProtocol.ExperimentDetail.self)
-        return d.run.directory
-    }
+    private func directory() throws -> String { try runDirectory(target, connection) }
 
     /// Without run.json the state is what the trials say: finished when all are there, else
     /// interrupted (the partial report says so).
@@ -94,16 +88,77 @@ struct ExperimentReportCommand: ParsableCommand {
         var sessions: [Session]
     }
 
-    /// Whole file by temp + rename, as the supervisor writes them.
-    private func write(_ path: String, _ text: String) throws {
-        let temp = path + ".kvctl-\(getpid()).tmp"  // never the supervisor's own temp name
-        guard let f = fopen(temp, "w") else { throw Failure("cannot write \(temp): \(String(cString: strerror(errno)))") }
-        let bytes = Array(text.utf8)
-        let n = fwrite(bytes, 1, bytes.count, f)
-        let closed = fclose(f) == 0
-        guard n == bytes.count, closed, rename(temp, path) == 0 else {
-            unlink(temp)
-            throw Failure("cannot write \(path): \(String(cString: strerror(errno)))")
+    private func write(_ path: String, _ text: String) throws { try writeWholeFile(path, text) }
+}
+
+/// A run's directory: `target` itself if it holds a spec, else the supervisor's answer for the id.
+func runDirectory(_ target: String, _ connection: Connection) throws -> String {
+    if access(target + "/spec.toml", R_OK) == 0 { return target.hasSuffix("/") ? String(target.dropLast()) : target }
+    if target.contains("/") { throw Failure("\(target) holds no spec.toml: not a run directory") }
+    let d = try connection.call("GetExperiment", ControlProtocol.RunIDParameter(runID: target), ControlProtocol.ExperimentDetail.self)
+    return d.run.directory
+}
+
+/// Whole file by temp + rename, as the supervisor writes them.
+func writeWholeFile(_ path: String, _ text: String) throws {
+    let temp = path + ".kvctl-\(getpid()).tmp"  // never the supervisor's own temp name
+    guard let f = fopen(temp, "w") else { throw Failure("cannot write \(temp): \(String(cString: strerror(errno)))") }
+    let bytes = Array(text.utf8)
+    let n = fwrite(bytes, 1, bytes.count, f)
+    let closed = fclose(f) == 0
+    guard n == bytes.count, closed, rename(temp, path) == 0 else {
+        unlink(temp)
+        throw Failure("cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// kvctl experiment compare RUN RUN...: failover runs side by side, cell by cell.
+struct ExperimentCompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Failover runs side by side: each delay's acknowledged writes that survived, and recovery, per run.",
+        discussion: """
+            Writes comparison.md and comparison.html to --out and prints comparison.md. Run the same delays in each, e.g. a \
+            Raft run and a primary-backup run (mode = "primary-backup") of the same spec:
+              kvctl experiment compare /var/lib/kvsupervisor/runs/exp-1 /var/lib/kvsupervisor/runs/exp-2 --out /tmp/cmp
+            """)
+    @OptionGroup var connection: Connection
+    @Argument(help: .init("Two or more run directories or run ids of failover runs.", valueName: "run")) var targets: [String]
+    @Option(help: "Directory for comparison.md and comparison.html.") var out = "."
+
+    func validate() throws {
+        if targets.count < 2 { throw ValidationError("give two or more runs to compare") }
+    }
+
+    func run() throws {
+        var runs: [FailoverComparison.Run] = []
+        for target in targets {
+            let dir = try runDirectory(target, connection)
+            func read(_ name: String) throws -> String {
+                guard let text = readWholeFile(dir + "/" + name, limit: 256 << 20) else {
+                    throw Failure("cannot read \(dir)/\(name): \(String(cString: strerror(errno)))")
+                }
+                return text
+            }
+            let spec: ExperimentSpec
+            do { spec = try ExperimentSpecParser.parse(text: try read("spec.toml"), file: dir + "/spec.toml") } catch let e as Failure {
+                throw e
+            } catch { throw Failure("\(error)") }
+            guard case .failover(let s) = spec else { throw Failure("\(dir) is a detection sweep; compare takes failover runs") }
+            var trials: [FailoverTrial]
+            do { trials = try FailoverCSV.parse(try read("trials.csv")) } catch let e as TrialsCSV.ParseError {
+                throw Failure("\(dir)/trials.csv: \(e)")
+            }
+            if access(dir + "/final-reads.csv", R_OK) == 0 { trials = FinalReadsCSV.merge(try read("final-reads.csv"), into: trials) }
+            runs.append(.init(runID: String(dir.split(separator: "/").last ?? "run"), spec: s, trials: trials))
+        }
+        let files = FailoverComparison.files(runs)
+        for f in files { try writeWholeFile(out + "/" + f.name, f.text) }
+        if connection.json {
+            print(Render.json(["directory": out, "files": files.map(\.name).joined(separator: ",")]))
+        } else {
+            print(files[0].text, terminator: "")
+            print("\nwritten in \(out): " + files.map(\.name).joined(separator: ", "))
         }
     }
 }

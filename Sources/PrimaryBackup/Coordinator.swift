@@ -93,6 +93,9 @@ public struct Coordinator: Sendable, Equatable {
         /// `node` has applied the pair's writes up to `seq`.
         case applied(pair: Int, NodeID, seq: UInt64)
         case syncFailed(pair: Int, NodeID)
+        /// The active node's stream to its standby broke off for good (its queue overflowed): the
+        /// standby needs a full copy again.
+        case resync(pair: Int)
     }
 
     public let config: Config
@@ -116,7 +119,9 @@ public struct Coordinator: Sendable, Equatable {
         case .register(let n): return register(n, now)
         case .heartbeat(let n):
             guard nodes[n] != nil else { return [] }
-            guard nodes[n]!.registered else { return [.askToRegister(n)] }
+            // A node declared dead that beats again (it was paused, or cut off) holds what it held
+            // then, and its pair has moved on: it comes back the one way, by registering and a full copy.
+            guard nodes[n]!.registered, nodes[n]!.alive else { return [.askToRegister(n)] }
             nodes[n]!.lastHeardNs = now
             return []
         case .check: return check(now)
@@ -124,6 +129,7 @@ public struct Coordinator: Sendable, Equatable {
         case .fenced(let p, let seq): return fenced(p, seq)
         case .applied(let p, let n, let seq): return applied(p, n, seq)
         case .syncFailed(let p, let n): return syncFailed(p, n)
+        case .resync(let p): return resync(p)
         }
     }
 
@@ -255,7 +261,21 @@ public struct Coordinator: Sendable, Equatable {
             pairs[p].phase = .syncing(target: n)
             return [.unfence(pair: p, active), .startSync(pair: p, from: active, to: n)]
         default:
-            return nodes[n]?.alive == true && !pairs[p].standbySynced ? [.startSync(pair: p, from: active, to: n)] : []
+            return n != active && nodes[n]?.alive == true && !pairs[p].standbySynced ? [.startSync(pair: p, from: active, to: n)] : []
+        }
+    }
+
+    private mutating func resync(_ p: Int) -> [Effect] {
+        guard pairs.indices.contains(p), let active = pairs[p].active else { return [] }
+        let partner = pairs[p].pair.partner(of: active)
+        switch pairs[p].phase {
+        case .normal, .failedOver:
+            // Not synced: a copy is asked for already (or the partner is away and will get one on its return).
+            guard nodes[partner]?.alive == true, pairs[p].standbySynced else { return [] }
+            pairs[p].standbySynced = false
+            return [.startSync(pair: p, from: active, to: partner)]
+        default:
+            return []  // a sync or hand-back under way copies it in full already
         }
     }
 }

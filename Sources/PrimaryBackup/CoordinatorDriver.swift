@@ -68,6 +68,12 @@ public struct CoordinatorDriver: Sendable {
     }
 
     public mutating func step(_ input: Coordinator.Input, at now: Int64) -> Outcome {
+        // A report about a node names its pair too (it comes from a request): only its own counts.
+        switch input {
+        case .synced(let p, let n), .syncFailed(let p, let n), .applied(let p, let n, _):
+            guard pairIndex(of: n) == p else { return Outcome() }
+        default: break
+        }
         let activeBefore = core.pairs.map(\.active)
         let heardBefore = core.nodes.mapValues(\.lastHeardNs)
         if case .synced(_, let n) = input { syncs[n] = nil }
@@ -133,6 +139,17 @@ public struct CoordinatorDriver: Sendable {
         if !out.push.isEmpty { version += 1 }
         return out
     }
+
+    /// A registering node's last epoch of its pair: a new coordinator numbers on from the highest
+    /// its nodes have seen, so that epochs (the supervisor's terms) never go back.
+    public mutating func observe(epoch: UInt64, of n: NodeID) {
+        guard let p = pairIndex(of: n) else { return }
+        epochs[p] = max(epochs[p], epoch)
+    }
+
+    /// Whether a sync report is for the sync this coordinator asked of `n` (a late report of an
+    /// earlier round, or of another coordinator's, is not).
+    public func isCurrentSync(_ id: UInt64, of n: NodeID) -> Bool { syncs[n]?.id == id }
 
     /// What node `n` must be told now.
     public func assignment(for n: NodeID) -> PBWire.Assignment? {

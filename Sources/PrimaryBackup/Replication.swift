@@ -28,31 +28,49 @@ public struct OutgoingReplication: Sendable, Equatable {
     public private(set) var needsFullSync = false
     public private(set) var fenced = false
 
-    public init(maxQueued: Int = 100_000, lastSeq: UInt64 = 0) {
-        self.maxQueued = maxQueued; self.lastSeq = lastSeq; self.confirmedSeq = lastSeq
+    /// Bytes of entries held at most (with `maxQueued` entries): past either, the stream is dropped.
+    public let maxQueuedBytes: Int
+    public private(set) var queuedBytes = 0
+
+    public init(maxQueued: Int = 100_000, maxQueuedBytes: Int = 256 << 20, lastSeq: UInt64 = 0) {
+        self.maxQueued = maxQueued; self.maxQueuedBytes = maxQueuedBytes; self.lastSeq = lastSeq; self.confirmedSeq = lastSeq
     }
 
     public enum Refusal: Error, Equatable { case fenced }
 
     /// A write completed and acknowledged at `at`: its sequence number. Refused while fenced (the
     /// client is told to ask the coordinator where the pair's keys go now).
-    public mutating func completed(_ entry: [UInt8], at: Int64) -> Result<UInt64, Refusal> {
+    /// `followed`: a standby follows the stream. Without one, nothing is kept for it: whoever
+    /// follows next needs a full copy (and a queue would only grow).
+    public mutating func completed(_ entry: [UInt8], at: Int64, followed: Bool = true) -> Result<UInt64, Refusal> {
         if fenced { return .failure(.fenced) }
         lastSeq += 1
+        if !followed { dropStream() }
         if !needsFullSync {
             queue.append(ReplicationOp(seq: lastSeq, entry: entry, ackedAtNs: at))
-            if queue.count > maxQueued {
-                queue = []
-                inFlight = 0
-                needsFullSync = true
-            }
+            queuedBytes += entry.count
+            if queue.count > maxQueued || queuedBytes > maxQueuedBytes { dropStream() }
         }
         return .success(lastSeq)
     }
 
-    /// Up to `max` ops not sent yet, marked sent.
-    public mutating func nextBatch(max: Int) -> [ReplicationOp] {
-        let batch = Array(queue.dropFirst(inFlight).prefix(max))
+    private mutating func dropStream() {
+        queue = []
+        queuedBytes = 0
+        inFlight = 0
+        needsFullSync = true
+    }
+
+    /// Ops not sent yet, marked sent: up to `max`, and up to `maxBytes` of entries (at least one op,
+    /// however large, so that a big write still goes).
+    public mutating func nextBatch(max: Int, maxBytes: Int = .max) -> [ReplicationOp] {
+        var batch: [ReplicationOp] = []
+        var bytes = 0
+        for op in queue.dropFirst(inFlight).prefix(max) {
+            if !batch.isEmpty && bytes + op.entry.count > maxBytes { break }
+            batch.append(op)
+            bytes += op.entry.count
+        }
         inFlight += batch.count
         return batch
     }
@@ -64,6 +82,7 @@ public struct OutgoingReplication: Sendable, Equatable {
         confirmedSeq = seq
         let done = queue.prefix { $0.seq <= seq }
         queue.removeFirst(done.count)
+        queuedBytes -= done.reduce(0) { $0 + $1.entry.count }
         inFlight = max(0, inFlight - done.count)
         return done.map { ($0.seq, at - $0.ackedAtNs) }
     }
@@ -76,6 +95,7 @@ public struct OutgoingReplication: Sendable, Equatable {
     /// stream goes on from there.
     public mutating func syncStarted(at seq: UInt64) {
         queue.removeAll { $0.seq <= seq }
+        queuedBytes = queue.reduce(0) { $0 + $1.entry.count }
         inFlight = 0
         confirmedSeq = seq
         needsFullSync = false

@@ -15,12 +15,17 @@ public struct StorageNodeState: Sendable {
     public private(set) var assignment: PBWire.Assignment?
     /// The last sync asked of this node that it started (a new `sync_id` starts another).
     public private(set) var syncStarted: UInt64 = 0
+    /// A full copy is under way: the stream waits for it (a batch applied before the copy would
+    /// be undone by it, and its confirmation would tell the active node a lie).
+    public private(set) var syncing = false
 
     public init(id: String) { self.id = id }
 
     public var appliedSeq: UInt64 { machine.applied }
     public var isActive: Bool { assignment?.active == id }
     public var lagOps: UInt64 { outgoing?.lagOps ?? 0 }
+    /// The active node's standby lost the stream: it needs a full copy (said in beats).
+    public var needsFullSync: Bool { outgoing?.needsFullSync ?? false }
 
     public enum WriteOutcome: Equatable {
         case applied(KVResult, seq: UInt64)
@@ -38,7 +43,7 @@ public struct StorageNodeState: Sendable {
         let entry = request.encoded()
         let seq = out.lastSeq + 1
         let result = machine.apply(index: seq, entry).result
-        _ = out.completed(entry, at: now)
+        _ = out.completed(entry, at: now, followed: assignment?.standby != nil)
         outgoing = out
         return .applied(result, seq: seq)
     }
@@ -59,7 +64,9 @@ public struct StorageNodeState: Sendable {
     /// becoming active the node numbers writes on from what it has applied; a fence stops them.
     @discardableResult
     public mutating func assign(_ a: PBWire.Assignment) -> Bool {
-        if let held = assignment, held.boot == a.boot, held.version >= a.version { return false }
+        // Boots order by the coordinator's start time: a late push from a coordinator that has
+        // since been replaced is ignored, as is an older assignment of the same one.
+        if let held = assignment, held.boot > a.boot || (held.boot == a.boot && held.version >= a.version) { return false }
         // A new coordinator numbers its syncs from 1 again.
         if assignment?.boot != a.boot { syncStarted = 0 }
         let wasActive = isActive
@@ -75,17 +82,22 @@ public struct StorageNodeState: Sendable {
 
     /// What the coordinator hears back from an assignment.
     public var assignReply: PBWire.AssignReply {
-        PBWire.AssignReply(last_seq: outgoing?.lastSeq ?? machine.applied, applied_seq: machine.applied)
+        PBWire.AssignReply(last_seq: outgoing?.lastSeq ?? machine.applied, applied_seq: machine.applied, boot: assignment?.boot ?? "",
+                           version: assignment?.version ?? 0, fenced: outgoing?.fenced ?? false)
     }
 
     /// A sync to start now: the node to copy from, once per `sync_id`.
     public mutating func takeSyncRequest() -> (from: String, id: UInt64)? {
         guard let a = assignment, !isActive, let from = a.sync_from, a.sync_id > syncStarted else { return nil }
         syncStarted = a.sync_id
+        syncing = true
         return (from, a.sync_id)
     }
 
-    public enum ReceiveRefusal: Error, Equatable { case active, badEntry(UInt64) }
+    /// The copy could not be had: the stream may go on (the coordinator asks again).
+    public mutating func syncFailed() { syncing = false }
+
+    public enum ReceiveRefusal: Error, Equatable { case active, syncing }
 
     /// A batch from the acting primary (or the coordinator relaying it), applied in order, each
     /// write once.
@@ -93,6 +105,7 @@ public struct StorageNodeState: Sendable {
         // Two nodes that both think they are active: the coordinator's latest word decides, and
         // this node's is that it serves; it must not take another's writes over its own.
         if isActive { return .failure(.active) }
+        if syncing { return .failure(.syncing) }
         // The stream goes on from what this copy holds, however it got there: its own writes while
         // it was active, a full copy, or the stream itself.
         var incoming = IncomingReplication(appliedSeq: machine.applied)
@@ -103,8 +116,9 @@ public struct StorageNodeState: Sendable {
 
     /// The full copy for a returning node, on the active node: the state through the last write,
     /// and the stream to the standby goes on after it.
-    public mutating func snapshotForSync() -> PBWire.Snapshot? {
-        guard isActive, var out = outgoing else { return nil }
+    public mutating func snapshotForSync(for requester: String) -> PBWire.Snapshot? {
+        // Only for the standby the coordinator named: the stream then continues to it from here.
+        guard isActive, var out = outgoing, assignment?.standby == requester else { return nil }
         let seq = out.lastSeq
         out.syncStarted(at: seq)
         outgoing = out
@@ -121,6 +135,7 @@ public struct StorageNodeState: Sendable {
             let m = try KVStateMachine(snapshot: bytes)
             guard m.applied == s.seq else { return .failure(.badSnapshot("applied \(m.applied), announced \(s.seq)")) }
             machine = m
+            syncing = false
             return .success(s.seq)
         } catch {
             return .failure(.badSnapshot("\(error)"))
@@ -128,9 +143,9 @@ public struct StorageNodeState: Sendable {
     }
 
     /// The next batch for the standby (active node with a standby only).
-    public mutating func nextBatch(max: Int) -> (to: String, pair: Int, epoch: UInt64, ops: [ReplicationOp])? {
+    public mutating func nextBatch(max: Int, maxBytes: Int = 1 << 20) -> (to: String, pair: Int, epoch: UInt64, ops: [ReplicationOp])? {
         guard isActive, let a = assignment, let to = a.standby, var out = outgoing else { return nil }
-        let ops = out.nextBatch(max: max)
+        let ops = out.nextBatch(max: max, maxBytes: maxBytes)
         outgoing = out
         return ops.isEmpty ? nil : (to, a.pair, a.epoch, ops)
     }

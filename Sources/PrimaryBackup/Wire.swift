@@ -7,8 +7,15 @@ public enum PBWire {
     /// know it): what it holds, so that a restart is told from a node that merely went silent.
     public struct Register: Codable, Sendable, Equatable {
         public var id: String
+        /// This process's own id (a restart has another): a repeated register of the same process
+        /// is a beat, not a restart.
+        public var incarnation: String
         public var applied_seq: UInt64
-        public init(id: String, applied_seq: UInt64) { self.id = id; self.applied_seq = applied_seq }
+        /// The pair's epoch in the last assignment it held (0: none): a new coordinator goes on from the highest.
+        public var epoch: UInt64
+        public init(id: String, incarnation: String, applied_seq: UInt64, epoch: UInt64) {
+            self.id = id; self.incarnation = incarnation; self.applied_seq = applied_seq; self.epoch = epoch
+        }
     }
 
     /// A storage node's heartbeat, with its replication figures (for /status and the coordinator's view).
@@ -17,7 +24,12 @@ public enum PBWire {
         public var applied_seq: UInt64
         /// The acting primary's writes not yet confirmed by its standby.
         public var lag_ops: UInt64
-        public init(id: String, applied_seq: UInt64, lag_ops: UInt64) { self.id = id; self.applied_seq = applied_seq; self.lag_ops = lag_ops }
+        /// The active node's stream to its standby broke off for good (its queue overflowed, or it
+        /// wrote while no standby followed): the standby needs a full copy.
+        public var needs_full_sync: Bool
+        public init(id: String, applied_seq: UInt64, lag_ops: UInt64, needs_full_sync: Bool = false) {
+            self.id = id; self.applied_seq = applied_seq; self.lag_ops = lag_ops; self.needs_full_sync = needs_full_sync
+        }
     }
 
     /// The coordinator's answer to a beat or a register: the node's assignment, or that it must register.
@@ -63,7 +75,14 @@ public enum PBWire {
     public struct AssignReply: Codable, Sendable, Equatable {
         public var last_seq: UInt64
         public var applied_seq: UInt64
-        public init(last_seq: UInt64, applied_seq: UInt64) { self.last_seq = last_seq; self.applied_seq = applied_seq }
+        /// The assignment the node holds after this one (boot and version), and whether it is
+        /// fenced under it: a fence's answer counts only from the fence's version on.
+        public var boot: String
+        public var version: UInt64
+        public var fenced: Bool
+        public init(last_seq: UInt64, applied_seq: UInt64, boot: String, version: UInt64, fenced: Bool) {
+            self.last_seq = last_seq; self.applied_seq = applied_seq; self.boot = boot; self.version = version; self.fenced = fenced
+        }
     }
 
     public struct Op: Codable, Sendable, Equatable {
@@ -105,13 +124,17 @@ public enum PBWire {
         public init(seq: UInt64, state: String) { self.seq = seq; self.state = state }
     }
 
-    /// A node finished its full copy.
+    /// A node finished its full copy (or could not).
     public struct Synced: Codable, Sendable, Equatable {
         public var id: String
         public var pair: Int
+        /// The assignment's `sync_id` this answers.
+        public var sync_id: UInt64
         public var seq: UInt64
         public var ok: Bool
-        public init(id: String, pair: Int, seq: UInt64, ok: Bool) { self.id = id; self.pair = pair; self.seq = seq; self.ok = ok }
+        public init(id: String, pair: Int, sync_id: UInt64, seq: UInt64, ok: Bool) {
+            self.id = id; self.pair = pair; self.sync_id = sync_id; self.seq = seq; self.ok = ok
+        }
     }
 
     /// `GET /route/{key}`.

@@ -56,6 +56,17 @@ extension CoordinatorNode {
                 guard case .success(let r) = JSON.decode(PBWire.Register.self, body), let id = known(r.id) else {
                     return .error(404, "POST /pb/register: not a storage node of this cluster", "unknown_node")
                 }
+                // The same process registering again (its first answer was slow) is a beat; another
+                // process under the same id is a restart, whatever the check has seen.
+                let again = incarnations.withLock { seen in
+                    defer { seen[id] = r.incarnation }
+                    return seen[id] == r.incarnation
+                }
+                if again && driver.withLock({ $0.core.nodes[id]?.alive == true }) {
+                    let (_, assignment) = feed(.heartbeat(id), answering: id)
+                    return .json(200, PBWire.BeatReply(register: false, assignment: assignment))
+                }
+                driver.withLock { $0.observe(epoch: r.epoch, of: id) }
                 let (_, assignment) = feed(.register(id), answering: id)
                 return .json(200, PBWire.BeatReply(register: false, assignment: assignment))
             case ("POST", "/pb/beat"):
@@ -64,10 +75,16 @@ extension CoordinatorNode {
                 }
                 beats.withLock { $0[b.id] = b }
                 let (outcome, assignment) = feed(.heartbeat(id), answering: id)
+                if b.needs_full_sync, !outcome.mustRegister, let p = driver.withLock({ d in d.pairIndex(of: id).flatMap { d.core.pairs[$0].active == id ? $0 : nil } }) {
+                    feed(.resync(pair: p))
+                }
                 return .json(200, PBWire.BeatReply(register: outcome.mustRegister, assignment: outcome.mustRegister ? nil : assignment))
             case ("POST", "/pb/synced"):
                 guard case .success(let s) = JSON.decode(PBWire.Synced.self, body), let id = known(s.id) else {
-                    return .error(400, "POST /pb/synced: expected {id, pair, seq, ok} of a storage node", "bad_body")
+                    return .error(400, "POST /pb/synced: expected {id, pair, sync_id, seq, ok} of a storage node", "bad_body")
+                }
+                guard driver.withLock({ $0.pairIndex(of: id) == s.pair && $0.isCurrentSync(s.sync_id, of: id) }) else {
+                    return .error(409, "POST /pb/synced: \(id) has no sync \(s.sync_id) of pair \(s.pair) under way (a late report?)", "stale_sync")
                 }
                 feed(s.ok ? .synced(pair: s.pair, id) : .syncFailed(pair: s.pair, id))
                 return .json(200, ["ok": true])

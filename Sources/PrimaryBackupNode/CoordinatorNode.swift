@@ -23,6 +23,8 @@ final class CoordinatorNode: Sendable {
     let client = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     /// The last beat of each node (for /status).
     let beats = Mutex<[String: PBWire.Beat]>([:])
+    /// The process behind each node id, from its last register.
+    let incarnations = Mutex<[NodeID: String]>([:])
 
     init(options: PBOptions, output: EventOutput) {
         self.options = options
@@ -30,7 +32,10 @@ final class CoordinatorNode: Sendable {
         let config = Coordinator.Config(pairs: options.pairs.map { Coordinator.Pair(primary: $0.primary, backup: $0.backup) },
                                         checkIntervalNs: Int64(options.checkIntervalMs) * 1_000_000,
                                         failAfterNs: Int64(options.failAfterMs) * 1_000_000)
-        let boot = "\(getpid())-\(monotonicNow())"
+        // Ordered by start time (zero-padded wall-clock ns): a node prefers the newer coordinator.
+        let now = Stamp.now()
+        let wall = String(now.wallMs * 1_000_000 + now.monoNs % 1_000_000)
+        let boot = String(repeating: "0", count: max(0, 20 - wall.count)) + wall
         driver = Mutex(CoordinatorDriver(config: config, boot: boot, replicationPath: options.replicationPath))
     }
 
@@ -72,11 +77,7 @@ final class CoordinatorNode: Sendable {
         }
         for note in outcome.notes { report(note, at: now) }
         if !pushes.isEmpty { reportView() }
-        let fenced = Set(outcome.fence.map(\.node))
-        for (n, a) in pushes {
-            let fence = outcome.fence.first { $0.node == n }
-            push(a, to: n, fence: fenced.contains(n) ? fence?.pair : nil)
-        }
+        for (n, a) in pushes { push(a, to: n, fence: outcome.fence.first { $0.node == n }?.pair) }
         return (outcome, answer)
     }
 
@@ -88,10 +89,24 @@ final class CoordinatorNode: Sendable {
                                   timeoutMs: 2000, group: client)
         guard let pair else { return }
         call.response.whenComplete { [self] result in
-            guard case .success(let r) = result, r.status == 200, case .success(let reply) = JSON.decode(PBWire.AssignReply.self, r.body)
-            else { return }  // a fenced node that died: its death is the next check's to find
-            feed(.fenced(pair: pair, seq: reply.last_seq))
-            Task { await self.awaitCatchUp(pair: pair, seq: reply.last_seq) }
+            // Only an answer to this fence (or a later assignment), from a node fenced under it,
+            // names a last write that can no longer move; a late answer to an earlier round cannot.
+            if case .success(let r) = result, r.status == 200, case .success(let reply) = JSON.decode(PBWire.AssignReply.self, r.body),
+               reply.fenced, reply.boot == a.boot, reply.version >= a.version {
+                feed(.fenced(pair: pair, seq: reply.last_seq))
+                Task { await self.awaitCatchUp(pair: pair, seq: reply.last_seq) }
+                return
+            }
+            // No answer (a lost push, a slow link): sent again while the hand-back still waits for it.
+            // A node that is gone is the check's to find, which ends the hand-back.
+            Task {
+                try? await Task.sleep(for: .milliseconds(50))
+                guard let again = self.driver.withLock({ d -> PBWire.Assignment? in
+                    guard case .handingBack(_, nil) = d.core.pairs[pair].phase, d.core.pairs[pair].active == n else { return nil }
+                    return d.assignment(for: n)
+                }) else { return }
+                self.push(again, to: n, fence: pair)
+            }
         }
     }
 
@@ -127,7 +142,9 @@ final class CoordinatorNode: Sendable {
             e.tMonoNs = now
             return e
         }
-        let pairText = { (p: Int) in "pair \(p) (\(self.options.pairs[p].primary):\(self.options.pairs[p].backup))" }
+        let pairText = { (p: Int) in
+            self.options.pairs.indices.contains(p) ? "pair \(p) (\(self.options.pairs[p].primary):\(self.options.pairs[p].backup))" : "pair \(p)"
+        }
         var e: Event
         switch note {
         case .declaredDead(let n, let silence, let heard):
@@ -145,7 +162,8 @@ final class CoordinatorNode: Sendable {
         case .promoted(let p, let n, let epoch):
             e = event(.leaderElected, peer: n)
             e.leader = n; e.group = p; e.term = epoch
-            e.reason = n == options.pairs[p].backup ? "\(pairText(p)): backup \(n) promoted" : "\(pairText(p)): \(n) serves"
+            e.reason = options.pairs.indices.contains(p) && n == options.pairs[p].backup ? "\(pairText(p)): backup \(n) promoted"
+                : "\(pairText(p)): \(n) serves"
         case .syncStarted(let p, let from, let to):
             e = event(.syncStarted, peer: to)
             e.group = p; e.leader = from

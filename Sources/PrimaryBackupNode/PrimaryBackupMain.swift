@@ -19,7 +19,7 @@ public enum PrimaryBackupMain {
         let api = KVAPI(selfID: o.id.rawValue, members: members, replica: StorageReplica(node: node, replicaIDs: ids),
                         defaultConsistency: .linearizable, syncMode: "none")
         do {
-            try HTTPServer.start(bodyLimit: api.limits.bodyBytes, host: o.host, port: o.port,
+            try HTTPServer.start(bodyLimit: StorageNode.bodyLimit, host: o.host, port: o.port,
                                  group: MultiThreadedEventLoopGroup(numberOfThreads: 1),
                                  report: { writeStderr("kvnode \(o.id): \($0)") }, handler: node.handle(api: api))
         } catch {

@@ -9,6 +9,9 @@ import RaftNode
 import Systemd
 import Synchronization
 import Timing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A storage node of primary-backup mode, running: its `StorageNodeState` under one lock, the
 /// store's HTTP API over it, the pair's own endpoints, beats to the coordinator (a timing thread,
@@ -24,8 +27,12 @@ final class StorageNode: Sendable {
     /// Set until the coordinator has taken this node's registration.
     private let mustRegister = Mutex(true)
     let lag = Mutex(LagWindow())
-    /// How many ops one replication request carries at most.
+    /// How many ops one replication request carries at most (and at most 1 MiB of entries: hex
+    /// doubles it, well inside the 64-MiB body limit of a node, which a single 4-MiB write also fits).
     static let batchOps = 512
+    static let bodyLimit = 64 << 20
+    /// This process: a register repeated by the same process is not a restart.
+    let incarnation = "\(getpid())-\(monotonicNow())"
 
     init(options: PBOptions, output: EventOutput) {
         self.options = options
@@ -60,10 +67,10 @@ final class StorageNode: Sendable {
 
     private func beat() {
         let registering = mustRegister.withLock { $0 }
-        let (applied, lagOps) = state.withLock { ($0.appliedSeq, $0.lagOps) }
+        let (applied, lagOps, resync, epoch) = state.withLock { ($0.appliedSeq, $0.lagOps, $0.needsFullSync, $0.assignment?.epoch ?? 0) }
         let body = registering
-            ? JSON.encode(PBWire.Register(id: options.id.rawValue, applied_seq: applied))
-            : JSON.encode(PBWire.Beat(id: options.id.rawValue, applied_seq: applied, lag_ops: lagOps))
+            ? JSON.encode(PBWire.Register(id: options.id.rawValue, incarnation: incarnation, applied_seq: applied, epoch: epoch))
+            : JSON.encode(PBWire.Beat(id: options.id.rawValue, applied_seq: applied, lag_ops: lagOps, needs_full_sync: resync))
         let call = NodeHTTP.begin(host: options.coordinator.host, port: options.coordinator.port, method: "POST",
                                   path: registering ? "/pb/register" : "/pb/beat", body: body,
                                   timeoutMs: Int64(options.checkIntervalMs) * 2, group: client)
@@ -89,12 +96,12 @@ final class StorageNode: Sendable {
             kick()
             if let view, options.reportViaNotify { Notifier.send([RaftView.notifyPrefix + view.jsonLine()]) }
         }
-        if let sync { Task { await self.sync(from: sync.from, pair: a.pair) } }
+        if let sync { Task { await self.sync(from: sync.from, pair: a.pair, id: sync.id) } }
         return reply
     }
 
     /// The original's SYNC_ALL: the active node's whole state, then the stream from there.
-    private func sync(from: String, pair: Int) async {
+    private func sync(from: String, pair: Int, id syncID: UInt64) async {
         var ok = false
         var seq: UInt64 = 0
         if let id = NodeID(validating: from), let address = options.traffic(to: id) {
@@ -112,8 +119,15 @@ final class StorageNode: Sendable {
             } catch {
                 writeStderr("kvnode \(options.id): sync from \(from): \(error)")
             }
+        } else {
+            writeStderr("kvnode \(options.id): sync from \(from): not a storage node of this cluster")
         }
-        let body = JSON.encode(PBWire.Synced(id: options.id.rawValue, pair: pair, seq: seq, ok: ok))
+        if !ok {
+            state.withLock { $0.syncFailed() }
+            // The coordinator asks again at once: not a loop of failures at full speed.
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        let body = JSON.encode(PBWire.Synced(id: options.id.rawValue, pair: pair, sync_id: syncID, seq: seq, ok: ok))
         _ = try? await NodeHTTP.send(host: options.coordinator.host, port: options.coordinator.port, method: "POST", path: "/pb/synced",
                                      body: body, timeoutMs: 5000, group: client)
     }

@@ -117,17 +117,27 @@ extension StorageNode {
                     guard ops.count == r.ops.count else { return .error(400, "POST /pb/replicate: an entry is not hex", "bad_body") }
                     switch state.withLock({ $0.receive(ops) }) {
                     case .success(let reply): return .json(200, reply)
-                    case .failure: return .error(409, "\(options.id) is the pair's active node: it takes no writes from \(r.from)", "active")
+                    case .failure(.active):
+                        return .error(409, "\(options.id) is the pair's active node: it takes no writes from \(r.from)", "active")
+                    case .failure(.syncing):
+                        return .error(409, "\(options.id) is copying the pair in full: the stream resumes after the copy", "syncing")
                     }
                 }
             case ("GET", "/pb/snapshot"):
-                guard let snapshot = state.withLock({ $0.snapshotForSync() }) else {
-                    return .error(409, "\(options.id) is not the pair's active node: sync from the node the coordinator names", "not_active")
+                let requester = KVAPI.queryParameters(query)["for"] ?? ""
+                guard let snapshot = state.withLock({ $0.snapshotForSync(for: requester) }) else {
+                    return .error(409, "\(options.id) is not the active node with standby '\(requester)': a full copy goes to the standby "
+                                  + "the coordinator names (GET /pb/snapshot?for=ID)", "not_active")
                 }
                 kick()
                 return .json(200, snapshot)
             case ("GET", "/pb/applied"): return .json(200, state.withLock { $0.assignReply })
-            default: return await api.handle(method: method, path: path, query: query, body: body)
+            default:
+                // The pair's own routes take large batches; the store's API keeps its own limit.
+                if body.count > api.limits.bodyBytes {
+                    return .error(413, "the body exceeds the limit of \(api.limits.bodyBytes) bytes", "body_too_large")
+                }
+                return await api.handle(method: method, path: path, query: query, body: body)
             }
         }
     }

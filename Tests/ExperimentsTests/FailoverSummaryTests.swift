@@ -78,3 +78,27 @@ private func trial(_ scenario: FailoverScenario, _ delay: Int, _ index: Int, ack
     #expect(s.withoutElection == 1 && s.overall.recoveryMs.count == 1)
     #expect(s.text(runID: "r", spec: FailoverSpec()).contains("; 1 with no election within 10 s"))
 }
+
+@Test func aComparisonPutsRunsSideBySideCellByCellAndSaysWhatIsUnmatched() {
+    let raft = (0..<3).flatMap { i in [trial(.acknowledged, 0, i), trial(.acknowledged, 10, i)] }
+    let pb = (0..<3).map { i in trial(.acknowledged, 0, i, survived: i == 0 ? .no : .yes, recoveryMs: 340) }
+        + [trial(.acknowledged, 25, 0, recoveryMs: 350)]
+    var pbSpec = FailoverSpec()
+    pbSpec.mode = .primaryBackup
+    pbSpec.groups = 1
+    pbSpec.nodes = 2
+    let runs = [FailoverComparison.Run(runID: "r-raft", spec: FailoverSpec(), trials: raft),
+                FailoverComparison.Run(runID: "r-pb", spec: pbSpec, trials: pb)]
+    let t = FailoverComparison.table(runs)
+    #expect(t.header == ["scenario", "Raft, 3 nodes (r-raft): acknowledged survived", "recovery median",
+                         "primary-backup, through the coordinator (r-pb): acknowledged survived", "recovery median"])
+    // A row per cell of any run; "-" where a run lacks it; the loss is said in its cell.
+    #expect(t.rows.map(\.first!) == ["kill 0 ms after the ack", "kill 10 ms after the ack", "kill 25 ms after the ack", "all"])
+    #expect(t.rows[0][1] == "3/3 [43.9%, 100.0%]" && t.rows[0][2] == "30 ms", "\(t.rows)")
+    #expect(t.rows[0][3] == "2/3 [20.8%, 93.9%] LOST 1" && t.rows[0][4] == "340 ms")
+    #expect(t.rows[1][3] == "-" && t.rows[2][1] == "-")
+    let files = FailoverComparison.files(runs)
+    #expect(files.map(\.name) == ["comparison.md", "comparison.html"])
+    #expect(files[0].text.contains("Acknowledged writes were lost in r-pb."))
+    #expect(files[0].text.contains("Not in every run (compare like with like): kill 10 ms after the ack, kill 25 ms after the ack"))
+}

@@ -34,7 +34,7 @@ private func runSchedule(seed: UInt64) -> Set<String> {
         let n = pick(nodes)
         let p = pairs.firstIndex { $0.primary == n || $0.backup == n }!
         let input: Coordinator.Input
-        switch rng.next() % 8 {
+        switch rng.next() % 9 {
         case 0: input = .register(n)
         case 1, 2: input = .heartbeat(n)
         case 3: input = .check
@@ -44,6 +44,7 @@ private func runSchedule(seed: UInt64) -> Set<String> {
             seq[p] = s
             input = .fenced(pair: p, seq: s)
         case 6: input = .applied(pair: p, n, seq: UInt64(rng.next() % 50))
+        case 7: input = .resync(pair: p)
         default: input = .syncFailed(pair: p, n)
         }
         let effects = c.step(input, at: now)

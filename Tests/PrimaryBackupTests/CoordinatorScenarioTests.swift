@@ -39,6 +39,7 @@ final class CoordinatorScript {
         case "fenced": input = .fenced(pair: try pair(), seq: UInt64(try c.int("seq")))
         case "applied": input = .applied(pair: try pair(), try node(1), seq: UInt64(try c.int("seq")))
         case "sync-failed": input = .syncFailed(pair: try pair(), try node(1))
+        case "resync": input = .resync(pair: try pair())
         case "route":
             let key = try c.arg(0)
             return ["\(key) -> pair \(coordinator.pair(of: key)) -> \(coordinator.route(key)?.rawValue ?? "nobody")"]

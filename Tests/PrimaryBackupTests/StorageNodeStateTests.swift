@@ -50,7 +50,7 @@ private struct Pair {
     p.assign(active: "B", epoch: 2, syncFor: "A", syncID: 1)
     let sync = p.a.takeSyncRequest()
     #expect(sync?.from == "B" && sync?.id == 1 && p.a.takeSyncRequest() == nil)
-    let taken = p.b.snapshotForSync()
+    let taken = p.b.snapshotForSync(for: "A")
     let snapshot = try #require(taken)
     #expect(try p.a.install(snapshot).get() == 4)
     // A write during the hand-back's fence is refused; after it A serves, and B follows from 4.
@@ -68,16 +68,55 @@ private struct Pair {
     p.assign(active: "B", epoch: 1)
     for i in 1...3 { _ = p.put(on: \.b, "k\(i)", "v") }
     p.assign(active: "B", epoch: 1, syncFor: "A", syncID: 1)
-    // The stream to A starts before A has its copy: A takes nothing it cannot place.
+    #expect(p.a.takeSyncRequest()?.from == "B" && p.a.syncing)
     _ = p.put(on: \.b, "early", "v")
-    let taken = p.b.snapshotForSync()
+    // Nobody but the standby the coordinator named gets the copy (it moves the stream's start).
+    #expect(p.b.snapshotForSync(for: "C") == nil && p.b.snapshotForSync(for: "") == nil)
+    let taken = p.b.snapshotForSync(for: "A")
     let snapshot = try #require(taken)
     #expect(snapshot.seq == 4)
-    // Written after the snapshot: on the stream, after the copy.
+    // Written after the snapshot: on the stream, which A refuses until its copy is in (applied
+    // first, the copy would undo them, and B would already have dropped them as confirmed).
     _ = p.put(on: \.b, "late", "v")
+    let next = p.b.nextBatch(max: 10)
+    let early = try #require(next)
+    #expect(early.ops.map(\.seq) == [5] && p.a.receive(early.ops) == .failure(.syncing))
+    p.b.replicationFailed()
     _ = try p.a.install(snapshot).get()
+    #expect(!p.a.syncing)
     p.replicate(from: \.b, to: \.a)
     for k in ["k1", "k2", "k3", "early", "late"] { #expect(p.a.read(k, anyRole: true) == .value("v", seq: 5), "\(k)") }
+    #expect(p.b.lagOps == 0)
+}
+
+@Test func aBigBacklogGoesInBatchesOfBoundedBytesAndANodeWithoutStandbyQueuesNothing() {
+    var p = Pair()
+    p.assign(active: "A", epoch: 1)
+    let big = String(repeating: "x", count: 600_000)
+    for i in 1...3 { _ = p.put(on: \.a, "k\(i)", big) }
+    // 1 MiB per batch: one 600-kB entry at a time (a single larger one still goes alone).
+    let batch = p.a.nextBatch(max: 512)
+    #expect(batch?.ops.count == 1)
+    p.a.replicationFailed()
+    p.replicate(from: \.a, to: \.b)
+    #expect(p.b.appliedSeq == 3 && p.a.lagOps == 0)
+    // The standby is gone: writes are not kept for it, and the next one needs a full copy.
+    p.version += 1
+    _ = p.a.assign(PBWire.Assignment(boot: "c1", version: p.version, pair: 0, active: "A", epoch: 1, fenced: false, standby: nil,
+                                     sync_from: nil, sync_id: 0, replication_path: "direct", routes: ["A"]))
+    _ = p.put(on: \.a, "alone", "v")
+    #expect(p.a.needsFullSync && p.a.outgoing?.queue.isEmpty == true)
+}
+
+@Test func aFenceAnswerSaysWhichAssignmentItAnswers() {
+    var p = Pair()
+    p.assign(active: "B", epoch: 2)
+    _ = p.put(on: \.b, "k", "v")
+    p.assign(active: "B", epoch: 2, fenced: true)
+    let reply = p.b.assignReply
+    #expect(reply.fenced && reply.last_seq == 1 && reply.boot == "c1" && reply.version == p.version)
+    p.assign(active: "A", epoch: 3)
+    #expect(!p.b.assignReply.fenced)
 }
 
 @Test func onlyTheActiveNodeWritesAndAnOlderAssignmentIsIgnored() {
@@ -88,10 +127,15 @@ private struct Pair {
     let stale = PBWire.Assignment(boot: "c1", version: 0, pair: 0, active: "B", epoch: 0, fenced: false, standby: nil, sync_from: nil,
                                   sync_id: 0, replication_path: "direct", routes: ["B"])
     #expect(!p.b.assign(stale) && !p.b.isActive)
-    // A new coordinator (another boot) starts its versions over, and is heard.
+    // A new coordinator (a later boot) starts its versions over, and is heard; a late push from
+    // the one it replaced is not.
     var fresh = stale
     fresh.boot = "c2"
     #expect(p.b.assign(fresh) && p.b.isActive)
+    var late = stale
+    late.version = 99
+    late.active = "A"
+    #expect(!p.b.assign(late) && p.b.isActive)
     // The active node takes no stream from another: two actives must not overwrite each other.
     #expect(p.b.receive([ReplicationOp(seq: 1, entry: [], ackedAtNs: 0)]) == .failure(.active))
 }
@@ -115,4 +159,21 @@ private struct Pair {
     // A node the coordinator does not know as registered is told to register.
     var other = PrimaryBackup.CoordinatorDriver(config: config, boot: "c2", replicationPath: "direct")
     #expect(other.step(.heartbeat("A"), at: 0).mustRegister)
+}
+
+@Test func theDriverTakesReportsOnlyForTheNodesOwnPairAndKeepsEpochsGoingUp() {
+    let config = Coordinator.Config(pairs: [.init(primary: "A", backup: "B"), .init(primary: "C", backup: "D")],
+                                    checkIntervalNs: 100, failAfterNs: 300)
+    var d = PrimaryBackup.CoordinatorDriver(config: config, boot: "c1", replicationPath: "direct")
+    // A new coordinator hears from a node that held epoch 7: the pair goes on from there.
+    d.observe(epoch: 7, of: "C")
+    _ = d.step(.register("C"), at: 0)
+    #expect(d.epochs[1] == 8 && d.assignment(for: "C")?.epoch == 8)
+    _ = d.step(.register("D"), at: 1)
+    let id = d.syncs["D"]!.id
+    #expect(d.isCurrentSync(id, of: "D") && !d.isCurrentSync(id + 1, of: "D"))
+    // A report naming a pair that is not the node's own (or none) changes nothing and traps nothing.
+    for p in [0, 7, -1] { #expect(d.step(.synced(pair: p, "D"), at: 2) == .init()) }
+    #expect(d.syncs["D"] != nil)
+    #expect(d.step(.synced(pair: 1, "D"), at: 3).notes == [.synced(pair: 1, "D")])
 }
