@@ -32,6 +32,9 @@ public struct Correlator: Sendable {
         var leader: NodeID?
         var term: UInt64 = 0
         var lost: (monoNs: MonotonicNanos, fault: ActiveFault?)?
+        /// The election that ended the last loss with no fault to name (yet): the leader it
+        /// replaced, when that was first known lost, and the new term.
+        var unexplained: (previous: NodeID, lostMonoNs: MonotonicNanos, term: UInt64)?
     }
     private var groups: [Int: GroupLeader] = [:]
 
@@ -40,8 +43,29 @@ public struct Correlator: Sendable {
 
     public init() {}
 
-    public mutating func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID], appliedMonoNs: MonotonicNanos) {
+    /// A leader_elected already correlated without the fault that caused it: the fault's thread
+    /// reported after the election (it can lose its CPU between syscall and report). Whoever still
+    /// holds the event adds the fault to it.
+    public struct LateCause: Sendable, Equatable {
+        public var group: Int
+        public var term: UInt64
+        public var faultID: String
+        public var kind: FaultKind
+        public var appliedMonoNs: MonotonicNanos
+    }
+
+    @discardableResult
+    public mutating func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID],
+                                      appliedMonoNs: MonotonicNanos) -> [LateCause] {
         var fault = ActiveFault(id: id, kind: kind, appliedMonoNs: appliedMonoNs)
+        var late: [LateCause] = []
+        for (g, track) in groups {
+            if let u = track.unexplained, appliedMonoNs <= u.lostMonoNs,
+               (kind.takesNodeDown && node == u.previous) || (kind.isNetwork && affected.contains(u.previous)) {
+                late.append(LateCause(group: g, term: u.term, faultID: id, kind: kind, appliedMonoNs: appliedMonoNs))
+                groups[g]?.unexplained = nil
+            }
+        }
         for (g, track) in groups {
             guard let leader = track.leader, (kind.takesNodeDown && node == leader) || (kind.isNetwork && affected.contains(leader)) else { continue }
             // The fault's thread may report after what it caused: the exit the supervisor saw, or a
@@ -64,6 +88,7 @@ public struct Correlator: Sendable {
         } else if kind.isNetwork {
             for n in affected { network[n, default: []].append(fault) }
         }
+        return late.sorted { ($0.group, $0.term) < ($1.group, $1.term) }
     }
 
     public mutating func faultCleared(id: String, kind: FaultKind, node: NodeID) {
@@ -100,8 +125,12 @@ public struct Correlator: Sendable {
                 }
             }
             if let term = event.term, term >= groups[g, default: GroupLeader()].term {
+                let before = groups[g]
                 // Raft's new leader reports itself; primary-backup's coordinator names the node it promoted.
                 groups[g] = GroupLeader(leader: event.leader ?? event.node, term: term, lost: nil)
+                if let lost = before?.lost, lost.fault?.id == nil, let previous = before?.leader {
+                    groups[g]?.unexplained = (previous, lost.monoNs, term)
+                }
             }
         case .declaredDead:
             guard let peer = event.peer else { return }

@@ -37,6 +37,20 @@ public final class EventHub: Sendable {
         var draining = false
         var closed = false
 
+        /// Names the late fault in the election it caused, wherever the event still is.
+        mutating func amend(_ c: Correlator.LateCause) {
+            func fix(_ e: inout Event) {
+                guard e.kind == .leaderElected, (e.group ?? 0) == c.group, e.term == c.term, e.faultID == nil else { return }
+                e.faultID = c.faultID
+                e.fault = c.kind
+                e.tFailMonoNs = c.appliedMonoNs
+                e.sinceLostMs = millisBetween(c.appliedMonoNs, e.tMonoNs)
+            }
+            for i in held.indices { fix(&held[i].event) }
+            for i in unwritten.indices { fix(&unwritten[i]) }
+            for i in history.indices.suffix(256) { fix(&history[i]) }
+        }
+
         mutating func hold(_ e: Event, arrived: MonotonicNanos) {
             var i = held.count
             while i > 0 && held[i - 1].event.tMonoNs > e.tMonoNs { i -= 1 }
@@ -146,7 +160,12 @@ public final class EventHub: Sendable {
     }
 
     public func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID], appliedMonoNs: MonotonicNanos) {
-        state.withLock { $0.correlator.faultApplied(id: id, kind: kind, node: node, affected: affected, appliedMonoNs: appliedMonoNs) }
+        state.withLock { s in
+            let late = s.correlator.faultApplied(id: id, kind: kind, node: node, affected: affected, appliedMonoNs: appliedMonoNs)
+            // An election correlated before its fault was reported: named now, in what still
+            // holds it (the events not yet written, and the history `kvctl events` reads).
+            for cause in late { s.amend(cause) }
+        }
     }
 
     public func faultCleared(id: String, kind: FaultKind, node: NodeID) {

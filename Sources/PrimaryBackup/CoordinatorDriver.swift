@@ -21,6 +21,9 @@ public struct CoordinatorDriver: Sendable {
     }
     /// Syncs asked for and not yet reported done, by the node being synced.
     public private(set) var syncs: [NodeID: SyncRequest] = [:]
+    /// Each pair's current fence round: the version of the assignment that fenced its active node.
+    /// Only an answer to this round or later names a last write that can no longer move.
+    public private(set) var fenceVersions: [Int: UInt64] = [:]
     private var nextSyncID: UInt64 = 0
 
     /// What happened, for the event log.
@@ -47,6 +50,8 @@ public struct CoordinatorDriver: Sendable {
         public var fence: [(pair: Int, node: NodeID)] = []
         /// The input came from a node the coordinator does not know as registered.
         public var mustRegister = false
+
+        public init() {}
 
         public static func == (a: Outcome, b: Outcome) -> Bool {
             a.notes == b.notes && a.push == b.push && a.mustRegister == b.mustRegister
@@ -137,6 +142,7 @@ public struct CoordinatorDriver: Sendable {
         out.push = allNodes.filter { push.contains($0) && core.nodes[$0]?.alive == true }
         out.fence = out.fence.filter { core.nodes[$0.node]?.alive == true }
         if !out.push.isEmpty { version += 1 }
+        for f in out.fence { fenceVersions[f.pair] = version }
         return out
     }
 
@@ -145,6 +151,13 @@ public struct CoordinatorDriver: Sendable {
     public mutating func observe(epoch: UInt64, of n: NodeID) {
         guard let p = pairIndex(of: n) else { return }
         epochs[p] = max(epochs[p], epoch)
+    }
+
+    /// Whether an answer from `boot` at `version` answers pair `p`'s current fence round.
+    public func answersFence(pair p: Int, boot: String, version: UInt64) -> Bool {
+        guard let round = fenceVersions[p], case .handingBack(_, nil) = core.pairs.indices.contains(p) ? core.pairs[p].phase : .down
+        else { return false }
+        return boot == self.boot && version >= round
     }
 
     /// Whether a sync report is for the sync this coordinator asked of `n` (a late report of an

@@ -94,8 +94,13 @@ public struct StorageNodeState: Sendable {
         return (from, a.sync_id)
     }
 
-    /// The copy could not be had: the stream may go on (the coordinator asks again).
-    public mutating func syncFailed() { syncing = false }
+    /// The copy of sync `id` could not be had: the stream may go on (the coordinator asks again).
+    /// A failure of an earlier sync, still running when a newer one was asked, changes nothing.
+    public mutating func syncFailed(id: UInt64) { if id == syncStarted { syncing = false } }
+
+    /// The coordinator no longer knows this node (it must register): it acknowledges nothing more
+    /// until it has an assignment again, since whatever it takes now is discarded by its copy.
+    public mutating func orphaned() { _ = outgoing?.fence() }
 
     public enum ReceiveRefusal: Error, Equatable { case active, syncing }
 
@@ -125,11 +130,13 @@ public struct StorageNodeState: Sendable {
         return PBWire.Snapshot(seq: seq, state: Hex.encode(machine.snapshot()))
     }
 
-    public enum InstallError: Error, Equatable { case active, badSnapshot(String) }
+    public enum InstallError: Error, Equatable { case active, superseded, badSnapshot(String) }
 
-    /// The copy installed on the returning node: its state becomes the active node's as of `seq`.
-    public mutating func install(_ s: PBWire.Snapshot) -> Result<UInt64, InstallError> {
+    /// The copy of sync `id` installed on the returning node: its state becomes the active node's
+    /// as of `seq`. Only the latest sync's copy: an earlier one, late, would go back in time.
+    public mutating func install(_ s: PBWire.Snapshot, id: UInt64) -> Result<UInt64, InstallError> {
         if isActive { return .failure(.active) }
+        if id != syncStarted { return .failure(.superseded) }
         guard let bytes = Hex.decode(s.state) else { return .failure(.badSnapshot("not hex")) }
         do {
             let m = try KVStateMachine(snapshot: bytes)

@@ -67,70 +67,99 @@ final class CoordinatorNode: Sendable {
 
     /// One input through the driver; its outcome carried out. Returns the outcome and the node's
     /// assignment after it (for register and beat answers).
+    /// `when`: stepped only if it holds, checked under the same lock as the step.
     @discardableResult
-    func feed(_ input: Coordinator.Input, answering node: NodeID? = nil) -> (CoordinatorDriver.Outcome, PBWire.Assignment?) {
+    func feed(_ input: Coordinator.Input, answering node: NodeID? = nil,
+              when condition: (CoordinatorDriver) -> Bool = { _ in true }) -> (CoordinatorDriver.Outcome, PBWire.Assignment?) {
         let now = monotonicNow()
-        let (outcome, pushes, answer) = driver.withLock { d in
+        typealias Stepped = (CoordinatorDriver.Outcome, [(NodeID, PBWire.Assignment)], PBWire.Assignment?)
+        let (outcome, pushes, answer) = driver.withLock { (d: inout CoordinatorDriver) -> Stepped in
+            guard condition(d) else { return (CoordinatorDriver.Outcome(), [], nil) }
             let outcome = d.step(input, at: now)
             let pushes = outcome.push.compactMap { n in d.assignment(for: n).map { (n, $0) } }
             return (outcome, pushes, node.flatMap { d.assignment(for: $0) })
         }
         for note in outcome.notes { report(note, at: now) }
         if !pushes.isEmpty { reportView() }
-        for (n, a) in pushes { push(a, to: n, fence: outcome.fence.first { $0.node == n }?.pair) }
+        for (n, a) in pushes {
+            if let pair = outcome.fence.first(where: { $0.node == n })?.pair {
+                pushFence(a, to: n, pair: pair, round: a.version, deadline: monotonicNow() + Self.handBackNs)
+            } else {
+                push(a, to: n)
+            }
+        }
         return (outcome, answer)
     }
 
-    /// Sends `a` to `n`. A fence's answer names the last write the node acknowledged: the
-    /// returning primary takes over once it has applied that one.
-    private func push(_ a: PBWire.Assignment, to n: NodeID, fence pair: Int?) {
-        guard let address = options.traffic(to: n) else { return }
-        let call = NodeHTTP.begin(host: address.host, port: address.port, method: "POST", path: "/pb/assign", body: JSON.encode(a),
-                                  timeoutMs: 2000, group: client)
-        guard let pair else { return }
+    /// How long a hand-back may wait for the fence's answer, and then for the catch-up.
+    static let handBackNs: Int64 = 5_000_000_000
+
+    /// Sends `a` to `n`.
+    @discardableResult
+    private func push(_ a: PBWire.Assignment, to n: NodeID) -> NodeHTTP.Call? {
+        guard let address = options.traffic(to: n) else { return nil }
+        return NodeHTTP.begin(host: address.host, port: address.port, method: "POST", path: "/pb/assign", body: JSON.encode(a),
+                              timeoutMs: 2000, group: client)
+    }
+
+    /// Sends a fencing assignment. Its answer names the last write the node acknowledged: the
+    /// returning primary takes over once it has applied that one. Only an answer to this round's
+    /// fence counts (a late answer to an earlier round could name an earlier write); a lost one is
+    /// asked again until `deadline`, after which the hand-back is dropped and the sync starts over.
+    private func pushFence(_ a: PBWire.Assignment, to n: NodeID, pair: Int, round: UInt64, deadline: MonotonicNanos) {
+        guard let call = push(a, to: n) else { return }
         call.response.whenComplete { [self] result in
-            // Only an answer to this fence (or a later assignment), from a node fenced under it,
-            // names a last write that can no longer move; a late answer to an earlier round cannot.
             if case .success(let r) = result, r.status == 200, case .success(let reply) = JSON.decode(PBWire.AssignReply.self, r.body),
-               reply.fenced, reply.boot == a.boot, reply.version >= a.version {
-                feed(.fenced(pair: pair, seq: reply.last_seq))
-                Task { await self.awaitCatchUp(pair: pair, seq: reply.last_seq) }
-                return
+               reply.fenced {
+                var taken = false
+                feed(.fenced(pair: pair, seq: reply.last_seq)) { d in
+                    taken = d.answersFence(pair: pair, boot: reply.boot, version: reply.version) && d.fenceVersions[pair] == round
+                    return taken
+                }
+                if taken {
+                    Task { await self.awaitCatchUp(pair: pair, seq: reply.last_seq, round: round, deadline: deadline) }
+                    return
+                }
             }
-            // No answer (a lost push, a slow link): sent again while the hand-back still waits for it.
-            // A node that is gone is the check's to find, which ends the hand-back.
             Task {
                 try? await Task.sleep(for: .milliseconds(50))
-                guard let again = self.driver.withLock({ d -> PBWire.Assignment? in
-                    guard case .handingBack(_, nil) = d.core.pairs[pair].phase, d.core.pairs[pair].active == n else { return nil }
-                    return d.assignment(for: n)
-                }) else { return }
-                self.push(again, to: n, fence: pair)
+                // Still this round, still waiting for its answer: again, or give up at the deadline.
+                let (again, target) = self.driver.withLock { d -> (PBWire.Assignment?, NodeID?) in
+                    guard case .handingBack(let t, nil) = d.core.pairs[pair].phase, d.core.pairs[pair].active == n,
+                          d.fenceVersions[pair] == round else { return (nil, nil) }
+                    return (d.assignment(for: n), t)
+                }
+                guard let again, let target else { return }
+                if monotonicNow() > deadline {
+                    self.feed(.syncFailed(pair: pair, target))
+                } else {
+                    self.pushFence(again, to: n, pair: pair, round: round, deadline: deadline)
+                }
             }
         }
     }
 
     /// Polls the node taking the pair back until it has applied `seq` (every write the fenced node
-    /// acknowledged), then hands the pair to it; gives up after 5 s (the sync starts over).
-    private func awaitCatchUp(pair: Int, seq: UInt64) async {
-        let deadline = monotonicNow() + 5_000_000_000
+    /// acknowledged), then hands the pair to it; at `deadline` the hand-back is dropped and the
+    /// sync starts over. Only while the fence round `round` lasts: a newer round has its own wait.
+    private func awaitCatchUp(pair: Int, seq: UInt64, round: UInt64, deadline: MonotonicNanos) async {
+        func target() -> NodeID? {
+            driver.withLock { d -> NodeID? in
+                guard d.fenceVersions[pair] == round, case .handingBack(let t, _?) = d.core.pairs[pair].phase else { return nil }
+                return t
+            }
+        }
         while monotonicNow() < deadline {
-            guard let target = driver.withLock({ d -> NodeID? in
-                if case .handingBack(let t, _) = d.core.pairs[pair].phase { return t }
-                return nil
-            }), let address = options.traffic(to: target) else { return }
+            guard let t = target(), let address = options.traffic(to: t) else { return }
             if let r = try? await NodeHTTP.send(host: address.host, port: address.port, method: "GET", path: "/pb/applied",
                                                 timeoutMs: 1000, group: client),
                r.status == 200, case .success(let reply) = JSON.decode(PBWire.AssignReply.self, r.body), reply.applied_seq >= seq {
-                feed(.applied(pair: pair, target, seq: reply.applied_seq))
+                feed(.applied(pair: pair, t, seq: reply.applied_seq))
                 return
             }
             try? await Task.sleep(for: .milliseconds(2))
         }
-        if let target = driver.withLock({ d -> NodeID? in
-            if case .handingBack(let t, _) = d.core.pairs[pair].phase { return t }
-            return nil
-        }) { feed(.syncFailed(pair: pair, target)) }
+        if let t = target() { feed(.syncFailed(pair: pair, t)) }
     }
 
     // MARK: Events

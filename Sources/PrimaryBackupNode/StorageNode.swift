@@ -77,6 +77,8 @@ final class StorageNode: Sendable {
         call.response.whenSuccess { [self] response in
             guard response.status == 200, case .success(let reply) = JSON.decode(PBWire.BeatReply.self, response.body) else { return }
             if reply.register {
+                // Whatever it took from now on would be discarded by its copy: it stops at once.
+                state.withLock { $0.orphaned() }
                 mustRegister.withLock { $0 = true }
                 return
             }
@@ -109,7 +111,7 @@ final class StorageNode: Sendable {
                 let r = try await NodeHTTP.send(host: address.host, port: address.port, method: "GET", path: "/pb/snapshot?for=\(options.id)",
                                                 timeoutMs: 30_000, group: client)
                 if r.status == 200, case .success(let snapshot) = JSON.decode(PBWire.Snapshot.self, r.body) {
-                    switch state.withLock({ $0.install(snapshot) }) {
+                    switch state.withLock({ $0.install(snapshot, id: syncID) }) {
                     case .success(let s): ok = true; seq = s
                     case .failure(let why): writeStderr("kvnode \(options.id): sync from \(from) refused: \(why)")
                     }
@@ -123,13 +125,20 @@ final class StorageNode: Sendable {
             writeStderr("kvnode \(options.id): sync from \(from): not a storage node of this cluster")
         }
         if !ok {
-            state.withLock { $0.syncFailed() }
+            state.withLock { $0.syncFailed(id: syncID) }
             // The coordinator asks again at once: not a loop of failures at full speed.
             try? await Task.sleep(for: .milliseconds(100))
         }
+        // Said until the coordinator has it (200) or says it is not the sync it wants (409), while
+        // this is still the sync asked of this node: a lost report would leave the pair waiting.
         let body = JSON.encode(PBWire.Synced(id: options.id.rawValue, pair: pair, sync_id: syncID, seq: seq, ok: ok))
-        _ = try? await NodeHTTP.send(host: options.coordinator.host, port: options.coordinator.port, method: "POST", path: "/pb/synced",
-                                     body: body, timeoutMs: 5000, group: client)
+        let giveUp = monotonicNow() + 60_000_000_000
+        while monotonicNow() < giveUp, state.withLock({ $0.syncStarted == syncID }) {
+            if let r = try? await NodeHTTP.send(host: options.coordinator.host, port: options.coordinator.port, method: "POST",
+                                                path: "/pb/synced", body: body, timeoutMs: 2000, group: client),
+               r.status == 200 || r.status == 409 { return }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
     }
 
     // MARK: Replication

@@ -133,3 +133,28 @@ private func readLog(_ path: String) throws -> [Event] {
     }
     #expect(received?.map(\.kind) == [.nodeReady], "the stream did not end within 5 s")
 }
+
+/// An election correlated before its kill was reported is named when the report comes, in the
+/// log (it is still held for ordering) and in the history.
+@Test func aLateKillReportNamesTheElectionStillHeld() throws {
+    let path = tempPath("late")
+    defer { unlink(path) }
+    let hub = try EventHub(logPath: path, useJournal: false, echoToStderr: false)
+    let now = monotonicNow()
+    func elected(_ n: String, term: UInt64, at t: Int64) -> Event {
+        var e = Event(kind: .leaderElected, runID: "t", node: NodeID(validating: n), at: Stamp(wallMs: 1, monoNs: t))
+        e.term = term
+        e.group = 0
+        return e
+    }
+    hub.publish(elected("A", term: 1, at: now - 500_000_000))
+    var lost = Event(kind: .leaderLost, runID: "t", node: NodeID(validating: "B"), at: Stamp(wallMs: 1, monoNs: now + 2_000_000))
+    lost.group = 0
+    hub.publish(lost)
+    hub.publish(elected("B", term: 2, at: now + 28_000_000))
+    hub.faultApplied(id: "f1", kind: .kill, node: NodeID(validating: "A")!, affected: [], appliedMonoNs: now)
+    hub.close()
+    let logged = try readLog(path).filter { $0.kind == .leaderElected }
+    #expect(logged.map(\.faultID) == [nil, "f1"] && logged.last?.sinceLostMs == 28)
+    #expect(hub.recent(1, kinds: [.leaderElected]).first?.faultID == "f1")
+}

@@ -58,6 +58,8 @@ private func runSchedule(seed: UInt64) -> Set<String> {
                 #expect(c.pairs[p].active == a, "fenced a node that does not serve: \(where_)")
             case .unfence(let p, _): fences[p] -= 1
             case .route(let p, let a): routed[p] = a
+            case .startSync(_, let from, let to):
+                #expect(from != to, "a node asked to copy itself: \(where_)")
             case .declaredDead(let d, _):
                 #expect(!c.nodes[d]!.alive, "\(where_)")
             default: break

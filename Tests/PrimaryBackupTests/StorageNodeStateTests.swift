@@ -52,7 +52,7 @@ private struct Pair {
     #expect(sync?.from == "B" && sync?.id == 1 && p.a.takeSyncRequest() == nil)
     let taken = p.b.snapshotForSync(for: "A")
     let snapshot = try #require(taken)
-    #expect(try p.a.install(snapshot).get() == 4)
+    #expect(try p.a.install(snapshot, id: 1).get() == 4)
     // A write during the hand-back's fence is refused; after it A serves, and B follows from 4.
     p.assign(active: "B", epoch: 2, fenced: true)
     #expect(p.put(on: \.b, "k", "x") == .fenced)
@@ -82,7 +82,7 @@ private struct Pair {
     let early = try #require(next)
     #expect(early.ops.map(\.seq) == [5] && p.a.receive(early.ops) == .failure(.syncing))
     p.b.replicationFailed()
-    _ = try p.a.install(snapshot).get()
+    _ = try p.a.install(snapshot, id: 1).get()
     #expect(!p.a.syncing)
     p.replicate(from: \.b, to: \.a)
     for k in ["k1", "k2", "k3", "early", "late"] { #expect(p.a.read(k, anyRole: true) == .value("v", seq: 5), "\(k)") }
@@ -176,4 +176,34 @@ private struct Pair {
     for p in [0, 7, -1] { #expect(d.step(.synced(pair: p, "D"), at: 2) == .init()) }
     #expect(d.syncs["D"] != nil)
     #expect(d.step(.synced(pair: 1, "D"), at: 3).notes == [.synced(pair: 1, "D")])
+}
+
+@Test func onlyTheLatestSyncsCopyIsInstalledAndOnlyItsFailureOpensTheStream() throws {
+    var p = Pair()
+    p.assign(active: "B", epoch: 1)
+    for i in 1...3 { _ = p.put(on: \.b, "k\(i)", "v") }
+    p.assign(active: "B", epoch: 1, syncFor: "A", syncID: 1)
+    _ = p.a.takeSyncRequest()
+    let firstTaken = p.b.snapshotForSync(for: "A")
+    let first = try #require(firstTaken)
+    // A second sync is asked (A was lost and came back) while the first copy is on its way.
+    _ = p.put(on: \.b, "k4", "v")
+    p.assign(active: "B", epoch: 1, syncFor: "A", syncID: 2)
+    #expect(p.a.takeSyncRequest()?.id == 2)
+    let secondTaken = p.b.snapshotForSync(for: "A")
+    let second = try #require(secondTaken)
+    // The first one's late failure does not open the stream under the second's copy...
+    p.a.syncFailed(id: 1)
+    #expect(p.a.syncing)
+    // ...and its late copy does not go back in time.
+    #expect(p.a.install(first, id: 1) == .failure(.superseded))
+    #expect(try p.a.install(second, id: 2).get() == 4 && !p.a.syncing)
+}
+
+@Test func aNodeTheCoordinatorLostStopsAcknowledging() {
+    var p = Pair()
+    p.assign(active: "A", epoch: 1)
+    #expect(p.put(on: \.a, "k", "v") == .applied(.ok, seq: 1))
+    p.a.orphaned()
+    #expect(p.put(on: \.a, "k", "w") == .fenced)
 }
