@@ -56,9 +56,15 @@ def pair_status(s, pair=0):
 
 def settled(s, pair=0, active="A"):
     """The pair serves from `active` with a synced standby (the start has its own race: the first
-    to register serves, and a primary that comes second takes its role back after a sync)."""
-    return wait_until(f"pair {pair} normal on {active}", lambda: (p := pair_status(s, pair))["active"] == active
-                      and p["phase"] == "normal" and p["standby_synced"] and p)
+    to register serves, and a primary that comes second takes its role back after a sync), and
+    both nodes have been told (the coordinator's decision reaches them a moment later)."""
+    p = wait_until(f"pair {pair} normal on {active}", lambda: (p := pair_status(s, pair))["active"] == active
+                   and p["phase"] == "normal" and p["standby_synced"] and p)
+    for node in (p["primary"], p["backup"]):
+        wait_until(f"{node} told that {active} serves pair {pair}",
+                   lambda: (st := http(s.port_of[node], "GET", "/status")[1])["active"] == active
+                   and st["role"] == ("primary" if node == active else "backup"))
+    return p
 
 
 def key_of_pair(pair, pairs):
@@ -102,9 +108,13 @@ def test_the_original_plan_replicate_fail_over_and_resync(tmpdir_clean, path):
         a, b, nm = s.port_of["A"], s.port_of["B"], s.port_of["NM"]
         settled(s)
         # 1. A write on the primary appears on its backup (a stale read there reads its own copy).
+        lagged = Fresh(s)
         status, body, _ = put(a, "k1", "v1", seq=1)
         assert status == 200, body
         wait_until("k1 on the backup", lambda: http(b, "GET", "/kv/k1?consistency=stale")[1].get("value") == "v1")
+        # Its lag, from the acknowledgement to applied on the backup, in the next second's report.
+        lag = lagged.wait(lambda e: e["event"] == "replication_lag" and e["node"] == "A", timeout=3, what="replication_lag")
+        assert lag["count"] >= 1 and 0 < lag["lag_ms_max"] < 1000 and lag["queued"] == 0, lag
         status, st, _ = http(b, "GET", "/status")
         assert st["role"] == "backup" and st["replication"]["path"] == path, st
         # The backup sends clients to the primary.
@@ -301,20 +311,22 @@ def test_compare_shows_raft_beside_primary_backup_on_the_same_delays(pb_run, tmp
 
 def test_a_history_under_kills_of_the_primary_is_not_linearizable_and_the_checker_says_why(tmpdir_clean):
     """Jepsen-style, with test_raft's client (whose run Raft passes): four clients put, get and cas
-    on two keys; the backup's links are slowed by 150 ms, so every write the primary acknowledged
-    in its last 150 ms (at least) lives on it alone; then it is killed. Reads on the promoted
-    backup miss writes that were acknowledged, and read before, on the primary. The checker must
-    say NOT linearizable and write its counterexample page. (Without the delay the window is about
-    a millisecond, and a run of four kills was once linearizable: no loss was seen.)"""
+    on two keys while the link between the primary and its backup is cut (both still beat to the
+    coordinator), so every write the primary acknowledges lives on it alone. The clients stop, the
+    primary is killed, the backup promoted, and a client reads both keys there: the acknowledged
+    writes are gone. The checker must say NOT linearizable and write its counterexample page.
+    (Killed under load, the loss can be hidden: writes in flight at the kill land on the new
+    primary and can be ordered after every lost one; two of some twenty runs were linearizable so.)"""
     import subprocess
     import threading
     from conftest import BIN
+    from kvhttp import Client
     from test_raft import history_worker
     s = start(tmpdir_clean, "direct")
     try:
         settled(s)
-        # Every link of B, the stream from A among them; 150 ms keeps B's beats inside the deadline.
-        s.kvctl("inject", "delay", "B", "150ms", "--for", "30s")
+        # The stream from A to B cut (their beats to the coordinator go on): B stays the synced standby.
+        s.kvctl("inject", "partition", "B", "--peers", "A", "--for", "30s")
         ports = [s.port_of["A"], s.port_of["B"]]
         stop, events, lock = threading.Event(), [], threading.Lock()
         threads = [threading.Thread(target=history_worker, args=(n, ports, stop, events, lock)) for n in range(4)]
@@ -322,21 +334,28 @@ def test_a_history_under_kills_of_the_primary_is_not_linearizable_and_the_checke
             t.start()
         try:
             time.sleep(1.0)
-            fresh = Fresh(s)
-            s.kvctl("inject", "kill", "primary", "--key", "x")
-            fresh.wait(lambda e: e["event"] == "leader_elected" and e.get("leader") == "B", what="B promoted")
-            time.sleep(1.0)
         finally:
             stop.set()
             for t in threads:
                 t.join(30)
+        fresh = Fresh(s)
+        s.kvctl("inject", "kill", "primary", "--key", "x")
+        fresh.wait(lambda e: e["event"] == "leader_elected" and e.get("leader") == "B", what="B promoted")
+        reader = Client("h9", ports)
+        for key in ["x", "y"]:
+            t0 = time.monotonic_ns()
+            r, _ = reader.call("GET", f"/kv/{key}", {}, deadline_s=10)
+            assert r.status in (200, 404), r
+            events.append(dict(v=1, type="invoke", client=9, key=key, f="get", t_mono_ns=t0))
+            events.append(dict(v=1, type="ok", client=9, key=key, f="get", t_mono_ns=time.monotonic_ns(),
+                               value=r.json.get("value") if r.status == 200 else None))
         events.sort(key=lambda e: e["t_mono_ns"])
         history = pathlib.Path(tmpdir_clean) / "history.jsonl"
         history.write_text("".join(json.dumps(e) + "\n" for e in events))
         r = subprocess.run([str(BIN / "kvctl"), "check", str(history), "--json"], capture_output=True, text=True, timeout=120)
         out = json.loads(r.stdout)
         done = [e for e in events if e["type"] == "ok"]
-        print(f"\n{len(done)} ok operations, the primary killed with 150 ms of writes not yet on its backup: {out['verdict']}")
+        print(f"\n{len(done)} ok operations, the primary cut off from its backup for a second, then killed: {out['verdict']}")
         assert len(done) >= 100
         assert out["verdict"] == "not-linearizable" and r.returncode == 1, (out, r.stderr[-2000:])
         # The counterexample page, next to the history.
@@ -344,3 +363,22 @@ def test_a_history_under_kills_of_the_primary_is_not_linearizable_and_the_checke
         assert page == pathlib.Path(str(history) + ".html") and "<html" in page.read_text()[:2000].lower(), out
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--mode", "primary-backup", "--pairs", "A:B", "--nodes", "A=http://127.0.0.1:1,B=http://127.0.0.1:2"],
+     "--mode primary-backup needs --coordinator http://HOST:PORT"),
+    (["--mode", "coordinator", "--pairs", "A:B", "--nodes", "A=127.0.0.1:1"], "--nodes gives no address for B"),
+    (["--mode", "coordinator", "--pairs", "A-B", "--nodes", "A=127.0.0.1:1"], "--pairs entry 'A-B': expected PRIMARY:BACKUP"),
+    (["--mode", "coordinator", "--pairs", "A:B", "--nodes", "A=nowhere,B=127.0.0.1:2"], "--nodes entry 'A=nowhere'"),
+    (["--mode", "coordinator", "--pairs", "A:A", "--nodes", "A=127.0.0.1:1"], "--pairs names a node twice"),
+    (["--mode", "coordinator", "--pairs", "A:B", "--nodes", "A=127.0.0.1:1,B=127.0.0.1:2", "--pb-fail-after-ms", "50"],
+     "--pb-fail-after-ms (50) must be at least --pb-check-interval-ms (100)"),
+    (["--mode", "coordinator", "--pairs", "A:B", "--nodes", "A=127.0.0.1:1,B=127.0.0.1:2", "--replication-path", "carrier-pigeon"],
+     "carrier-pigeon"),
+])
+def test_kvnode_refuses_a_bad_primary_backup_command_line_saying_what_is_wrong(args, says):
+    import subprocess
+    from conftest import BIN
+    r = subprocess.run([str(BIN / "kvnode"), "--id", "NM", "--port", "1"] + args, capture_output=True, text=True, timeout=10)
+    assert r.returncode == 64 and says in r.stderr, (r.returncode, r.stderr)

@@ -184,6 +184,24 @@ def test_a_failover_run_under_systemd_reports_and_journals_with_its_run_id(machi
     machine.wait_for("only the configured cluster's three kvnodes", lambda: len(node_processes(machine)) == 3, timeout=10)
 
 
+def test_a_primary_backup_failover_run_under_systemd_journals_its_syncs_and_hand_backs(machine):
+    """Primary-backup's coordinator and storage nodes as children of the hardened service: each
+    kill of the primary is detected and its backup promoted; the returning primary's sync and
+    hand-back reach the journal, with the run's id."""
+    machine.sh("printf '[experiment]\\nkind = \"failover\"\\nmode = \"primary-backup\"\\nkill_after_ms = [0, 100]\\ntrials = 2\\n"
+               "in_flight = false\\nseed = 4\\n' > /root/pb.toml", check=True)
+    r = machine.run("kvctl", "experiment", "run", "/root/pb.toml", timeout=120)
+    step(f"kvctl experiment run pb.toml -> {r.returncode}: {[l for l in r.stdout.splitlines() if 'finished' in l or 'Acknowledged' in l]}")
+    assert r.returncode == 0 and "finished: 4/4 trials" in r.stdout and "mode primary-backup" in r.stdout, r.stdout + r.stderr
+    run = json.loads(machine.run("kvctl", "--json", "experiment", "list", check=True).stdout)[-1]
+    for kind in ["declared_dead", "leader_elected", "sync_started", "sync_finished", "primary_resumed"]:
+        e = machine.wait_for(f"the run's {kind} in the journal", lambda: journal_json(
+            machine, "-u", "kvsupervisor", f"KV_EVENT={kind}", f"KV_RUN_ID={run['run_id']}"), timeout=5)
+        step(f"journal: {len(e)} x {kind}, e.g. {e[-1]['MESSAGE']!r}")
+        assert len(e) >= 4 if kind != "leader_elected" else len(e) >= 8, (kind, len(e))
+    machine.wait_for("only the configured cluster's three kvnodes", lambda: len(node_processes(machine)) == 3, timeout=10)
+
+
 def test_the_default_raft_cluster_elects_a_leader_and_serves_kv(machine):
     elected = machine.wait_for("leader_elected in the journal",
                                lambda: journal_json(machine, "-u", "kvsupervisor", "KV_EVENT=leader_elected"), timeout=5)

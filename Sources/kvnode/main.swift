@@ -199,23 +199,22 @@ struct KVNode: ParsableCommand {
         .customLong(String(RaftSettings.flag(f).dropFirst(2)))
     }
 
+    /// "ID=ADDRESS,..." of a primary-backup flag, each address http://HOST:PORT or HOST:PORT.
+    static func addresses(_ text: String, flag: String, expected: String) throws -> [NodeID: HTTPAddress] {
+        var out: [NodeID: HTTPAddress] = [:]
+        for entry in text.split(separator: ",") {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let id = NodeID(validating: parts[0]), let address = HTTPAddress.parse(parts[1]) else {
+                throw ValidationError("\(flag) entry '\(entry)': expected \(expected)")
+            }
+            out[id] = address
+        }
+        return out
+    }
+
     func pbOptions() throws -> PBOptions {
-        var nodes: [NodeID: HTTPAddress] = [:]
-        for entry in pbNodes.split(separator: ",") {
-            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let id = NodeID(validating: parts[0]), let address = HTTPAddress.parse(parts[1]) else {
-                throw ValidationError("--nodes entry '\(entry)': expected ID=http://HOST:PORT")
-            }
-            nodes[id] = address
-        }
-        var links: [NodeID: HTTPAddress] = [:]
-        for entry in pbLinks.split(separator: ",") {
-            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let id = NodeID(validating: parts[0]), let address = HTTPAddress.parse(parts[1]) else {
-                throw ValidationError("--links entry '\(entry)': expected ID=HOST:PORT")
-            }
-            links[id] = address
-        }
+        let nodes = try Self.addresses(pbNodes, flag: "--nodes", expected: "ID=http://HOST:PORT")
+        let links = try Self.addresses(pbLinks, flag: "--links", expected: "ID=HOST:PORT")
         var pairList: [(primary: NodeID, backup: NodeID)] = []
         for entry in pairs.split(separator: ",") {
             let parts = entry.split(separator: ":").map(String.init)
