@@ -75,7 +75,16 @@ struct FailoverStore {
     /// Raft store has no balancer: any leader will do (waiting for its preferred one hung).
     func settled(_ g: Int) -> Bool {
         guard let leader = leaders().byGroup[g]?.node else { return false }
-        return spec.mode == .raft && spec.groups == 1 ? true : leader == preferred(g).rawValue
+        switch spec.mode {
+        case .raft: return spec.groups == 1 || leader == preferred(g).rawValue
+        case .primaryBackup:
+            // The backup must know it too: until its assignment arrives it still takes itself for
+            // the active node and refuses the stream, and a write made then waits on the backup's
+            // news, not on replication (CI saw one lost 100 ms after its acknowledgement so).
+            let backup = ids[2 * g + 1].rawValue
+            let view = cluster.supervisor.snapshot.first { $0.id.rawValue == backup }?.raft?.allGroups.first { $0.id == g }
+            return leader == preferred(g).rawValue && view?.role == "backup" && view?.leader == leader
+        }
     }
 
     /// Polls `condition` every 2 ms until it holds; a TrialError naming `what` after `seconds`.
