@@ -58,11 +58,11 @@ def settled(s, pair=0, active="A"):
     """The pair serves from `active` with a synced standby (the start has its own race: the first
     to register serves, and a primary that comes second takes its role back after a sync), and
     both nodes have been told (the coordinator's decision reaches them a moment later)."""
-    p = wait_until(f"pair {pair} normal on {active}", lambda: (p := pair_status(s, pair))["active"] == active
+    p = wait_until(f"pair {pair} normal on {active}", lambda: (p := pair_status(s, pair)).get("active") == active
                    and p["phase"] == "normal" and p["standby_synced"] and p)
     for node in (p["primary"], p["backup"]):
         wait_until(f"{node} told that {active} serves pair {pair}",
-                   lambda: (st := http(s.port_of[node], "GET", "/status")[1])["active"] == active
+                   lambda: (st := http(s.port_of[node], "GET", "/status")[1]).get("active") == active
                    and st["role"] == ("primary" if node == active else "backup"))
     return p
 
@@ -382,3 +382,32 @@ def test_kvnode_refuses_a_bad_primary_backup_command_line_saying_what_is_wrong(a
     from conftest import BIN
     r = subprocess.run([str(BIN / "kvnode"), "--id", "NM", "--port", "1"] + args, capture_output=True, text=True, timeout=10)
     assert r.returncode == 64 and says in r.stderr, (r.returncode, r.stderr)
+
+
+def test_the_coordinator_is_a_node_faults_can_hit_and_the_pair_recovers_from_its_restart(tmpdir_clean):
+    """Kill the coordinator: nothing is detected meanwhile, and the nodes go on under their last
+    assignment. Start it again: it knows nobody, each node is told to register, the first of the
+    pair serves (its epoch goes on from what the nodes held), the other is copied from it, and
+    writes made before, and while it was down, are still there (both nodes had them: the stream
+    goes on without the coordinator on the direct path)."""
+    s = start(tmpdir_clean, "direct")
+    try:
+        a, b = s.port_of["A"], s.port_of["B"]
+        settled(s)
+        assert put(a, "before", "1")[0] == 200
+        wait_until("'before' on B", lambda: http(b, "GET", "/kv/before?consistency=stale")[1].get("value") == "1")
+        epoch = http(a, "GET", "/status")[1]["epoch"]
+        s.kvctl("inject", "kill", "NM")
+        assert put(a, "while-nm-down", "2")[0] == 200  # the last assignment holds
+        wait_until("'while-nm-down' on B", lambda: http(b, "GET", "/kv/while-nm-down?consistency=stale")[1].get("value") == "2")
+        s.kvctl("start", "NM", "--wait")
+        # Whichever registers first serves; the primary ends up serving again either way (a
+        # backup that came first hands the pair back after A's copy).
+        settled(s)
+        st = http(a, "GET", "/status")[1]
+        assert st["epoch"] > epoch, (st, epoch)
+        for key, value in [("before", "1"), ("while-nm-down", "2")]:
+            status, body, _ = http(a, "GET", "/kv/" + key)
+            assert status == 200 and body["value"] == value, (key, body)
+    finally:
+        s.stop()
