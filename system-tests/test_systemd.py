@@ -210,7 +210,7 @@ def test_a_primary_backup_failover_run_under_systemd_journals_its_syncs_and_hand
 
 def test_the_default_raft_cluster_elects_a_leader_and_serves_kv(machine):
     # The cluster's own elections, not an experiment's (those carry the experiment's run id).
-    run_id = json.loads(machine.run("kvctl", "--json", "status", check=True).stdout)["run_id"]
+    run_id = json.loads(machine.run("kvctl", "--json", "status", check=True).stdout)["status"]["run_id"]
     elected = machine.wait_for("leader_elected in the journal",
                                lambda: journal_json(machine, "-u", "kvsupervisor", "KV_EVENT=leader_elected", f"KV_RUN_ID={run_id}"),
                                timeout=5)
