@@ -172,6 +172,11 @@ struct SimElections: ParsableCommand {
             Simulated time: 1 ms ticks, each replica with its own phase; every message takes the one-way
             delay ± jitter. Prints percentiles of the time from the crash to a new leader, beside the model
             without split votes, and writes every trial to --csv.
+
+            The Raft paper's Figure 16 (LogCabin: five servers, a broadcast of about 15 ms, the heartbeat half
+            the shortest timeout, no pre-vote, no check-quorum), one of its curves:
+              kvctl sim elections --servers 5 --election-ms 150-155 --heartbeat-ms 75 --delay-ms 7.5 --jitter-ms 1 --pre-vote off --check-quorum off
+            A fixed timeout is a range with MIN = MAX: --election-ms 150-150.
             """)
 
     @Option(help: "Servers in the cluster.") var servers = 5
@@ -183,7 +188,13 @@ struct SimElections: ParsableCommand {
     @Option(name: .customLong("limit-ms"), help: "A trial with no leader this long after the crash did not converge.") var limitMs = 10_000
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Option(help: "Write every trial to this CSV file.") var csv: String?
+    @Option(name: .customLong("pre-vote"), help: "The pre-vote round, on (as the store runs) or off (as Figure 16).")
+    var preVote = OnOff.on
+    @Option(name: .customLong("check-quorum"), help: "A leader without a quorum for an election timeout steps down: on or off.")
+    var checkQuorum = OnOff.on
     @Flag(help: "Print JSON for programs.") var json = false
+
+    enum OnOff: String, ExpressibleByArgument, CaseIterable { case on, off }
 
     func electionOptions() throws -> ElectionTrialOptions {
         var o = ElectionTrialOptions()
@@ -193,6 +204,7 @@ struct SimElections: ParsableCommand {
         }
         o.servers = servers; o.electionMinMs = lo; o.electionMaxMs = hi; o.heartbeatMs = heartbeatMs
         o.delayMs = delayMs; o.jitterMs = jitterMs; o.trials = trials; o.limitMs = limitMs; o.seed = seed
+        o.preVote = preVote == .on; o.checkQuorum = checkQuorum == .on
         if let problem = o.problem { throw ValidationError(problem) }
         return o
     }
@@ -203,9 +215,10 @@ struct SimElections: ParsableCommand {
         var trials, converged, splitVotes: Int
         var p50Ms, p90Ms, p99Ms, maxMs, meanMs, minMs: Double?
         var modelMeanMs, floorMs: Double
+        var preVote, checkQuorum: Bool
         var csv: String?
         enum CodingKeys: String, CodingKey {
-            case trials, converged, csv
+            case trials, converged, csv, preVote = "pre_vote", checkQuorum = "check_quorum"
             case splitVotes = "split_votes", p50Ms = "p50_ms", p90Ms = "p90_ms", p99Ms = "p99_ms", maxMs = "max_ms"
             case meanMs = "mean_ms", minMs = "min_ms", modelMeanMs = "model_mean_ms", floorMs = "floor_ms"
         }
@@ -225,11 +238,13 @@ struct SimElections: ParsableCommand {
         let d = Distribution(times)
         let out = Output(trials: results.count, converged: times.count, splitVotes: results.filter { $0.terms > 1 }.count,
                          p50Ms: d?.percentile(50), p90Ms: d?.percentile(90), p99Ms: d?.percentile(99), maxMs: d?.max,
-                         meanMs: d?.mean, minMs: d?.min, modelMeanMs: o.modelMeanMs, floorMs: o.floorMs, csv: csv)
+                         meanMs: d?.mean, minMs: d?.min, modelMeanMs: o.modelMeanMs, floorMs: o.floorMs,
+                         preVote: o.preVote, checkQuorum: o.checkQuorum, csv: csv)
         if json { print(Render.json(out)); return }
         let f = { (x: Double?) in x.map { Render.fixed($0, 1) } ?? "-" }
         print("election after a leader crash: \(o.servers) servers, timeouts \(o.electionMinMs)-\(o.electionMaxMs) ms, "
-              + "heartbeat \(o.heartbeatMs) ms, one-way delay \(f(o.delayMs))±\(f(o.jitterMs)) ms, \(o.trials) trials (seed \(o.seed))")
+              + "heartbeat \(o.heartbeatMs) ms, one-way delay \(f(o.delayMs))±\(f(o.jitterMs)) ms, \(o.trials) trials (seed \(o.seed))"
+              + (o.preVote && o.checkQuorum ? "" : "; pre-vote \(preVote.rawValue), check-quorum \(checkQuorum.rawValue)"))
         print("  converged: \(out.converged) of \(out.trials) within \(o.limitMs) ms; \(out.splitVotes) needed more than one term")
         print("  time to a new leader, ms: min \(f(out.minMs))  p50 \(f(out.p50Ms))  p90 \(f(out.p90Ms))  p99 \(f(out.p99Ms))  max \(f(out.maxMs))  mean \(f(out.meanMs))")
         print("  model without split votes: mean \(f(o.modelMeanMs)) ms; floor \(f(o.floorMs)) ms")

@@ -14,13 +14,18 @@ public struct ElectionTrialOptions: Sendable {
     /// A trial with no new leader this long after the crash did not converge.
     public var limitMs = 10_000
     public var seed: UInt64 = 1
+    /// The Raft core's pre-vote round (on in the store; the Raft paper's Figure 16 had none).
+    public var preVote = true
+    /// A leader that has not heard from a quorum for an election timeout steps down (on in the
+    /// store; not in Figure 16's LogCabin).
+    public var checkQuorum = true
     public init() {}
 
     /// What is wrong with these options, if anything (a sentence a person can act on).
     public var problem: String? {
         if servers < 3 { return "a cluster needs at least 3 servers to survive its leader's crash (got \(servers))" }
         if servers > 99 { return "at most 99 servers (got \(servers))" }
-        if electionMinMs < 1 || electionMaxMs <= electionMinMs { return "the election timeout range must be MIN-MAX with 0 < MIN < MAX (got \(electionMinMs)-\(electionMaxMs))" }
+        if electionMinMs < 1 || electionMaxMs < electionMinMs { return "the election timeout range must be MIN-MAX with 0 < MIN <= MAX (got \(electionMinMs)-\(electionMaxMs))" }
         if heartbeatMs < 1 || heartbeatMs >= electionMinMs { return "the heartbeat interval must be at least 1 ms and below the election timeout (got \(heartbeatMs) ms)" }
         if delayMs < 0 || jitterMs < 0 || jitterMs > delayMs { return "the delay must be at least 0 and the jitter at most the delay (got \(delayMs) ± \(jitterMs) ms)" }
         if trials < 1 { return "at least one trial (got \(trials))" }
@@ -30,15 +35,18 @@ public struct ElectionTrialOptions: Sendable {
 
     /// The mean time to a new leader when no vote splits: the first follower's timeout (the
     /// minimum of n-1 uniform draws) after the last heartbeat reached it, less how far into the
-    /// heartbeat interval the crash came (uniform), plus a pre-vote and a vote round trip.
+    /// heartbeat interval the crash came (uniform), plus a vote round trip (and a pre-vote one).
     public var modelMeanMs: Double {
         let lo = Double(electionMinMs), hi = Double(electionMaxMs), n = Double(servers - 1)
-        return lo + (hi - lo) / (n + 1) + delayMs - Double(heartbeatMs) / 2 + 4 * delayMs
+        return lo + (hi - lo) / (n + 1) + delayMs - Double(heartbeatMs) / 2 + Double(roundTrips) * 2 * delayMs
     }
 
+    /// Vote round trips of one election: a pre-vote and a vote, or the vote alone.
+    var roundTrips: Int { preVote ? 2 : 1 }
+
     /// The earliest a new leader can be elected: the shortest timeout, started by a heartbeat sent
-    /// a whole interval before the crash, plus the four one-way trips.
-    public var floorMs: Double { Double(electionMinMs) - Double(heartbeatMs) + 5 * (delayMs - jitterMs) }
+    /// a whole interval before the crash, plus the heartbeat's trip and the votes' ones.
+    public var floorMs: Double { Double(electionMinMs) - Double(heartbeatMs) + Double(1 + 2 * roundTrips) * (delayMs - jitterMs) }
 }
 
 public struct ElectionTrial: Sendable {
@@ -95,6 +103,8 @@ private struct ElectionTrialRun {
             c.electionTicks = o.electionMinMs
             c.maxElectionTicks = o.electionMaxMs
             c.heartbeatTicks = o.heartbeatMs
+            c.preVote = o.preVote
+            c.checkQuorum = o.checkQuorum
             c.seed = rng.next()
             nodes[id] = Raft(config: c)
             schedule(at: Int64(rng.below(1000)), .tick(id))  // each replica's clock has its own phase

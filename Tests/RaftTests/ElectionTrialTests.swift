@@ -29,3 +29,27 @@ import Testing
     #expect(o.problem?.contains("at least 3") == true)
     #expect(ElectionTrialOptions().problem == nil)
 }
+
+/// Figure 16's setup: no pre-vote, no check-quorum, and a fixed timeout (MIN = MAX) allowed. Each
+/// election is then a vote round alone, none sooner than that floor; with every timeout equal,
+/// candidates collide: every converged trial needed more than one term, and some did not converge
+/// within the limit (the paper's 150-150 ms curve has the same long tail).
+@Test func figureSixteensSetupRunsWithoutPreVoteOrCheckQuorum() {
+    var o = ElectionTrialOptions()
+    o.electionMinMs = 150
+    o.electionMaxMs = 150
+    o.heartbeatMs = 75
+    o.delayMs = 7.5
+    o.preVote = false
+    o.checkQuorum = false
+    o.trials = 60
+    #expect(o.problem == nil)
+    var withPreVote = o
+    withPreVote.preVote = true
+    #expect(o.floorMs < withPreVote.floorMs && o.modelMeanMs < withPreVote.modelMeanMs)
+    o.limitMs = 3000
+    let trials = ElectionTrials.run(o)
+    let converged = trials.filter { $0.electionMs != nil }
+    #expect(!converged.isEmpty && converged.count < trials.count, "\(converged.count) of \(trials.count) converged")
+    #expect(converged.allSatisfy { $0.electionMs! >= o.floorMs && $0.terms > 1 })
+}
