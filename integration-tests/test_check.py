@@ -142,3 +142,26 @@ def test_the_counterexample_page_renders_one_lane_per_client(folder, name, tmp_p
     subprocess.run(chromium + [f"--screenshot={png}", page.as_uri()], capture_output=True, timeout=90)
     assert png.exists() and png.stat().st_size > 10_000, "the page rendered to an empty picture"
     print(f"counterexample of {name} rendered to {png}")
+
+
+def test_many_histories_in_one_run_give_a_table_json_lines_and_the_worst_exit(tmp_path):
+    """Every shared history at once, in one process: a row each with the verdict verdicts.tsv
+    expects, a count line, one JSON object per line with --json, and the exit status of the worst
+    file: 1 while one is not linearizable, 2 once one cannot be read (in the order 0, 3, 1, 2)."""
+    files = [(DATA / f / name, expected) for f in ("jepsen-etcd", "kv") for name, expected in verdicts(f)]
+    for p, _ in files:
+        shutil.copy(p, tmp_path / f"{p.parent.name}-{p.name}")  # the counterexample pages land beside the copies
+    paths = [tmp_path / f"{p.parent.name}-{p.name}" for p, _ in files]
+    r = check(*paths)
+    rows = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith(str(tmp_path))}
+    for path, (_, expected) in zip(paths, files):
+        assert ("NOT linearizable" if expected == "not-linearizable" else " linearizable") in rows[str(path)], rows[str(path)]
+    bad = sum(1 for _, e in files if e == "not-linearizable")
+    assert f"{len(files)} files: {len(files) - bad} linearizable, {bad} NOT linearizable, 0 unknown, 0 unreadable" in r.stdout, r.stdout
+    assert r.returncode == (1 if bad else 0)
+    j = check("--json", "--no-html", *paths, tmp_path / "missing.jsonl")
+    lines = [json.loads(l) for l in j.stdout.splitlines()]
+    assert [l["file"] for l in lines] == [str(p) for p in paths] + [str(tmp_path / "missing.jsonl")]
+    assert lines[-1]["error"].startswith("cannot read") and j.returncode == 2, j.stderr
+    ok = [p for p, (_, e) in zip(paths, files) if e == "linearizable"][:2]
+    assert check("--no-html", *ok).returncode == 0
