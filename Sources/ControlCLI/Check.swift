@@ -78,7 +78,7 @@ struct Check: ParsableCommand {
     /// Several files, in parallel (each checks its keys in parallel too): a table, then each
     /// counterexample; the exit status is the worst file's.
     private func runMany() throws {
-        let outcomes = Mutex<[Int: Result<Checked, InputProblem>]>([:])
+        let outcomes = Mutex(files.map { Result<Checked, InputProblem>.failure(InputProblem(message: "\($0): not checked")) })
         DispatchQueue.concurrentPerform(iterations: files.count) { i in
             let r: Result<Checked, InputProblem>
             do { r = .success(try check(files[i])) } catch let p as InputProblem { r = .failure(p) } catch {
@@ -86,10 +86,11 @@ struct Check: ParsableCommand {
             }
             outcomes.withLock { $0[i] = r }
         }
-        let all = outcomes.withLock { o in files.indices.map { o[$0]! } }
+        let all = outcomes.withLock { $0 }
+        // Exit codes from best to worst: linearizable, unknown, not linearizable, unreadable.
+        let order: [Int32] = [0, 3, 1, 2]
         var worst: Int32 = 0
-        let rank: [Int32: Int] = [0: 0, 3: 1, 1: 2, 2: 3]
-        func note(_ code: Int32) { if rank[code]! > rank[worst]! { worst = code } }
+        func note(_ code: Int32) { if order.firstIndex(of: code) ?? 0 > order.firstIndex(of: worst) ?? 0 { worst = code } }
         var rows: [[String]] = []
         for (file, outcome) in zip(files, all) {
             switch outcome {

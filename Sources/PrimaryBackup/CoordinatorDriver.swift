@@ -153,9 +153,10 @@ public struct CoordinatorDriver: Sendable {
         epochs[p] = max(epochs[p], epoch)
     }
 
-    /// Whether an answer from `boot` at `version` answers pair `p`'s current fence round.
-    public func answersFence(pair p: Int, boot: String, version: UInt64) -> Bool {
-        guard let round = fenceVersions[p], case .handingBack(_, nil) = core.pairs.indices.contains(p) ? core.pairs[p].phase : .down
+    /// Whether an answer from `boot` at `version` answers the fence round `round` of pair `p`, and
+    /// that round is still the pair's current one, waiting for its answer.
+    public func answersFence(pair p: Int, round: UInt64, boot: String, version: UInt64) -> Bool {
+        guard fenceVersions[p] == round, case .handingBack(_, nil) = core.pairs.indices.contains(p) ? core.pairs[p].phase : .down
         else { return false }
         return boot == self.boot && version >= round
     }

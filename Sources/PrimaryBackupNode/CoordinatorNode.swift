@@ -113,7 +113,7 @@ final class CoordinatorNode: Sendable {
                reply.fenced {
                 var taken = false
                 feed(.fenced(pair: pair, seq: reply.last_seq)) { d in
-                    taken = d.answersFence(pair: pair, boot: reply.boot, version: reply.version) && d.fenceVersions[pair] == round
+                    taken = d.answersFence(pair: pair, round: round, boot: reply.boot, version: reply.version)
                     return taken
                 }
                 if taken {

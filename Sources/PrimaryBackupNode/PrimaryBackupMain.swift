@@ -15,8 +15,9 @@ public enum PrimaryBackupMain {
         let node = StorageNode(options: o, output: output)
         let ids = o.replicaIDs
         var members: [ReplicaID: KVAPI.Member] = [:]
-        for (id, address) in o.nodes { members[ids[id]!] = .init(id: id.rawValue, httpURL: address.url) }
-        let api = KVAPI(selfID: o.id.rawValue, members: members, replica: StorageReplica(node: node, replicaIDs: ids),
+        for (id, number) in ids { members[number] = .init(id: id.rawValue, httpURL: o.nodes[id]?.url ?? "") }
+        guard let me = ids[o.id] else { NodeProcess.fail(process, "--nodes gives no address for this node (\(o.id))") }
+        let api = KVAPI(selfID: o.id.rawValue, members: members, replica: StorageReplica(node: node, replicaIDs: ids, id: me),
                         defaultConsistency: .linearizable, syncMode: "none")
         do {
             try HTTPServer.start(bodyLimit: StorageNode.bodyLimit, host: o.host, port: o.port,

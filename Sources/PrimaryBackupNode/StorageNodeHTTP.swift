@@ -10,8 +10,8 @@ import RaftNode
 struct StorageReplica: KVReplica {
     let node: StorageNode
     let replicaIDs: [NodeID: Int]
-
-    var id: ReplicaID { replicaIDs[node.options.id]! }
+    /// This node's number among the storage nodes (its options were checked to name it among them).
+    let id: ReplicaID
     var groupCount: Int { node.options.pairs.count }
 
     var statuses: [RaftStatus] {
