@@ -37,6 +37,8 @@ public struct Correlator: Sendable {
         var unexplained: (previous: NodeID, lostMonoNs: MonotonicNanos, term: UInt64)?
     }
     private var groups: [Int: GroupLeader] = [:]
+    /// Faults told before their syscall and not yet applied or withdrawn.
+    private var applying: Set<String> = []
 
     /// Group 0's leader (the only group of a one-group store).
     public var leader: NodeID? { groups[0]?.leader }
@@ -54,9 +56,48 @@ public struct Correlator: Sendable {
         public var appliedMonoNs: MonotonicNanos
     }
 
+    /// A fault about to be applied, told just before its syscall or proxy switch (stamped then):
+    /// its effect (an exit, a closed connection a follower notices at once, an election 20 ms
+    /// later) cannot reach the correlator before it, however late the fault's thread runs after
+    /// the syscall. `faultApplied` then gives it the applied stamp; `faultWithdrawn` takes it back.
+    @discardableResult
+    public mutating func faultApplying(id: String, kind: FaultKind, node: NodeID, affected: [NodeID],
+                                       atMonoNs: MonotonicNanos) -> [LateCause] {
+        applying.insert(id)
+        return register(id: id, kind: kind, node: node, affected: affected, appliedMonoNs: atMonoNs)
+    }
+
+    /// The fault was applied at `appliedMonoNs`. One told before (`faultApplying`) is restamped;
+    /// one not told before is registered now, and names the elections it caused that were
+    /// correlated without it (`LateCause`).
     @discardableResult
     public mutating func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID],
                                       appliedMonoNs: MonotonicNanos) -> [LateCause] {
+        if applying.remove(id) != nil {
+            restamp(id, to: appliedMonoNs)
+            return []
+        }
+        return register(id: id, kind: kind, node: node, affected: affected, appliedMonoNs: appliedMonoNs)
+    }
+
+    /// A fault told by `faultApplying` was not applied after all (its process had exited).
+    public mutating func faultWithdrawn(id: String) {
+        guard applying.remove(id) != nil else { return }
+        for (n, f) in down where f.id == id { down[n] = nil }
+        for (n, faults) in network { network[n] = faults.filter { $0.id != id } }
+        for (g, track) in groups where track.lost?.fault?.id == id { groups[g]?.lost = nil }
+    }
+
+    private mutating func restamp(_ id: String, to t: MonotonicNanos) {
+        for (n, f) in down where f.id == id { down[n]?.appliedMonoNs = t }
+        for (n, faults) in network where faults.contains(where: { $0.id == id }) {
+            network[n] = faults.map { f in var f = f; if f.id == id { f.appliedMonoNs = t }; return f }
+        }
+        for (g, track) in groups where track.lost?.fault?.id == id { groups[g]?.lost?.fault?.appliedMonoNs = t }
+    }
+
+    private mutating func register(id: String, kind: FaultKind, node: NodeID, affected: [NodeID],
+                                   appliedMonoNs: MonotonicNanos) -> [LateCause] {
         var fault = ActiveFault(id: id, kind: kind, appliedMonoNs: appliedMonoNs)
         var late: [LateCause] = []
         for (g, track) in groups {

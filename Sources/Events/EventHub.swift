@@ -168,6 +168,19 @@ public final class EventHub: Sendable {
         }
     }
 
+    /// See `Correlator.faultApplying`: called on the fault's thread just before its syscall.
+    public func faultApplying(id: String, kind: FaultKind, node: NodeID, affected: [NodeID], atMonoNs: MonotonicNanos) {
+        state.withLock { s in
+            for cause in s.correlator.faultApplying(id: id, kind: kind, node: node, affected: affected, atMonoNs: atMonoNs) {
+                s.amend(cause)
+            }
+        }
+    }
+
+    public func faultWithdrawn(id: String) {
+        state.withLock { $0.correlator.faultWithdrawn(id: id) }
+    }
+
     public func faultCleared(id: String, kind: FaultKind, node: NodeID) {
         state.withLock { $0.correlator.faultCleared(id: id, kind: kind, node: node) }
     }

@@ -206,8 +206,11 @@ extension FaultEngine.Hooks {
     /// know to label detections (the daemon's cluster and each experiment cell wire it so).
     public static func publishing(to hub: EventHub) -> Self {
         .init(emit: { hub.publish($0) },
+              applying: { r in hub.faultApplying(id: r.id, kind: r.spec.kind, node: r.spec.node, affected: r.affected,
+                                                 atMonoNs: r.applied.monoNs) },
               applied: { r in hub.faultApplied(id: r.id, kind: r.spec.kind, node: r.spec.node, affected: r.affected,
                                                appliedMonoNs: r.applied.monoNs) },
+              withdrawn: { id in hub.faultWithdrawn(id: id) },
               cleared: { r in hub.faultCleared(id: r.id, kind: r.spec.kind, node: r.spec.node) })
     }
 }

@@ -15,12 +15,18 @@ import Glibc
 public final class FaultEngine: Sendable {
     public struct Hooks: Sendable {
         public var emit: @Sendable (Event) -> Void
-        /// Told the moment a fault is applied, before its effect: the correlator needs t_fail early.
+        /// Told on the fault's thread just before the syscall, proxy switch or restart (the record
+        /// stamped then): the correlator must know the fault before anything it causes.
+        public var applying: @Sendable (FaultRecord) -> Void
+        /// Told the moment a fault is applied, with the stamp after its syscall.
         public var applied: @Sendable (FaultRecord) -> Void
+        /// A fault told by `applying` that was refused after all.
+        public var withdrawn: @Sendable (_ id: String) -> Void
         public var cleared: @Sendable (FaultRecord) -> Void
-        public init(emit: @escaping @Sendable (Event) -> Void, applied: @escaping @Sendable (FaultRecord) -> Void,
+        public init(emit: @escaping @Sendable (Event) -> Void, applying: @escaping @Sendable (FaultRecord) -> Void,
+                    applied: @escaping @Sendable (FaultRecord) -> Void, withdrawn: @escaping @Sendable (String) -> Void,
                     cleared: @escaping @Sendable (FaultRecord) -> Void) {
-            self.emit = emit; self.applied = applied; self.cleared = cleared
+            self.emit = emit; self.applying = applying; self.applied = applied; self.withdrawn = withdrawn; self.cleared = cleared
         }
     }
 
@@ -121,17 +127,19 @@ public final class FaultEngine: Sendable {
         step(.requested(id: id, spec: spec, affected: affected.sorted()), at: requested, target: target)
 
         if spec.kind == .restart {
-            switch await restart(spec, id: id) {
+            switch await restart(FaultRecord(id: id, spec: spec, affected: affected.sorted(), requested: requested,
+                                             applied: requested)) {
             case .success(let applied): return InjectResult(faultID: id, applied: applied)
             case .failure(let why): throw .invalid("restart of \(spec.node) failed: \(why)")
             }
         }
+        let record = FaultRecord(id: id, spec: spec, affected: affected.sorted(), requested: requested, applied: requested)
         if spec.afterMs > 0 {
-            startThread(id: id, spec: spec, requested: requested, target: target, appliedOut: nil)
+            startThread(record, target: target, appliedOut: nil)
             return InjectResult(faultID: id, applied: nil)
         }
         let applied: Stamp? = await withCheckedContinuation { cont in
-            startThread(id: id, spec: spec, requested: requested, target: target, appliedOut: { cont.resume(returning: $0) })
+            startThread(record, target: target, appliedOut: { cont.resume(returning: $0) })
         }
         return InjectResult(faultID: id, applied: applied)
     }
@@ -187,9 +195,10 @@ public final class FaultEngine: Sendable {
 
     // MARK: The fault thread
 
-    private func startThread(id: String, spec: FaultSpec, requested: Stamp, target: Target,
-                             appliedOut: (@Sendable (Stamp?) -> Void)?) {
+    /// `record` as requested: its `applied` is stamped on the thread.
+    private func startThread(_ record: FaultRecord, target: Target, appliedOut: (@Sendable (Stamp?) -> Void)?) {
         let engine = self
+        let (id, spec, requested) = (record.id, record.spec, record.requested)
         startDetachedThread {
             PreciseClock.tightenTimerSlack()
             let due = requested.monoNs + Int64(spec.afterMs) * 1_000_000
@@ -205,6 +214,9 @@ public final class FaultEngine: Sendable {
                         return nil
                     }
                 }
+                var told = record
+                told.applied = .now()
+                engine.hooks.applying(told)
                 return engine.apply(spec, to: target)
             }
             guard let outcome else {
@@ -270,6 +282,7 @@ public final class FaultEngine: Sendable {
         defer { if case .process(_, let pidfd, _) = target { close(pidfd) } }
         guard case .applied(let applied, let tookNs, let firstEffect) = outcome else {
             if case .refused(let reason) = outcome {
+                hooks.withdrawn(id)
                 appliedOut?(nil)
                 step(.refused(id: id, reason: reason), at: .now(), target: target)
             }
@@ -341,11 +354,17 @@ public final class FaultEngine: Sendable {
 
     private struct RestartFailure: Error { var reason: String }
 
-    private func restart(_ spec: FaultSpec, id: String) async -> Result<Stamp, RestartFailure> {
-        let applied = Stamp.now()
+    private func restart(_ requested: FaultRecord) async -> Result<Stamp, RestartFailure> {
+        let (id, spec) = (requested.id, requested.spec)
+        var told = requested
+        told.applied = .now()
+        let applied = told.applied
+        // The stop inside takes the grace period: the node's exit and the election it starts come first.
+        hooks.applying(told)
         do {
             try await supervisor.restart(spec.node, graceMs: stopGraceMs.load(ordering: .relaxed))
         } catch {
+            hooks.withdrawn(id)
             step(.refused(id: id, reason: "\(error)"), at: .now(), target: .restart)
             return .failure(RestartFailure(reason: "\(error)"))
         }

@@ -199,3 +199,41 @@ extension Correlator {
     #expect(c.faultApplied(id: "f7", kind: .kill, node: "A", affected: ["A"], appliedMonoNs: 1990 * ms).isEmpty)
     #expect(c.faultApplied(id: "f8", kind: .kill, node: "B", affected: ["B"], appliedMonoNs: 2010 * ms).isEmpty)
 }
+
+/// CI again (c6e759f): the kill's thread lost its CPU after the syscall and before its stamp, so
+/// the stamp came after the follower's leader_lost (1002 ms) and after the election, and no rule
+/// could name the kill. Told before the syscall, the kill is known before anything it causes.
+@Test func aFaultToldBeforeItsSyscallNamesTheElectionHoweverLateItsAppliedStamp() {
+    var c = Correlator()
+    c.feed(.leaderElected, "A", at: 0) { $0.term = 1; $0.group = 0 }
+    // The old order: the report stamped after the loss names nothing.
+    c.feed(.leaderLost, "B", at: 1002 * ms) { $0.group = 0 }
+    #expect(c.feed(.leaderElected, "B", at: 1028 * ms) { $0.term = 2; $0.group = 0 }.faultID == nil)
+    #expect(c.faultApplied(id: "f1", kind: .kill, node: "A", affected: ["A"], appliedMonoNs: 1050 * ms).isEmpty)
+
+    var d = Correlator()
+    d.feed(.leaderElected, "A", at: 0) { $0.term = 1; $0.group = 0 }
+    d.faultApplying(id: "f2", kind: .kill, node: "A", affected: ["A"], atMonoNs: 1000 * ms)
+    d.feed(.leaderLost, "B", at: 1002 * ms) { $0.group = 0 }
+    let elected = d.feed(.leaderElected, "B", at: 1028 * ms) { $0.term = 2; $0.group = 0 }
+    #expect(elected.faultID == "f2" && elected.tFailMonoNs == 1000 * ms && elected.sinceLostMs == 28)
+    #expect(d.faultApplied(id: "f2", kind: .kill, node: "A", affected: ["A"], appliedMonoNs: 1050 * ms).isEmpty)
+    // Detections after the report carry the applied stamp.
+    var e = dead("C", "A", at: 1300 * ms, lastHeard: 1000 * ms)
+    d.process(&e)
+    #expect(e.faultID == "f2" && e.tFailMonoNs == 1050 * ms && e.label == .trueDetection)
+}
+
+/// A fault told before its syscall and then refused (the process had already gone) leaves no trace.
+@Test func aWithdrawnFaultNamesNothing() {
+    var c = Correlator()
+    c.feed(.leaderElected, "A", at: 0) { $0.term = 1; $0.group = 0 }
+    c.faultApplying(id: "f1", kind: .kill, node: "A", affected: ["A"], atMonoNs: 1000 * ms)
+    c.faultWithdrawn(id: "f1")
+    c.feed(.nodeExited, "A", at: 1001 * ms) { $0.exitCode = 1 }
+    let elected = c.feed(.leaderElected, "B", at: 1200 * ms) { $0.term = 2; $0.group = 0 }
+    #expect(elected.faultID == nil && elected.reason?.contains("A exited") == true)
+    var e = dead("C", "A", at: 1300 * ms, lastHeard: 1000 * ms)
+    c.process(&e)
+    #expect(e.faultID == nil && e.label == .trueDetection)
+}
