@@ -66,10 +66,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // Experiment specs (TOML), the sweep's plan of trials, the statistics its reports use. No I/O.
-        .target(name: "Experiments", dependencies: ["TOML", "Core", "SplitMix"]),
+        .target(name: "Experiments", dependencies: ["TOML", "Core", "SplitMix", "Linearizability"]),
         // Runs experiments for the daemon: a cluster per cell, trials, run directories, resume.
         .target(name: "ExperimentRunner", dependencies: [
-            "Experiments", "ConfigFile", "TOML", "Core", "Events", "Faults", "Supervision", "NodeClient",
+            "Experiments", "ConfigFile", "TOML", "Core", "Events", "Faults", "Supervision", "NodeClient", "Linearizability", "SplitMix",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         // One HTTP/1.1 request to a kvnode (NIOHTTP1), its answer stamped on arrival: kvctl and the
@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(name: "RaftNodeTests", dependencies: [
             "RaftNode", "Raft", "KVStore", "Core", "RaftStorage", "BinaryCodec", .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "TOML"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "TOML", "SplitMix", "Core"]),
         .testTarget(name: "ExperimentRunnerTests", dependencies: ["ExperimentRunner", "Core"]),
         .testTarget(name: "WALTests", dependencies: ["WAL", "RaftStorage", "Raft"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),

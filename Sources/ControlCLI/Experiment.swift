@@ -169,7 +169,9 @@ enum Stream {
         if connection.json { print(Render.json(u)) } else if let summary = u.summary {
             print(summary, terminator: "")
             print("\n\(u.state): \(u.done)/\(u.total) trials in \(seconds(u.elapsedMs)) this session" + (u.reason.map { " (\($0))" } ?? ""))
-            print("run directory: \(u.directory) (report.html, report.md, summary.txt, trials.csv, recovery.svg, timeline.svg)")
+            // What this kind wrote, as it is on disk (a store's data directories left out).
+            let files = directoryNames(u.directory).filter { !$0.hasPrefix("data-") }.sorted()
+            print("run directory: \(u.directory)" + (files.isEmpty ? "" : " (" + files.joined(separator: ", ") + ")"))
         } else {
             print(table(u.results ?? []))
             if let skipped = u.skipped, !skipped.isEmpty {

@@ -57,6 +57,11 @@ struct ExperimentReportCommand: ParsableCommand {
                 files = FailoverReport.files(spec: s, plan: plan, trials: trials, context: context(manifest, runID: runID, specText: specText,
                     total: plan.trials.count, done: trials.count, trials: { n in trials.filter { $0.session == n }.count }))
                 shown = "summary.txt"
+            case .linearizability(let s):
+                files = LinearizabilityReport.files(spec: s, read: { try? read($0) }) { checked in
+                    context(manifest, runID: runID, specText: specText, total: 1, done: checked ? 1 : 0, trials: { _ in checked ? 1 : 0 })
+                }
+                shown = "summary.txt"
             }
         } catch let e as TrialsCSV.ParseError { throw Failure("\(dir)/trials.csv: \(e)") }
         for f in files { try write(dir + "/" + f.name, f.text) }

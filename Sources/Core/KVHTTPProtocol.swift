@@ -134,6 +134,9 @@ public enum KVHTTP {
         public var existed: Bool?
         public var error: String?
         public var code: String?
+        /// A redirect's or a refusal's: the leader to ask, a failed cas's current value.
+        public var leader: String?
+        public var current: String?
         public init() {}
     }
 }

@@ -80,7 +80,7 @@ final class ExperimentCluster: Sendable {
     /// A failover run's Raft store: nodes A, B, C (D, E) with the spec's groups and Raft timing,
     /// their data under `dataDir` (removed at shutdown), the same command line the daemon gives
     /// its own raft-mode nodes.
-    static func startRaft(spec: FailoverSpec, runID: String, dataDir: String, hub: EventHub, environment env: ExperimentEnvironment,
+    static func startRaft(spec: StoreLayout, runID: String, dataDir: String, hub: EventHub, environment env: ExperimentEnvironment,
                           log: @escaping @Sendable (NodeID, String) -> Void) async throws -> ExperimentCluster {
         let ids = (0..<spec.nodes).map { NodeID(validating: String(UnicodeScalar(UInt8(65 + $0))))! }
         let ports = try LoopbackPorts.free(count: 2 * ids.count)
@@ -106,7 +106,7 @@ final class ExperimentCluster: Sendable {
 
     /// A primary-backup store for a failover run: a coordinator NM and `spec.groups` pairs, A:B,
     /// C:D, ... (each node's copy lives in its memory: nothing to remove afterwards).
-    static func startPrimaryBackup(spec: FailoverSpec, runID: String, hub: EventHub, environment env: ExperimentEnvironment,
+    static func startPrimaryBackup(spec: StoreLayout, runID: String, hub: EventHub, environment env: ExperimentEnvironment,
                                    log: @escaping @Sendable (NodeID, String) -> Void) async throws -> ExperimentCluster {
         let ports = try LoopbackPorts.free(count: spec.nodes + 1)
         var nodes = [NodeConfig(id: "NM", port: ports[0], role: .coordinator)]
@@ -172,6 +172,25 @@ final class ExperimentCluster: Sendable {
     /// millisecond late in between put the detection below T - I.)
     func startAll() async throws {
         for id in [target] + observers where !(await supervisor.isRunning(id)) { try await supervisor.start(id) }
+    }
+
+    /// Each group's leader (primary-backup: each pair's active node) as the nodes report it.
+    func leaders(groups: Int) -> GroupLeaders {
+        GroupLeaders(supervisor.snapshot.map { ($0.id.rawValue, $0.raft) }, groups: groups)
+    }
+
+    /// Group g has a leader (`preferred`, when given) that a request can rely on. Primary-backup:
+    /// the backup must know it too: until its assignment arrives it still takes itself for the
+    /// active node and refuses the stream, and a write made then waits on the backup's news, not
+    /// on replication (CI saw one lost 100 ms after its acknowledgement so).
+    func settled(_ g: Int, layout: StoreLayout, preferred: NodeID?) -> Bool {
+        guard let leader = leaders(groups: layout.groups).byGroup[g]?.node else { return false }
+        if let preferred, leader != preferred.rawValue { return false }
+        guard layout.mode == .primaryBackup else { return true }
+        let pair = layout.storageNodes[2 * g ..< 2 * g + 2].map(\.rawValue)
+        guard let backup = pair.first(where: { $0 != leader }) else { return false }
+        let view = supervisor.snapshot.first { $0.id.rawValue == backup }?.raft?.allGroups.first { $0.id == g }
+        return view?.role == "backup" && view?.leader == leader
     }
 
     /// Stops the nodes (by their pids, SIGKILL after the grace), the proxies and the report pump,

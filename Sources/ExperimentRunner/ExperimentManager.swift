@@ -254,6 +254,13 @@ public final class ExperimentManager: Sendable {
                              + SessionUpdates.outcome(row), SessionUpdates.trial(row), nil)
                     })
                 done += try await failover.run(done: records).count
+            case .linearizability(let spec):
+                let began = monotonicNow()
+                let run = LinearizabilityRun(spec: spec, directory: dir, hub: runHub, environment: environment, session: session, log: log)
+                let check = try await run.run()
+                done = 1
+                told(1, 0, Double(monotonicNow() - began) / 1e6, LinearizabilityReport.headline(check),
+                     ControlProtocol.ExperimentTrial(tFail: nil, tDetect: nil, detectionLatencyMs: nil, outcome: check.verdict.rawValue), nil)
             }
         } catch {
             done = (try? program.doneCount(dir)) ?? done
@@ -320,7 +327,7 @@ public final class ExperimentManager: Sendable {
             let results: [ControlProtocol.ExperimentCell]
             switch try Self.program(of: dir) {
             case .sweep(let spec, let plan): results = SweepSummary(spec: spec, plan: plan, records: try dir.trials()).cells
-            case .failover: results = []
+            case .failover, .linearizability: results = []
             }
             return .init(run: run, results: results, report: (try? dir.read("report.md")) ?? "(no report yet: the run has not ended)\n")
         } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }

@@ -26,10 +26,10 @@ struct FailoverStore {
             switch run.spec.mode {
             case .raft:
                 cluster = try await ExperimentCluster.startRaft(
-                    spec: run.spec, runID: run.directory.runID, dataDir: run.directory.path + "/data-s\(run.session)-\(number)",
+                    spec: run.spec.layout, runID: run.directory.runID, dataDir: run.directory.path + "/data-s\(run.session)-\(number)",
                     hub: run.hub, environment: run.environment, log: { node, line in run.log(node, line) })
             case .primaryBackup:
-                cluster = try await ExperimentCluster.startPrimaryBackup(spec: run.spec, runID: run.directory.runID, hub: run.hub,
+                cluster = try await ExperimentCluster.startPrimaryBackup(spec: run.spec.layout, runID: run.directory.runID, hub: run.hub,
                                                                          environment: run.environment, log: { node, line in run.log(node, line) })
             }
         } catch { feed.close(); throw error }
@@ -64,9 +64,7 @@ struct FailoverStore {
 
     // MARK: The store as the nodes report it
 
-    func leaders() -> GroupLeaders {
-        GroupLeaders(cluster.supervisor.snapshot.map { ($0.id.rawValue, $0.raft) }, groups: spec.groups)
-    }
+    func leaders() -> GroupLeaders { cluster.leaders(groups: spec.groups) }
 
     func preferred(_ g: Int) -> NodeID { spec.mode == .primaryBackup ? ids[2 * g] : ids[g % ids.count] }
 
@@ -74,17 +72,7 @@ struct FailoverStore {
     /// Raft groups) or the coordinator's hand-back (primary-backup) gives it back. A one-group
     /// Raft store has no balancer: any leader will do (waiting for its preferred one hung).
     func settled(_ g: Int) -> Bool {
-        guard let leader = leaders().byGroup[g]?.node else { return false }
-        switch spec.mode {
-        case .raft: return spec.groups == 1 || leader == preferred(g).rawValue
-        case .primaryBackup:
-            // The backup must know it too: until its assignment arrives it still takes itself for
-            // the active node and refuses the stream, and a write made then waits on the backup's
-            // news, not on replication (CI saw one lost 100 ms after its acknowledgement so).
-            let backup = ids[2 * g + 1].rawValue
-            let view = cluster.supervisor.snapshot.first { $0.id.rawValue == backup }?.raft?.allGroups.first { $0.id == g }
-            return leader == preferred(g).rawValue && view?.role == "backup" && view?.leader == leader
-        }
+        cluster.settled(g, layout: spec.layout, preferred: spec.groups == 1 && spec.mode == .raft ? nil : preferred(g))
     }
 
     /// Polls `condition` every 2 ms until it holds; a TrialError naming `what` after `seconds`.

@@ -51,7 +51,8 @@ struct RunDirectory: Sendable {
         }
         let dir = RunDirectory(path: root + "/" + runID, runID: runID)
         try dir.write("spec.toml", specText)
-        try dir.write("trials.csv", csvHeader + "\n")
+        // A linearizability run has one history, not trials.
+        if !csvHeader.isEmpty { try dir.write("trials.csv", csvHeader + "\n") }
         try dir.save(manifest)
         return dir
     }
@@ -67,16 +68,7 @@ struct RunDirectory: Sendable {
     }
 
     /// The names in a directory, but . and ..
-    static func names(in path: String) -> [String] {
-        guard let d = opendir(path) else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let entry = readdir(d) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
+    static func names(in path: String) -> [String] { directoryNames(path) }
 
     func manifest() throws(IOError) -> RunManifest {
         do { return try JSONDecoder().decode(RunManifest.self, from: Data(try read("run.json").utf8)) }

@@ -5,11 +5,14 @@ import Experiments
 enum RunProgram: Sendable {
     case sweep(DetectionSweepSpec, SweepPlan)
     case failover(FailoverSpec, FailoverPlan)
+    /// One history: its one "trial" is done once check.json is written.
+    case linearizability(LinearizabilitySpec)
 
     init(_ spec: ExperimentSpec) {
         switch spec {
         case .detectionSweep(let s): self = .sweep(s, SweepPlan(s))
         case .failover(let s): self = .failover(s, FailoverPlan(s))
+        case .linearizability(let s): self = .linearizability(s)
         }
     }
 
@@ -17,6 +20,7 @@ enum RunProgram: Sendable {
         switch self {
         case .sweep: "detection-sweep"
         case .failover: "failover"
+        case .linearizability: "linearizability"
         }
     }
 
@@ -24,6 +28,7 @@ enum RunProgram: Sendable {
         switch self {
         case .sweep(_, let plan): plan.trials.count
         case .failover(_, let plan): plan.trials.count
+        case .linearizability: 1
         }
     }
 
@@ -31,6 +36,7 @@ enum RunProgram: Sendable {
         switch self {
         case .sweep(_, let plan): plan.cells.map(\.description)
         case .failover(_, let plan): plan.cells.map(FailoverSummary.cellName)
+        case .linearizability: ["history"]
         }
     }
 
@@ -38,6 +44,7 @@ enum RunProgram: Sendable {
         switch self {
         case .sweep: TrialsCSV.header
         case .failover: FailoverCSV.header
+        case .linearizability: ""
         }
     }
 
@@ -45,6 +52,7 @@ enum RunProgram: Sendable {
         switch self {
         case .sweep: try dir.trials().count
         case .failover: try dir.failoverTrials().count
+        case .linearizability: dir.entries().contains("check.json") ? 1 : 0
         }
     }
 }
@@ -70,6 +78,12 @@ enum RunOutputs {
             let files = FailoverReport.files(spec: spec, plan: plan, trials: trials,
                                              context: context(dir, manifest: manifest, total: plan.trials.count,
                                                               sessionTrials: { n in trials.filter { $0.session == n }.count }))
+            for f in files { try dir.write(f.name, f.text) }
+            return Results(summary: files.first { $0.name == "summary.txt" }?.text)
+        case .linearizability(let spec):
+            let files = LinearizabilityReport.files(spec: spec, read: { try? dir.read($0) }) { checked in
+                context(dir, manifest: manifest, total: 1, sessionTrials: { _ in checked ? 1 : 0 })
+            }
             for f in files { try dir.write(f.name, f.text) }
             return Results(summary: files.first { $0.name == "summary.txt" }?.text)
         }

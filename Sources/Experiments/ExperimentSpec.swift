@@ -16,6 +16,8 @@ public enum ExperimentSpec: Sendable, Equatable {
     case detectionSweep(DetectionSweepSpec)
     /// `kind = "failover"`: see `FailoverSpec`.
     case failover(FailoverSpec)
+    /// `kind = "linearizability"`: see `LinearizabilitySpec`.
+    case linearizability(LinearizabilitySpec)
 
     /// The detection sweep's settings; nil for another kind.
     public var sweep: DetectionSweepSpec? {
@@ -27,6 +29,7 @@ public enum ExperimentSpec: Sendable, Equatable {
         switch self {
         case .detectionSweep: "detection-sweep"
         case .failover: "failover"
+        case .linearizability: "linearizability"
         }
     }
 }
@@ -66,8 +69,9 @@ public enum ExperimentSpecParser {
     /// Parses and validates a spec; every refusal names the file, the line and the key. The
     /// [experiment] table is read first, then its kind's own reader (one per kind, as kinds are added).
     public static func parse(text: String, file: String) throws(ConfigError) -> ExperimentSpec {
-        let t = try SpecTable.experiment(text: text, file: file, keys: keys + failoverKeys)
-        guard let kind = t.table["kind"] else { throw t.fail("kind", "missing: use kind = \"detection-sweep\" or \"failover\"") }
+        let t = try SpecTable.experiment(text: text, file: file, keys: Array(Set(keys + failoverKeys + linearizabilityKeys)).sorted())
+        let kinds = "\"detection-sweep\", \"failover\" or \"linearizability\""
+        guard let kind = t.table["kind"] else { throw t.fail("kind", "missing: use kind = \(kinds)") }
         switch kind.string {
         case "detection-sweep":
             try t.only(keys, kind: "detection-sweep")
@@ -75,8 +79,11 @@ public enum ExperimentSpecParser {
         case "failover":
             try t.only(failoverKeys, kind: "failover")
             return .failover(try failover(t))
+        case "linearizability":
+            try t.only(linearizabilityKeys, kind: "linearizability")
+            return .linearizability(try linearizability(t))
         default:
-            throw t.fail("kind", "'\(kind.string ?? kind.typeName)' is not an experiment kind; use \"detection-sweep\" or \"failover\"")
+            throw t.fail("kind", "'\(kind.string ?? kind.typeName)' is not an experiment kind; use \(kinds)")
         }
     }
 
@@ -150,6 +157,8 @@ public enum ExperimentSpecParser {
 struct SpecTable {
     let table: TOMLTable
     let file: String
+    /// How refusals name the table: `experiment`, or `experiment.nemesis[2]` for a nested one.
+    var path = "experiment"
 
     /// The one [experiment] table of a spec, with no key outside `keys`.
     static func experiment(text: String, file: String, keys: [String]) throws(ConfigError) -> SpecTable {
@@ -180,7 +189,7 @@ struct SpecTable {
 
     func fail(_ key: String?, _ problem: String) -> ConfigError {
         ConfigError(file: file, line: key.flatMap { table.line(of: $0) } ?? table.line,
-                    key: key.map { "experiment.\($0)" } ?? "experiment", problem: problem)
+                    key: key.map { "\(path).\($0)" } ?? path, problem: problem)
     }
 
     /// One number of milliseconds or a list of them, each in min...1 h, none twice.

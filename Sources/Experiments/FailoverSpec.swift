@@ -20,11 +20,7 @@ import TOML
 ///     election_ms = 150             # and election_max_ms, raft_heartbeat_ms, as in [cluster]
 ///     seed = 1
 public struct FailoverSpec: Sendable, Equatable {
-    public enum Mode: String, Sendable, CaseIterable {
-        case raft
-        /// The original's name manager and storage pairs: `groups` pairs (A:B, C:D, ...) and a coordinator.
-        case primaryBackup = "primary-backup"
-    }
+    public typealias Mode = StoreLayout.Mode
     /// What hits the leader: a SIGKILL closes its connections at once; a SIGSTOP or a cut link
     /// closes nothing, so the followers learn of it from silence alone.
     public enum Fault: String, Sendable, CaseIterable { case kill, stop, partition }
@@ -57,45 +53,25 @@ public struct FailoverSpec: Sendable, Equatable {
 }
 
 extension FailoverSpec {
-    /// The store a run used, in words: its layout and the settings that set its failover time.
-    public var storeDescription: String {
-        switch mode {
-        case .raft:
-            return "mode raft, \(nodes) nodes, \(groups) Raft group\(groups == 1 ? "" : "s"), sync \(raft.sync.rawValue), "
-                + "election timeout \(raft.electionMs)-\(raft.electionMaxMs) ms, Raft heartbeat \(raft.heartbeatMs) ms"
-        case .primaryBackup:
-            let pb = primaryBackup
-            return "mode primary-backup, \(groups) pair\(groups == 1 ? "" : "s") and a coordinator, beats and checks every "
-                + "\(pb.checkIntervalMs) ms, dead after \(pb.failAfterMs) ms, replication through \(pb.replicationPath == .direct ? "the primary's own link" : "the coordinator")"
-                + " (asynchronous: acknowledged first)"
-        }
+    /// The store a run starts: its mode, nodes, groups and timing.
+    public var layout: StoreLayout {
+        StoreLayout(mode: mode, nodes: nodes, groups: groups, raft: raft, primaryBackup: primaryBackup)
     }
+    /// The store a run used, in words.
+    public var storeDescription: String { layout.description }
 }
 
 extension ExperimentSpecParser {
-    static let failoverKeys = ["kind", "mode", "nodes", "groups", "kill_after_ms", "trials", "in_flight", "rapid_sequential",
-                               "rapid_gap_ms", "fault", "seed"] + raftKeys + primaryBackupKeys
-    static let primaryBackupKeys = ["pb_check_interval_ms", "pb_fail_after_ms", "replication_path"]
-    /// The Raft settings a failover spec may set, by their [cluster] names.
-    static let raftKeys = [RaftSettings.Field.sync, .election, .electionMax, .heartbeat].map(RaftSettings.configKey)
+    static let failoverKeys = ["kind", "kill_after_ms", "trials", "in_flight", "rapid_sequential", "rapid_gap_ms", "fault", "seed"]
+        + layoutKeys
 
     static func failover(_ t: SpecTable) throws(ConfigError) -> FailoverSpec {
         var s = FailoverSpec()
-        if let v = t.table["mode"] {
-            guard let m = v.string.flatMap(FailoverSpec.Mode.init(rawValue:)) else {
-                throw t.fail("mode", "'\(v.string ?? v.typeName)' is not a replication mode; use \"raft\" or \"primary-backup\"")
-            }
-            s.mode = m
-        }
-        if s.mode == .primaryBackup {
-            try primaryBackup(t, &s)
-        } else {
-            if let key = primaryBackupKeys.first(where: { t.table[$0] != nil }) {
-                throw t.fail(key, "only applies with mode = \"primary-backup\"")
-            }
-            s.nodes = try t.int("nodes", default: 3, 3...5)
-            if s.nodes == 4 { throw t.fail("nodes", "4 tolerates no more failures than 3; use 3 or 5") }
-            s.groups = try t.int("groups", default: 3, 1...KeyGroups.maxGroups)
+        let layout = try layout(t, defaultRaftGroups: 3)
+        s.mode = layout.mode; s.nodes = layout.nodes; s.groups = layout.groups
+        s.raft = layout.raft; s.primaryBackup = layout.primaryBackup
+        if s.mode == .primaryBackup && t.table["rapid_sequential"] != nil {
+            throw t.fail("rapid_sequential", "needs mode = \"raft\": a pair has one node to spare, so a second kill in a row takes its keys down")
         }
         if t.table["kill_after_ms"] != nil {
             s.killAfterMs = try t.ints("kill_after_ms", min: 0).sorted()
@@ -119,67 +95,11 @@ extension ExperimentSpecParser {
             }
             s.fault = f
         }
-        s.raft = try raftSettings(t)
         s.seed = UInt64(try t.int("seed", default: 1, 0...Int.max))
         let cells = s.killAfterMs.count * (s.inFlight ? 2 : 1)
         guard cells * s.trials + s.rapidSequential <= maxTrials else {
             throw t.fail("trials", "\(cells) scenarios x \(s.trials) trials exceed the limit of \(maxTrials)")
         }
         return s
-    }
-
-    /// The Raft settings the spec names, checked by the same rules as [cluster]'s.
-    /// Primary-backup: `groups` pairs (default 1) of a primary and its backup, and a coordinator;
-    /// its timing and replication path as the [cluster] keys of the same names.
-    private static func primaryBackup(_ t: SpecTable, _ s: inout FailoverSpec) throws(ConfigError) {
-        if t.table["nodes"] != nil {
-            throw t.fail("nodes", "primary-backup runs `groups` pairs of two storage nodes and a coordinator; set groups, not nodes")
-        }
-        if let key = raftKeys.first(where: { t.table[$0] != nil }) { throw t.fail(key, "is a Raft setting; mode is \"primary-backup\"") }
-        s.groups = try t.int("groups", default: 1, 1...8)
-        s.nodes = 2 * s.groups
-        var pb = PrimaryBackupSettings()
-        pb.checkIntervalMs = try t.int("pb_check_interval_ms", default: pb.checkIntervalMs, 1...60_000)
-        pb.failAfterMs = try t.int("pb_fail_after_ms", default: pb.failAfterMs, 1...600_000)
-        if pb.failAfterMs < pb.checkIntervalMs {
-            throw t.fail("pb_fail_after_ms", "\(pb.failAfterMs) is less than pb_check_interval_ms (\(pb.checkIntervalMs)): a node would be "
-                         + "dead before its first beat was due")
-        }
-        if let v = t.table["replication_path"] {
-            guard let path = v.string.flatMap(PrimaryBackupSettings.ReplicationPath.init(rawValue:)) else {
-                throw t.fail("replication_path", "'\(v.string ?? v.typeName)' is not a path; use \"coordinator\" or \"direct\"")
-            }
-            pb.replicationPath = path
-        }
-        s.primaryBackup = pb
-        if t.table["rapid_sequential"] != nil {
-            throw t.fail("rapid_sequential", "needs mode = \"raft\": a pair has one node to spare, so a second kill in a row takes its keys down")
-        }
-    }
-
-    private static func raftSettings(_ t: SpecTable) throws(ConfigError) -> RaftSettings {
-        var r = RaftSettings()
-        if let v = t.table[RaftSettings.configKey(.sync)] {
-            guard let m = v.string.flatMap(SyncMode.init(rawValue:)) else {
-                throw t.fail("sync", "'\(v.string ?? v.typeName)' is not a sync mode; use \"fdatasync\" or \"none\"")
-            }
-            r.sync = m
-        }
-        for f in [RaftSettings.Field.heartbeat, .election, .electionMax] {
-            let key = RaftSettings.configKey(f)
-            guard t.table[key] != nil, let range = RaftSettings.range(f) else { continue }
-            let n = try t.int(key, default: 0, range)
-            switch f {
-            case .heartbeat: r.heartbeatMs = n
-            case .election: r.electionMs = n
-            default: r.electionMaxMs = n
-            }
-        }
-        // election_ms alone: the maximum follows it, as kvnode's default pair does (twice).
-        if t.table[RaftSettings.configKey(.election)] != nil && t.table[RaftSettings.configKey(.electionMax)] == nil {
-            r.electionMaxMs = 2 * r.electionMs
-        }
-        if let p = r.problem(naming: RaftSettings.configKey) { throw t.fail(RaftSettings.configKey(p.field), p.message) }
-        return r
     }
 }

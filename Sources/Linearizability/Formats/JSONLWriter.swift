@@ -38,6 +38,9 @@ public enum JSONLWriter {
         return ",\"\(name)\":" + (v.map(quote) ?? "null")
     }
 
+    /// `s` as a JSON string.
+    public static func quoted(_ s: String) -> String { quote(s) }
+
     static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
