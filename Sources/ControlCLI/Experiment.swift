@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConfigFile
 import Core
+import Linearizability
 import Varlink
 #if canImport(Glibc)
 import Glibc
@@ -35,7 +36,25 @@ struct Experiment: ParsableCommand {
                 rapid_sequential = 5      # then a cascade of leader kills; rapid_gap_ms = 0
                 fault = "kill"            # kill | stop | partition of the key's leader
                 sync = "fdatasync"        # election_ms, election_max_ms, raft_heartbeat_ms as in [cluster]
+
+                [experiment]              # clients, a nemesis, and the history checked
+                kind = "linearizability"
+                mode = "raft"             # or "primary-backup"; nodes, groups and timing as for failover
+                clients = 5
+                keys = 8
+                ops = { get = 4, put = 4, cas = 1, delete = 1, mput = 0 }
+                rate = 200                # operations/s over all clients; 0: closed loop
+                duration_s = 20
+                read_policy = "linearizable"   # or "stale"
+                op_timeout_ms = 1000      # past it an operation's outcome is unknown
+                [[experiment.nemesis]]    # as many as you like
+                fault = "partition"       # kill | stop | partition | delay (delay_ms, jitter_ms) | restart
+                target = "leader"         # leader | key-leader | random | minority | majority | halves | a node id
+                every_ms = 3000
+                for_ms = 1500             # a killed node is started again after it
+
                 The run goes on if kvctl is interrupted: kvctl experiment cancel stops it.
+                Exit: 0 finished (and linearizable), 1 not finished or not linearizable, 3 unknown (a checker limit).
                 """)
         @OptionGroup var connection: Connection
         @Argument(help: "The spec file.") var file: String
@@ -169,9 +188,7 @@ enum Stream {
         if connection.json { print(Render.json(u)) } else if let summary = u.summary {
             print(summary, terminator: "")
             print("\n\(u.state): \(u.done)/\(u.total) trials in \(seconds(u.elapsedMs)) this session" + (u.reason.map { " (\($0))" } ?? ""))
-            // What this kind wrote, as it is on disk (a store's data directories left out).
-            let files = directoryNames(u.directory).filter { !$0.hasPrefix("data-") }.sorted()
-            print("run directory: \(u.directory)" + (files.isEmpty ? "" : " (" + files.joined(separator: ", ") + ")"))
+            print(directoryLine(u))
         } else {
             print(table(u.results ?? []))
             if let skipped = u.skipped, !skipped.isEmpty {
@@ -179,9 +196,19 @@ enum Stream {
             }
             print("\n\(u.state): \(u.done)/\(u.total) trials in \(seconds(u.elapsedMs)) this session"
                   + (u.reason.map { " (\($0))" } ?? ""))
-            print("run directory: \(u.directory) (report.html, report.md, trials.csv, heatmap.csv, scatter.csv)")
+            print(directoryLine(u))
         }
         if u.state != .finished { throw CommandExit(code: 1) }
+        // A linearizability run's verdict, as `kvctl check` gives it: 1 not linearizable, 3 unknown.
+        if let verdict = u.verdict, let v = Verdict(rawValue: verdict), let code = Check.exitCode(v) {
+            throw CommandExit(code: code)
+        }
+    }
+
+    /// Where the run is and what this kind wrote there, as it is on disk (a store's data left out).
+    static func directoryLine(_ u: ControlProtocol.ExperimentUpdate) -> String {
+        let files = directoryNames(u.directory).filter { !$0.hasPrefix("data-") }.sorted()
+        return "run directory: \(u.directory)" + (files.isEmpty ? "" : " (" + files.joined(separator: ", ") + ")")
     }
 
     static func table(_ cells: [ControlProtocol.ExperimentCell]) -> String {

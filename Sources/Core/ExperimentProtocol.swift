@@ -99,8 +99,10 @@ extension ControlProtocol {
         /// Cells not run because their timeout is not above their interval.
         public var skipped: [String]?
         public var reason: String?
-        /// A failover run's plain-text summary (summary.txt), in the last reply.
+        /// A failover or linearizability run's plain-text summary (summary.txt), in the last reply.
         public var summary: String?
+        /// A linearizability run's verdict (linearizable, not-linearizable, unknown), in the last reply.
+        public var verdict: String?
         public init(runID: String, state: RunState, session: Int, done: Int, total: Int, cell: Int, cells: Int, cellLabel: String,
                     elapsedMs: Int64, remainingMs: Int64?, directory: String, lastTrial: ExperimentTrial? = nil,
                     results: [ExperimentCell]? = nil, skipped: [String]? = nil, reason: String? = nil, summary: String? = nil) {
@@ -111,7 +113,7 @@ extension ControlProtocol {
         }
         enum CodingKeys: String, CodingKey {
             case runID = "run_id", state, session, done, total, cell, cells, cellLabel = "cell_label", elapsedMs = "elapsed_ms"
-            case remainingMs = "remaining_ms", directory, lastTrial = "last_trial", results, skipped, reason, summary
+            case remainingMs = "remaining_ms", directory, lastTrial = "last_trial", results, skipped, reason, summary, verdict
         }
     }
 

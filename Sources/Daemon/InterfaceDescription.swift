@@ -209,7 +209,8 @@ type ExperimentCell (
 )
 
 # Progress of a run (state running), then its end (finished, cancelled or failed) with results:
-# a detection sweep's cells, a failover run's plain-text summary.
+# a detection sweep's cells, a failover or linearizability run's plain-text summary, and a
+# linearizability run's verdict (linearizable, not-linearizable or unknown).
 type ExperimentUpdate (
   run_id: string,
   state: string,
@@ -226,7 +227,8 @@ type ExperimentUpdate (
   results: ?[]ExperimentCell,
   skipped: ?[]string,
   reason: ?string,
-  summary: ?string
+  summary: ?string,
+  verdict: ?string
 )
 
 type ExperimentRun (
@@ -259,7 +261,8 @@ method RunExperiment(spec: string, file: ?string) -> (
   results: ?[]ExperimentCell,
   skipped: ?[]string,
   reason: ?string,
-  summary: ?string
+  summary: ?string,
+  verdict: ?string
 )
 
 # Continues an interrupted, cancelled or failed run from its last finished trial, as a new session.
@@ -279,7 +282,8 @@ method ResumeExperiment(run_id: string) -> (
   results: ?[]ExperimentCell,
   skipped: ?[]string,
   reason: ?string,
-  summary: ?string
+  summary: ?string,
+  verdict: ?string
 )
 
 # Stops the running experiment (the named one, or whichever runs); it writes a partial report.

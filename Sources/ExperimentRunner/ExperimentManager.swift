@@ -300,6 +300,7 @@ public final class ExperimentManager: Sendable {
             let results = try RunOutputs.write(program, to: dir, manifest: manifest)
             last.results = results.cells
             last.summary = results.summary
+            last.verdict = results.verdict
             last.skipped = results.skipped
         } catch {
             finalReason = [reason, "cannot write the run's files: \(error)"].compactMap { $0 }.joined(separator: "; ")

@@ -65,6 +65,7 @@ enum RunOutputs {
         var cells: [ControlProtocol.ExperimentCell]?
         var skipped: [String]?
         var summary: String?
+        var verdict: String?
     }
 
     static func write(_ program: RunProgram, to dir: RunDirectory, manifest: RunManifest) throws -> Results {
@@ -85,7 +86,8 @@ enum RunOutputs {
                 context(dir, manifest: manifest, total: 1, sessionTrials: { _ in checked ? 1 : 0 })
             }
             for f in files { try dir.write(f.name, f.text) }
-            return Results(summary: files.first { $0.name == "summary.txt" }?.text)
+            let verdict = (try? LinearizabilityCheck.decode(dir.read("check.json")))?.verdict.rawValue
+            return Results(summary: files.first { $0.name == "summary.txt" }?.text, verdict: verdict)
         }
     }
 
