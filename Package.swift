@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(name: "RaftNodeTests", dependencies: [
             "RaftNode", "Raft", "KVStore", "Core", "RaftStorage", "BinaryCodec", .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "TOML", "SplitMix", "Core"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "TOML", "SplitMix", "Core", "Linearizability"]),
         .testTarget(name: "ExperimentRunnerTests", dependencies: ["ExperimentRunner", "Core"]),
         .testTarget(name: "WALTests", dependencies: ["WAL", "RaftStorage", "Raft"]),
         .testTarget(name: "LinearizabilityTests", dependencies: ["Linearizability", "ScenarioTesting"], exclude: ["testdata"]),
