@@ -25,7 +25,7 @@ seed = 11
 """
 
 FILES = ["spec.toml", "run.json", "events.jsonl", "trials.csv", "heatmap.csv", "scatter.csv", "report.md", "report.html",
-         "heatmap.svg", "latency.svg", "cdf.svg"]
+         "heatmap.svg", "latency.svg", "cdf.svg", "trial.svg"]
 
 
 def start_supervisor(tmp):
@@ -95,6 +95,9 @@ def test_sweep_writes_every_file_with_the_original_shapes(sweep):
         # The heatmap's cell is the scatter row's median.
         col = heat[0].index(c["hb_interval_ms"])
         assert next(row for row in heat[1:] if row[0] == c["hb_timeout_ms"])[col] == c["median_detection_ms"]
+    # One trial on the lab's shared timeline: the monitored node down from t_fail, the detector's mark.
+    trial = (run_dir / "trial.svg").read_text()
+    assert "class='timeline'" in trial and "class='down'" in trial and "declared monitored dead" in trial
 
 
 def test_every_detection_lies_between_t_minus_i_and_t_plus_5ms(sweep):

@@ -177,6 +177,11 @@ struct SimElections: ParsableCommand {
             the shortest timeout, no pre-vote, no check-quorum), one of its curves:
               kvctl sim elections --servers 5 --election-ms 150-155 --heartbeat-ms 75 --delay-ms 7.5 --jitter-ms 1 --pre-vote off --check-quorum off
             A fixed timeout is a range with MIN = MAX: --election-ms 150-150.
+
+            --trace TRIAL runs the trials, then prints one of them again with every role change and every
+            vote and pre-vote delivered, in ms from the crash: a trial number, or min, median, max, or
+            split (the first that needed more than one term). Where the 150-155 ms range's second goes:
+              kvctl sim elections --election-ms 150-155 --heartbeat-ms 75 --delay-ms 7.5 --trials 300 --trace median
             """)
 
     @Option(help: "Servers in the cluster.") var servers = 5
@@ -192,6 +197,7 @@ struct SimElections: ParsableCommand {
     var preVote = OnOff.on
     @Option(name: .customLong("check-quorum"), help: "A leader without a quorum for an election timeout steps down: on or off.")
     var checkQuorum = OnOff.on
+    @Option(help: "Print one trial's events: a trial number, or min, median, max, split.") var trace: String?
     @Flag(help: "Print JSON for programs.") var json = false
 
     enum OnOff: String, ExpressibleByArgument, CaseIterable { case on, off }
@@ -209,16 +215,42 @@ struct SimElections: ParsableCommand {
         return o
     }
 
-    func validate() throws { _ = try electionOptions() }
+    func validate() throws {
+        let o = try electionOptions()
+        if let t = trace, !["min", "median", "max", "split"].contains(t) {
+            guard let n = Int(t), n >= 0, n < o.trials else {
+                throw ValidationError("--trace '\(t)': give a trial number in 0...\(o.trials - 1), or min, median, max or split")
+            }
+        }
+    }
+
+    /// The trial `--trace` names among the results; nil (with why) if there is none such.
+    static func traced(_ selector: String, _ results: [ElectionTrial]) -> Result<Int, Failure> {
+        if let n = Int(selector) { return .success(n) }
+        let timed = results.filter { $0.electionMs != nil }.sorted { $0.electionMs! < $1.electionMs! }
+        let pick: ElectionTrial? = switch selector {
+        case "min": timed.first
+        case "max": timed.last
+        case "median": timed.isEmpty ? nil : timed[(timed.count - 1) / 2]
+        default: results.first { $0.terms > 1 }
+        }
+        guard let pick else { return .failure(Failure("--trace \(selector): no trial is such (none converged, or none split)")) }
+        return .success(pick.trial)
+    }
 
     struct Output: Encodable {
         var trials, converged, splitVotes: Int
         var p50Ms, p90Ms, p99Ms, maxMs, meanMs, minMs: Double?
         var modelMeanMs, floorMs: Double
         var preVote, checkQuorum: Bool
+        /// Trials whose crashed node had already stepped down (check-quorum): their time is no election's.
+        var crashedAFormerLeader: Int
         var csv: String?
+        var trace: [TraceLine]?
+        struct TraceLine: Encodable { var ms: Double; var line: String }
         enum CodingKeys: String, CodingKey {
-            case trials, converged, csv, preVote = "pre_vote", checkQuorum = "check_quorum"
+            case trials, converged, csv, trace, preVote = "pre_vote", checkQuorum = "check_quorum"
+            case crashedAFormerLeader = "crashed_a_former_leader"
             case splitVotes = "split_votes", p50Ms = "p50_ms", p90Ms = "p90_ms", p99Ms = "p99_ms", maxMs = "max_ms"
             case meanMs = "mean_ms", minMs = "min_ms", modelMeanMs = "model_mean_ms", floorMs = "floor_ms"
         }
@@ -239,8 +271,16 @@ struct SimElections: ParsableCommand {
         let out = Output(trials: results.count, converged: times.count, splitVotes: results.filter { $0.terms > 1 }.count,
                          p50Ms: d?.percentile(50), p90Ms: d?.percentile(90), p99Ms: d?.percentile(99), maxMs: d?.max,
                          meanMs: d?.mean, minMs: d?.min, modelMeanMs: o.modelMeanMs, floorMs: o.floorMs,
-                         preVote: o.preVote, checkQuorum: o.checkQuorum, csv: csv)
-        if json { print(Render.json(out)); return }
+                         preVote: o.preVote, checkQuorum: o.checkQuorum,
+                         crashedAFormerLeader: results.filter { !$0.crashedTheLeader }.count, csv: csv)
+        var traced: (ElectionTrial, [(ms: Double, line: String)])?
+        if let selector = trace { traced = ElectionTrials.trace(o, trial: try Self.traced(selector, results).get()) }
+        if json {
+            var o = out
+            o.trace = traced?.1.map { .init(ms: $0.ms, line: $0.line) }
+            print(Render.json(o))
+            return
+        }
         let f = { (x: Double?) in x.map { Render.fixed($0, 1) } ?? "-" }
         print("election after a leader crash: \(o.servers) servers, timeouts \(o.electionMinMs)-\(o.electionMaxMs) ms, "
               + "heartbeat \(o.heartbeatMs) ms, one-way delay \(f(o.delayMs))±\(f(o.jitterMs)) ms, \(o.trials) trials (seed \(o.seed))"
@@ -248,6 +288,16 @@ struct SimElections: ParsableCommand {
         print("  converged: \(out.converged) of \(out.trials) within \(o.limitMs) ms; \(out.splitVotes) needed more than one term")
         print("  time to a new leader, ms: min \(f(out.minMs))  p50 \(f(out.p50Ms))  p90 \(f(out.p90Ms))  p99 \(f(out.p99Ms))  max \(f(out.maxMs))  mean \(f(out.meanMs))")
         print("  model without split votes: mean \(f(o.modelMeanMs)) ms; floor \(f(o.floorMs)) ms")
+        if out.crashedAFormerLeader > 0 {
+            print("  \(out.crashedAFormerLeader) trials crashed a node that had already stepped down (check-quorum: no quorum heard "
+                  + "within an election timeout); their times (0 when another node already led) are no election's")
+        }
         if let csv { print("  every trial: \(csv)") }
+        if let (t, lines) = traced {
+            print("\ntrial \(t.trial): crash \(Render.fixed(t.crashOffsetMs, 1)) ms into the heartbeat interval; "
+                  + (t.electionMs.map { "new leader \(t.newLeader.map(String.init) ?? "?") after \(Render.fixed($0, 1)) ms, \(t.terms) term\(t.terms == 1 ? "" : "s")" }
+                     ?? "no leader within \(o.limitMs) ms"))
+            for l in lines { print("  \(l.ms >= 0 ? "+" : "")\(Render.fixed(l.ms, 3)) ms  \(l.line)") }
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Core
+import Linearizability
 
 /// The failover study's plots as SVG text, drawn with `SVGPlots`' pieces.
 public enum FailoverPlots {
@@ -58,50 +59,45 @@ public enum FailoverPlots {
         return timed.isEmpty ? trials.first : timed[timed.count / 2]
     }
 
-    /// One trial to scale, in ms from the fault's applied instant: the write sent and
-    /// acknowledged, the fault requested, applied and its effect seen, the peers' detection,
-    /// leader lost, the new leader elected, the first write served, and the time without service.
+    /// One trial on the lab's timeline (the drawing linearizability runs use), from its recorded
+    /// instants alone: the old leader's band until the fault and its fault after, the write from
+    /// send to answer, the peers' detection, leader_lost and election, the first write served;
+    /// every moment numbered and listed in ms from the fault's applied instant.
     public static func timeline(_ t: FailoverTrial) -> String {
         let zero = t.killAppliedMonoNs ?? t.killRequestedMonoNs
-        func ms(_ ns: Int64?) -> Double? { ns.map { Double($0 - zero) / 1e6 } }
-        let marks: [(String, Double?, String)] = [
-            ("write sent", ms(t.sendMonoNs), "#1f77b4"), ("write acknowledged", ms(t.ackMonoNs), "#1f77b4"),
-            ("\(t.fault.rawValue) requested", ms(t.killRequestedMonoNs), "#d62728"), ("\(t.fault.rawValue) applied", ms(t.killAppliedMonoNs), "#d62728"),
-            ("effect seen", ms(t.killEffectMonoNs), "#d62728"), ("peer detects (declared_dead)", ms(t.detectMonoNs), "#9467bd"),
-            ("leader_lost", ms(t.leaderLostMonoNs), "#ff7f0e"),
-            ("leader_elected" + (t.newLeader.map { ": \($0)" } ?? "") + (t.newTerm.map { ", term \($0)" } ?? ""), ms(t.electedMonoNs), "#2ca02c"),
-            ("first write served", ms(t.firstWriteMonoNs), "#17becf"),
-        ]
-        let shown = marks.compactMap { m in m.1.map { (m.0, $0, m.2) } }
-        let lo = min(0, shown.map(\.1).min() ?? 0), hi = max(1, shown.map(\.1).max() ?? 1)
-        let span = hi - lo
-        let width = 1000.0, x0 = 40.0, pw = 620.0, rowH = 22.0, top = 70.0
-        let height = top + rowH * Double(shown.count) + 70
-        func px(_ v: Double) -> Double { x0 + (v - (lo - span * 0.03)) / (span * 1.06) * pw }
-        var s = SVGPlots.open(width, height)
-            + SVGPlots.text(width / 2, 22, "One trial to scale: \(FailoverSummary.cellName(t.cell)), trial \(t.index), key \(t.key)",
-                            size: 15, anchor: "middle", bold: true)
-            + SVGPlots.text(width / 2, 42, "ms from the \(t.fault.rawValue) applied to \(t.leader) (term \(t.term), group \(t.group)); "
-                            + "write \(t.ackMonoNs == nil ? "not acknowledged" : "acknowledged"), survived: \(t.survived.rawValue)",
-                            size: 12, anchor: "middle", color: "#444")
-        let axisY = top + rowH * Double(shown.count) + 8
-        if let a = ms(t.killAppliedMonoNs), let w = ms(t.firstWriteMonoNs) {
-            s += "<rect x=\"\(px(a))\" y=\"\(top - 12)\" width=\"\(max(1, px(w) - px(a)))\" height=\"\(axisY - top + 12)\" fill=\"#fde2e2\"/>"
-            s += SVGPlots.text(px(a) + 4, top - 16, "no write served: \(SVGPlots.fmt(w - a)) ms", size: 11, color: "#a33")
+        let moments = [t.sendMonoNs, t.ackMonoNs, t.killRequestedMonoNs, t.killAppliedMonoNs, t.killEffectMonoNs, t.detectMonoNs,
+                       t.leaderLostMonoNs, t.electedMonoNs, t.firstWriteMonoNs].compactMap { $0 }
+        let lo = moments.min() ?? zero, hi = moments.max() ?? zero
+        let pad = max((hi - lo) / 20, 1_000_000)
+        let (start, end) = (lo - pad, hi + pad)
+        let other = t.newLeader.map { $0 == t.leader ? "peers" : $0 } ?? "peers"
+        var tl = Timeline(start: start, end: end, nodes: [t.leader, other], clients: [0])
+        tl.add(span: .init(lane: t.leader, from: start, to: zero, kind: .leader, label: "g\(t.group) t\(t.term)"))
+        let kind: Timeline.SpanKind = t.fault == .kill ? .down : t.fault == .stop ? .paused : .cut
+        tl.add(span: .init(lane: t.leader, from: zero, to: end, kind: kind, label: t.fault.rawValue))
+        if let e = t.electedMonoNs {
+            tl.add(span: .init(lane: other, from: e, to: end, kind: .leader, label: "g\(t.group) t\(t.newTerm ?? 0)"))
         }
-        for (k, m) in shown.enumerated() {
-            let y = top + rowH * Double(k) + 10
-            let x = px(m.1)
-            s += "<line x1=\"\(x)\" x2=\"\(x)\" y1=\"\(y)\" y2=\"\(axisY)\" stroke=\"\(m.2)\" stroke-width=\"1\" stroke-dasharray=\"3,3\"/>"
-            s += "<circle cx=\"\(x)\" cy=\"\(y)\" r=\"4\" fill=\"\(m.2)\"/>"
-            s += SVGPlots.text(x0 + pw + 16, y + 4, "\(m.0): \(FixedText.fixed(m.1, 2)) ms", size: 12)
+        func at(_ ns: Int64?, _ lane: String, _ what: String) {
+            guard let ns else { return }
+            tl.marks.append(.init(lane: lane, at: ns, label: "\(what): \(FixedText.fixed(Double(ns - zero) / 1e6, 2)) ms"))
         }
-        s += "<line x1=\"\(x0)\" x2=\"\(x0 + pw)\" y1=\"\(axisY)\" y2=\"\(axisY)\" stroke=\"#999\"/>"
-        for tick in SVGPlots.ticks(lo, hi, 6) {
-            s += "<line x1=\"\(px(tick))\" x2=\"\(px(tick))\" y1=\"\(axisY)\" y2=\"\(axisY + 4)\" stroke=\"#999\"/>"
-            s += SVGPlots.text(px(tick), axisY + 16, SVGPlots.fmt(tick), size: 10, anchor: "middle", color: "#444")
+        at(t.killRequestedMonoNs, t.leader, "\(t.fault.rawValue) requested")
+        at(t.killAppliedMonoNs, t.leader, "\(t.fault.rawValue) applied")
+        at(t.killEffectMonoNs, t.leader, "effect seen")
+        at(t.detectMonoNs, other, "a peer declares \(t.leader) dead")
+        at(t.leaderLostMonoNs, other, "leader_lost")
+        at(t.electedMonoNs, other, "leader_elected" + (t.newLeader.map { ": \($0)" } ?? "") + (t.newTerm.map { ", term \($0)" } ?? ""))
+        at(t.sendMonoNs, "client 0", "write sent")
+        at(t.ackMonoNs, "client 0", "write acknowledged")
+        at(t.firstWriteMonoNs, "client 0", "first write served")
+        tl.bars.append(.init(client: 0, from: t.sendMonoNs, to: t.ackMonoNs ?? end, outcome: t.ackMonoNs == nil ? .unknown : .ok,
+                             text: "write \(t.key): survived \(t.survived.rawValue)", role: t.lostAcknowledged ? .culprit : .none))
+        if let w = t.firstWriteMonoNs {
+            tl.bars.append(.init(client: 0, from: w - 500_000, to: w, outcome: .ok, text: "first write served", role: .none))
         }
-        s += SVGPlots.text(x0 + pw / 2, axisY + 34, "ms from the fault applied", size: 11, anchor: "middle", color: "#333")
-        return s + "</svg>\n"
+        return tl.svg(from: start, to: end, width: 1000, charts: false, numbered: true,
+                      title: "\(FailoverSummary.cellName(t.cell)), trial \(t.index), key \(t.key): \(t.fault.rawValue) of \(t.leader) (term \(t.term), "
+                          + "group \(t.group)); write \(t.ackMonoNs == nil ? "not acknowledged" : "acknowledged"), survived: \(t.survived.rawValue)")
     }
 }

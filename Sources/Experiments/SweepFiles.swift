@@ -7,6 +7,9 @@ extension SweepReport {
             ("latency.svg", "Detection latency vs timeout", SVGPlots.latency(summary, spec: spec)),
             ("cdf.svg", "Latency distribution per cell against theory", SVGPlots.cdf(summary, spec: spec)),
         ]
+        if let t = SweepTimeline.exemplar(summary.records), let svg = SweepTimeline.svg(t) {
+            plots.append(("trial.svg", "One trial on the timeline: \(t.cell), trial \(t.index + 1) (the cell's median detection)", svg))
+        }
         if spec.fault == .delay {
             plots.insert(("tradeoff.svg", "Mistakes vs detection latency under the same delay", SVGPlots.tradeoff(summary, spec: spec)), at: 0)
         }

@@ -76,7 +76,8 @@ public enum SweepReport {
             out += "\n## Detector quality under delay (Chen, Toueg and Aguilera)\n\n" + quality.markdown()
         }
         out += "\n## Files\n\n`spec.toml`, `events.jsonl`, `trials.csv` (every time of every trial), `heatmap.csv`, `scatter.csv`, "
-            + "`heatmap.svg`, `cdf.svg`, `latency.svg`" + (spec.fault == .delay ? ", `tradeoff.svg`" : "") + ", `report.html`.\n"
+            + "`heatmap.svg`, `cdf.svg`, `latency.svg`, `trial.svg` (one trial on the timeline)" + (spec.fault == .delay ? ", `tradeoff.svg`" : "")
+            + ", `report.html`.\n"
         out += "\n## Spec\n\n```toml\n\(c.specText.hasSuffix("\n") ? c.specText : c.specText + "\n")```\n"
         return out
     }

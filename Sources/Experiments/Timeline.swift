@@ -15,6 +15,8 @@ public struct Timeline: Sendable {
     public struct Mark: Sendable, Equatable {
         public var lane: String, at: Int64, label: String
     }
+    /// The lanes' contents added by hand (a trial drawn from its recorded instants, not events).
+    public mutating func add(span: Span) { spans.append(span) }
     /// How a counterexample involves an operation: the one no order can place, or the last ones placed before it.
     public enum Role: Sendable, Equatable { case none, context, culprit }
     public struct Bar: Sendable, Equatable {
@@ -118,20 +120,25 @@ public struct Timeline: Sendable {
         return out
     }
 
-    /// The window [from, to) as one SVG, `width` pixels wide.
-    public func svg(from: Int64, to: Int64, width: Int = 1200) -> String {
+    /// The window [from, to) as one SVG, `width` pixels wide, styles inside (it stands alone as a
+    /// file too). `charts`: throughput and latency below the lanes. `numbered`: each mark gets a
+    /// number, and a list under the lanes says what and when (for one trial's few moments).
+    public func svg(from: Int64, to: Int64, width: Int = 1200, charts: Bool = true, numbered: Bool = false, title: String? = nil) -> String {
         let left = 90.0, right = 10.0, laneH = 20.0, clientH = 12.0, chartH = 70.0
         let w = Double(width) - left - right
         let span = Double(max(1, to - from))
         func x(_ t: Int64) -> Double { left + w * Double(min(max(t, from), to) - from) / span }
         func secs(_ t: Int64) -> String { fmt(Double(t - start) / 1e9, 1) }
-        var y = 24.0
+        var y = title == nil ? 24.0 : 44.0
         var out: [String] = []
+        if let title { out.append("<text x='4' y='16' class='title'>\(SVGPlots.escape(title))</text>") }
         // The axis: a tick every second (every 5 s past 20 s shown).
         let seconds = span / 1e9
         let tick = seconds > 20 ? 5.0 : seconds > 4 ? 1.0 : 0.25
         let nodesTop = y
-        let height = y + Double(nodes.count) * laneH + 10 + Double(clients.count) * clientH + 20 + 2 * (chartH + 24) + 10
+        let shownMarks = marks.filter { $0.at >= from && $0.at < to }.sorted { $0.at < $1.at }
+        let listH = numbered ? 16.0 * Double(shownMarks.count) + 10 : 0
+        let height = y + Double(nodes.count) * laneH + 10 + Double(clients.count) * clientH + 20 + (charts ? 2 * (chartH + 24) : 0) + listH + 10
         var t0 = (Double(from - start) / 1e9 / tick).rounded(.up) * tick
         while t0 <= Double(to - start) / 1e9 {
             let tx = x(start + Int64(t0 * 1e9))
@@ -152,9 +159,10 @@ public struct Timeline: Sendable {
                     out.append("<text x='\(fmt(x0 + 3))' y='\(fmt(ly + 14))' class='band'>\(SVGPlots.escape(s.label))</text>")
                 }
             }
-            for m in marks where m.lane == n && m.at >= from && m.at < to {
+            for (k, m) in shownMarks.enumerated() where m.lane == n {
                 let mx = x(m.at)
                 out.append("<path d='M\(fmt(mx - 4)),\(fmt(ly + 2)) l8,0 l-4,7 z' class='mark'><title>\(SVGPlots.escape(n)): \(SVGPlots.escape(m.label)) at \(secs(m.at)) s</title></path>")
+                if numbered { out.append("<text x='\(fmt(mx + 3))' y='\(fmt(ly + 18 - Double(k % 2) * 7))' class='num'>\(k + 1)</text>") }
             }
         }
         y = nodesTop + Double(nodes.count) * laneH + 10
@@ -172,8 +180,21 @@ public struct Timeline: Sendable {
                     out.append("<path d='M\(fmt(x0 - 5)),\(fmt(ly - 7)) l10,0 l-5,8 z' class='culprit-mark'>\(tip)</path>")
                 }
             }
+            for (k, m) in shownMarks.enumerated() where m.lane == "client \(c)" {
+                let mx = x(m.at)
+                out.append("<path d='M\(fmt(mx - 3)),\(fmt(ly - 4)) l6,0 l-3,5 z' class='mark'><title>\(SVGPlots.escape(m.label))</title></path>")
+                if numbered { out.append("<text x='\(fmt(mx + 3))' y='\(fmt(ly + 1 - Double(k % 2) * 6))' class='num'>\(k + 1)</text>") }
+            }
         }
         y += Double(clients.count) * clientH + 20
+        if numbered {
+            for (k, m) in shownMarks.enumerated() {
+                out.append("<text x='\(fmt(left))' y='\(fmt(y + 16 * Double(k)))' class='tick'>\(k + 1). \(SVGPlots.escape(m.lane)): "
+                           + "\(SVGPlots.escape(m.label))</text>")
+            }
+            y += listH
+        }
+        guard charts else { return wrap(out, width: width, height: height) }
         // Throughput and latency per 100-ms bucket (or finer in a short window).
         let bucket = max(Int64(1_000_000), Int64(span / 100))
         let n = Int((to - from + bucket - 1) / bucket)
@@ -188,7 +209,12 @@ public struct Timeline: Sendable {
         out.append(chart(title: "completed operations per second", values: perSecond, top: y, height: chartH, left: left, width: w, unit: "/s"))
         y += chartH + 24
         out.append(chart(title: "slowest completed operation (ms)", values: worst, top: y, height: chartH, left: left, width: w, unit: " ms"))
-        return "<svg xmlns='http://www.w3.org/2000/svg' width='\(width)' height='\(Int(height))' class='timeline'>" + out.joined() + "</svg>"
+        return wrap(out, width: width, height: height)
+    }
+
+    private func wrap(_ parts: [String], width: Int, height: Double) -> String {
+        "<svg xmlns='http://www.w3.org/2000/svg' width='\(width)' height='\(Int(height))' class='timeline'><style>\(Self.css)</style>"
+            + parts.joined() + "</svg>"
     }
 
     private func chart(title: String, values: [Double], top: Double, height: Double, left: Double, width: Double, unit: String) -> String {
@@ -207,10 +233,10 @@ public struct Timeline: Sendable {
     /// The page's styles: one place for the colors the legend names.
     public static let css = """
         svg.timeline { font: 11px sans-serif; background: #fff; }
-        .grid { stroke: #eee; } .sep { stroke: #ddd; } .tick { fill: #555; } .lane { font-weight: bold; } .client { fill: #555; font-size: 9px; }
+        .title { font-size: 13px; font-weight: bold; } .grid { stroke: #eee; } .sep { stroke: #ddd; } .tick { fill: #555; } .lane { font-weight: bold; } .client { fill: #555; font-size: 9px; }
         .leader { fill: #cfe3ff; } .band { fill: #1d4f91; font-size: 10px; }
         .down { fill: #555; } .paused { fill: #f0a030; } .cut { fill: #e04848; fill-opacity: .75; } .delayed { fill: #e8d040; }
-        .mark { fill: #7a1fa2; }
+        .mark { fill: #7a1fa2; } .num { fill: #7a1fa2; font-size: 9px; font-weight: bold; }
         .ok { fill: #3a9d4a; } .fail { fill: #e39ab0; } .unknown { fill: #b9b9b9; }
         .hl { stroke: #000; stroke-width: 1.5; fill: #ffdd00; } .culprit { stroke: #d00000; stroke-width: 3; fill: #d00000; }
         .culprit-mark { fill: #d00000; }

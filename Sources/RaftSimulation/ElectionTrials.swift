@@ -58,6 +58,9 @@ public struct ElectionTrial: Sendable {
     public var newLeader: ReplicaID?
     /// How many terms the election took (1: the first candidate won).
     public var terms: UInt64
+    /// The node crashed still led at that moment. Not so when it had stepped down before (its
+    /// check-quorum found no quorum within an election timeout): the time then says nothing.
+    public var crashedTheLeader = true
 }
 
 /// Crashes a stable leader at a random point of its heartbeat interval and times the election
@@ -69,6 +72,17 @@ public enum ElectionTrials {
             var run = ElectionTrialRun(o, trial: trial)
             return run.run()
         }
+    }
+
+    /// One trial again (the same seed gives the same trial), with what happened from two heartbeat
+    /// intervals before the crash to the new leader: every role change the Raft core notes and
+    /// every vote and pre-vote delivered, each with its time in ms from the crash.
+    public static func trace(_ o: ElectionTrialOptions, trial: Int) -> (ElectionTrial, [(ms: Double, line: String)]) {
+        var run = ElectionTrialRun(o, trial: trial)
+        run.log = []
+        let result = run.run()
+        let from = run.crashAt - Int64(2 * o.heartbeatMs) * 1000
+        return (result, run.log!.filter { $0.at >= from }.map { (Double($0.at - run.crashAt) / 1000, $0.line) })
     }
 }
 
@@ -92,6 +106,10 @@ private struct ElectionTrialRun {
     var now: Int64 = 0
     /// When the leader last sent heartbeats (empty appends to every follower).
     var lastHeartbeat: Int64 = -1
+    var crashAt: Int64 = 0
+    /// When tracing: what happened and when (µs), from the end of the warm-up.
+    var log: [(at: Int64, line: String)]?
+    var recording = false
 
     init(_ o: ElectionTrialOptions, trial: Int) {
         self.o = o
@@ -124,22 +142,28 @@ private struct ElectionTrialRun {
         process(1)
         runUntil { $0.now >= 2_000_000 && $0.leader != nil }
         guard let old = leader else { return ElectionTrial(trial: trial, crashOffsetMs: 0, electionMs: nil, newLeader: nil, terms: 0) }
+        recording = log != nil
         let oldTerm = nodes[old]!.term
         // Crash it at a uniform point of its heartbeat interval.
         let heartbeatSeen = lastHeartbeat
         runUntil { $0.lastHeartbeat != heartbeatSeen }
         let offset = Int64(rng.below(o.heartbeatMs * 1000))
-        let crashAt = lastHeartbeat + offset
-        runUntil { $0.queue.min!.at > crashAt }
-        now = crashAt
+        let at = lastHeartbeat + offset
+        crashAt = at
+        runUntil { $0.queue.min!.at > at }
+        now = at
+        let stillLeads = nodes[old]!.role == .leader
+        record("crash of \(old)" + (stillLeads ? ", the leader at term \(nodes[old]!.term)" : ", which no longer leads: it is \(nodes[old]!.role.rawValue) at term \(nodes[old]!.term)"))
         down.insert(old)
-        let limit = crashAt + Int64(o.limitMs) * 1000
+        let limit = at + Int64(o.limitMs) * 1000
         runUntil { $0.leader != nil || $0.now > limit }
         let winner = leader
         return ElectionTrial(trial: trial, crashOffsetMs: Double(offset) / 1000,
-                             electionMs: winner == nil ? nil : Double(now - crashAt) / 1000, newLeader: winner,
-                             terms: winner.map { nodes[$0]!.term.value - oldTerm.value } ?? 0)
+                             electionMs: winner == nil ? nil : Double(now - at) / 1000, newLeader: winner,
+                             terms: winner.map { nodes[$0]!.term.value - oldTerm.value } ?? 0, crashedTheLeader: stillLeads)
     }
+
+    mutating func record(_ line: String) { if recording { log!.append((now, line)) } }
 
     mutating func runUntil(_ done: (Self) -> Bool) {
         while !done(self), let e = queue.popMin() {
@@ -152,6 +176,12 @@ private struct ElectionTrialRun {
                 process(id)
             case .deliver(let m):
                 guard !down.contains(m.to) else { continue }
+                if recording {
+                    switch m.kind {
+                    case .preVote, .preVoteResponse, .vote, .voteResponse, .timeoutNow: record("delivered " + m.description)
+                    default: break
+                    }
+                }
                 nodes[m.to]!.step(m)
                 process(m.to)
             }
@@ -170,7 +200,7 @@ private struct ElectionTrialRun {
             }
             if heartbeats == o.servers - 1 { lastHeartbeat = now }
             nodes[id]!.advance(r)
-            _ = nodes[id]!.takeTrace()
+            for line in nodes[id]!.takeTrace() { record(line) }
         }
     }
 }

@@ -44,7 +44,7 @@ private func event(_ kind: EventKind, _ node: NodeID, at t: Int64, _ set: (inout
     #expect(t.bars.map(\.client) == [0, 1, 1] && t.bars[2].to == 15_500 * ms && t.bars.map(\.role) == [.context, .culprit, .none])
     #expect(t.pages(seconds: 10).map { [$0.from / ms, $0.to / ms] } == [[0, 10_000], [10_000, 20_000]])
     let first = t.svg(from: 0, to: 10_000 * ms), second = t.svg(from: 10_000 * ms, to: 20_000 * ms)
-    #expect(first.contains("class='ok hl'") && !first.contains("culprit"))
+    #expect(first.contains("class='ok hl'") && !first.contains("class='ok culprit'") && !first.contains("class='culprit-mark'"))
     #expect(second.contains("class='ok culprit'") && second.contains("culprit-mark") && second.contains("process 3 k: get -&gt; absent"))
     #expect(second.contains("class='unknown'"))
 }
