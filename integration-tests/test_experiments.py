@@ -141,7 +141,9 @@ def test_report_html_renders_in_headless_chromium(sweep):
     # A blank page compresses to a few kB; tables, text and four plots do not.
     assert len(data) > 60_000, len(data)
     html = (run_dir / "report.html").read_text()
-    assert html.count("<svg") == 3 and "Finished: 12 of 12 trials" in html and "<script" not in html
+    # The heatmap, latency and CDF plots, and one trial on the shared timeline.
+    assert html.count("<svg") == 4 and "Finished: 12 of 12 trials" in html and "<script" not in html
+    assert "class='timeline'" in html
 
 
 @pytest.mark.parametrize("fault", ["kill", "stop"])

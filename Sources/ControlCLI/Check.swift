@@ -17,6 +17,7 @@ struct CommandExit: Error { var code: Int32 }
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Check recorded histories for linearizability (no supervisor needed).",
         discussion: """
             Formats: jepsen (Jepsen etcd logs; register model), edn (EDN maps; kv model, keys start as ""),

@@ -90,7 +90,7 @@ enum Explain {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Supervisor state, nodes and active faults.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Supervisor state, nodes and active faults.")
     @OptionGroup var connection: Connection
 
     struct Output: Encodable {
@@ -122,7 +122,7 @@ struct Status: ParsableCommand {
 }
 
 struct Nodes: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List nodes with pid, state, port, restarts and last exit.")
+    static let configuration = CommandConfiguration(commandName: "nodes", abstract: "List nodes with pid, state, port, restarts and last exit.")
     @OptionGroup var connection: Connection
     @Flag(help: "First wait until every node is ready (raft mode: and a leader is known), as after make run.") var wait = false
     @Option(parsing: .unconditional, help: "With --wait: give up after this long, e.g. 30s.") var timeout = "30s"
@@ -197,6 +197,7 @@ extension Nodes {
 
 struct Inject: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inject",
         abstract: "Inject a fault: kill, stop, cont, term, delay, partition, restart.",
         discussion: """
             kvctl inject kill B
@@ -293,11 +294,12 @@ extension Inject {
 /// kvctl faults [list] | cancel ID
 struct Faults: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "faults",
         abstract: "List active and scheduled faults; cancel a scheduled one.",
         subcommands: [List.self, Cancel.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Faults in force, then those scheduled (soonest first).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Faults in force, then those scheduled (soonest first).")
         @OptionGroup var connection: Connection
 
         func run() throws {
@@ -317,7 +319,7 @@ struct Faults: ParsableCommand {
     }
 
     struct Cancel: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Take a scheduled fault back before its time.")
+        static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Take a scheduled fault back before its time.")
         @OptionGroup var connection: Connection
         @Argument(help: "The fault's id, as inject printed it or kvctl faults lists it.") var faultID: String
 
@@ -331,6 +333,7 @@ struct Faults: ParsableCommand {
 
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reload",
         abstract: "Re-read the config file and say what changed, what was applied and what was refused.",
         discussion: """
             Restart policy and stop grace apply at once. Settings passed to each kvnode (hb_*, raft timing,
@@ -361,7 +364,7 @@ struct Reload: ParsableCommand {
 }
 
 struct Heal: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "End network faults (delay, partition), on one node or all.")
+    static let configuration = CommandConfiguration(commandName: "heal", abstract: "End network faults (delay, partition), on one node or all.")
     @OptionGroup var connection: Connection
     @Argument var node: String?
 
@@ -464,7 +467,7 @@ struct RestartNode: ParsableCommand {
 }
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Recent events; --follow streams new ones.")
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "Recent events; --follow streams new ones.")
     @OptionGroup var connection: Connection
     @Flag(name: .shortAndLong, help: "Keep streaming events as they happen.") var follow = false
     static let flags = ["limit": "--last", "replay": "--last", "kinds": "--kinds"]
@@ -501,7 +504,7 @@ struct Events: ParsableCommand {
 }
 
 struct Leader: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The current Raft leader (raft mode); --key: the leader of the key's group.")
+    static let configuration = CommandConfiguration(commandName: "leader", abstract: "The current Raft leader (raft mode); --key: the leader of the key's group.")
     @OptionGroup var connection: Connection
     @Option(help: "The leader of this key's Raft group (several groups: [cluster] groups).") var key: String?
     func run() throws {
@@ -555,7 +558,7 @@ struct Leader: ParsableCommand {
 
 /// kvctl groups: every Raft group with its leader, term and indexes, from the nodes' reports.
 struct Groups: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Every Raft group with its leader, term, commit and applied index (raft mode).")
+    static let configuration = CommandConfiguration(commandName: "groups", abstract: "Every Raft group with its leader, term, commit and applied index (raft mode).")
     @OptionGroup var connection: Connection
 
     struct Row: Encodable {

@@ -9,6 +9,7 @@ import Glibc
 
 struct Experiment: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "experiment",
         abstract: "Run, resume, cancel and read experiments (the supervisor runs them).",
         subcommands: [Run.self, Trial.self, Resume.self, Cancel.self, List.self, Show.self, ExperimentReportCommand.self,
                       ExperimentCompareCommand.self])
@@ -16,6 +17,7 @@ struct Experiment: ParsableCommand {
     /// kvctl experiment run FILE
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "Run an experiment spec (TOML): progress, then the results table and the run directory.",
             discussion: """
                 [experiment]              # a detection sweep
@@ -71,6 +73,7 @@ struct Experiment: ParsableCommand {
     /// kvctl experiment trial: the original injector's one trial.
     struct Trial: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "trial",
             abstract: "One detection trial; prints {\"t_fail\": ..., \"t_detect\": ..., \"detection_latency_ms\": ...}.",
             discussion: "Exit 0 only if the detection was seen. Times are wall ms since the epoch, as the original printed them.")
         @OptionGroup var connection: Connection
@@ -112,7 +115,7 @@ struct Experiment: ParsableCommand {
     }
 
     struct Resume: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Continue an interrupted run from its last finished trial.")
+        static let configuration = CommandConfiguration(commandName: "resume", abstract: "Continue an interrupted run from its last finished trial.")
         @OptionGroup var connection: Connection
         @Argument(help: "The run id (kvctl experiment list).") var runID: String
         func run() throws {
@@ -122,7 +125,7 @@ struct Experiment: ParsableCommand {
     }
 
     struct Cancel: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop the running experiment; it writes a partial report.")
+        static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Stop the running experiment; it writes a partial report.")
         @OptionGroup var connection: Connection
         @Argument(help: "The run id (default: whichever runs).") var runID: String?
         func run() throws {
@@ -132,7 +135,7 @@ struct Experiment: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every run in the state directory.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every run in the state directory.")
         @OptionGroup var connection: Connection
         func run() throws {
             let runs = try connection.call("ListExperiments", ControlProtocol.ExperimentRuns.self).runs
@@ -144,7 +147,7 @@ struct Experiment: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One run's report (report.md), or with --json its figures.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "One run's report (report.md), or with --json its figures.")
         @OptionGroup var connection: Connection
         @Argument(help: "The run id.") var runID: String
         func run() throws {

@@ -15,6 +15,7 @@ import Glibc
 /// with the same (client_id, seq), so a retried write is applied at most once.
 struct KV: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "kv",
         abstract: "Read and write the raft cluster's keys (follows redirects, retries safely).",
         discussion: """
             kvctl kv put greeting hello
@@ -36,7 +37,7 @@ struct KV: ParsableCommand {
     }
 
     struct Get: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a key's value (exit 1 if absent).")
+        static let configuration = CommandConfiguration(commandName: "get", abstract: "Print a key's value (exit 1 if absent).")
         @ParentCommand var kv: KV
         @OptionGroup var options: Options
         @Argument var key: String
@@ -48,7 +49,7 @@ struct KV: ParsableCommand {
     }
 
     struct Put: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set a key.")
+        static let configuration = CommandConfiguration(commandName: "put", abstract: "Set a key.")
         @ParentCommand var kv: KV
         @OptionGroup var options: Options
         @Argument var key: String
@@ -59,7 +60,7 @@ struct KV: ParsableCommand {
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a key.")
+        static let configuration = CommandConfiguration(commandName: "delete", abstract: "Remove a key.")
         @ParentCommand var kv: KV
         @OptionGroup var options: Options
         @Argument var key: String
@@ -71,7 +72,7 @@ struct KV: ParsableCommand {
     }
 
     struct CAS: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set KEY to VALUE if it holds EXPECTED (exit 1 if not).")
+        static let configuration = CommandConfiguration(commandName: "cas", abstract: "Set KEY to VALUE if it holds EXPECTED (exit 1 if not).")
         @ParentCommand var kv: KV
         @OptionGroup var options: Options
         @Argument var key: String

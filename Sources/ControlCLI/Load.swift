@@ -11,6 +11,7 @@ import Foundation
 /// etcdctl check perf does. No supervisor needed. Used by bench/raft_bench.py for kvnode and etcd alike.
 struct Load: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "load",
         abstract: "Closed-loop HTTP load on kvnode or etcd (its v3 JSON gateway): throughput, p50/p99.",
         discussion: """
             kvctl load --port 7101 --op put --clients 64 --duration 10s

@@ -16,6 +16,7 @@ import Foundation
 /// `kvctl sim`: the deterministic Raft simulator, no cluster needed.
 struct Sim: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sim",
         abstract: "Run the Raft core in the deterministic simulator (no supervisor needed).",
         subcommands: [SimSchedules.self, SimElections.self])
 }
