@@ -66,7 +66,7 @@ def test_a_broken_history_is_refused_with_its_line(tmp_path):
     bad.write_text('{"type":"invoke","client":1,"f":"put","key":"a","value":"x","t_mono_ns":1}\n'
                    '{"type":"ok","client":2,"f":"put","key":"a","value":"x","t_mono_ns":2}\n')
     r = check(bad)
-    assert r.returncode == 2 and "line 2: client 2 completes an operation it never invoked" in r.stderr, r.stderr
+    assert r.returncode == 2 and "line 2: client 2 completes an operation on key \"a\" it never invoked" in r.stderr, r.stderr
 
 
 INVOKE = '{"v":1,"type":"invoke","client":1,"f":"put","key":"a","value":"x","t_mono_ns":1}\n'
@@ -77,7 +77,7 @@ DONE = '{"v":1,"type":"ok","client":1,"f":"put","key":"a","value":"x","t_mono_ns
     ('{"type":"invoke","client":"one","f":"put","key":"a","value":"x","t_mono_ns":1}\n', 'line 1: "client" must be an integer'),
     ('{"type":"invoke","client":1,"f":"put","key":"a","value":"x"}\n', 'line 1: no "t_mono_ns" field'),
     ('[1, 2]\n', "line 1: not a JSON object"),
-    (INVOKE + INVOKE.replace(':1}', ':3}'), "line 2: client 1 invokes again while its operation invoked at 1 ns is open"),
+    (INVOKE + INVOKE.replace(':1}', ':3}'), 'line 2: client 1 invokes again on key "a" while its operation invoked at 1 ns is open'),
     (INVOKE.replace('"v":1', '"v":2'), 'line 1: schema version "v": 2 is not one this checker reads (1)'),
 ])
 def test_a_bad_line_is_refused_in_the_formats_terms(tmp_path, text, says):

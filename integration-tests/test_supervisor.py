@@ -77,6 +77,24 @@ def test_partition_cuts_both_ways_and_heals(sup):
     assert not [e for e in sup.events() if e["event"] == "declared_dead" and e["node"] == "C"]
 
 
+def test_a_one_way_partition_cuts_only_what_the_node_sends(sup):
+    """Each node sends on its own outbound connections: with --direction out, B's heartbeats are
+    lost and A and C declare it dead, while B, hearing them, suspects nobody."""
+    r = sup.json("inject", "partition", "B", "--direction", "out", "--for", "1500ms")
+    applied = sup.wait_events(lambda e: e["event"] == "fault_applied" and e.get("fault_id") == r["fault_id"])[0]
+    assert applied["direction"] == "out", applied
+    t0 = applied["applied"]["mono_ns"]
+    for watcher in ["A", "C"]:
+        sup.wait_events(lambda e: e["event"] == "declared_dead" and e["node"] == watcher and e.get("peer") == "B"
+                        and e["t_mono_ns"] > t0, timeout=3)
+    cleared = sup.wait_events(lambda e: e["event"] == "fault_cleared" and e.get("fault_id") == r["fault_id"], timeout=4)[0]
+    assert not [e for e in sup.events() if e["event"] == "declared_dead" and e["node"] == "B" and t0 < e["t_mono_ns"] <= cleared["t_mono_ns"]]
+    sup.wait_events(lambda e: e["event"] == "declared_alive" and e["node"] == "A" and e.get("peer") == "B"
+                    and e["t_mono_ns"] > cleared["t_mono_ns"], timeout=3)
+    bad = sup.kvctl("inject", "kill", "B", "--direction", "in", check=False)
+    assert bad.returncode == 2 and "--direction only applies to partition and delay" in bad.stderr, bad.stderr
+
+
 def test_an_effect_not_seen_is_a_fault_failed_never_assumed(sup):
     """SIGTERM to a stopped node stays pending: the process is not gone within the effect deadline
     (1 s), so the fault is reported failed, with why. SIGCONT then lets the pending SIGTERM act."""

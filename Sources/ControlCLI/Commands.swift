@@ -205,6 +205,7 @@ struct Inject: ParsableCommand {
             kvctl inject kill B --after 50ms
             kvctl inject delay B 150ms --jitter 20ms --for 10s
             kvctl inject partition B --peers A,C --for 5s
+            kvctl inject partition B --direction out --for 5s   # B's messages are lost; it still hears the others
             kvctl inject kill leader --key user42     (raft: the leader of the key's group)
             kvctl inject kill primary --key user42    (primary-backup: the active node of the key's pair)
             """)
@@ -219,6 +220,8 @@ struct Inject: ParsableCommand {
     var duration: String?
     @Option(parsing: .unconditional, help: "For delay: random jitter, e.g. 20ms.") var jitter: String?
     @Option(help: "For partition: comma-separated nodes to cut the node off from (default: all others).") var peers: String?
+    @Option(help: "For partition and delay: only what the node sends (out) or only what it receives (in): a one-way fault.")
+    var direction: LinkDirection?
     @Option(help: "With 'leader': the leader of this key's Raft group (several groups: [cluster] groups); with 'primary': the active node of the key's pair.")
     var key: String?
 
@@ -242,6 +245,7 @@ struct Inject: ParsableCommand {
         if kind == .restart && d.after != nil { throw ValidationError("restart cannot be scheduled: drop --after") }
         if jitter != nil && kind != .delay { throw ValidationError("--jitter only applies to delay") }
         if peers != nil && kind != .partition { throw ValidationError("--peers only applies to partition") }
+        if direction != nil && !kind.isNetwork { throw ValidationError("--direction only applies to partition and delay") }
         if let j = d.jitter, let delay = d.delay, j > delay {
             throw ValidationError("--jitter (\(j) ms) must not exceed the delay (\(delay) ms): a message cannot arrive before it was sent")
         }
@@ -270,7 +274,7 @@ struct Inject: ParsableCommand {
         let d = try durations()
         let p = ControlProtocol.InjectParameters(
             node: node, fault: fault, afterMs: d.after, forMs: d.for, delayMs: d.delay, jitterMs: d.jitter,
-            peers: peers == nil ? nil : peerList, key: key)
+            peers: peers == nil ? nil : peerList, key: key, direction: direction?.rawValue)
         let reply = try connection.call("Inject", p, ControlProtocol.InjectReply.self, flags: Inject.flags)
         if connection.json { print(Render.json(reply)); return }
         let target = byRole
@@ -587,3 +591,5 @@ struct Groups: ParsableCommand {
         }))
     }
 }
+
+extension LinkDirection: ExpressibleByArgument {}

@@ -267,9 +267,10 @@ struct SimElections: ParsableCommand {
             }
             guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else { throw Failure("could not write \(path)") }
         }
-        let times = results.compactMap(\.electionMs)
+        // A trial whose crashed node no longer led times no election: counted apart, not in the figures.
+        let times = results.filter(\.crashedTheLeader).compactMap(\.electionMs)
         let d = Distribution(times)
-        let out = Output(trials: results.count, converged: times.count, splitVotes: results.filter { $0.terms > 1 }.count,
+        let out = Output(trials: results.count, converged: times.count, splitVotes: results.filter { $0.crashedTheLeader && $0.terms > 1 }.count,
                          p50Ms: d?.percentile(50), p90Ms: d?.percentile(90), p99Ms: d?.percentile(99), maxMs: d?.max,
                          meanMs: d?.mean, minMs: d?.min, modelMeanMs: o.modelMeanMs, floorMs: o.floorMs,
                          preVote: o.preVote, checkQuorum: o.checkQuorum,
@@ -286,12 +287,13 @@ struct SimElections: ParsableCommand {
         print("election after a leader crash: \(o.servers) servers, timeouts \(o.electionMinMs)-\(o.electionMaxMs) ms, "
               + "heartbeat \(o.heartbeatMs) ms, one-way delay \(f(o.delayMs))±\(f(o.jitterMs)) ms, \(o.trials) trials (seed \(o.seed))"
               + (o.preVote && o.checkQuorum ? "" : "; pre-vote \(preVote.rawValue), check-quorum \(checkQuorum.rawValue)"))
-        print("  converged: \(out.converged) of \(out.trials) within \(o.limitMs) ms; \(out.splitVotes) needed more than one term")
+        print("  converged: \(out.converged) of \(out.trials - out.crashedAFormerLeader) within \(o.limitMs) ms; \(out.splitVotes) needed more than one term")
         print("  time to a new leader, ms: min \(f(out.minMs))  p50 \(f(out.p50Ms))  p90 \(f(out.p90Ms))  p99 \(f(out.p99Ms))  max \(f(out.maxMs))  mean \(f(out.meanMs))")
         print("  model without split votes: mean \(f(o.modelMeanMs)) ms; floor \(f(o.floorMs)) ms")
         if out.crashedAFormerLeader > 0 {
             print("  \(out.crashedAFormerLeader) trials crashed a node that had already stepped down (check-quorum: no quorum heard "
-                  + "within an election timeout); their times (0 when another node already led) are no election's")
+                  + "within an election timeout): their times (0 when another node already led) are no election's, and are left "
+                  + "out of the figures above (--trace min shows one)")
         }
         if let csv { print("  every trial: \(csv)") }
         if let (t, lines) = traced {

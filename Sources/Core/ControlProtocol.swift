@@ -108,15 +108,17 @@ public enum ControlProtocol {
         public var delayMs: Int?
         public var jitterMs: Int?
         public var peers: [String]?
+        /// partition, delay: "out" (what the node sends) or "in" (what it receives) only.
+        public var direction: String?
 
         public init(node: String, fault: String, afterMs: Int? = nil, forMs: Int? = nil, delayMs: Int? = nil,
-                    jitterMs: Int? = nil, peers: [String]? = nil, key: String? = nil) {
+                    jitterMs: Int? = nil, peers: [String]? = nil, key: String? = nil, direction: String? = nil) {
             self.node = node; self.fault = fault; self.afterMs = afterMs; self.forMs = forMs; self.delayMs = delayMs
-            self.jitterMs = jitterMs; self.peers = peers; self.key = key
+            self.jitterMs = jitterMs; self.peers = peers; self.key = key; self.direction = direction
         }
 
         enum CodingKeys: String, CodingKey {
-            case node, key, fault, afterMs = "after_ms", forMs = "for_ms", delayMs = "delay_ms", jitterMs = "jitter_ms", peers
+            case node, key, fault, afterMs = "after_ms", forMs = "for_ms", delayMs = "delay_ms", jitterMs = "jitter_ms", peers, direction
         }
     }
 

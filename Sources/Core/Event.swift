@@ -91,6 +91,8 @@ public struct Event: Sendable, Codable, Equatable {
     /// fault_requested / fault_cancelled of a scheduled fault: how long after the request it was due.
     public var afterMs: Int?
     public var peers: [NodeID]?
+    /// A network fault on one direction of the node's links only.
+    public var direction: LinkDirection?
 
     // Processes.
     public var pid: Int32?
@@ -131,7 +133,7 @@ public struct Event: Sendable, Codable, Equatable {
         case tFailMonoNs = "t_fail_mono_ns", detectionLatencyMs = "detection_latency_ms"
         case detectorOvershootMs = "detector_overshoot_ms", label
         case faultID = "fault_id", fault, requested, applied, applyNs = "apply_ns", effect
-        case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", afterMs = "after_ms", peers
+        case delayMs = "delay_ms", jitterMs = "jitter_ms", forMs = "for_ms", afterMs = "after_ms", peers, direction
         case pid, exitCode = "exit_code", signal, restartInMs = "restart_in_ms", reason
         case leader, term, group, sinceLostMs = "since_lost_ms", changes, version, settings, count, path, offset
         case lagMsMax = "lag_ms_max", lagMsMean = "lag_ms_mean", queued

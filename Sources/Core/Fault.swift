@@ -7,6 +7,11 @@ public enum FaultKind: String, Sendable, Codable, CaseIterable {
     public var isNetwork: Bool { self == .delay || self == .partition }
 }
 
+/// One direction of a node's links (each node sends its messages on its own outbound connection):
+/// `out`, what it sends; `in`, what the others send it. A network fault on one direction only is a
+/// one-way partition or delay.
+public enum LinkDirection: String, Sendable, Codable, CaseIterable { case out, `in` }
+
 /// A request to inject a fault, validated: `FaultSpec.validate` is the only way to build one from outside.
 public struct FaultSpec: Sendable, Codable, Equatable {
     public var kind: FaultKind
@@ -20,11 +25,15 @@ public struct FaultSpec: Sendable, Codable, Equatable {
     public var leaderTerm: UInt64?
     /// "leader --key": the key's Raft group, whose leader `node` was.
     public var leaderGroup: Int?
+    /// Network faults: one direction of the node's links only (nil: both).
+    public var direction: LinkDirection?
 
     public init(kind: FaultKind, node: NodeID, afterMs: Int = 0, forMs: Int? = nil,
-                delayMs: Int? = nil, jitterMs: Int? = nil, peers: [NodeID]? = nil, leaderTerm: UInt64? = nil) {
+                delayMs: Int? = nil, jitterMs: Int? = nil, peers: [NodeID]? = nil, leaderTerm: UInt64? = nil,
+                direction: LinkDirection? = nil) {
         self.kind = kind; self.node = node; self.afterMs = afterMs; self.forMs = forMs
         self.delayMs = delayMs; self.jitterMs = jitterMs; self.peers = peers; self.leaderTerm = leaderTerm
+        self.direction = direction
     }
 
     /// Limits that keep a typo from scheduling something for a week.
@@ -40,6 +49,7 @@ public struct FaultSpec: Sendable, Codable, Equatable {
             return "for_ms only applies to stop, delay and partition"
         }
         if kind == .restart && afterMs > 0 { return "restart cannot be scheduled (after_ms must be 0)" }
+        if direction != nil && !kind.isNetwork { return "direction only applies to partition and delay" }
         switch kind {
         case .delay:
             guard let d = delayMs else { return "delay needs delay_ms (e.g. kvctl inject delay B 150ms)" }

@@ -193,12 +193,19 @@ struct ControlHandler: Sendable {
                 return id
             }
         }
+        var direction: LinkDirection?
+        if let d = p.direction {
+            guard let parsed = LinkDirection(rawValue: d) else {
+                throw VarlinkParameterError(name: "direction", reason: "'\(d)' is not a direction: use out (what the node sends) or in (what it receives)")
+            }
+            direction = parsed
+        }
         var spec = FaultSpec(kind: kind, node: node,
                              afterMs: try inRange(p.afterMs, "after_ms", 0...FaultSpec.maxAfterMs) ?? 0,
                              forMs: try inRange(p.forMs, "for_ms", 1...FaultSpec.maxAfterMs),
                              delayMs: try inRange(p.delayMs, "delay_ms", 0...FaultSpec.maxDelayMs),
                              jitterMs: try inRange(p.jitterMs, "jitter_ms", 0...FaultSpec.maxDelayMs), peers: peers,
-                             leaderTerm: leaderTerm)
+                             leaderTerm: leaderTerm, direction: direction)
         spec.leaderGroup = leaderGroup
         let known = Set(context.config.nodeIDs)
         guard known.contains(node) else { return .error("io.kvsupervisor.NoSuchNode", ["node": .string(node.rawValue)]) }

@@ -159,7 +159,8 @@ method Inject(
   for_ms: ?int,
   delay_ms: ?int,
   jitter_ms: ?int,
-  peers: ?[]string
+  peers: ?[]string,
+  direction: ?string
 ) -> (fault_id: string, applied_wall_ms: ?int, applied_mono_ns: ?int, node: ?string, term: ?int, group: ?int)
 
 # End network faults (delay, partition) on one node, or everywhere.

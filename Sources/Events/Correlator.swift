@@ -12,6 +12,15 @@ public struct Correlator: Sendable {
         public var exit: String?
         /// The process is gone (it exited while this held it down): only a new start ends it.
         public var processGone = false
+        /// For a fault told before its syscall and since confirmed: the stamp it was told with.
+        /// An event stamped before `appliedMonoNs` (the thread lost its CPU after the syscall) keeps
+        /// this one, so that no latency comes out negative.
+        public var toldMonoNs: MonotonicNanos?
+
+        /// t_fail for an event stamped at `t`.
+        func tFail(for t: MonotonicNanos) -> MonotonicNanos {
+            appliedMonoNs <= t ? appliedMonoNs : (toldMonoNs ?? appliedMonoNs)
+        }
 
         public init(id: String?, kind: FaultKind?, appliedMonoNs: MonotonicNanos, exit: String? = nil) {
             self.id = id; self.kind = kind; self.appliedMonoNs = appliedMonoNs; self.exit = exit
@@ -37,8 +46,13 @@ public struct Correlator: Sendable {
         var unexplained: (previous: NodeID, lostMonoNs: MonotonicNanos, term: UInt64)?
     }
     private var groups: [Int: GroupLeader] = [:]
-    /// Faults told before their syscall and not yet applied or withdrawn.
-    private var applying: Set<String> = []
+    /// Faults told before their syscall and not yet applied or withdrawn: the stamp each was told
+    /// with, and the losses it claimed with what they were before (given back if it is withdrawn).
+    private struct Told {
+        var atMonoNs: MonotonicNanos
+        var claimed: [(group: Int, before: (monoNs: MonotonicNanos, fault: ActiveFault?)?)]
+    }
+    private var applying: [String: Told] = [:]
 
     /// Group 0's leader (the only group of a one-group store).
     public var leader: NodeID? { groups[0]?.leader }
@@ -56,44 +70,72 @@ public struct Correlator: Sendable {
         public var appliedMonoNs: MonotonicNanos
     }
 
-    /// A fault about to be applied, told just before its syscall or proxy switch (stamped then):
+    /// A fault about to be applied, told just before its syscall or proxy switch and stamped then:
     /// its effect (an exit, a closed connection a follower notices at once, an election 20 ms
     /// later) cannot reach the correlator before it, however late the fault's thread runs after
-    /// the syscall. `faultApplied` then gives it the applied stamp; `faultWithdrawn` takes it back.
+    /// the syscall. `confirm` then moves it to the stamp after the syscall, the t_fail every
+    /// figure uses; `faultWithdrawn` takes it back.
     @discardableResult
     public mutating func faultApplying(id: String, kind: FaultKind, node: NodeID, affected: [NodeID],
                                        atMonoNs: MonotonicNanos) -> [LateCause] {
-        applying.insert(id)
+        applying[id] = Told(atMonoNs: atMonoNs, claimed: [])
         return register(id: id, kind: kind, node: node, affected: affected, appliedMonoNs: atMonoNs)
     }
 
-    /// The fault was applied at `appliedMonoNs`. One told before (`faultApplying`) is restamped;
-    /// one not told before is registered now, and names the elections it caused that were
-    /// correlated without it (`LateCause`).
+    /// A fault told before its syscall now has its applied stamp: t_fail from here on, and for
+    /// what was already correlated with the told stamp (`Restamp`: the hub amends the events it
+    /// still holds), except events stamped before it.
+    public struct Restamp: Sendable, Equatable {
+        public var faultID: String
+        public var from: MonotonicNanos
+        public var to: MonotonicNanos
+    }
+
+    public mutating func confirm(id: String, appliedMonoNs t: MonotonicNanos) -> Restamp? {
+        guard let told = applying.removeValue(forKey: id) else { return nil }
+        func moved(_ f: ActiveFault) -> ActiveFault {
+            var f = f
+            f.toldMonoNs = told.atMonoNs
+            f.appliedMonoNs = t
+            return f
+        }
+        for (n, f) in down where f.id == id { down[n] = moved(f) }
+        for (n, faults) in network where faults.contains(where: { $0.id == id }) {
+            network[n] = faults.map { $0.id == id ? moved($0) : $0 }
+        }
+        for (g, track) in groups {
+            guard let lost = track.lost, let f = lost.fault, f.id == id else { continue }
+            groups[g]?.lost = (lost.monoNs == told.atMonoNs ? t : lost.monoNs, moved(f))
+        }
+        return Restamp(faultID: id, from: told.atMonoNs, to: t)
+    }
+
+    /// The fault was applied at `appliedMonoNs`: one told before is confirmed (`confirm`); one not
+    /// told before is registered now, and names the elections it caused that were correlated
+    /// without it (`LateCause`).
     @discardableResult
     public mutating func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID],
                                       appliedMonoNs: MonotonicNanos) -> [LateCause] {
-        if applying.remove(id) != nil {
-            restamp(id, to: appliedMonoNs)
-            return []
-        }
+        if confirm(id: id, appliedMonoNs: appliedMonoNs) != nil { return [] }
         return register(id: id, kind: kind, node: node, affected: affected, appliedMonoNs: appliedMonoNs)
     }
 
-    /// A fault told by `faultApplying` was not applied after all (its process had exited).
+    /// A fault told by `faultApplying` was not applied after all (its process had already exited,
+    /// or a restart's start failed). A node whose exit was seen meanwhile stays down, for its exit;
+    /// the losses the fault had claimed go back to what they were.
     public mutating func faultWithdrawn(id: String) {
-        guard applying.remove(id) != nil else { return }
-        for (n, f) in down where f.id == id { down[n] = nil }
-        for (n, faults) in network { network[n] = faults.filter { $0.id != id } }
-        for (g, track) in groups where track.lost?.fault?.id == id { groups[g]?.lost = nil }
-    }
-
-    private mutating func restamp(_ id: String, to t: MonotonicNanos) {
-        for (n, f) in down where f.id == id { down[n]?.appliedMonoNs = t }
-        for (n, faults) in network where faults.contains(where: { $0.id == id }) {
-            network[n] = faults.map { f in var f = f; if f.id == id { f.appliedMonoNs = t }; return f }
+        guard let claimed = applying.removeValue(forKey: id)?.claimed else { return }
+        for (n, f) in down where f.id == id {
+            if f.processGone {
+                var exit = ActiveFault(id: nil, kind: nil, appliedMonoNs: f.appliedMonoNs, exit: "\(n) exited")
+                exit.processGone = true
+                down[n] = exit
+            } else {
+                down[n] = nil
+            }
         }
-        for (g, track) in groups where track.lost?.fault?.id == id { groups[g]?.lost?.fault?.appliedMonoNs = t }
+        for (n, faults) in network { network[n] = faults.filter { $0.id != id } }
+        for (g, before) in claimed where groups[g]?.lost?.fault?.id == id { groups[g]?.lost = before }
     }
 
     private mutating func register(id: String, kind: FaultKind, node: NodeID, affected: [NodeID],
@@ -112,8 +154,9 @@ public struct Correlator: Sendable {
             // The fault's thread may report after what it caused: the exit the supervisor saw, or a
             // follower's leader_lost (a closed connection is noticed within milliseconds). A loss
             // no earlier than the fault, and with no fault of its own, is this fault's.
-            if track.lost == nil { groups[g]?.lost = (appliedMonoNs, fault) }
-            else if let lost = track.lost, lost.fault?.id == nil, appliedMonoNs <= lost.monoNs { groups[g]?.lost = (appliedMonoNs, fault) }
+            if let lost = track.lost, lost.fault?.id != nil || appliedMonoNs > lost.monoNs { continue }
+            applying[id]?.claimed.append((g, track.lost))
+            groups[g]?.lost = (appliedMonoNs, fault)
         }
         if kind.takesNodeDown {
             // A stop after a kill changes nothing: the first fault that took the node down is t_fail.
@@ -161,7 +204,7 @@ public struct Correlator: Sendable {
             if let lost = groups[g]?.lost {
                 event.sinceLostMs = millisBetween(lost.monoNs, event.tMonoNs)
                 if let fault = lost.fault {
-                    event.faultID = fault.id; event.fault = fault.kind; event.tFailMonoNs = fault.appliedMonoNs
+                    event.faultID = fault.id; event.fault = fault.kind; event.tFailMonoNs = fault.tFail(for: event.tMonoNs)
                     if let exit = fault.exit { event.reason = exit }
                 }
             }
@@ -205,7 +248,8 @@ public struct Correlator: Sendable {
         event.faultID = fault.id
         event.fault = fault.kind
         if let exit = fault.exit { event.reason = exit }
-        event.tFailMonoNs = fault.appliedMonoNs
-        event.detectionLatencyMs = millisBetween(fault.appliedMonoNs, event.tMonoNs)
+        let tFail = fault.tFail(for: event.tMonoNs)
+        event.tFailMonoNs = tFail
+        event.detectionLatencyMs = millisBetween(tFail, event.tMonoNs)
     }
 }

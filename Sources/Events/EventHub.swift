@@ -51,6 +51,20 @@ public final class EventHub: Sendable {
             for i in history.indices.suffix(256) { fix(&history[i]) }
         }
 
+        /// Moves the events correlated with a fault's told stamp to its applied stamp, wherever they
+        /// still are; an event stamped before the applied stamp keeps the told one.
+        mutating func amend(_ r: Correlator.Restamp) {
+            func fix(_ e: inout Event) {
+                guard e.faultID == r.faultID, e.tFailMonoNs == r.from, r.to <= e.tMonoNs else { return }
+                e.tFailMonoNs = r.to
+                if e.detectionLatencyMs != nil { e.detectionLatencyMs = millisBetween(r.to, e.tMonoNs) }
+                if let since = e.sinceLostMs, since == millisBetween(r.from, e.tMonoNs) { e.sinceLostMs = millisBetween(r.to, e.tMonoNs) }
+            }
+            for i in held.indices { fix(&held[i].event) }
+            for i in unwritten.indices { fix(&unwritten[i]) }
+            for i in history.indices.suffix(256) { fix(&history[i]) }
+        }
+
         mutating func hold(_ e: Event, arrived: MonotonicNanos) {
             var i = held.count
             while i > 0 && held[i - 1].event.tMonoNs > e.tMonoNs { i -= 1 }
@@ -161,6 +175,11 @@ public final class EventHub: Sendable {
 
     public func faultApplied(id: String, kind: FaultKind, node: NodeID, affected: [NodeID], appliedMonoNs: MonotonicNanos) {
         state.withLock { s in
+            // Told before its syscall: what was correlated with the told stamp moves to this one.
+            if let r = s.correlator.confirm(id: id, appliedMonoNs: appliedMonoNs) {
+                s.amend(r)
+                return
+            }
             let late = s.correlator.faultApplied(id: id, kind: kind, node: node, affected: affected, appliedMonoNs: appliedMonoNs)
             // An election correlated before its fault was reported: named now, in what still
             // holds it (the events not yet written, and the history `kvctl events` reads).

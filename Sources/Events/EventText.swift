@@ -30,6 +30,8 @@ public enum EventText {
                 + (e.afterMs.map { ", due in \($0) ms" } ?? "")
         case .faultApplied:
             var s = "fault \(e.fault?.rawValue ?? "?") applied to \(node)"
+            if let d = e.direction { s += d == .out ? " (what it sends only)" : " (what it receives only)" }
+            if let p = e.peers { s += ", toward " + p.map(\.rawValue).joined(separator: ", ") }
             if let a = e.applied, let f = e.effect { s += ", effect seen \(format(millisBetween(a.monoNs, f.monoNs))) ms later" }
             return s
         case .faultFailed: return "fault \(e.fault?.rawValue ?? "?") on \(node) failed: \(e.reason ?? "unknown")"

@@ -27,16 +27,19 @@ struct LinearizabilityRun {
         for name in directory.entries() where name.hasPrefix("data-") { removeTree(directory.path + "/" + name) }
         for name in directory.entries() where name.hasPrefix("counterexample-") { unlink(directory.path + "/" + name) }
         let cluster = try await startStore()
-        let history: [Op]
+        let history: [Op], excluded: [Op]
         let actions: [NemesisRecord]
         do {
-            (history, actions) = try await drive(cluster)
+            (history, excluded, actions) = try await drive(cluster)
         } catch {
             await cluster.shutdown(graceMs: 1000)
             throw error
         }
         await cluster.shutdown(graceMs: 1000)
+        // A cancelled run's history is cut short: no verdict is written for it, so a resume runs it again.
+        try check()
         try directory.write("history.jsonl", JSONLWriter.render(history))
+        try directory.write("excluded.jsonl", excluded.isEmpty ? "" : JSONLWriter.render(excluded))
         try directory.write("nemesis.jsonl", actions.map(\.jsonLine).joined(separator: "\n") + (actions.isEmpty ? "" : "\n"))
         log(nil, "experiment \(directory.runID): \(history.count) operations recorded; checking them per key")
         let check = LinearizabilityCheck.run(history)
@@ -91,58 +94,82 @@ struct LinearizabilityRun {
     }
 
     /// The workload and the nemesis, side by side, for `duration_s`; then the store made whole again.
-    private func drive(_ cluster: ExperimentCluster) async throws -> ([Op], [NemesisRecord]) {
+    private func drive(_ cluster: ExperimentCluster) async throws -> ([Op], [Op], [NemesisRecord]) {
         let start = monotonicNow()
         let end = start + Int64(spec.durationS) * 1_000_000_000
         let ports = Dictionary(uniqueKeysWithValues: cluster.config.nodes.map { ($0.id, $0.port) })
-        // Primary-backup's clients ask the coordinator first, which redirects to the active node.
-        let order = spec.layout.mode == .primaryBackup ? spec.layout.allNodes : spec.layout.storageNodes
+        let pb = spec.layout.mode == .primaryBackup
+        let order = pb ? spec.layout.allNodes : spec.layout.storageNodes
         let targets = order.map { (id: $0, port: ports[$0] ?? 0) }
-        let history = Locked<[Op]>([])
+        let history = Locked<(checked: [Op], excluded: [Op])>(([], []))
         let restarts = Locked<[Task<Void, Never>]>([])
-        let records = try await withThrowingTaskGroup(of: [NemesisRecord].self) { group in
-            for c in 0..<spec.clients {
-                let client = WorkloadClient(number: c, clientID: "lin-\(directory.runID)-s\(session)-c\(c)", group: environment.group,
-                                            nodes: targets, readPolicy: spec.readPolicy, opTimeoutMs: spec.opTimeoutMs)
-                group.addTask { [spec] in
-                    var workload = Workload(client: c, spec: spec)
-                    var seq: UInt64 = 0
-                    var process = c
-                    // Open loop at rate/clients a second each (a late operation does not bunch the next ones up).
-                    let periodNs: Int64 = spec.rate == 0 ? 0 : Int64(spec.clients) * 1_000_000_000 / Int64(spec.rate)
-                    var due = start + (periodNs > 0 ? Int64(c) * periodNs / Int64(spec.clients) : 0)
-                    while monotonicNow() < end && !Task.isCancelled {
-                        if periodNs > 0 {
-                            let wait = due - monotonicNow()
-                            if wait > 0 { try? await Task.sleep(for: .nanoseconds(wait)) }
-                            due = max(due + periodNs, monotonicNow() - periodNs)
-                            if monotonicNow() >= end { break }
+        // A killed node's start, due for_ms after its kill: cancelled and awaited on every way out,
+        // so that nothing starts a node after the cluster is shut down.
+        func settleRestarts(cancel: Bool) async {
+            let pending = restarts.withLock { $0 }
+            if cancel { for task in pending { task.cancel() } }
+            for task in pending { await task.value }
+        }
+        let records: [NemesisRecord]
+        do {
+            records = try await withThrowingTaskGroup(of: [NemesisRecord].self) { group in
+                for c in 0..<spec.clients {
+                    let client = WorkloadClient(number: c, clientID: "lin-\(directory.runID)-s\(session)-c\(c)", group: environment.group,
+                                                nodes: targets, readPolicy: spec.readPolicy, opTimeoutMs: spec.opTimeoutMs)
+                    group.addTask { [spec] in
+                        var workload = Workload(client: c, spec: spec)
+                        var seq: UInt64 = 0
+                        var process = c
+                        // Raft's clients are bound to a node each, as Jepsen's are (reads of a stale
+                        // policy are that node's). Primary-backup's start at the coordinator and keep
+                        // to the node it sent them to, as the original's clients cached its route,
+                        // until that node fails them.
+                        let home = pb ? 0 : c % targets.count
+                        var first = home
+                        // Paced: an operation every clients/rate s, or at once after one that took longer
+                        // (each client waits for its answer, as Jepsen's do); the report gives the rate reached.
+                        let periodNs: Int64 = spec.rate == 0 ? 0 : Int64(spec.clients) * 1_000_000_000 / Int64(spec.rate)
+                        var due = start + (periodNs > 0 ? Int64(c) * periodNs / Int64(spec.clients) : 0)
+                        while monotonicNow() < end && !Task.isCancelled {
+                            if periodNs > 0 {
+                                let wait = due - monotonicNow()
+                                if wait > 0 { try? await Task.sleep(for: .nanoseconds(wait)) }
+                                due = max(due + periodNs, monotonicNow() - periodNs)
+                                if monotonicNow() >= end { break }
+                            }
+                            seq += 1
+                            let op = workload.next()
+                            let done = await client.perform(op, seq: seq, process: process, first: first)
+                            if pb { first = done.answeredBy ?? home }
+                            for (k, v) in done.seen { workload.saw(k, v) }
+                            history.withLock { $0.checked += done.checked; $0.excluded += done.excluded }
+                            // As Jepsen's: an operation whose outcome is unknown stays open for ever, so
+                            // the client goes on as a new process (its lane on the timeline is process % clients).
+                            if done.checked.contains(where: { $0.outcome == .unknown }) { process += spec.clients }
                         }
-                        seq += 1
-                        let op = workload.next()
-                        let done = await client.perform(op, seq: seq, process: process)
-                        for (k, v) in done.seen { workload.saw(k, v) }
-                        history.withLock { $0 += done.ops }
-                        // As Jepsen's: an operation whose outcome is unknown stays open for ever, so
-                        // the client goes on as a new process (its lane on the timeline is process % clients).
-                        if done.ops.contains(where: { $0.outcome == .unknown }) { process += spec.clients }
+                        return []
                     }
-                    return []
                 }
+                group.addTask { try await nemesis(cluster, start: start, restarts: restarts) }
+                var all: [NemesisRecord] = []
+                for try await r in group { all += r }
+                return all
             }
-            group.addTask { try await nemesis(cluster, start: start, restarts: restarts) }
-            var all: [NemesisRecord] = []
-            for try await r in group { all += r }
-            return all
+        } catch {
+            await settleRestarts(cancel: true)
+            throw error
         }
         // Every fault ends: links healed, stopped nodes continued, killed ones started again.
-        for task in restarts.withLock({ $0 }) { await task.value }
+        await settleRestarts(cancel: Task.isCancelled)
+        try check()
         _ = cluster.engine.heal(node: nil)
         for status in cluster.supervisor.snapshot where status.state == .paused {
             _ = try? await cluster.engine.inject(FaultSpec(kind: .cont, node: status.id), requested: .now(), knownNodes: Set(cluster.nodes))
         }
         for id in cluster.nodes where !(await cluster.supervisor.isRunning(id)) { try? await cluster.supervisor.start(id) }
-        return (history.withLock { $0 }.sorted { ($0.invoke, $0.client) < ($1.invoke, $1.client) }, records)
+        let recorded = history.withLock { $0 }
+        func sorted(_ ops: [Op]) -> [Op] { ops.sorted { ($0.invoke, $0.client, $0.key) < ($1.invoke, $1.client, $1.key) } }
+        return (sorted(recorded.checked), sorted(recorded.excluded), records)
     }
 
     /// Strikes on the plan, each target chosen from the store as it is at that moment.
@@ -173,11 +200,12 @@ struct LinearizabilityRun {
                                                    appliedMonoNs: r.applied?.monoNs))
                     } catch {
                         record.refused.append("\(f.kind.rawValue) \(f.node): \(error)")
+                        continue  // nothing was killed: nothing to start again
                     }
                     if let ms = restartAfter {
                         let node = f.node
                         restarts.withLock { $0.append(Task {
-                            try? await Task.sleep(for: .milliseconds(ms))
+                            guard (try? await Task.sleep(for: .milliseconds(ms))) != nil, !Task.isCancelled else { return }
                             try? await cluster.supervisor.start(node)
                         }) }
                     }

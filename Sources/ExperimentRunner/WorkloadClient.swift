@@ -33,20 +33,42 @@ struct WorkloadClient: Sendable {
         case lost
     }
 
-    /// Carries out `op` with `seq` as history process `process`; returns what the history records
-    /// (an mput: one put per key, with the same times), the node that answered last, and what the
-    /// client saw of each key.
-    func perform(_ op: Workload.Op, seq: UInt64, process: Int) async -> (ops: [Op], node: NodeID?, seen: [(String, String?)]) {
+    /// What became of one operation.
+    struct Done: Sendable {
+        /// For the history (an mput: one put per key, with the same times): ok and its result,
+        /// a cas whose compare failed, or unknown when a request reached a node and nothing settled it.
+        var checked: [Op]
+        /// Operations that surely took no effect (refused, never sent, a read with no answer): left
+        /// out of the history as Jepsen leaves out its :fail operations, since a `fail` cas there
+        /// would claim a compare that never ran. Kept for the timeline.
+        var excluded: [Op]
+        var node: NodeID?
+        /// What the client learned of each key (a read's value, an acknowledged write's).
+        var seen: [(String, String?)]
+        /// The index in `nodes` of the node that settled it, if one did.
+        var answeredBy: Int?
+    }
+
+    /// Carries out `op` with `seq` as history process `process`, asking `nodes[first]` first.
+    func perform(_ op: Workload.Op, seq: UInt64, process: Int, first: Int) async -> Done {
         let invoke = monotonicNow()
         let deadline = invoke + Int64(opTimeoutMs) * 1_000_000
         let (method, path, body, keys, input) = request(op, seq: seq)
-        var at = number % nodes.count
+        let isRead = method == "GET"
+        func ops(_ output: KVModel.Output?, _ outcome: Outcome, _ at: MonotonicNanos) -> [Op] {
+            record(process, keys, input, output, outcome, invoke, at)
+        }
+        var at = first % nodes.count
+        func settled(_ output: KVModel.Output?, _ outcome: Outcome, _ time: MonotonicNanos, _ node: NodeID, _ seen: [(String, String?)]) -> Done {
+            Done(checked: ops(output, outcome, time), excluded: [], node: node, seen: seen, answeredBy: at)
+        }
         var mayHaveApplied = false
         var hops = 0
         while true {
             let left = (deadline - monotonicNow()) / 1_000_000
             if left <= 0 { break }
             let node = nodes[at]
+            var pause = true
             switch await attempt(port: node.port, method: method, path: path, body: body, timeoutMs: left) {
             case .notSent:
                 at = (at + 1) % nodes.count
@@ -56,26 +78,38 @@ struct WorkloadClient: Sendable {
             case .answered(let r):
                 let reply = try? JSONDecoder().decode(KVHTTP.AnyReply.self, from: Data(r.body))
                 switch (r.status, reply?.code) {
+                case (200, _) where isRead:
+                    // A read's value, or nothing learned: a body that does not say one is no answer.
+                    guard let value = reply?.value else { break }
+                    return settled(.value(value), .ok, r.receivedMonoNs, node.id, [(keys[0], value)])
                 case (200, _):
-                    let output: KVModel.Output = if case .get = op { .value(reply?.value) } else { .done }
                     let seen: [(String, String?)] = switch op {
-                    case .get(let k): [(k, reply?.value)]
+                    case .get(let k): [(k, nil)]
                     case .put(let k, let v), .cas(let k, _, let v): [(k, v)]
                     case .delete(let k): [(k, nil)]
                     case .mput(let pairs): pairs.map { ($0.key, $0.value) }
                     }
-                    return (record(process, keys, input, output, .ok, invoke, r.receivedMonoNs), node.id, seen)
-                case (404, _) where method == "GET":
-                    return (record(process, keys, input, .value(nil), .ok, invoke, r.receivedMonoNs), node.id, [(keys[0], nil)])
+                    return settled(.done, .ok, r.receivedMonoNs, node.id, seen)
+                case (404, "not_found") where isRead:
+                    return settled(.value(nil), .ok, r.receivedMonoNs, node.id, [(keys[0], nil)])
                 case (409, "cas_failed"):
-                    return (record(process, keys, input, nil, .fail, invoke, r.receivedMonoNs), node.id, [(keys[0], reply?.current)])
+                    // The compare ran and failed: the one `fail` the model reads as such.
+                    return settled(nil, .fail, r.receivedMonoNs, node.id, [(keys[0], reply?.current)])
                 case (307, _):
-                    // To the node it names; a chain of redirects is a store that cannot agree: try in turn.
+                    // To the node it names (by id, or by its address); a chain of redirects is a
+                    // store that cannot agree: then in turn, with a pause.
                     hops += 1
-                    if let leader = reply?.leader, let i = nodes.firstIndex(where: { $0.id.rawValue == leader }), hops <= 3 { at = i }
-                    else { at = (at + 1) % nodes.count; hops = 0 }
-                    continue
-                case (503, "timeout"), (409, "stale_sequence"), (500, _):
+                    if hops <= 3, let i = redirectTarget(reply?.leader, r.headers.first(name: "Location")) {
+                        at = i
+                        pause = hops > 1
+                    } else {
+                        at = (at + 1) % nodes.count
+                        hops = 0
+                    }
+                case (409, "stale_sequence"):
+                    // An earlier attempt of this seq was applied and its answer is gone: no retry can tell more.
+                    return Done(checked: ops(nil, .unknown, r.receivedMonoNs), excluded: [], node: node.id, seen: [])
+                case (503, "timeout"), (500, _):
                     // Proposed and not known to be applied: the same seq again is safe, elsewhere.
                     mayHaveApplied = true
                     at = (at + 1) % nodes.count
@@ -83,14 +117,30 @@ struct WorkloadClient: Sendable {
                     // No leader known here, moving, overloaded: nothing was applied; another node may know one.
                     at = (at + 1) % nodes.count
                 default:
-                    // A 4xx for a well-formed request: nothing applied; nothing will be. Said as it is.
-                    return (record(process, keys, input, nil, mayHaveApplied ? .unknown : .fail, invoke, r.receivedMonoNs), node.id, [])
+                    // Any other refusal of a well-formed request: nothing applied now, and retrying will not change it.
+                    return finish(mayHaveApplied && !isRead, ops(nil, mayHaveApplied && !isRead ? .unknown : .fail, r.receivedMonoNs), node.id)
                 }
-                try? await Task.sleep(for: .milliseconds(10))
             }
+            // No spinning through refused connections and redirects while the store elects a leader.
+            if pause { try? await Task.sleep(for: .milliseconds(10)) }
         }
-        // Out of time: a read that got no answer changed nothing either way, but it is not guessed.
-        return (record(process, keys, input, nil, mayHaveApplied || method == "GET" ? .unknown : .fail, invoke, monotonicNow()), nil, [])
+        // Out of time. A write that may have reached the log is unknown, never guessed; anything
+        // else (a read, a write only ever refused) took no effect.
+        let maybe = mayHaveApplied && !isRead
+        return finish(maybe, ops(nil, maybe ? .unknown : .fail, monotonicNow()), nil)
+    }
+
+    private func finish(_ maybe: Bool, _ ops: [Op], _ node: NodeID?) -> Done {
+        maybe ? Done(checked: ops, excluded: [], node: node, seen: []) : Done(checked: [], excluded: ops, node: node, seen: [])
+    }
+
+    /// The node a redirect names: by id, or else by the port of its Location (primary-backup's
+    /// coordinator names no leader field).
+    private func redirectTarget(_ leader: String?, _ location: String?) -> Int? {
+        if let leader, let i = nodes.firstIndex(where: { $0.id.rawValue == leader }) { return i }
+        guard let location, let hostPort = location.split(separator: "/").dropFirst().first(where: { $0.contains(":") }),
+              let port = Int(hostPort.split(separator: ":").last ?? "") else { return nil }
+        return nodes.firstIndex { $0.port == port }
     }
 
     private func attempt(port: Int, method: String, path: String, body: [UInt8]?, timeoutMs: Int64) async -> Attempt {

@@ -12,16 +12,21 @@ public enum LinearizabilityReport {
     public static func files(spec: LinearizabilitySpec, read: (String) -> String?, context: (_ checked: Bool) -> RunContext) -> [ReportFile] {
         let check = read("check.json").flatMap { try? LinearizabilityCheck.decode($0) }
         let history = read("history.jsonl").flatMap { try? JSONLHistory.parseKV($0) } ?? []
+        let excluded = read("excluded.jsonl").flatMap { try? JSONLHistory.parseKV($0) } ?? []
         let events = (read("events.jsonl") ?? "").split(separator: "\n").compactMap { try? Event.decode(jsonLine: $0) }
         let strikes = (read("nemesis.jsonl") ?? "").split(separator: "\n").count
-        return files(spec: spec, context: context(check != nil), check: check, history: history, events: events, nemesisLines: strikes)
+        return files(spec: spec, context: context(check != nil), check: check, history: history, excluded: excluded, events: events,
+                     nemesisLines: strikes)
     }
 
+    /// `excluded`: the operations that surely took no effect, left out of the check (drawn as failed).
     public static func files(spec: LinearizabilitySpec, context c: RunContext, check: LinearizabilityCheck?,
-                             history: [Operation<KVModel.Input, KVModel.Output>], events: [Event], nemesisLines: Int) -> [ReportFile] {
-        [ReportFile(name: "summary.txt", text: summary(spec: spec, context: c, check: check, history: history, nemesisLines: nemesisLines)),
-         ReportFile(name: "report.html", text: html(spec: spec, context: c, check: check, history: history, events: events,
-                                                    nemesisLines: nemesisLines))]
+                             history: [Operation<KVModel.Input, KVModel.Output>], excluded: [Operation<KVModel.Input, KVModel.Output>] = [],
+                             events: [Event], nemesisLines: Int) -> [ReportFile] {
+        let counted = counts(history, excluded: excluded, seconds: spec.durationS)
+        return [ReportFile(name: "summary.txt", text: summary(spec: spec, context: c, check: check, counts: counted, nemesisLines: nemesisLines)),
+                ReportFile(name: "report.html", text: html(spec: spec, context: c, check: check, history: history, excluded: excluded,
+                                                           counts: counted, events: events, nemesisLines: nemesisLines))]
     }
 
     /// The verdict in one line: what `kvctl experiment status` and the page's headline say.
@@ -41,9 +46,13 @@ public enum LinearizabilityReport {
         }
     }
 
-    static func counts(_ history: [Operation<KVModel.Input, KVModel.Output>]) -> String {
+    static func counts(_ history: [Operation<KVModel.Input, KVModel.Output>], excluded: [Operation<KVModel.Input, KVModel.Output>],
+                       seconds: Int) -> String {
         let ok = history.filter { $0.outcome == .ok }.count, fail = history.filter { $0.outcome == .fail }.count
-        return "\(history.count) operations: \(ok) ok, \(fail) failed, \(history.count - ok - fail) unknown"
+        let perSecond = Double(history.count + excluded.count) / Double(max(1, seconds))
+        return "\(history.count) operations checked: \(ok) ok, \(fail) cas whose compare failed, \(history.count - ok - fail) unknown; "
+            + "\(excluded.count) more took no effect (refused, never sent, a read unanswered) and are left out; "
+            + "\(FixedText.fixed(perSecond, 0)) operations/s reached"
     }
 
     static func whatRan(_ spec: LinearizabilitySpec, nemesisLines: Int) -> String {
@@ -57,10 +66,10 @@ public enum LinearizabilityReport {
             + "\(spec.readPolicy.rawValue), operation timeout \(spec.opTimeoutMs) ms; nemesis: \(nemesis); seed \(spec.seed)"
     }
 
-    static func summary(spec: LinearizabilitySpec, context c: RunContext, check: LinearizabilityCheck?,
-                        history: [Operation<KVModel.Input, KVModel.Output>], nemesisLines: Int) -> String {
+    static func summary(spec: LinearizabilitySpec, context c: RunContext, check: LinearizabilityCheck?, counts: String,
+                        nemesisLines: Int) -> String {
         var lines = ["linearizability run \(c.runID): \(c.state.rawValue)" + (c.reason.map { " (\($0))" } ?? ""),
-                     headline(check), counts(history), whatRan(spec, nemesisLines: nemesisLines)]
+                     headline(check), counts, whatRan(spec, nemesisLines: nemesisLines)]
         for r in check?.reports ?? [] where r.verdict == .notLinearizable {
             lines.append("key \(r.key): \(r.longestPrefix.count) operations linearize, then none of: "
                          + r.unplaceable.map { "process \($0.client) \($0.text)" }.joined(separator: "; ")
@@ -70,14 +79,15 @@ public enum LinearizabilityReport {
     }
 
     static func html(spec: LinearizabilitySpec, context c: RunContext, check: LinearizabilityCheck?,
-                     history: [Operation<KVModel.Input, KVModel.Output>], events: [Event], nemesisLines: Int) -> String {
+                     history: [Operation<KVModel.Input, KVModel.Output>], excluded: [Operation<KVModel.Input, KVModel.Output>],
+                     counts: String, events: [Event], nemesisLines: Int) -> String {
         let e = SVGPlots.escape
         let bad = check?.verdict != .linearizable
         var h = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Linearizability run \(e(c.runID))</title>\n"
             + SweepHTML.css(partial: c.state != .finished || bad) + "<style>\(Timeline.css) .pages a { margin-right: .6em; }</style>\n"
             + "<h1>Linearizability run <code>\(e(c.runID))</code></h1>\n"
             + "<div class=\"headline\">\(e(headline(check)))</div>\n"
-            + "<p class=\"meta\">\(e(counts(history))). \(e(whatRan(spec, nemesisLines: nemesisLines))).</p>\n"
+            + "<p class=\"meta\">\(e(counts)). \(e(whatRan(spec, nemesisLines: nemesisLines))).</p>\n"
         let failing = check?.reports.filter { $0.verdict == .notLinearizable } ?? []
         if !failing.isEmpty {
             h += "<h2>Counterexamples</h2><ul>"
@@ -91,15 +101,16 @@ public enum LinearizabilityReport {
             h += "</ul>"
         }
         // The time axis: the workload's span, with the events around it.
-        let start = history.map(\.invoke).min() ?? events.first?.tMonoNs ?? 0
+        let all = history + excluded
+        let start = all.map(\.invoke).min() ?? events.first?.tMonoNs ?? 0
         let timeout = Int64(spec.opTimeoutMs) * 1_000_000
         // To the last answer: an unknown operation's bar is cut there, and the store's shutdown comes after.
-        let end = max(history.compactMap(\.complete).max() ?? start, history.map(\.invoke).max() ?? start) + 1_000_000
+        let end = max(all.compactMap(\.complete).max() ?? start, all.map(\.invoke).max() ?? start) + 1_000_000
         var timeline = Timeline(start: start, end: end, nodes: spec.layout.allNodes.map(\.rawValue), clients: Array(0..<spec.clients))
         // Up to the workload's end: the store's shutdown after it is not part of the run.
-        timeline.add(events: events.filter { $0.tMonoNs < end })
+        timeline.add(events: events.filter { $0.tMonoNs < end }, deciders: spec.layout.mode == .primaryBackup ? ["NM"] : [])
         let marked = check?.counterexampleOps ?? (context: [], culprits: [])
-        timeline.add(history: history, model: KVModel(), context: marked.context, culprits: marked.culprits, unknownNs: timeout)
+        timeline.add(history: all, model: KVModel(), context: marked.context, culprits: marked.culprits, unknownNs: timeout)
         let pages = timeline.pages(seconds: pageSeconds)
         h += "<h2>Timeline</h2>" + Timeline.legend
         if pages.count > 1 {

@@ -21,6 +21,7 @@ import TOML
 ///     target = "leader"             # leader | random | minority | majority | halves | key-leader | a node id
 ///     every_ms = 3000               # a new fault this often (the first at every_ms)
 ///     for_ms = 1000                 # how long it lasts (kill: the node is started again after)
+///     direction = "out"             # partition, delay: only what the target sends ("out") or receives ("in")
 public struct LinearizabilitySpec: Sendable, Equatable {
     public enum ReadPolicy: String, Sendable, CaseIterable { case linearizable, stale }
 
@@ -86,16 +87,20 @@ public struct NemesisSpec: Sendable, Equatable {
     public var forMs: Int?
     public var delayMs: Int?
     public var jitterMs: Int?
+    /// partition and delay: one direction of the target's links only (a one-way partition).
+    public var direction: LinkDirection?
 
-    public init(fault: Fault, target: Target, everyMs: Int, forMs: Int? = nil, delayMs: Int? = nil, jitterMs: Int? = nil) {
+    public init(fault: Fault, target: Target, everyMs: Int, forMs: Int? = nil, delayMs: Int? = nil, jitterMs: Int? = nil,
+                direction: LinkDirection? = nil) {
         self.fault = fault; self.target = target; self.everyMs = everyMs; self.forMs = forMs; self.delayMs = delayMs; self.jitterMs = jitterMs
+        self.direction = direction
     }
 }
 
 extension ExperimentSpecParser {
     static let linearizabilityKeys = ["kind", "clients", "keys", "ops", "rate", "duration_s", "read_policy", "op_timeout_ms",
                                       "nemesis", "seed"] + layoutKeys
-    static let nemesisKeys = ["fault", "target", "every_ms", "for_ms", "delay_ms", "jitter_ms"]
+    static let nemesisKeys = ["fault", "target", "every_ms", "for_ms", "delay_ms", "jitter_ms", "direction"]
 
     static func linearizability(_ t: SpecTable) throws(ConfigError) -> LinearizabilitySpec {
         var s = LinearizabilitySpec()
@@ -186,6 +191,13 @@ extension ExperimentSpecParser {
             n.jitterMs = try t.int("jitter_ms", default: 0, 0...n.delayMs!)
         } else if let key = ["delay_ms", "jitter_ms"].first(where: { t.table[$0] != nil }) {
             throw t.fail(key, "only applies to fault = \"delay\"")
+        }
+        if let v = t.table["direction"] {
+            guard fault == .partition || fault == .delay else { throw t.fail("direction", "only applies to partition and delay") }
+            guard let d = v.string.flatMap(LinkDirection.init(rawValue:)) else {
+                throw t.fail("direction", "'\(v.string ?? v.typeName)' is not a direction; use \"out\" (what the target sends) or \"in\" (what it receives)")
+            }
+            n.direction = d
         }
         return n
     }

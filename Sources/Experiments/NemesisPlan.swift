@@ -78,13 +78,15 @@ public enum NemesisPlan {
             return .inject(targets.map { FaultSpec(kind: kind, node: $0, forMs: n.fault == .stop ? n.forMs : nil) },
                            restartAfterMs: n.fault == .kill ? n.forMs : nil)
         case .delay:
-            return .inject(targets.map { FaultSpec(kind: .delay, node: $0, forMs: n.forMs, delayMs: n.delayMs, jitterMs: n.jitterMs) },
+            return .inject(targets.map { FaultSpec(kind: .delay, node: $0, forMs: n.forMs, delayMs: n.delayMs, jitterMs: n.jitterMs,
+                                                   direction: n.direction) },
                            restartAfterMs: nil)
         case .partition:
             // The targets on one side, every other node (primary-backup's coordinator too) on the other.
             let others = view.layout.allNodes.filter { !targets.contains($0) }
             guard !others.isEmpty else { return .skip("no node is left on the other side") }
-            return .inject(targets.map { FaultSpec(kind: .partition, node: $0, forMs: n.forMs, peers: targets.count == 1 ? nil : others) },
+            return .inject(targets.map { FaultSpec(kind: .partition, node: $0, forMs: n.forMs, peers: targets.count == 1 ? nil : others,
+                                                   direction: n.direction) },
                            restartAfterMs: nil)
         }
     }

@@ -39,7 +39,10 @@ public struct Timeline: Sendable {
 
     /// Lanes from a run's events: what each node was (leader, down, paused, cut off, delayed)
     /// and when, and who declared whom dead.
-    public mutating func add(events: [Event]) {
+    /// `deciders`: nodes whose leader_lost speaks for the group (primary-backup's coordinator,
+    /// which names the node it lost); otherwise only a leader's own leader_lost ends its band (a
+    /// follower's says it lost sight of the leader, which may lead on).
+    public mutating func add(events: [Event], deciders: Set<String> = []) {
         var open: [String: (node: String, from: Int64, kind: SpanKind, label: String)] = [:]  // by fault id
         var downSince: [String: Int64] = [:]
         var leading: [Int: (node: String, from: Int64, label: String)] = [:]  // by group
@@ -61,8 +64,9 @@ public struct Timeline: Sendable {
                 let at = e.applied?.monoNs ?? t
                 switch kind {
                 case .stop: open[id] = (n, at, .paused, "paused")
-                case .partition: open[id] = (n, at, .cut, "cut off" + (e.peers.map { " from " + $0.map(\.rawValue).joined(separator: ",") } ?? ""))
-                case .delay: open[id] = (n, at, .delayed, "delayed \(e.delayMs ?? 0)±\(e.jitterMs ?? 0) ms")
+                case .partition:
+                    open[id] = (n, at, .cut, "cut off" + (e.peers.map { " from " + $0.map(\.rawValue).joined(separator: ",") } ?? "") + oneWay(e.direction))
+                case .delay: open[id] = (n, at, .delayed, "delayed \(e.delayMs ?? 0)±\(e.jitterMs ?? 0) ms" + oneWay(e.direction))
                 default: marks.append(Mark(lane: n, at: at, label: kind.rawValue))
                 }
             case .faultCleared:
@@ -74,9 +78,10 @@ public struct Timeline: Sendable {
                 close(group: g, at: t)
                 leading[g] = (n, t, "g\(g) t\(e.term ?? 0)")
             case .leaderLost:
-                // The node that lost its leadership says so (a follower's report names no change of its own).
-                guard let n = e.node?.rawValue, let g = e.group, leading[g]?.node == n else { continue }
-                close(group: g, at: t)
+                guard let n = e.node?.rawValue, let band = leading[e.group ?? 0] else { continue }
+                let mine = n == band.node && (e.leader?.rawValue ?? n) == n
+                let decided = deciders.contains(n) && e.leader?.rawValue == band.node
+                if mine || decided { close(group: e.group ?? 0, at: t) }
             case .declaredDead:
                 guard let n = e.node?.rawValue, let p = e.peer?.rawValue else { continue }
                 marks.append(Mark(lane: n, at: t, label: "declared \(p) dead"))
@@ -88,6 +93,14 @@ public struct Timeline: Sendable {
         for (n, since) in downSince { spans.append(Span(lane: n, from: since, to: end, kind: .down, label: "down")) }
         for g in leading.keys { close(group: g, at: end) }
         spans.sort { ($0.from, $0.lane) < ($1.from, $1.lane) }
+    }
+
+    private func oneWay(_ d: LinkDirection?) -> String {
+        switch d {
+        case .out: " (what it sends)"
+        case .in: " (what it receives)"
+        case nil: ""
+        }
     }
 
     /// Client lanes from the history (a process p is client p % clients: Jepsen's renumbering after

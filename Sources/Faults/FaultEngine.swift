@@ -116,7 +116,7 @@ public final class FaultEngine: Sendable {
                 throw .notRunning(spec.node, state: current?.state.rawValue ?? "unknown")
             }
         case .delay, .partition:
-            let proxies = links.touching(spec.node, peers: spec.peers)
+            let proxies = links.touching(spec.node, peers: spec.peers, direction: spec.direction)
             for link in proxies { affected.insert(link.from); affected.insert(link.to) }
             target = .links(proxies)
         case .restart:

@@ -213,6 +213,7 @@ public struct FaultLedger: Sendable {
         event.jitterMs = e.spec.jitterMs
         event.forMs = e.spec.forMs
         event.peers = e.spec.peers
+        event.direction = e.spec.direction
         event.term = e.spec.leaderTerm
         event.group = e.spec.leaderGroup
         return event

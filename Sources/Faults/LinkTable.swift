@@ -27,11 +27,14 @@ public final class LinkTable: Sendable {
             .joined(separator: ",")
     }
 
-    /// Links carrying traffic into or out of `node`, limited to `peers` when given.
-    public func touching(_ node: NodeID, peers: [NodeID]?) -> [LinkProxy] {
+    /// Links carrying traffic into or out of `node` (only out of it, or only into it, with a
+    /// `direction`), limited to `peers` when given.
+    public func touching(_ node: NodeID, peers: [NodeID]?, direction: LinkDirection? = nil) -> [LinkProxy] {
         links.filter { link in
             let other: NodeID
-            if link.from == node { other = link.to } else if link.to == node { other = link.from } else { return false }
+            if link.from == node && direction != .in { other = link.to }
+            else if link.to == node && direction != .out { other = link.from }
+            else { return false }
             return peers.map { $0.contains(other) } ?? true
         }
     }

@@ -64,8 +64,10 @@ final class GroupReplica: @unchecked Sendable {
         let entry = request.encoded()
         switch raft.propose(entry) {
         case .success(let index):
-            // An earlier waiter at this index belonged to an entry that was overwritten.
-            writes[index]?.reply.resume(returning: .notLeader(leader: raft.leader))
+            // An earlier waiter at this index belonged to an entry gone from this node's log. Another
+            // node may still hold it at that index and, elected, commit it: its outcome is unknown,
+            // not "not applied" (at apply time a different entry committed there does settle it).
+            writes[index]?.reply.resume(returning: .timedOut)
             #if RAFT_PLANTED_BUGS
             if raft.config.plantedBug == .ackOnPropose {
                 reply.resume(returning: .applied(.ok, index: index))

@@ -217,11 +217,33 @@ extension Correlator {
     d.feed(.leaderLost, "B", at: 1002 * ms) { $0.group = 0 }
     let elected = d.feed(.leaderElected, "B", at: 1028 * ms) { $0.term = 2; $0.group = 0 }
     #expect(elected.faultID == "f2" && elected.tFailMonoNs == 1000 * ms && elected.sinceLostMs == 28)
-    #expect(d.faultApplied(id: "f2", kind: .kill, node: "A", affected: ["A"], appliedMonoNs: 1050 * ms).isEmpty)
-    // Detections after the report carry the applied stamp.
+    #expect(d.confirm(id: "f2", appliedMonoNs: 1050 * ms) == .init(faultID: "f2", from: 1000 * ms, to: 1050 * ms))
+    // From the confirmation on, t_fail is the applied stamp (the hub moves what it still holds)...
     var e = dead("C", "A", at: 1300 * ms, lastHeard: 1000 * ms)
     d.process(&e)
-    #expect(e.faultID == "f2" && e.tFailMonoNs == 1050 * ms && e.label == .trueDetection)
+    #expect(e.faultID == "f2" && e.tFailMonoNs == 1050 * ms && e.detectionLatencyMs == 250 && e.label == .trueDetection)
+    // ...but an event stamped before it keeps the told one: no latency comes out negative.
+    var early = dead("B", "A", at: 1040 * ms, lastHeard: 990 * ms)
+    d.process(&early)
+    #expect(early.tFailMonoNs == 1000 * ms && early.detectionLatencyMs == 40)
+    #expect(d.confirm(id: "f2", appliedMonoNs: 1060 * ms) == nil)
+}
+
+/// The reviewer's case: a kill withdrawn (ESRCH) because the process had already exited, its exit
+/// processed between the telling and the withdrawal. The node stays down, for its exit; the loss
+/// the kill claimed goes back to the follower's report it replaced.
+@Test func aWithdrawnKillLeavesANodeThatExitedMeanwhileDown() {
+    var c = Correlator()
+    c.feed(.leaderElected, "A", at: 0) { $0.term = 1; $0.group = 0 }
+    c.feed(.leaderLost, "B", at: 1010 * ms) { $0.group = 0 }
+    c.faultApplying(id: "f1", kind: .kill, node: "A", affected: ["A"], atMonoNs: 1000 * ms)
+    c.feed(.nodeExited, "A", at: 1001 * ms) { $0.exitCode = 1 }
+    c.faultWithdrawn(id: "f1")
+    var e = dead("C", "A", at: 1300 * ms, lastHeard: 900 * ms)
+    c.process(&e)
+    #expect(e.faultID == nil && e.label == .trueDetection && e.reason?.contains("A exited") == true)
+    let elected = c.feed(.leaderElected, "B", at: 1200 * ms) { $0.term = 2; $0.group = 0 }
+    #expect(elected.faultID == nil && elected.sinceLostMs == 190)
 }
 
 /// A fault told before its syscall and then refused (the process had already gone) leaves no trace.

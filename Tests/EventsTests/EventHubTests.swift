@@ -158,3 +158,29 @@ private func readLog(_ path: String) throws -> [Event] {
     #expect(logged.map(\.faultID) == [nil, "f1"] && logged.last?.sinceLostMs == 28)
     #expect(hub.recent(1, kinds: [.leaderElected]).first?.faultID == "f1")
 }
+
+/// A fault told before its syscall and confirmed after: what the hub still holds moves from the
+/// told stamp to the applied one (one t_fail per fault), and an event stamped before the applied
+/// stamp keeps the told one (no negative latency).
+@Test func aConfirmedFaultMovesTheEventsStillHeldToItsAppliedStamp() throws {
+    let path = tempPath("confirm")
+    defer { unlink(path) }
+    let hub = try EventHub(logPath: path, useJournal: false, echoToStderr: false)
+    defer { hub.close() }
+    let t0 = monotonicNow()
+    func at(_ ms: Int64, _ kind: EventKind, _ node: NodeID, _ set: (inout Event) -> Void) -> Event {
+        var e = Event(kind: kind, runID: "t", node: node, at: Stamp(wallMs: 1, monoNs: t0 + ms * 1_000_000))
+        set(&e)
+        return e
+    }
+    hub.publish(at(0, .leaderElected, "A") { $0.term = 1; $0.leader = "A" })
+    hub.faultApplying(id: "f1", kind: .kill, node: "A", affected: ["A"], atMonoNs: t0 + 10_000_000)
+    hub.publish(at(11, .declaredDead, "C") { $0.peer = "A" })
+    hub.publish(at(40, .leaderElected, "B") { $0.term = 2; $0.leader = "B" })
+    hub.faultApplied(id: "f1", kind: .kill, node: "A", affected: ["A"], appliedMonoNs: t0 + 12_000_000)
+    let events = hub.recent(10, kinds: [.declaredDead, .leaderElected])
+    let dead = try #require(events.first { $0.kind == .declaredDead })
+    let elected = try #require(events.last { $0.kind == .leaderElected })
+    #expect(dead.faultID == "f1" && dead.tFailMonoNs == t0 + 10_000_000 && dead.detectionLatencyMs == 1)
+    #expect(elected.faultID == "f1" && elected.tFailMonoNs == t0 + 12_000_000 && elected.sinceLostMs == 28)
+}

@@ -112,6 +112,9 @@ private func refusal(_ body: String) -> ConfigError? {
     var a = SplitMix64(seed: 7), b = SplitMix64(seed: 7)
     let n = NemesisSpec(fault: .kill, target: .random, everyMs: 1000)
     #expect((0..<20).map { _ in NemesisPlan.resolve(n, view: view, rng: &a) } == (0..<20).map { _ in NemesisPlan.resolve(n, view: view, rng: &b) })
+    // And the seed matters: another one chooses otherwise somewhere in 20 strikes.
+    var c = SplitMix64(seed: 8), d = SplitMix64(seed: 7)
+    #expect((0..<20).map { _ in NemesisPlan.resolve(n, view: view, rng: &c) } != (0..<20).map { _ in NemesisPlan.resolve(n, view: view, rng: &d) })
 }
 
 @Test func aClientsOperationsFollowTheMixWriteValuesNoOneElseWritesAndKeepAnMputInOneGroup() {
@@ -147,4 +150,16 @@ private func refusal(_ body: String) -> ConfigError? {
         if case .cas("k1", let e, _) = w.next() { #expect(e == "9-9"); sawCas = true }
     }
     #expect(sawCas)
+}
+
+@Test func aOneWayPartitionIsReadAndGoesToEveryFaultItMakes() throws {
+    let s = try parse("[experiment]\nkind = \"linearizability\"\nnemesis = [{ fault = \"partition\", target = \"majority\", every_ms = 2000, direction = \"in\" }]\n")
+    #expect(s.nemesis[0].direction == .in)
+    let view = NemesisPlan.View(layout: StoreLayout(nodes: 5, groups: 1), leaders: [:], running: [], keyGroups: [0])
+    var rng = SplitMix64(seed: 3)
+    guard case .inject(let faults, nil) = NemesisPlan.resolve(s.nemesis[0], view: view, rng: &rng) else { Issue.record("no partition"); return }
+    #expect(faults.count == 3 && faults.allSatisfy { $0.direction == .in && $0.problem(knownNodes: Set(view.layout.allNodes)) == nil })
+    #expect(refusal("nemesis = [{ fault = \"kill\", every_ms = 2000, direction = \"out\" }]\n")?.problem.contains("partition and delay") == true)
+    #expect(refusal("nemesis = [{ fault = \"partition\", every_ms = 2000, direction = \"up\" }]\n")?.problem.contains("\"out\"") == true)
+    #expect(FaultSpec(kind: .stop, node: "A", direction: .out).problem(knownNodes: ["A"]) == "direction only applies to partition and delay")
 }

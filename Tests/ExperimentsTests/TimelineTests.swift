@@ -48,3 +48,21 @@ private func event(_ kind: EventKind, _ node: NodeID, at t: Int64, _ set: (inout
     #expect(second.contains("class='ok culprit'") && second.contains("culprit-mark") && second.contains("process 3 k: get -&gt; absent"))
     #expect(second.contains("class='unknown'"))
 }
+
+/// A leader band ends at the leader's own leader_lost (one group: no group field), or at the
+/// coordinator's naming it; a follower that lost sight of the leader ends nothing.
+@Test func aLeaderBandEndsAtItsOwnLossOrTheCoordinatorsNotAFollowers() {
+    var raft = Timeline(start: 0, end: 5000 * ms, nodes: ["A", "B", "C"], clients: [])
+    raft.add(events: [
+        event(.leaderElected, "A", at: 100) { $0.term = 1; $0.leader = "A" },
+        event(.leaderLost, "C", at: 1000) { $0.leader = "A" },
+        event(.leaderLost, "A", at: 2000) { $0.leader = "A"; $0.term = 1 },
+    ])
+    #expect(raft.spans.map { "\($0.lane) \($0.from / ms)-\($0.to / ms)" } == ["A 100-2000"])
+    var pb = Timeline(start: 0, end: 5000 * ms, nodes: ["NM", "A", "B"], clients: [])
+    pb.add(events: [
+        event(.leaderElected, "NM", at: 100) { $0.term = 1; $0.leader = "A"; $0.group = 0 },
+        event(.leaderLost, "NM", at: 3000) { $0.leader = "A"; $0.group = 0 },
+    ], deciders: ["NM"])
+    #expect(pb.spans.map { "\($0.lane) \($0.from / ms)-\($0.to / ms)" } == ["A 100-3000"])
+}

@@ -19,3 +19,19 @@ import Testing
     }
     #expect(Checker.check(KVModel(), back).verdict == Checker.check(KVModel(), ops).verdict)
 }
+
+/// A write of several keys at once (the linearizability experiment's mput) is one operation per
+/// key with the same process and times: it reads back (once refused: "client 3 invokes again").
+@Test func aMultiKeyWriteReadsBackAsOneOperationPerKey() throws {
+    let ops: [Operation<KVModel.Input, KVModel.Output>] = [
+        Operation(client: 3, key: "a", input: .put("3-1"), output: .done, outcome: .ok, invoke: 10, complete: 20),
+        Operation(client: 3, key: "b", input: .put("3-2"), output: .done, outcome: .ok, invoke: 10, complete: 20),
+        Operation(client: 3, key: "a", input: .get, output: .value("3-1"), outcome: .ok, invoke: 30, complete: 40),
+    ]
+    let back = try JSONLHistory.parseKV(JSONLWriter.render(ops))
+    #expect(back.map(\.key) == ["a", "b", "a"] && back.allSatisfy { $0.client == 3 && $0.outcome == .ok })
+    #expect(Checker.check(KVModel(), back).verdict == .linearizable)
+    // The same key twice at once is still refused.
+    let twice = JSONLWriter.render([ops[0], Operation(client: 3, key: "a", input: .put("3-9"), output: .done, outcome: .ok, invoke: 10, complete: 20)])
+    #expect(throws: HistoryError.self) { _ = try JSONLHistory.parseKV(twice) }
+}

@@ -9,8 +9,9 @@ import Foundation
 ///     {"v":1,"type":"invoke","client":3,"key":"k1","f":"put","value":"x","t_mono_ns":1200}
 ///     {"v":1,"type":"ok","client":3,"key":"k1","f":"put","value":"x","t_mono_ns":1850}
 ///
-/// `type`: invoke, ok, fail (did not take effect), info (outcome unknown); a completion closes the
-/// client's open invocation. `f`: for a key-value store get, put, append, delete, cas; for a
+/// `type`: invoke, ok, fail (did not take effect; a cas: its compare failed), info (outcome
+/// unknown); a completion closes the client's open invocation on its key (a write of several keys
+/// at once is an invocation per key). `f`: for a key-value store get, put, append, delete, cas; for a
 /// register read, write, cas. `value`: what is written or appended, a get/read's result on its
 /// `ok`, a cas's new value; `expected`: a cas's expected value (null: absent). `key` defaults to
 /// "" (one register). `t_mono_ns`: CLOCK_MONOTONIC nanoseconds (any monotonic clock will do).
@@ -127,7 +128,9 @@ public enum JSONLHistory {
         output: (Line, Int) throws(HistoryError) -> O
     ) throws(HistoryError) -> [Operation<I, O>] {
         var operations: [Operation<I, O>] = []
-        var open: [Int: Int] = [:]
+        // Open invocations by client and key: a write of several keys at once (an mput) is one
+        // invocation per key, each closed by its own completion.
+        var open: [OpenSlot: Int] = [:]
         let decoder = JSONDecoder()
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         for (n, raw) in lines.enumerated() {
@@ -149,17 +152,19 @@ public enum JSONLHistory {
             }
             switch l.type {
             case "invoke":
-                if let i = open[l.client] {
-                    throw HistoryError(line: number, message: "client \(l.client) invokes again while its operation invoked at "
-                                       + "\(operations[i].invoke) ns is open; complete it first (info if its outcome is unknown), "
-                                       + "or use another client id")
+                let slot = OpenSlot(client: l.client, key: l.key ?? "")
+                if let i = open[slot] {
+                    throw HistoryError(line: number, message: "client \(l.client) invokes again on key \"\(slot.key)\" while its operation "
+                                       + "invoked at \(operations[i].invoke) ns is open; complete it first (info if its outcome is "
+                                       + "unknown), or use another client id")
                 }
-                open[l.client] = operations.count
+                open[slot] = operations.count
                 operations.append(Operation(client: l.client, key: l.key ?? "", input: try input(l, number), output: nil,
                                             outcome: .unknown, invoke: l.tMonoNs, complete: nil))
             case "ok", "fail", "info":
-                guard let i = open.removeValue(forKey: l.client) else {
-                    throw HistoryError(line: number, message: "client \(l.client) completes an operation it never invoked")
+                guard let i = open.removeValue(forKey: OpenSlot(client: l.client, key: l.key ?? "")) else {
+                    throw HistoryError(line: number, message: "client \(l.client) completes an operation on key \"\(l.key ?? "")\" "
+                                       + "it never invoked")
                 }
                 guard l.tMonoNs >= operations[i].invoke else {
                     throw HistoryError(line: number, message: "completion at \(l.tMonoNs) ns before its invocation")
@@ -174,6 +179,8 @@ public enum JSONLHistory {
         }
         return operations
     }
+
+    private struct OpenSlot: Hashable { var client: Int; var key: String }
 
     /// A line that is not an event, said in terms of the format (never Swift's decoding words).
     private static func describe(_ error: any Error) -> String {
