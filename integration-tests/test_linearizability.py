@@ -99,6 +99,9 @@ def test_the_nemesis_strikes_on_its_plan_and_its_faults_are_in_the_events(stale)
         for f in s["faults"]:
             e = applied[f["fault_id"]]
             assert e["fault"] == "partition" and e["node"] == f["node"] and f["fault_id"] in cleared
+            # Its three moments, in order, the applied one as the event has it; 1.5 s in force.
+            assert f["requested_mono_ns"] <= f["applied_mono_ns"] == e["applied"]["mono_ns"] < f["ended_mono_ns"], f
+            assert 1400 <= (f["ended_mono_ns"] - f["applied_mono_ns"]) / 1e6 <= 1700, f
             # The target led when the strike came, as the supervisor's view had it: that view trails
             # the events by a report, so the election just before may not be in it yet.
             before = [x for x in evs if x["event"] == "leader_elected" and x["t_mono_ns"] < e["applied"]["mono_ns"]]

@@ -330,7 +330,9 @@ public final class ExperimentManager: Sendable {
             case .sweep(let spec, let plan): results = SweepSummary(spec: spec, plan: plan, records: try dir.trials()).cells
             case .failover, .linearizability: results = []
             }
-            return .init(run: run, results: results, report: (try? dir.read("report.md")) ?? "(no report yet: the run has not ended)\n")
+            // A linearizability run has no report.md: its summary says the verdict.
+            let report = (try? dir.read("report.md")) ?? (try? dir.read("summary.txt")) ?? "(no report yet: the run has not ended)\n"
+            return .init(run: run, results: results, report: report)
         } catch let e as ExperimentError { throw e } catch { throw .io("\(error)") }
     }
 

@@ -103,6 +103,10 @@ struct LinearizabilityRun {
         let targets = order.map { (id: $0, port: ports[$0] ?? 0) }
         let history = Locked<(checked: [Op], excluded: [Op])>(([], []))
         let restarts = Locked<[Task<Void, Never>]>([])
+        // When each fault ended: a network fault or stop when cleared, a kill when its node was started again.
+        let ended = Locked<[String: MonotonicNanos]>([:])
+        let cleared = EventFeed(hub.subscribe(kinds: [.faultCleared]))
+        defer { cleared.close() }
         // A killed node's start, due for_ms after its kill: cancelled and awaited on every way out,
         // so that nothing starts a node after the cluster is shut down.
         func settleRestarts(cancel: Bool) async {
@@ -150,7 +154,7 @@ struct LinearizabilityRun {
                         return []
                     }
                 }
-                group.addTask { try await nemesis(cluster, start: start, restarts: restarts) }
+                group.addTask { try await nemesis(cluster, start: start, restarts: restarts, ended: ended) }
                 var all: [NemesisRecord] = []
                 for try await r in group { all += r }
                 return all
@@ -167,14 +171,28 @@ struct LinearizabilityRun {
             _ = try? await cluster.engine.inject(FaultSpec(kind: .cont, node: status.id), requested: .now(), knownNodes: Set(cluster.nodes))
         }
         for id in cluster.nodes where !(await cluster.supervisor.isRunning(id)) { try? await cluster.supervisor.start(id) }
+        // Every cleared fault's moment, up to a second for the last ones' events to come through.
+        var lasting = Set(records.flatMap { r in r.fault == "kill" || r.fault == "restart" ? [] : r.faults.map(\.id) })
+        if !lasting.isEmpty {
+            _ = await cleared.wait(until: monotonicNow() + 1_000_000_000) { e in
+                if let id = e.faultID, lasting.remove(id) != nil { ended.withLock { $0[id] = e.tMonoNs } }
+                return lasting.isEmpty
+            }
+        }
+        let endings = ended.withLock { $0 }
+        let finished = records.map { r in
+            var r = r
+            for i in r.faults.indices { r.faults[i].endedMonoNs = endings[r.faults[i].id] }
+            return r
+        }
         let recorded = history.withLock { $0 }
         func sorted(_ ops: [Op]) -> [Op] { ops.sorted { ($0.invoke, $0.client, $0.key) < ($1.invoke, $1.client, $1.key) } }
-        return (sorted(recorded.checked), sorted(recorded.excluded), records)
+        return (sorted(recorded.checked), sorted(recorded.excluded), finished)
     }
 
     /// Strikes on the plan, each target chosen from the store as it is at that moment.
-    private func nemesis(_ cluster: ExperimentCluster, start: MonotonicNanos, restarts: Locked<[Task<Void, Never>]>) async throws
-        -> [NemesisRecord] {
+    private func nemesis(_ cluster: ExperimentCluster, start: MonotonicNanos, restarts: Locked<[Task<Void, Never>]>,
+                         ended: Locked<[String: MonotonicNanos]>) async throws -> [NemesisRecord] {
         var rng = SplitMix64(seed: SplitMix64.mix(spec.seed ^ 0x4E45_4D45_5349_5321))
         let keyGroups = Workload.keys(spec.keys).map { KeyGroups.group(of: $0, groups: spec.layout.groups) }
         var records: [NemesisRecord] = []
@@ -194,10 +212,13 @@ struct LinearizabilityRun {
                 record.skipped = why
             case .inject(let faults, let restartAfter):
                 for f in faults {
+                    let requested = Stamp.now()
+                    let id: String
                     do {
-                        let r = try await cluster.engine.inject(f, requested: .now(), knownNodes: Set(cluster.nodes))
-                        record.faults.append(.init(id: r.faultID, node: f.node.rawValue, peers: f.peers?.map(\.rawValue),
-                                                   appliedMonoNs: r.applied?.monoNs))
+                        let r = try await cluster.engine.inject(f, requested: requested, knownNodes: Set(cluster.nodes))
+                        id = r.faultID
+                        record.faults.append(.init(id: id, node: f.node.rawValue, peers: f.peers?.map(\.rawValue),
+                                                   requestedMonoNs: requested.monoNs, appliedMonoNs: r.applied?.monoNs))
                     } catch {
                         record.refused.append("\(f.kind.rawValue) \(f.node): \(error)")
                         continue  // nothing was killed: nothing to start again
@@ -206,7 +227,7 @@ struct LinearizabilityRun {
                         let node = f.node
                         restarts.withLock { $0.append(Task {
                             guard (try? await Task.sleep(for: .milliseconds(ms))) != nil, !Task.isCancelled else { return }
-                            try? await cluster.supervisor.start(node)
+                            if (try? await cluster.supervisor.start(node)) != nil { ended.withLock { $0[id] = monotonicNow() } }
                         }) }
                     }
                 }
@@ -221,7 +242,11 @@ struct LinearizabilityRun {
 /// One strike of the nemesis as nemesis.jsonl keeps it. Each fault's requested, applied and
 /// cleared moments are in events.jsonl under its fault_id.
 struct NemesisRecord: Sendable {
-    struct Applied: Sendable { var id: String; var node: String; var peers: [String]?; var appliedMonoNs: Int64? }
+    /// One fault and its three moments: requested, applied, and ended (cleared; a kill: its node started again).
+    struct Applied: Sendable {
+        var id: String; var node: String; var peers: [String]?
+        var requestedMonoNs: Int64; var appliedMonoNs: Int64?; var endedMonoNs: Int64? = nil
+    }
     var atMs: Int
     var entry: Int
     var fault: String
@@ -240,7 +265,8 @@ struct NemesisRecord: Sendable {
         func q(_ s: String) -> String { JSONLWriter.quoted(s) }
         let faultsJSON = faults.map { f in
             "{\"fault_id\":\(q(f.id)),\"node\":\(q(f.node))" + (f.peers.map { ",\"peers\":[" + $0.map(q).joined(separator: ",") + "]" } ?? "")
-                + (f.appliedMonoNs.map { ",\"applied_mono_ns\":\($0)" } ?? "") + "}"
+                + ",\"requested_mono_ns\":\(f.requestedMonoNs)" + (f.appliedMonoNs.map { ",\"applied_mono_ns\":\($0)" } ?? "")
+                + (f.endedMonoNs.map { ",\"ended_mono_ns\":\($0)" } ?? "") + "}"
         }
         return "{\"at_ms\":\(atMs),\"entry\":\(entry),\"fault\":\(q(fault)),\"target\":\(q(target)),\"faults\":[\(faultsJSON.joined(separator: ","))]"
             + (refused.isEmpty ? "" : ",\"refused\":[" + refused.map(q).joined(separator: ",") + "]")

@@ -146,8 +146,9 @@ public struct Timeline: Sendable {
         var out: [String] = []
         if let title { out.append("<text x='4' y='16' class='title'>\(SVGPlots.escape(title))</text>") }
         // The axis: a tick every second (every 5 s past 20 s shown).
+        // The first step that leaves at most 12 ticks across the window.
         let seconds = span / 1e9
-        let tick = seconds > 20 ? 5.0 : seconds > 4 ? 1.0 : 0.25
+        let tick = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60].first { seconds / $0 <= 12 } ?? 300
         let nodesTop = y
         let shownMarks = marks.filter { $0.at >= from && $0.at < to }.sorted { $0.at < $1.at }
         let listH = numbered ? 16.0 * Double(shownMarks.count) + 10 : 0
@@ -156,7 +157,7 @@ public struct Timeline: Sendable {
         while t0 <= Double(to - start) / 1e9 {
             let tx = x(start + Int64(t0 * 1e9))
             out.append("<line x1='\(fmt(tx))' y1='\(fmt(y - 6))' x2='\(fmt(tx))' y2='\(fmt(height - 10))' class='grid'/>"
-                       + "<text x='\(fmt(tx))' y='\(fmt(y - 10))' class='tick'>\(fmt(t0, tick < 1 ? 2 : 0)) s</text>")
+                       + "<text x='\(fmt(tx))' y='\(fmt(y - 10))' class='tick'>\(fmt(t0, tick < 0.01 ? 3 : tick < 1 ? 2 : 0)) s</text>")
             t0 += tick
         }
         // Node lanes.
