@@ -95,6 +95,19 @@ def test_a_one_way_partition_cuts_only_what_the_node_sends(sup):
     assert bad.returncode == 2 and "--direction only applies to partition and delay" in bad.stderr, bad.stderr
 
 
+def test_healing_one_node_ends_every_link_of_the_faults_it_heals(sup):
+    """B's one-way partition holds B->A and B->C. `kvctl heal A` ends it (it touches A), and must
+    reset all its links: once, only those touching A were, and C never heard B again."""
+    r = sup.json("inject", "partition", "B", "--direction", "out")
+    applied = sup.wait_events(lambda e: e["event"] == "fault_applied" and e.get("fault_id") == r["fault_id"])[0]
+    t0 = applied["applied"]["mono_ns"]
+    sup.wait_events(lambda e: e["event"] == "declared_dead" and e["node"] == "C" and e.get("peer") == "B" and e["t_mono_ns"] > t0, timeout=3)
+    sup.kvctl("heal", "A")
+    cleared = sup.wait_events(lambda e: e["event"] == "fault_cleared" and e.get("fault_id") == r["fault_id"], timeout=3)[0]
+    sup.wait_events(lambda e: e["event"] == "declared_alive" and e["node"] == "C" and e.get("peer") == "B"
+                    and e["t_mono_ns"] > cleared["t_mono_ns"], timeout=3)
+
+
 def test_an_effect_not_seen_is_a_fault_failed_never_assumed(sup):
     """SIGTERM to a stopped node stays pending: the process is not gone within the effect deadline
     (1 s), so the fault is reported failed, with why. SIGCONT then lets the pending SIGTERM act."""

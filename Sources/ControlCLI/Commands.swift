@@ -205,7 +205,7 @@ struct Inject: ParsableCommand {
             kvctl inject kill B --after 50ms
             kvctl inject delay B 150ms --jitter 20ms --for 10s
             kvctl inject partition B --peers A,C --for 5s
-            kvctl inject partition B --direction out --for 5s   # B's messages are lost; it still hears the others
+            kvctl inject partition B --direction out --for 5s   # raft, heartbeat: what B sends is held; it still hears the others
             kvctl inject kill leader --key user42     (raft: the leader of the key's group)
             kvctl inject kill primary --key user42    (primary-backup: the active node of the key's pair)
             """)
@@ -220,7 +220,7 @@ struct Inject: ParsableCommand {
     var duration: String?
     @Option(parsing: .unconditional, help: "For delay: random jitter, e.g. 20ms.") var jitter: String?
     @Option(help: "For partition: comma-separated nodes to cut the node off from (default: all others).") var peers: String?
-    @Option(help: "For partition and delay: only what the node sends (out) or only what it receives (in): a one-way fault.")
+    @Option(help: "For partition and delay (raft and heartbeat modes): only what the node sends (out), or receives (in).")
     var direction: LinkDirection?
     @Option(help: "With 'leader': the leader of this key's Raft group (several groups: [cluster] groups); with 'primary': the active node of the key's pair.")
     var key: String?

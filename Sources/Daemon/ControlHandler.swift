@@ -198,6 +198,12 @@ struct ControlHandler: Sendable {
             guard let parsed = LinkDirection(rawValue: d) else {
                 throw VarlinkParameterError(name: "direction", reason: "'\(d)' is not a direction: use out (what the node sends) or in (what it receives)")
             }
+            // Raft and heartbeat nodes send on the connections they open, so a link's direction is a
+            // message direction; primary-backup's HTTP carries requests and answers both ways on one.
+            if context.config.mode == .primaryBackup {
+                throw VarlinkParameterError(name: "direction", reason: "one-way faults need raft or heartbeat mode: primary-backup's HTTP "
+                                            + "carries requests and their answers on the same connections")
+            }
             direction = parsed
         }
         var spec = FaultSpec(kind: kind, node: node,

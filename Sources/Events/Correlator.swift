@@ -51,6 +51,8 @@ public struct Correlator: Sendable {
     private struct Told {
         var atMonoNs: MonotonicNanos
         var claimed: [(group: Int, before: (monoNs: MonotonicNanos, fault: ActiveFault?)?)]
+        /// The node's exit, if it was seen while the fault was told: what a withdrawal leaves as the cause.
+        var exit: (node: NodeID, cause: ActiveFault)?
     }
     private var applying: [String: Told] = [:]
 
@@ -78,7 +80,7 @@ public struct Correlator: Sendable {
     @discardableResult
     public mutating func faultApplying(id: String, kind: FaultKind, node: NodeID, affected: [NodeID],
                                        atMonoNs: MonotonicNanos) -> [LateCause] {
-        applying[id] = Told(atMonoNs: atMonoNs, claimed: [])
+        applying[id] = Told(atMonoNs: atMonoNs, claimed: [], exit: nil)
         return register(id: id, kind: kind, node: node, affected: affected, appliedMonoNs: atMonoNs)
     }
 
@@ -124,10 +126,10 @@ public struct Correlator: Sendable {
     /// or a restart's start failed). A node whose exit was seen meanwhile stays down, for its exit;
     /// the losses the fault had claimed go back to what they were.
     public mutating func faultWithdrawn(id: String) {
-        guard let claimed = applying.removeValue(forKey: id)?.claimed else { return }
+        guard let told = applying.removeValue(forKey: id) else { return }
         for (n, f) in down where f.id == id {
             if f.processGone {
-                var exit = ActiveFault(id: nil, kind: nil, appliedMonoNs: f.appliedMonoNs, exit: "\(n) exited")
+                var exit = told.exit?.cause ?? ActiveFault(id: nil, kind: nil, appliedMonoNs: f.appliedMonoNs, exit: "\(n) exited")
                 exit.processGone = true
                 down[n] = exit
             } else {
@@ -135,7 +137,14 @@ public struct Correlator: Sendable {
             }
         }
         for (n, faults) in network { network[n] = faults.filter { $0.id != id } }
-        for (g, before) in claimed where groups[g]?.lost?.fault?.id == id { groups[g]?.lost = before }
+        for (g, before) in told.claimed where groups[g]?.lost?.fault?.id == id {
+            // The exit, when the leader's process was seen to end meanwhile; else the loss as it was.
+            if let exit = told.exit, groups[g]?.leader == exit.node {
+                groups[g]?.lost = (exit.cause.appliedMonoNs, exit.cause)
+            } else {
+                groups[g]?.lost = before
+            }
+        }
     }
 
     private mutating func register(id: String, kind: FaultKind, node: NodeID, affected: [NodeID],
@@ -190,10 +199,18 @@ public struct Correlator: Sendable {
             // Down without a fault (kvctl stop or restart, a crash): its peers' detections are true ones.
             // A fault that took it down first stays the cause, with its own t_fail.
             guard let node = event.node else { return }
-            if down[node] != nil { down[node]?.processGone = true; return }
             let how = event.signal.map { "killed by \($0)" } ?? "exit status \(event.exitCode ?? -1)"
-            let exit = ActiveFault(id: nil, kind: nil, appliedMonoNs: event.tMonoNs,
+            var exit = ActiveFault(id: nil, kind: nil, appliedMonoNs: event.tMonoNs,
                                    exit: "\(node) exited (\(event.reason.map { "\($0), " } ?? "")\(how))")
+            if let current = down[node] {
+                down[node]?.processGone = true
+                // A fault told but not yet applied may be withdrawn: the exit is then the cause.
+                if let id = current.id, applying[id] != nil {
+                    exit.processGone = true
+                    applying[id]?.exit = (node, exit)
+                }
+                return
+            }
             down[node] = exit
             for (g, track) in groups where track.leader == node && track.lost == nil { groups[g]?.lost = (event.tMonoNs, exit) }
         case .leaderLost:

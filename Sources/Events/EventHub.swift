@@ -196,8 +196,20 @@ public final class EventHub: Sendable {
         }
     }
 
+    /// A fault told but refused after all (its process had already gone): the correlator forgets
+    /// it, and the events still held stop naming it, since it ended as fault_failed.
     public func faultWithdrawn(id: String) {
-        state.withLock { $0.correlator.faultWithdrawn(id: id) }
+        state.withLock { s in
+            s.correlator.faultWithdrawn(id: id)
+            func strip(_ e: inout Event) {
+                guard e.faultID == id, e.kind == .leaderElected || e.kind == .declaredDead else { return }
+                e.faultID = nil
+                e.fault = nil
+            }
+            for i in s.held.indices { strip(&s.held[i].event) }
+            for i in s.unwritten.indices { strip(&s.unwritten[i]) }
+            for i in s.history.indices.suffix(256) { strip(&s.history[i]) }
+        }
     }
 
     public func faultCleared(id: String, kind: FaultKind, node: NodeID) {

@@ -105,7 +105,7 @@ struct LinearizabilityRun {
         let restarts = Locked<[Task<Void, Never>]>([])
         // When each fault ended: a network fault or stop when cleared, a kill when its node was started again.
         let ended = Locked<[String: MonotonicNanos]>([:])
-        let cleared = EventFeed(hub.subscribe(kinds: [.faultCleared]))
+        let cleared = EventFeed(hub.subscribe(kinds: [.faultCleared, .faultFailed]))
         defer { cleared.close() }
         // A killed node's start, due for_ms after its kill: cancelled and awaited on every way out,
         // so that nothing starts a node after the cluster is shut down.
@@ -119,7 +119,8 @@ struct LinearizabilityRun {
             records = try await withThrowingTaskGroup(of: [NemesisRecord].self) { group in
                 for c in 0..<spec.clients {
                     let client = WorkloadClient(number: c, clientID: "lin-\(directory.runID)-s\(session)-c\(c)", group: environment.group,
-                                                nodes: targets, readPolicy: spec.readPolicy, opTimeoutMs: spec.opTimeoutMs)
+                                                nodes: targets, readPolicy: spec.readPolicy, opTimeoutMs: spec.opTimeoutMs,
+                                                routerIndex: pb ? 0 : nil)
                     group.addTask { [spec] in
                         var workload = Workload(client: c, spec: spec)
                         var seq: UInt64 = 0
@@ -175,7 +176,8 @@ struct LinearizabilityRun {
         var lasting = Set(records.flatMap { r in r.fault == "kill" || r.fault == "restart" ? [] : r.faults.map(\.id) })
         if !lasting.isEmpty {
             _ = await cleared.wait(until: monotonicNow() + 1_000_000_000) { e in
-                if let id = e.faultID, lasting.remove(id) != nil { ended.withLock { $0[id] = e.tMonoNs } }
+                // A fault that failed (its effect never seen) has no end to wait for.
+                if let id = e.faultID, lasting.remove(id) != nil, e.kind == .faultCleared { ended.withLock { $0[id] = e.tMonoNs } }
                 return lasting.isEmpty
             }
         }

@@ -21,6 +21,8 @@ struct WorkloadClient: Sendable {
     let nodes: [(id: NodeID, port: Int)]
     let readPolicy: LinearizabilitySpec.ReadPolicy
     let opTimeoutMs: Int
+    /// Primary-backup's coordinator, in `nodes`: it routes by the key in the path only.
+    let routerIndex: Int?
 
     typealias Op = Linearizability.Operation<KVModel.Input, KVModel.Output>
 
@@ -64,7 +66,9 @@ struct WorkloadClient: Sendable {
         }
         var mayHaveApplied = false
         var hops = 0
-        while true {
+        // The coordinator routes by the key in the path: a cas or an mput (keys in the body) starts at a storage node.
+        if let router = routerIndex, at == router, method == "POST" { at = (at + 1) % nodes.count }
+        while !Task.isCancelled {
             let left = (deadline - monotonicNow()) / 1_000_000
             if left <= 0 { break }
             let node = nodes[at]
@@ -76,6 +80,7 @@ struct WorkloadClient: Sendable {
                 mayHaveApplied = true
                 at = (at + 1) % nodes.count
             case .answered(let r):
+                if r.status != 307 { hops = 0 }
                 let reply = try? JSONDecoder().decode(KVHTTP.AnyReply.self, from: Data(r.body))
                 switch (r.status, reply?.code) {
                 case (200, _) where isRead:
@@ -95,19 +100,23 @@ struct WorkloadClient: Sendable {
                 case (409, "cas_failed"):
                     // The compare ran and failed: the one `fail` the model reads as such.
                     return settled(nil, .fail, r.receivedMonoNs, node.id, [(keys[0], reply?.current)])
-                case (307, _):
+                case (307, _) where hops < 3:
                     // To the node it names (by id, or by its address); a chain of redirects is a
                     // store that cannot agree: then in turn, with a pause.
                     hops += 1
-                    if hops <= 3, let i = redirectTarget(reply?.leader, r.headers.first(name: "Location")) {
+                    if let i = redirectTarget(reply?.leader, r.headers.first(name: "Location")) {
                         at = i
                         pause = hops > 1
                     } else {
                         at = (at + 1) % nodes.count
-                        hops = 0
                     }
+                case (307, _):
+                    // Redirected three times in a row: the nodes do not agree on a leader yet. In turn, with a pause.
+                    hops = 0
+                    at = (at + 1) % nodes.count
                 case (409, "stale_sequence"):
-                    // An earlier attempt of this seq was applied and its answer is gone: no retry can tell more.
+                    // The session has moved past this seq (with one operation in flight per client it
+                    // cannot happen): whether this one ran is not known, and no retry will tell.
                     return Done(checked: ops(nil, .unknown, r.receivedMonoNs), excluded: [], node: node.id, seen: [])
                 case (503, "timeout"), (500, _):
                     // Proposed and not known to be applied: the same seq again is safe, elsewhere.

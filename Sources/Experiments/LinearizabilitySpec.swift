@@ -194,6 +194,10 @@ extension ExperimentSpecParser {
         }
         if let v = t.table["direction"] {
             guard fault == .partition || fault == .delay else { throw t.fail("direction", "only applies to partition and delay") }
+            guard layout.mode == .raft else {
+                throw t.fail("direction", "needs mode = \"raft\": primary-backup's HTTP carries requests and their answers on the same "
+                             + "connections, so a link's direction is not a message direction there")
+            }
             guard let d = v.string.flatMap(LinkDirection.init(rawValue:)) else {
                 throw t.fail("direction", "'\(v.string ?? v.typeName)' is not a direction; use \"out\" (what the target sends) or \"in\" (what it receives)")
             }

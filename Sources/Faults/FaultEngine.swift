@@ -52,6 +52,9 @@ public final class FaultEngine: Sendable {
     private let hooks: Hooks
     private let ledger: Mutex<FaultLedger>
     private let counter = Atomic<Int>(0)
+    /// Each network fault's own links, so that ending it (a heal of one node included) resets
+    /// exactly those: a one-way or peers-only fault's links need not all touch the healed node.
+    private let faultLinks = Mutex<[String: [LinkProxy]]>([:])
 
     public init(supervisor: NodeSupervisor, links: LinkTable, runID: String, effectDeadlineMs: Int,
                 stopGraceMs: Int, timerSpinUs: Int, schedPriority: Int, hooks: Hooks) {
@@ -95,6 +98,7 @@ public final class FaultEngine: Sendable {
             return .success((effects, e.spec, another))
         }
         let (effects, spec, another) = try outcome.get()
+        faultLinks.withLock { _ = $0.removeValue(forKey: id) }
         perform(effects, target: nil)
         return (spec, another)
     }
@@ -124,6 +128,7 @@ public final class FaultEngine: Sendable {
         case .heal:
             throw .invalid("heal is not injected")
         }
+        if case .links(let proxies) = target { faultLinks.withLock { $0[id] = proxies } }
         step(.requested(id: id, spec: spec, affected: affected.sorted()), at: requested, target: target)
 
         if spec.kind == .restart {
@@ -171,7 +176,11 @@ public final class FaultEngine: Sendable {
             switch effect {
             case .emit(let event): hooks.emit(event)
             case .correlateApplied(let record): hooks.applied(record)
-            case .correlateCleared(let record): hooks.cleared(record)
+            case .correlateCleared(let record):
+                if let proxies = faultLinks.withLock({ $0.removeValue(forKey: record.id) }) {
+                    for link in proxies { link.setFault(.none) }
+                }
+                hooks.cleared(record)
             case .undo: undo(target)
             case .setPaused(let node, let paused, let asOf):
                 if case .process(_, _, let generation) = target {
@@ -282,6 +291,7 @@ public final class FaultEngine: Sendable {
         defer { if case .process(_, let pidfd, _) = target { close(pidfd) } }
         guard case .applied(let applied, let tookNs, let firstEffect) = outcome else {
             if case .refused(let reason) = outcome {
+                faultLinks.withLock { _ = $0.removeValue(forKey: id) }
                 hooks.withdrawn(id)
                 appliedOut?(nil)
                 step(.refused(id: id, reason: reason), at: .now(), target: target)

@@ -230,8 +230,8 @@ extension Correlator {
 }
 
 /// The reviewer's case: a kill withdrawn (ESRCH) because the process had already exited, its exit
-/// processed between the telling and the withdrawal. The node stays down, for its exit; the loss
-/// the kill claimed goes back to the follower's report it replaced.
+/// processed between the telling and the withdrawal. The node stays down, for its exit as seen;
+/// the loss the kill claimed becomes the exit's.
 @Test func aWithdrawnKillLeavesANodeThatExitedMeanwhileDown() {
     var c = Correlator()
     c.feed(.leaderElected, "A", at: 0) { $0.term = 1; $0.group = 0 }
@@ -241,9 +241,10 @@ extension Correlator {
     c.faultWithdrawn(id: "f1")
     var e = dead("C", "A", at: 1300 * ms, lastHeard: 900 * ms)
     c.process(&e)
-    #expect(e.faultID == nil && e.label == .trueDetection && e.reason?.contains("A exited") == true)
+    // The exit as it was seen: its time and its status.
+    #expect(e.faultID == nil && e.label == .trueDetection && e.reason == "A exited (exit status 1)" && e.tFailMonoNs == 1001 * ms)
     let elected = c.feed(.leaderElected, "B", at: 1200 * ms) { $0.term = 2; $0.group = 0 }
-    #expect(elected.faultID == nil && elected.sinceLostMs == 190)
+    #expect(elected.faultID == nil && elected.sinceLostMs == 199 && elected.reason == "A exited (exit status 1)")
 }
 
 /// A fault told before its syscall and then refused (the process had already gone) leaves no trace.

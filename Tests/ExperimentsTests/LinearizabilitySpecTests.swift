@@ -162,4 +162,7 @@ private func refusal(_ body: String) -> ConfigError? {
     #expect(refusal("nemesis = [{ fault = \"kill\", every_ms = 2000, direction = \"out\" }]\n")?.problem.contains("partition and delay") == true)
     #expect(refusal("nemesis = [{ fault = \"partition\", every_ms = 2000, direction = \"up\" }]\n")?.problem.contains("\"out\"") == true)
     #expect(FaultSpec(kind: .stop, node: "A", direction: .out).problem(knownNodes: ["A"]) == "direction only applies to partition and delay")
+    // Primary-backup's HTTP carries answers back on the requester's connection: no message direction there.
+    #expect(refusal("mode = \"primary-backup\"\nnemesis = [{ fault = \"partition\", every_ms = 2000, direction = \"out\" }]\n")?
+        .problem.contains("needs mode = \"raft\"") == true)
 }
