@@ -40,6 +40,8 @@ public struct Correlator: Sendable {
     private struct GroupLeader {
         var leader: NodeID?
         var term: UInt64 = 0
+        /// When the current leader was elected (its event's stamp).
+        var electedMonoNs: MonotonicNanos = 0
         var lost: (monoNs: MonotonicNanos, fault: ActiveFault?)?
         /// The election that ended the last loss with no fault to name (yet): the leader it
         /// replaced, when that was first known lost, and the new term.
@@ -215,7 +217,14 @@ public struct Correlator: Sendable {
             for (g, track) in groups where track.leader == node && track.lost == nil { groups[g]?.lost = (event.tMonoNs, exit) }
         case .leaderLost:
             let g = event.group ?? 0
-            if groups[g, default: GroupLeader()].lost == nil { groups[g, default: GroupLeader()].lost = (event.tMonoNs, nil) }
+            let track = groups[g, default: GroupLeader()]
+            // Reports reach the hub in arrival order, not stamp order: the old leader's step-down in
+            // a transfer can arrive after its successor's election. A loss of another leader than
+            // the current one, or stamped before its election, is history: the current leader was
+            // not lost (taken for a loss, it kept the next kill from naming the election it caused).
+            if let named = event.leader, let current = track.leader, named != current { return }
+            if track.leader != nil && event.tMonoNs < track.electedMonoNs { return }
+            if track.lost == nil { groups[g, default: GroupLeader()].lost = (event.tMonoNs, nil) }
         case .leaderElected:
             let g = event.group ?? 0
             if let lost = groups[g]?.lost {
@@ -228,7 +237,7 @@ public struct Correlator: Sendable {
             if let term = event.term, term >= groups[g, default: GroupLeader()].term {
                 let before = groups[g]
                 // Raft's new leader reports itself; primary-backup's coordinator names the node it promoted.
-                groups[g] = GroupLeader(leader: event.leader ?? event.node, term: term, lost: nil)
+                groups[g] = GroupLeader(leader: event.leader ?? event.node, term: term, electedMonoNs: event.tMonoNs, lost: nil)
                 if let lost = before?.lost, lost.fault?.id == nil, let previous = before?.leader {
                     groups[g]?.unexplained = (previous, lost.monoNs, term)
                 }

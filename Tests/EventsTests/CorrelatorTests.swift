@@ -260,3 +260,23 @@ extension Correlator {
     c.process(&e)
     #expect(e.faultID == nil && e.label == .trueDetection)
 }
+
+/// CI on c5cce1c, the same test as before (`test_raft_groups`): a balancer transfer made A the
+/// leader of group 0, and B's own leader_lost of that transfer reached the hub after A's
+/// leader_elected. Taken as a loss of A, it stood until the kill of A, which then did not claim
+/// the loss, and the election it caused named no fault.
+@Test func aStaleLossReportArrivingAfterTheElectionDoesNotHideTheNextKill() {
+    var c = Correlator()
+    c.feed(.leaderElected, "B", at: 0) { $0.term = 2; $0.group = 0; $0.leader = "B" }
+    c.feed(.leaderElected, "A", at: 1000 * ms) { $0.term = 3; $0.group = 0; $0.leader = "A" }
+    // B's step-down, stamped before A's election and naming B, arrives after it; and a follower's
+    // report of B's loss, stamped after A's election but naming B, too.
+    c.feed(.leaderLost, "B", at: 998 * ms) { $0.term = 3; $0.group = 0; $0.leader = "B" }
+    c.feed(.leaderLost, "C", at: 1002 * ms) { $0.term = 3; $0.group = 0; $0.leader = "B" }
+    c.faultApplying(id: "f1", kind: .kill, node: "A", affected: ["A"], atMonoNs: 5000 * ms)
+    let elected = c.feed(.leaderElected, "C", at: 5028 * ms) { $0.term = 4; $0.group = 0; $0.leader = "C" }
+    #expect(elected.faultID == "f1" && elected.sinceLostMs == 28)
+    // A real loss of the current leader still counts.
+    c.feed(.leaderLost, "B", at: 6000 * ms) { $0.term = 4; $0.group = 0; $0.leader = "C" }
+    #expect(c.feed(.leaderElected, "B", at: 6150 * ms) { $0.term = 5; $0.group = 0; $0.leader = "B" }.sinceLostMs == 150)
+}
