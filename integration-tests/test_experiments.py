@@ -42,6 +42,25 @@ def run_dir_of(stdout):
     raise AssertionError(f"no run directory in:\n{stdout}")
 
 
+def run_experiment(spec, prefix, extra="", env=None):
+    """Runs the spec on a fresh supervisor, which is stopped after; (kvctl's result, a copy of the
+    run directory, the pids of the nodes the run started, the supervisor)."""
+    tmp = tempfile.mkdtemp(prefix=f"kvit-{prefix}-")
+    s = Supervisor(tmp, extra=extra, env=env)
+    try:
+        s.wait_ready()
+        (pathlib.Path(tmp) / "spec.toml").write_text(spec)
+        r = s.kvctl("experiment", "run", str(pathlib.Path(tmp) / "spec.toml"), check=False, timeout=300)
+        run_dir = run_dir_of(r.stdout)
+        pids = experiment_pids(run_dir)
+        copy = pathlib.Path(tempfile.mkdtemp(prefix=f"kvit-{prefix}-run-"))
+        shutil.copytree(run_dir, copy / run_dir.name)
+        return r, copy / run_dir.name, pids, s
+    finally:
+        s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def experiment_pids(run_dir):
     """Every kvnode the run started, from its own event log."""
     with open(run_dir / "events.jsonl") as f:

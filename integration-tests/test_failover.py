@@ -9,12 +9,11 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 
 import pytest
 
 from conftest import BIN, Supervisor, screenshot, stop_processes
-from test_experiments import experiment_pids, run_dir_of, wait_gone
+from test_experiments import experiment_pids, run_experiment, wait_gone
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PLANTED_KVNODE = ROOT / ".build-planted" / "debug" / "kvnode"
@@ -47,20 +46,7 @@ COLUMNS = ["session", "scenario", "kill_after_ms", "trial", "fault", "group", "k
 
 
 def run_spec(spec, extra="", env=None):
-    tmp = tempfile.mkdtemp(prefix="kvit-failover-")
-    s = Supervisor(tmp, extra=extra, env=env)
-    try:
-        s.wait_ready()
-        (pathlib.Path(tmp) / "failover.toml").write_text(spec)
-        r = s.kvctl("experiment", "run", str(pathlib.Path(tmp) / "failover.toml"), check=False, timeout=300)
-        run_dir = run_dir_of(r.stdout)
-        pids = experiment_pids(run_dir)
-        copy = pathlib.Path(tempfile.mkdtemp(prefix="kvit-failover-run-"))
-        shutil.copytree(run_dir, copy / run_dir.name)
-        return r, copy / run_dir.name, pids, s
-    finally:
-        s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    return run_experiment(spec, "failover", extra=extra, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ actions are in the run's events, and its report draws one timeline."""
 import json
 import pathlib
 import shutil
-import tempfile
 
 import pytest
 
 from conftest import Supervisor, screenshot
-from test_experiments import experiment_pids, run_dir_of, wait_gone
+from test_experiments import run_experiment, wait_gone
 
 PARTITIONS = """
 [[experiment.nemesis]]
@@ -23,21 +22,9 @@ for_ms = 1500
 
 
 def run_spec(spec):
-    """Runs the spec on a fresh supervisor; (kvctl's result, a copy of the run directory, the run's node pids)."""
-    tmp = tempfile.mkdtemp(prefix="kvit-lin-")
-    s = Supervisor(tmp)
-    try:
-        s.wait_ready()
-        (pathlib.Path(tmp) / "lin.toml").write_text(spec)
-        r = s.kvctl("experiment", "run", str(pathlib.Path(tmp) / "lin.toml"), check=False, timeout=300)
-        run_dir = run_dir_of(r.stdout)
-        pids = experiment_pids(run_dir)
-        copy = pathlib.Path(tempfile.mkdtemp(prefix="kvit-lin-run-")) / run_dir.name
-        shutil.copytree(run_dir, copy)
-        return r, copy, pids
-    finally:
-        s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    """(kvctl's result, a copy of the run directory, the run's node pids)."""
+    r, run_dir, pids, _ = run_experiment(spec, "lin")
+    return r, run_dir, pids
 
 
 @pytest.fixture(scope="module")

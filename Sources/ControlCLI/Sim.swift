@@ -228,7 +228,7 @@ struct SimElections: ParsableCommand {
     /// The trial `--trace` names among the results; nil (with why) if there is none such.
     static func traced(_ selector: String, _ results: [ElectionTrial]) -> Result<Int, Failure> {
         if let n = Int(selector) { return .success(n) }
-        let timed = results.filter { $0.electionMs != nil }.sorted { $0.electionMs! < $1.electionMs! }
+        let timed = results.compactMap { r in r.electionMs.map { (r, $0) } }.sorted { $0.1 < $1.1 }.map(\.0)
         let pick: ElectionTrial? = switch selector {
         case "min": timed.first
         case "max": timed.last

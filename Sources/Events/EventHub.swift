@@ -46,6 +46,11 @@ public final class EventHub: Sendable {
                 e.tFailMonoNs = c.appliedMonoNs
                 e.sinceLostMs = millisBetween(c.appliedMonoNs, e.tMonoNs)
             }
+            forEachHeld(fix)
+        }
+
+        /// Mends every event still here: held, not yet written, and the recent history.
+        mutating func forEachHeld(_ fix: (inout Event) -> Void) {
             for i in held.indices { fix(&held[i].event) }
             for i in unwritten.indices { fix(&unwritten[i]) }
             for i in history.indices.suffix(256) { fix(&history[i]) }
@@ -60,9 +65,7 @@ public final class EventHub: Sendable {
                 if e.detectionLatencyMs != nil { e.detectionLatencyMs = millisBetween(r.to, e.tMonoNs) }
                 if let since = e.sinceLostMs, since == millisBetween(r.from, e.tMonoNs) { e.sinceLostMs = millisBetween(r.to, e.tMonoNs) }
             }
-            for i in held.indices { fix(&held[i].event) }
-            for i in unwritten.indices { fix(&unwritten[i]) }
-            for i in history.indices.suffix(256) { fix(&history[i]) }
+            forEachHeld(fix)
         }
 
         mutating func hold(_ e: Event, arrived: MonotonicNanos) {
@@ -206,9 +209,7 @@ public final class EventHub: Sendable {
                 e.faultID = nil
                 e.fault = nil
             }
-            for i in s.held.indices { strip(&s.held[i].event) }
-            for i in s.unwritten.indices { strip(&s.unwritten[i]) }
-            for i in s.history.indices.suffix(256) { strip(&s.history[i]) }
+            s.forEachHeld(strip)
         }
     }
 

@@ -82,7 +82,7 @@ final class ExperimentCluster: Sendable {
     /// its own raft-mode nodes.
     static func startRaft(spec: StoreLayout, runID: String, dataDir: String, hub: EventHub, environment env: ExperimentEnvironment,
                           log: @escaping @Sendable (NodeID, String) -> Void) async throws -> ExperimentCluster {
-        let ids = (0..<spec.nodes).map { NodeID(validating: String(UnicodeScalar(UInt8(65 + $0))))! }
+        let ids = spec.storageNodes
         let ports = try LoopbackPorts.free(count: 2 * ids.count)
         var config = ClusterConfig(nodes: ids.enumerated().map { k, id in
             NodeConfig(id: id, port: ports[2 * k], peerPort: ports[2 * k + 1], dataDir: dataDir + "/" + id.rawValue)
@@ -110,8 +110,7 @@ final class ExperimentCluster: Sendable {
                                    log: @escaping @Sendable (NodeID, String) -> Void) async throws -> ExperimentCluster {
         let ports = try LoopbackPorts.free(count: spec.nodes + 1)
         var nodes = [NodeConfig(id: "NM", port: ports[0], role: .coordinator)]
-        for k in 0..<spec.nodes {
-            let id = NodeID(validating: String(UnicodeScalar(UInt8(65 + k))))!
+        for (k, id) in spec.storageNodes.enumerated() {
             nodes.append(NodeConfig(id: id, port: ports[k + 1], backupOf: k % 2 == 1 ? nodes[k].id : nil))
         }
         var config = ClusterConfig(nodes: nodes)
@@ -174,6 +173,27 @@ final class ExperimentCluster: Sendable {
         for id in [target] + observers where !(await supervisor.isRunning(id)) { try await supervisor.start(id) }
     }
 
+    /// The store a layout describes: Raft, its data under `dataDir`, or primary-backup.
+    static func startStore(_ layout: StoreLayout, runID: String, dataDir: String, hub: EventHub, environment env: ExperimentEnvironment,
+                           log: @escaping @Sendable (NodeID, String) -> Void) async throws -> ExperimentCluster {
+        switch layout.mode {
+        case .raft: try await startRaft(spec: layout, runID: runID, dataDir: dataDir, hub: hub, environment: env, log: log)
+        case .primaryBackup: try await startPrimaryBackup(spec: layout, runID: runID, hub: hub, environment: env, log: log)
+        }
+    }
+
+    /// Starts every node not running and waits until each is ready, at most 20 s; `feed` carries
+    /// the run's events from before the start.
+    func startAndAwaitReady(_ feed: EventFeed) async throws {
+        try await startAll()
+        var ready = Set<NodeID>()
+        let all = await feed.wait(until: monotonicNow() + 20_000_000_000) { e in
+            if e.kind == .nodeReady, let n = e.node { ready.insert(n) }
+            return ready.count == nodes.count
+        }
+        guard all else { throw SweepRun.TrialError(description: "\(ready.count) of \(nodes.count) nodes ready after 20 s") }
+    }
+
     /// Each group's leader (primary-backup: each pair's active node) as the nodes report it.
     func leaders(groups: Int) -> GroupLeaders {
         GroupLeaders(supervisor.snapshot.map { ($0.id.rawValue, $0.raft) }, groups: groups)
@@ -231,6 +251,17 @@ extension FaultEngine.Hooks {
                                                appliedMonoNs: r.applied.monoNs) },
               withdrawn: { id in hub.faultWithdrawn(id: id) },
               cleared: { r in hub.faultCleared(id: r.id, kind: r.spec.kind, node: r.spec.node) })
+    }
+}
+
+/// Polls `condition` every `every` until it holds; `check` throws when the run is cancelled; a
+/// `TrialError` naming `what` after `seconds`.
+func pollUntil(_ what: String, seconds: Int, every: Duration, check: () throws -> Void, _ condition: () -> Bool) async throws {
+    let deadline = monotonicNow() + Int64(seconds) * 1_000_000_000
+    while !condition() {
+        try check()
+        if monotonicNow() > deadline { throw SweepRun.TrialError(description: "no \(what) after \(seconds) s") }
+        try? await Task.sleep(for: every)
     }
 }
 

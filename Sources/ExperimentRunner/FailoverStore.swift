@@ -23,15 +23,9 @@ struct FailoverStore {
         let feed = EventFeed(run.hub.subscribe(kinds: nil))
         let cluster: ExperimentCluster
         do {
-            switch run.spec.mode {
-            case .raft:
-                cluster = try await ExperimentCluster.startRaft(
-                    spec: run.spec.layout, runID: run.directory.runID, dataDir: run.directory.path + "/data-s\(run.session)-\(number)",
-                    hub: run.hub, environment: run.environment, log: { node, line in run.log(node, line) })
-            case .primaryBackup:
-                cluster = try await ExperimentCluster.startPrimaryBackup(spec: run.spec.layout, runID: run.directory.runID, hub: run.hub,
-                                                                         environment: run.environment, log: { node, line in run.log(node, line) })
-            }
+            cluster = try await ExperimentCluster.startStore(run.spec.layout, runID: run.directory.runID,
+                                                             dataDir: run.directory.path + "/data-s\(run.session)-\(number)", hub: run.hub,
+                                                             environment: run.environment, log: { node, line in run.log(node, line) })
         } catch { feed.close(); throw error }
         let ports = Dictionary(uniqueKeysWithValues: cluster.config.nodes.map { ($0.id, $0.port) })
         // The nodes that hold data (not primary-backup's coordinator).
@@ -39,13 +33,7 @@ struct FailoverStore {
         let store = FailoverStore(run: run, cluster: cluster, feed: feed, client: StoreClient(group: run.environment.group, ports: ports),
                                   ids: storage)
         do {
-            try await cluster.startAll()
-            var ready = Set<NodeID>()
-            let all = await feed.wait(until: monotonicNow() + 20_000_000_000) { e in
-                if e.kind == .nodeReady, let n = e.node { ready.insert(n) }
-                return ready.count == cluster.nodes.count
-            }
-            guard all else { throw TrialError(description: "\(ready.count) of \(cluster.nodes.count) nodes ready after 20 s") }
+            try await cluster.startAndAwaitReady(feed)
             // Every group led by its preferred node: no balancing transfer can then start mid-trial.
             try await store.until("every group led by its preferred node", seconds: 20) { s in
                 (0..<s.spec.groups).allSatisfy { s.settled($0) }
@@ -77,12 +65,7 @@ struct FailoverStore {
 
     /// Polls `condition` every 2 ms until it holds; a TrialError naming `what` after `seconds`.
     func until(_ what: String, seconds: Int, _ condition: (FailoverStore) -> Bool) async throws {
-        let deadline = monotonicNow() + Int64(seconds) * 1_000_000_000
-        while !condition(self) {
-            try run.check()
-            if monotonicNow() > deadline { throw TrialError(description: "no \(what) after \(seconds) s") }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
+        try await pollUntil(what, seconds: seconds, every: .milliseconds(2), check: run.check) { condition(self) }
     }
 
     /// The next group, in turn, whose leader is its preferred node (a group whose node was just

@@ -56,25 +56,11 @@ struct LinearizabilityRun {
     private func startStore() async throws -> ExperimentCluster {
         let feed = EventFeed(hub.subscribe(kinds: [.nodeReady]))
         defer { feed.close() }
-        let cluster: ExperimentCluster
-        switch spec.layout.mode {
-        case .raft:
-            cluster = try await ExperimentCluster.startRaft(spec: spec.layout, runID: directory.runID,
-                                                            dataDir: directory.path + "/data-s\(session)", hub: hub,
-                                                            environment: environment, log: { node, line in log(node, line) })
-        case .primaryBackup:
-            cluster = try await ExperimentCluster.startPrimaryBackup(spec: spec.layout, runID: directory.runID, hub: hub,
-                                                                     environment: environment, log: { node, line in log(node, line) })
-        }
+        let cluster = try await ExperimentCluster.startStore(spec.layout, runID: directory.runID, dataDir: directory.path + "/data-s\(session)",
+                                                             hub: hub, environment: environment, log: { node, line in log(node, line) })
         do {
-            for id in cluster.nodes { try await cluster.supervisor.start(id) }
-            var ready = Set<NodeID>()
-            let all = await feed.wait(until: monotonicNow() + 20_000_000_000) { e in
-                if let n = e.node { ready.insert(n) }
-                return ready.count == cluster.nodes.count
-            }
-            guard all else { throw SweepRun.TrialError(description: "\(ready.count) of \(cluster.nodes.count) nodes ready after 20 s") }
-            try await until("every group with a leader", seconds: 20) {
+            try await cluster.startAndAwaitReady(feed)
+            try await pollUntil("every group with a leader", seconds: 20, every: .milliseconds(5), check: check) {
                 (0..<spec.layout.groups).allSatisfy { cluster.settled($0, layout: spec.layout, preferred: nil) }
             }
         } catch {
@@ -82,15 +68,6 @@ struct LinearizabilityRun {
             throw error
         }
         return cluster
-    }
-
-    private func until(_ what: String, seconds: Int, _ condition: () -> Bool) async throws {
-        let deadline = monotonicNow() + Int64(seconds) * 1_000_000_000
-        while !condition() {
-            try check()
-            if monotonicNow() > deadline { throw SweepRun.TrialError(description: "no \(what) after \(seconds) s") }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
     }
 
     /// The workload and the nemesis, side by side, for `duration_s`; then the store made whole again.
@@ -118,7 +95,7 @@ struct LinearizabilityRun {
         do {
             records = try await withThrowingTaskGroup(of: [NemesisRecord].self) { group in
                 for c in 0..<spec.clients {
-                    let client = WorkloadClient(number: c, clientID: "lin-\(directory.runID)-s\(session)-c\(c)", group: environment.group,
+                    let client = WorkloadClient(clientID: "lin-\(directory.runID)-s\(session)-c\(c)", group: environment.group,
                                                 nodes: targets, readPolicy: spec.readPolicy, opTimeoutMs: spec.opTimeoutMs,
                                                 routerIndex: pb ? 0 : nil)
                     group.addTask { [spec] in

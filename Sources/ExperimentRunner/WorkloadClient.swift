@@ -14,7 +14,6 @@ import NodeClient
 /// timeout applies it at most once. What it records is what it knows: ok or fail on an answer that
 /// says so, unknown when a request that reached a node got no answer that settles it.
 struct WorkloadClient: Sendable {
-    let number: Int
     let clientID: String
     let group: any EventLoopGroup
     /// Where it asks first (in turn from its own), and the ports of every node a redirect may name.

@@ -180,15 +180,17 @@ extension ExperimentSpecParser {
         if fault == .restart {
             if t.table["for_ms"] != nil { throw t.fail("for_ms", "a restart is a moment: it has no for_ms") }
         } else {
-            n.forMs = try t.int("for_ms", default: 1000, 1...3_600_000)
-            if n.forMs! >= n.everyMs {
-                throw t.fail("for_ms", "\(n.forMs!) is not below every_ms (\(n.everyMs)): each fault must end before the next begins")
+            let forMs = try t.int("for_ms", default: 1000, 1...3_600_000)
+            if forMs >= n.everyMs {
+                throw t.fail("for_ms", "\(forMs) is not below every_ms (\(n.everyMs)): each fault must end before the next begins")
             }
+            n.forMs = forMs
         }
         if fault == .delay {
             guard t.table["delay_ms"] != nil else { throw t.fail("delay_ms", "missing: the one-way latency a delay adds, in ms") }
-            n.delayMs = try t.int("delay_ms", default: 0, 1...FaultSpec.maxDelayMs)
-            n.jitterMs = try t.int("jitter_ms", default: 0, 0...n.delayMs!)
+            let delayMs = try t.int("delay_ms", default: 0, 1...FaultSpec.maxDelayMs)
+            n.delayMs = delayMs
+            n.jitterMs = try t.int("jitter_ms", default: 0, 0...delayMs)
         } else if let key = ["delay_ms", "jitter_ms"].first(where: { t.table[$0] != nil }) {
             throw t.fail(key, "only applies to fault = \"delay\"")
         }

@@ -12,17 +12,12 @@ public struct Workload: Sendable {
         case cas(String, expected: String?, new: String)
         case delete(String)
         /// Keys of one group (a write is atomic only within one), each with its own value.
-        case mput([(key: String, value: String)])
+        case mput([Pair])
+    }
 
-        public static func == (a: Op, b: Op) -> Bool {
-            switch (a, b) {
-            case (.get(let x), .get(let y)), (.delete(let x), .delete(let y)): return x == y
-            case (.put(let k, let v), .put(let k2, let v2)): return k == k2 && v == v2
-            case (.cas(let k, let e, let n), .cas(let k2, let e2, let n2)): return k == k2 && e == e2 && n == n2
-            case (.mput(let x), .mput(let y)): return x.map(\.key) == y.map(\.key) && x.map(\.value) == y.map(\.value)
-            default: return false
-            }
-        }
+    public struct Pair: Sendable, Equatable {
+        public var key: String
+        public var value: String
     }
 
     public let client: Int
@@ -60,7 +55,7 @@ public struct Workload: Sendable {
                 default:
                     let group = byGroup.filter { !$0.isEmpty }.randomElement(using: &rng) ?? [key]
                     let chosen = group.shuffled(using: &rng).prefix(min(group.count, 3))
-                    return .mput(chosen.sorted().map { ($0, value()) })
+                    return .mput(chosen.sorted().map { Pair(key: $0, value: value()) })
                 }
             }
             pick -= weight
